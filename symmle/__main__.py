@@ -1,0 +1,3 @@
+from symmle.cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""Time budgets for symbolic steps.
+
+SymPy has no cancellation API, and a thread cannot be killed, so a budget is
+enforced with ``SIGALRM`` (``setitimer``): the handler raises
+:class:`~symmle.errors.DerivationTimeout` inside the running step.  SymPy is
+pure Python, so the interrupt lands within milliseconds.  Budgets nest: an
+inner step never outlives the step that contains it.  Where no alarm is
+available (Windows, or a call from a thread other than the main one) the step
+runs unbounded and :func:`enforced` reports that so callers can warn.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from symmle.errors import DerivationTimeout
+
+__all__ = ["DEFAULT_TIMEOUT", "budget", "attempt", "enforced"]
+
+#: Default budget, in seconds, for one symbolic step.
+DEFAULT_TIMEOUT = 20.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Frame:
+    step: str
+    seconds: float
+    deadline: float
+
+
+_frames: list[_Frame] = []
+
+
+def enforced() -> bool:
+    """Whether budgets can interrupt work in the calling thread."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    now = time.monotonic()
+    expired = [f for f in _frames if f.deadline <= now + 1e-3]
+    # The outermost expired frame is the one to report: everything inside it
+    # is abandoned too.
+    victim = expired[0] if expired else _frames[-1]
+    raise DerivationTimeout(victim.step, victim.seconds)
+
+
+def _arm() -> None:
+    if not _frames:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return
+    remaining = min(f.deadline for f in _frames) - time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-3))
+
+
+@contextmanager
+def budget(step: str, seconds: float | None) -> Iterator[None]:
+    """Run the body under a time budget.
+
+    Parameters
+    ----------
+    step : str
+        Name of the step, used in the :class:`DerivationTimeout` message.
+    seconds : float or None
+        Budget in seconds; ``None`` or a non-positive value means unbounded.
+
+    Raises
+    ------
+    DerivationTimeout
+        When the body (or an enclosing budget) runs out of time.
+    """
+    if seconds is None or seconds <= 0 or not enforced():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGALRM)
+    if not _frames:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    frame = _Frame(step, float(seconds), time.monotonic() + float(seconds))
+    _frames.append(frame)
+    _arm()
+    try:
+        yield
+    finally:
+        _frames.remove(frame)
+        _arm()
+        if not _frames:
+            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
+def attempt(step: str, seconds: float | None, fn: Callable[[], T]) -> tuple[T | None, bool]:
+    """Run ``fn`` under its own budget; return ``(result, timed_out)``.
+
+    Only this step's own time-out is absorbed (so the caller can fall back
+    to another strategy); the time-out of an enclosing step propagates.
+    """
+    try:
+        with budget(step, seconds):
+            return fn(), False
+    except DerivationTimeout as exc:
+        if exc.step == step and not any(f.deadline <= time.monotonic() for f in _frames):
+            return None, True
+        raise

@@ -1,0 +1,82 @@
+"""The catalogue of model families shipped in ``derivations/``.
+
+This module only reads TOML; it never imports SymPy, so ``symmle list``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from symmle.errors import SpecError
+
+__all__ = ["catalogue_dir", "family_names", "family_path", "read_spec_file", "list_families"]
+
+
+def catalogue_dir() -> Path:
+    """Directory holding the catalogue's ``*.toml`` files.
+
+    Installed, it is the package ``symmle.derivations``; in a source checkout
+    it is ``derivations/`` beside the package.
+    """
+    try:
+        path = Path(str(resources.files("symmle.derivations")))
+        if path.is_dir() and any(path.glob("*.toml")):
+            return path
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "derivations"
+
+
+def family_names() -> list[str]:
+    """Sorted names of the catalogue families."""
+    return sorted(p.stem for p in catalogue_dir().glob("*.toml"))
+
+
+def family_path(name: str) -> Path | None:
+    """Path of catalogue family ``name``, or ``None``."""
+    if not name.isidentifier():
+        return None
+    path = catalogue_dir() / f"{name}.toml"
+    return path if path.is_file() else None
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a spec file as a TOML table.
+
+    Raises
+    ------
+    SpecError
+        If the file cannot be read or is not valid TOML.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path.name}: {exc.strerror or exc}") from None
+    if len(text) > 100_000:
+        raise SpecError(f"spec file {path.name} is too large ({len(text)} characters)")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"spec file {path.name} is not valid TOML: {exc}") from None
+
+
+def list_families() -> list[dict[str, Any]]:
+    """Summary of each catalogue family, as in ``symmle list --json``."""
+    out = []
+    for name in family_names():
+        spec = read_spec_file(catalogue_dir() / f"{name}.toml")
+        out.append(
+            {
+                "name": spec.get("name", name),
+                "title": spec.get("title", ""),
+                "discrete": bool(spec.get("discrete", False)),
+                "parameters": dict(spec.get("parameters", {})),
+                "constants": dict(spec.get("constants", {})),
+            }
+        )
+    return out

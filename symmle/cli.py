@@ -1,0 +1,171 @@
+"""The ``symmle`` command line: parses, calls one library function, prints.
+
+SymPy is imported only by the commands that need it, so ``symmle --help``
+and ``symmle list`` start fast.  Errors become one line on stderr and a
+non-zero exit code, in one place (:class:`_Group`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from symmle.errors import SpecError, SymmleError, exit_code_for
+
+__all__ = ["main"]
+
+INTERNAL_ERROR = 70
+
+
+class _Group(click.Group):
+    """Maps every exception to a one-line message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except SymmleError as exc:
+            _fail(str(exc), exit_code_for(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except RecursionError:
+            _fail("input too deeply nested", INTERNAL_ERROR)
+        except MemoryError:
+            _fail("out of memory", INTERNAL_ERROR)
+        except Exception as exc:  # never show a traceback
+            _fail(f"internal error ({type(exc).__name__}): {_one_line(str(exc))}", INTERNAL_ERROR)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"symmle: error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _inline_options(fn):
+    opts = [
+        click.option("--pdf", help="Inline density or mass function, e.g. 'lam*exp(-lam*x)'."),
+        click.option("--var", default="x", show_default=True, help="Variable of the inline model."),
+        click.option("--discrete", is_flag=True, help="The inline model is a probability mass function."),
+        click.option("--support", help="Support of the inline model as LO,HI, e.g. 0,oo."),
+        click.option("--param", "params", multiple=True, metavar="NAME:DOMAIN", help="Parameter to estimate (repeatable)."),
+        click.option("--const", "consts", multiple=True, metavar="NAME[:DOMAIN][=VALUE]", help="Constant: declare it (NAME:DOMAIN), give its value (NAME=VALUE), or both."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _split_consts(consts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """``NAME:DOMAIN[=VALUE]`` -> declarations; ``NAME=VALUE`` -> values."""
+    declarations, values = [], {}
+    for item in consts:
+        head, eq, value = item.partition("=")
+        name, colon, domain = head.partition(":")
+        name = name.strip()
+        if not name or (eq and not value.strip()) or (not eq and not colon):
+            raise SpecError(f"--const must be NAME:DOMAIN, NAME=VALUE or NAME:DOMAIN=VALUE (got {item!r})")
+        if colon:
+            declarations.append(f"{name}:{domain.strip()}")
+        if eq:
+            values[name] = value.strip()
+    return declarations, values
+
+
+def _resolve_model(model: str | None, pdf, var, discrete, support, params, consts):
+    from symmle.spec import inline_model, load_model
+
+    declarations, values = _split_consts(consts)
+    if pdf is not None:
+        if model is not None:
+            raise SpecError("give either MODEL or --pdf, not both")
+        if not support:
+            raise SpecError("--pdf needs --support LO,HI")
+        if not params:
+            raise SpecError("--pdf needs at least one --param NAME:DOMAIN")
+        m = inline_model(pdf, var, support, list(params), declarations, discrete=discrete, validate=False)
+    else:
+        if model is None:
+            raise SpecError("give a MODEL (catalogue name or spec file) or an inline --pdf")
+        if params or declarations or support or discrete:
+            raise SpecError("--param, --support, --discrete and --const NAME:DOMAIN go with --pdf only")
+        m = load_model(model, validate=False)
+    if values:
+        m = m.with_constants(values)
+    from symmle.spec import check_density
+
+    check_density(m)
+    return m
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="symmle")
+def cli() -> None:
+    """symmle: symbolic maximum-likelihood derivations."""
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+def list_cmd(as_json: bool) -> None:
+    """List the catalogue of model families."""
+    from symmle.catalogue import list_families
+
+    families = list_families()
+    if as_json:
+        click.echo(json.dumps({"schema": 1, "families": families}, indent=2))
+        return
+    width = max((len(f["name"]) for f in families), default=4)
+    for f in families:
+        params = ", ".join(f["parameters"])
+        consts = ", ".join(f["constants"])
+        extra = f"; known: {consts}" if consts else ""
+        click.echo(f"{f['name']:<{width}}  {f['title']}  [{params}{extra}]")
+
+
+@cli.command()
+@click.argument("model", required=False)
+@_inline_options
+@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown", "json"]), default="text", show_default=True)
+@click.option("--standalone", is_flag=True, help="With --format latex: a complete document.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, output, timeout) -> None:
+    """Derive the MLE, Fisher information and CRLB of MODEL.
+
+    MODEL is a catalogue name (see 'symmle list'), a spec file, or omitted
+    with the inline form --pdf ... --var ... --support ... --param ....
+    """
+    from symmle.budget import DEFAULT_TIMEOUT
+    from symmle.derivation import derive as run
+
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    if fmt == "json":
+        text = json.dumps(d.to_dict(), indent=2) + "\n"
+    elif fmt == "latex":
+        text = d.to_latex(standalone=standalone) + "\n"
+    elif fmt == "markdown":
+        text = d.to_markdown()
+    else:
+        text = d.to_text()
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise SpecError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        click.echo(text, nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="symmle")

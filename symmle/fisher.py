@@ -1,0 +1,232 @@
+r"""Fisher information, Cramér–Rao bound, and their numerical verification.
+
+The per-observation information is :math:`I(\theta) = -E[\partial^2 \log f]`.
+With the split of :mod:`symmle.likelihood`, the second derivatives are
+linear in the functions :math:`g_j(x)`, so only the expectations
+:math:`E[g_j(X)]` are needed.  They are found, cheapest first, by
+
+1. the score identities :math:`E[\partial_k \log f] = 0`, a linear system in
+   the :math:`E[g_j]` (exact for exponential families, no integration);
+2. direct integration or summation of :math:`g f` over the support;
+3. the substitution :math:`u = \log x` for positive supports.
+
+Every entry is then compared with quadrature (or summation) of
+:math:`-\partial^2 \log f \cdot f` at a parameter point; an entry that
+cannot be found or fails the check is reported as missing, never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from symmle.budget import attempt
+from symmle.likelihood import Likelihood
+from symmle.numeric import to_function
+from symmle.quadrature import integrate_support, sum_support
+from symmle.spec import Model, density_function
+
+__all__ = ["Information", "fisher_information"]
+
+
+@dataclass(frozen=True)
+class Information:
+    """Fisher information of one observation and the Cramér–Rao bound.
+
+    Entries that do not exist (non-regular parameters) or could not be
+    found are ``nan``; ``verified[i][j]`` says whether entry ``(i, j)``
+    passed its numerical check.
+    """
+
+    fisher: sp.Matrix
+    crlb: sp.Matrix | None
+    verified: tuple[tuple[bool, ...], ...]
+    expectations: dict[sp.Expr, sp.Expr] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeout: float | None) -> dict[sp.Expr, sp.Expr]:
+    """Solve the score identities :math:`E[\\partial_k \\log f] = 0` for the :math:`E[g_j]`."""
+    if lik.coupled != 0:
+        # E[d h / d theta] would be an unknown of its own: leave it to integration
+        pass
+    unknowns = {s.expr: sp.Dummy(f"E{s.symbol.name}") for s, c in lik.coefficients if c.free_symbols & set(regular)}
+    if not unknowns:
+        return {}
+    coupled_unknowns = []
+    eqs = []
+    for p in regular:
+        e = sp.diff(lik.baseline, p) + sum((sp.diff(c, p) * unknowns[s.expr] for s, c in lik.coefficients if s.expr in unknowns), sp.S.Zero)
+        if lik.coupled != 0 and lik.coupled.has(p):
+            d = sp.Dummy("Eh")
+            coupled_unknowns.append(d)
+            e += d
+        eqs.append(e)
+    syms = list(unknowns.values()) + coupled_unknowns
+
+    def run():
+        sol = sp.linsolve(eqs, syms)
+        return next(iter(sol)) if sol else None
+
+    sol, _ = attempt("expectations from the score identities", timeout, run)
+    if sol is None:
+        return {}
+    out = {}
+    free = set(syms)
+    for (g, d), value in zip(unknowns.items(), sol):
+        if not (value.free_symbols & free):
+            out[g] = sp.simplify(value)
+    return out
+
+
+def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> sp.Expr | None:
+    """:math:`E[g(X)]` by symbolic integration or summation, or ``None``."""
+    x, f = model.variable, model.density
+    lo, hi = model.support
+
+    def direct():
+        if model.discrete:
+            r = sp.summation(g * f, (x, lo, hi))
+        else:
+            r = sp.integrate(g * f, (x, lo, hi), conds="none")
+        return None if r.has(sp.Integral, sp.Sum, sp.nan, sp.zoo) else sp.simplify(r)
+
+    value, _ = attempt(f"E[{g}] by {'summation' if model.discrete else 'integration'}", timeout, direct)
+    if value is not None or model.discrete or not lo.is_nonnegative:
+        return value
+    u = sp.Symbol("u", real=True)
+
+    def by_log():
+        integrand = sp.expand_log((g * f).subs(x, sp.exp(u)) * sp.exp(u), force=True)
+        r = sp.integrate(sp.powsimp(integrand), (u, sp.log(lo) if lo != 0 else -sp.oo, sp.log(hi) if hi != sp.oo else sp.oo), conds="none")
+        return None if r.has(sp.Integral, sp.nan, sp.zoo) else sp.simplify(r)
+
+    value, _ = attempt(f"E[{g}] with u = log {x}", timeout, by_log)
+    return value
+
+
+def _as_real(value: sp.Expr) -> float:
+    """A real number from a SymPy value, ``nan`` if it is not one."""
+    try:
+        z = complex(sp.N(value, 30))
+    except (TypeError, ValueError):
+        return math.nan
+    return z.real if abs(z.imag) <= 1e-12 * max(1.0, abs(z.real)) else math.nan
+
+
+def _numeric_entry(model: Model, expr_x: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
+    """Quadrature/summation of ``expr_x * f`` over the support at ``point``."""
+    f = density_function(model, point)
+    h = to_function([model.variable], expr_x.subs(point))
+    lo, hi = model.support_at(point)
+
+    def integrand(t):
+        with np.errstate(all="ignore"):
+            t_arr = np.asarray(t, dtype=float)
+            fv = np.asarray(f(t_arr), dtype=float)
+            hv = np.asarray(h(t_arr), dtype=float) * np.ones_like(t_arr)
+            return np.where(fv > 0, hv * fv, 0.0)
+
+    if model.discrete:
+        value, _ = sum_support(integrand, lo, hi)
+    else:
+        value, _ = integrate_support(lambda t: float(integrand(t)), lo, hi)
+    return value
+
+
+def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbol, q: sp.Symbol, timeout: float | None):
+    """``(E[-d2 log f / dp dq], -d2 log f / dp dq)`` or ``None`` if an expectation is not found."""
+    model = lik.model
+    inner = None if timeout is None else timeout / 3
+    d2 = -sp.diff(logf_parts, p, q)
+    # E[-d2]: replace each g_j by its expectation, integrate what is left
+    value = -sp.diff(lik.baseline, p, q)
+    for s, c in lik.coefficients:
+        c2 = sp.diff(c, p, q)
+        if c2 == 0:
+            continue
+        if s.expr not in expectations:
+            e = _integrate_expectation(model, s.expr, inner)
+            if e is None:
+                return None
+            expectations[s.expr] = e
+        value -= c2 * expectations[s.expr]
+    if lik.coupled != 0:
+        h2 = sp.diff(lik.coupled, p, q)
+        if h2 != 0:
+            e = _integrate_expectation(model, h2, inner)
+            if e is None:
+                return None
+            value -= e
+    return sp.simplify(value), d2
+
+
+def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: float | None = None) -> Information:
+    """Per-observation Fisher information of ``lik``'s model.
+
+    Parameters
+    ----------
+    lik : Likelihood
+    regular : list of Symbol
+        Regular parameters (the support does not depend on them).  The
+        information of the others does not exist; their rows are ``nan``.
+    timeout : float, optional
+        Budget of each symbolic step.
+
+    Examples
+    --------
+    >>> from symmle.spec import load_model
+    >>> from symmle.likelihood import build_likelihood
+    >>> lam = load_model("exponential").symbols["lam"]
+    >>> fisher_information(build_likelihood(load_model("exponential")), [lam]).fisher
+    Matrix([[lam**(-2)]])
+    """
+    model = lik.model
+    params = list(model.parameter_symbols)
+    n = len(params)
+    warnings: list[str] = []
+    x = model.variable
+    logf_parts = lik.baseline + sum((c * s.expr for s, c in lik.coefficients), sp.S.Zero) + lik.coupled
+    expectations = _expectation_by_identities(lik, regular, timeout)
+    point = model.point()
+    entries = [[sp.nan] * n for _ in range(n)]
+    verified = [[False] * n for _ in range(n)]
+    for a in range(n):
+        for b in range(a, n):
+            p, q = params[a], params[b]
+            if p not in regular or q not in regular:
+                continue
+            name = f"I[{p},{q}]"
+            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda: _entry(lik, logf_parts, expectations, p, q, timeout))
+            if found is None:
+                why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
+                warnings.append(f"Fisher information entry {name} {why}")
+                continue
+            value, d2 = found
+            numeric = _numeric_entry(model, d2, point)
+            symbolic = _as_real(value.subs(point))
+            ok = math.isfinite(symbolic) and abs(symbolic - numeric) <= 1e-6 * max(1.0, abs(numeric))
+            if not ok:
+                warnings.append(f"Fisher information entry {name} = {value} failed its numerical check ({symbolic:.8g} vs quadrature {numeric:.8g}); not reported")
+                continue
+            entries[a][b] = entries[b][a] = value
+            verified[a][b] = verified[b][a] = True
+    for p in params:
+        if p not in regular:
+            warnings.append(f"the Fisher information for {p} does not exist (the support depends on {p})")
+    fisher = sp.Matrix(entries)
+    crlb = None
+    idx = [params.index(p) for p in regular]
+    sub = fisher.extract(idx, idx) if idx else sp.Matrix()
+    if idx and not any(e == sp.nan for e in sub):
+        inv, timed_out = attempt("Cramér–Rao bound", timeout, lambda: sp.simplify(sub.inv() / lik.N))
+        if inv is not None:
+            crlb = sp.Matrix(n, n, lambda i, j: sp.nan)
+            for r, i in enumerate(idx):
+                for c, j in enumerate(idx):
+                    crlb[i, j] = inv[r, c]
+    return Information(fisher, crlb, tuple(map(tuple, verified)), expectations, tuple(warnings))

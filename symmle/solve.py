@@ -1,0 +1,304 @@
+"""Stationarity: score, Hessian, and the maximum-likelihood estimators.
+
+For the regular parameters (those that do not move the support) the score
+equations are solved with SymPy.  A root is kept only if it lies in the
+parameter domain (symbol assumptions first, then numbers) and is verified
+on several admissible data sets: the score vanishes there and the Hessian
+is negative definite.  Where no closed form is found, the problem is
+reduced as far as algebra allows (parameters with a closed form given the
+others are profiled out) and the remaining equations are reported as
+``numeric``; no root is ever guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from symmle.budget import attempt
+from symmle.errors import DerivationTimeout
+from symmle.evaluate import SampleEvaluator, verification_datasets
+from symmle.likelihood import Likelihood
+from symmle.spec import DOMAINS, in_domain
+
+__all__ = ["Estimator", "Stationarity", "solve_stationarity"]
+
+KINDS = ("closed_form", "numeric", "boundary", "none")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """How the MLE of one parameter is obtained.
+
+    Attributes
+    ----------
+    kind : str
+        ``closed_form``, ``numeric`` (``equation`` is what remains to solve),
+        ``boundary`` (an order statistic) or ``none`` (``note`` says why).
+    expr : Expr or None
+        The estimator, in ``N``, the statistics ``T_j`` and constants.
+    equation : Eq or None
+        For ``numeric``: the equation this parameter solves (a profile
+        relation to other parameters, or a reduced stationarity equation).
+    verified : bool
+        Whether the numerical cross-check passed.
+    """
+
+    parameter: str
+    kind: str
+    expr: sp.Expr | None = None
+    equation: sp.Eq | None = None
+    verified: bool = False
+    note: str = ""
+
+    def __str__(self) -> str:
+        if self.expr is not None:
+            return str(self.expr)
+        if self.equation is not None:
+            return f"{self.kind}: solve {self.equation}"
+        return f"{self.kind}: {self.note}"
+
+
+@dataclass(frozen=True)
+class Stationarity:
+    """Score, Hessian and estimators of the regular parameters."""
+
+    parameters: tuple[sp.Symbol, ...]  #: regular parameters, in model order
+    score: tuple[sp.Expr, ...]  #: d ell / d theta_k
+    hessian: sp.Matrix  #: d2 ell / d theta_k d theta_l
+    estimators: dict[str, Estimator]
+    equations: tuple[sp.Eq, ...] = ()  #: reduced system left to numerics
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _admissible(value: sp.Expr, domain: str) -> bool:
+    """False when SymPy can prove ``value`` lies outside ``domain``."""
+    if value.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo):
+        return False
+    if value.is_real is False:
+        return False
+    if domain in ("positive", "unit", "positive_integer") and value.is_positive is False:
+        return False
+    if domain == "nonnegative" and value.is_nonnegative is False:
+        return False
+    if domain == "unit" and (value - 1).is_nonnegative is True:
+        return False
+    return True
+
+
+class _Checker:
+    """Numeric checks of candidate solutions on several data sets."""
+
+    def __init__(self, lik: Likelihood, params: Sequence[sp.Symbol], score: Sequence[sp.Expr], hessian: sp.Matrix) -> None:
+        model = lik.model
+        point = model.point()
+        constants = {q.symbol: q.point() for q in model.constants}
+        self.domains = {q.symbol: q.domain for q in model.parameters}
+        self.params = list(params)
+        self.fixed = {q.symbol: point[q.symbol] for q in model.parameters if q.symbol not in params}
+        self.score = list(score)
+        self.hessian = hessian
+        self.evaluators = [SampleEvaluator(lik, d, constants) for d in verification_datasets(lik, constants, point)]
+
+    def check(self, solution: Mapping[sp.Symbol, sp.Expr]) -> tuple[bool, str]:
+        """Whether ``solution`` is an interior maximum on every data set."""
+        for ev in self.evaluators:
+            values = dict(self.fixed)
+            for p in self.params:
+                v = ev(solution[p], values)
+                if not np.isfinite(v) or not in_domain(v, self.domains[p]):
+                    return False, f"{p} = {v:.4g} is outside its domain on a test data set"
+                values[p] = v
+            for p, s in zip(self.params, self.score):
+                scale = sum(abs(ev(t, values)) for t in sp.Add.make_args(sp.expand(s))) + 1e-300
+                if not abs(ev(s, values)) <= 1e-7 * scale:
+                    return False, f"the score for {p} does not vanish at the solution"
+            h = np.array([[ev(self.hessian[i, j], values) for j in range(len(self.params))] for i in range(len(self.params))])
+            if not np.all(np.isfinite(h)) or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0:
+                return False, "the Hessian is not negative definite at the solution"
+        return True, ""
+
+    def loglik(self, lik: Likelihood, solution: Mapping[sp.Symbol, sp.Expr]) -> list[float]:
+        out = []
+        for ev in self.evaluators:
+            values = {**self.fixed, **{p: ev(solution[p], self.fixed) for p in self.params}}
+            out.append(ev(lik.log_likelihood, values))
+        return out
+
+
+def _inside_sum(expr: sp.Expr, symbol: sp.Symbol) -> bool:
+    """Whether ``symbol`` occurs inside an unevaluated sum over the data."""
+    return any(symbol in s.function.free_symbols for s in expr.atoms(sp.Sum))
+
+
+def _solve(eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None, step: str) -> list[dict[sp.Symbol, sp.Expr]] | None:
+    # No closed form can isolate a parameter trapped inside a sum over the data.
+    if any(_inside_sum(e, u) for e in eqs for u in unknowns):
+        return []
+
+    def run() -> list[dict[sp.Symbol, sp.Expr]]:
+        try:
+            return sp.solve(eqs, unknowns, dict=True)
+        except (NotImplementedError, ValueError, TypeError, ZeroDivisionError):
+            return []
+
+    result, timed_out = attempt(step, timeout, run)
+    return None if timed_out else result
+
+
+def _tidy_equation(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol) -> sp.Eq:
+    """Write ``expr = 0`` as ``(terms with parameters) = (the rest)``, per observation."""
+    e = sp.expand(sp.expand_log(sp.together(expr), force=True))
+    num, den = sp.fraction(sp.together(e))
+    e = sp.expand(num) if not (den.free_symbols & params) and den.is_positive else e
+    if all(t.has(N) for t in sp.Add.make_args(e) if t.free_symbols & params):
+        e = sp.expand(sp.expand_log(e / N, force=True))
+    left = sp.Add(*[t for t in sp.Add.make_args(e) if t.free_symbols & params])
+    right = sp.logcombine(-sp.Add(*[t for t in sp.Add.make_args(e) if not (t.free_symbols & params)]), force=True)
+    if left.could_extract_minus_sign():
+        left, right = -left, -right
+    return sp.Eq(left, right, evaluate=False)
+
+
+def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stationarity:
+    """Derive the score, Hessian and estimators of ``lik``'s regular parameters.
+
+    Examples
+    --------
+    >>> from symmle.spec import load_model
+    >>> from symmle.likelihood import build_likelihood
+    >>> st = solve_stationarity(build_likelihood(load_model("poisson")))
+    >>> st.estimators["lam"].expr
+    T1/N
+    """
+    model = lik.model
+    warnings: list[str] = []
+    estimators: dict[str, Estimator] = {}
+    regular = []
+    for q in model.parameters:
+        if model.depends_on_support(q.symbol):
+            warnings.append(
+                f"{q.name} sets the support, so the model is not regular in {q.name}: "
+                f"no stationary point is taken for it (its MLE is an order statistic)"
+            )
+            estimators[q.name] = Estimator(q.name, "none", note="non-regular: the support depends on it; the order-statistic MLE is not derived yet")
+        else:
+            regular.append(q.symbol)
+    ell = lik.log_likelihood
+    score = tuple(sp.diff(ell, p) for p in regular)
+    hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
+    if not regular:
+        return Stationarity((), (), sp.Matrix(), estimators, (), tuple(warnings))
+    domains = {q.symbol: q.domain for q in model.parameters}
+    checker = _Checker(lik, regular, score, hessian)
+
+    def admissible(sol: Mapping[sp.Symbol, sp.Expr], unknowns: Sequence[sp.Symbol]) -> bool:
+        return all(p in sol and _admissible(sol[p], domains[p]) for p in unknowns)
+
+    # 1. the whole system at once
+    eqs = [sp.together(s) for s in score]
+    solutions = _solve(eqs, regular, timeout, "solve the score equations")
+    if solutions is None:
+        warnings.append(f"solving the score equations timed out after {timeout:g} s; reducing them one at a time")
+        solutions = []
+    candidates = [s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & set(regular) for p in regular)]
+
+    # 2. otherwise eliminate one parameter at a time: each from its own score
+    #    equation first, then from the others
+    profile: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]] = {}  # p -> (value, equation it zeroes)
+    remaining = list(zip(regular, eqs))
+    if not candidates:
+        while remaining:
+            step = _eliminate_one(remaining, domains, timeout)
+            if step is None:
+                break
+            p, q, value, source = step
+            profile = {a: (v.subs(p, value), e) for a, (v, e) in profile.items()}
+            profile[p] = (value, source)
+            rest = [(a, sp.together(e.subs(p, value))) for a, e in remaining if a is not q]
+            # keep one equation per remaining parameter
+            remaining = [(q if a is p else a, e) for a, e in rest]
+        if not remaining:
+            candidates = [{p: v for p, (v, _) in profile.items()}]
+
+    if candidates:
+        verified = []
+        for sol in candidates:
+            sol = {p: sp.simplify(sol[p]) for p in regular}
+            ok, why = checker.check(sol)
+            if ok:
+                verified.append(sol)
+            else:
+                warnings.append(f"discarded a stationary point ({', '.join(f'{p} = {sol[p]}' for p in regular)}): {why}")
+        if len(verified) > 1:
+            # several maxima: keep the one with the largest likelihood on every data set
+            lls = [checker.loglik(lik, s) for s in verified]
+            best = [i for i in range(len(verified)) if all(lls[i][d] >= max(l[d] for l in lls) - 1e-9 for d in range(len(lls[i])))]
+            verified = [verified[best[0]]] if best else []
+            if not best:
+                warnings.append("several local maxima with no uniform best; solving numerically")
+        if len(verified) == 1:
+            for p in regular:
+                estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
+            return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), (), tuple(warnings))
+        profile, remaining = {}, list(zip(regular, eqs))
+
+    # 3. numeric: report the profile relations and the reduced equations
+    pset = set(regular)
+    reduced = []
+    for p, e in remaining:
+        eq = _tidy_equation(e, pset, lik.N)
+        reduced.append(eq)
+        estimators[p.name] = Estimator(p.name, "numeric", equation=eq, verified=False, note="no closed form found; solve the equation numerically")
+    for p, (v, source) in profile.items():
+        ok = _verify_profile(checker, p, v, source)
+        estimators[p.name] = Estimator(
+            p.name, "numeric", equation=sp.Eq(p, v), verified=ok,
+            note="closed form given the other parameters" + ("" if ok else " (numerical check failed)"),
+        )
+        if not ok:
+            warnings.append(f"the profile relation {p} = {v} failed its numerical check")
+    warnings.append("no closed form for " + ", ".join(p.name for p, _ in remaining) + "; the reduced equation(s) must be solved numerically")
+    return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), tuple(reduced), tuple(warnings))
+
+
+def _eliminate_one(remaining, domains, timeout):
+    """Find one parameter with a unique admissible root of one equation.
+
+    Returns ``(parameter, owner of the equation, root, equation)`` or ``None``.
+    """
+    own = [((p, eq), (p, eq)) for p, eq in remaining]
+    cross = [((p, None), (q, eq)) for p, _ in remaining for q, eq in remaining if q is not p]
+    for (p, _), (q, eq) in own + cross:
+        if p not in eq.free_symbols:
+            continue
+        roots = _solve([eq], [p], timeout, f"solve d/d{q} = 0 for {p}")
+        good = [r[p] for r in roots or [] if p in r and _admissible(r[p], domains[p]) and p not in r[p].free_symbols]
+        if len(good) == 1:
+            return p, q, good[0], eq
+    return None
+
+
+def _verify_profile(checker: _Checker, p: sp.Symbol, value: sp.Expr, score_p: sp.Expr) -> bool:
+    """The profile relation must zero the equation it came from, whatever the other parameters."""
+    others = [q for q in checker.params if q is not p]
+    rng = np.random.default_rng(7)
+    for ev in checker.evaluators:
+        for _ in range(2):
+            values = dict(checker.fixed)
+            for q in others:
+                values[q] = DOMAINS[checker.domains[q]][1] * float(rng.uniform(0.6, 1.4)) if checker.domains[q] not in ("integer", "positive_integer") else DOMAINS[checker.domains[q]][1]
+            values[p] = ev(value, values)
+            if not np.isfinite(values[p]):
+                return False
+            scale = sum(abs(ev(t, values)) for t in sp.Add.make_args(sp.expand(score_p))) + 1e-300
+            if not abs(ev(score_p, values)) <= 1e-7 * scale:
+                return False
+    return True
+
+
+def _ordered(model, estimators: dict[str, Estimator]) -> dict[str, Estimator]:
+    return {q.name: estimators[q.name] for q in model.parameters if q.name in estimators}

@@ -1,0 +1,485 @@
+"""Model specifications: the symbol table, domains, loading and validation.
+
+A :class:`Model` is immutable.  It owns the one symbol table of a model: the
+variable, the parameters and the constants are created here, once, with the
+SymPy assumptions their domains imply, and every later stage uses these very
+objects.  (A ``mu`` created elsewhere with other assumptions would be a
+different symbol, and a derivative with respect to it silently zero.)
+
+Expression text is untrusted and is only ever read by
+:func:`symmle.parse.parse_expression`.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import sympy as sp
+
+from symmle import catalogue
+from symmle.errors import SpecError
+from symmle.numeric import to_function
+from symmle.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
+from symmle.quadrature import integrate_support, interior_points, sum_support
+
+__all__ = [
+    "DOMAINS",
+    "Quantity",
+    "Sampler",
+    "Model",
+    "model_from_dict",
+    "inline_model",
+    "load_model",
+    "SAMPLER_METHODS",
+]
+
+#: Domain name -> (SymPy assumptions, representative interior point).
+DOMAINS: dict[str, tuple[dict[str, bool], float]] = {
+    "real": ({"real": True}, 0.3),
+    "positive": ({"positive": True}, 1.7),
+    "nonnegative": ({"nonnegative": True}, 1.7),
+    "unit": ({"positive": True}, 0.35),  # (0, 1): the upper bound is checked numerically
+    "integer": ({"integer": True}, 3.0),
+    "positive_integer": ({"integer": True, "positive": True}, 6.0),
+}
+
+#: numpy.random.Generator methods a ``[sampler]`` may name.
+SAMPLER_METHODS = frozenset(
+    "normal standard_normal gamma standard_gamma beta exponential standard_exponential poisson "
+    "binomial negative_binomial geometric lognormal weibull rayleigh wald laplace pareto uniform "
+    "chisquare logistic gumbel vonmises standard_cauchy standard_t f logseries hypergeometric "
+    "zipf power triangular noncentral_chisquare".split()
+)
+
+# Names used by symmle itself in derived expressions.
+_RESERVED = {"N", "i", "x_i", "I", "S", "Q", "O", "nan", "zoo", "true", "false"}
+_TOP_KEYS = {"name", "title", "variable", "discrete", "support", "density", "parameters", "constants", "sampler"}
+
+
+def in_domain(value: float, domain: str) -> bool:
+    """Whether the number ``value`` lies in ``domain``."""
+    if not math.isfinite(value):
+        return False
+    checks = {
+        "real": True,
+        "positive": value > 0,
+        "nonnegative": value >= 0,
+        "unit": 0 < value < 1,
+        "integer": float(value).is_integer(),
+        "positive_integer": float(value).is_integer() and value > 0,
+    }
+    return bool(checks[domain])
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A parameter (estimated) or constant (known) of a model."""
+
+    name: str
+    domain: str
+    symbol: sp.Symbol
+    value: sp.Expr | None = None  #: known value of a constant, if given
+
+    def point(self) -> float:
+        """A value for numerical checks: the given value, else a domain point."""
+        return float(self.value) if self.value is not None else DOMAINS[self.domain][1]
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How to draw from a model with a ``numpy.random.Generator``."""
+
+    method: str
+    args: tuple[tuple[str, sp.Expr], ...]
+    transform: sp.Expr | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """An immutable, validated model specification.
+
+    Attributes
+    ----------
+    variable : Symbol
+        The observed variable (``integer=True`` for discrete models).
+    support : (Expr, Expr)
+        Lower and upper end of the support (inclusive for discrete models).
+    density : Expr
+        The pdf or pmf.
+    parameters, constants : tuple of Quantity
+        Estimated and known quantities, in declaration order.
+    """
+
+    name: str
+    title: str
+    variable: sp.Symbol
+    discrete: bool
+    support: tuple[sp.Expr, sp.Expr]
+    density: sp.Expr
+    parameters: tuple[Quantity, ...]
+    constants: tuple[Quantity, ...] = ()
+    sampler: Sampler | None = None
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def parameter_symbols(self) -> tuple[sp.Symbol, ...]:
+        return tuple(q.symbol for q in self.parameters)
+
+    @property
+    def constant_symbols(self) -> tuple[sp.Symbol, ...]:
+        return tuple(q.symbol for q in self.constants)
+
+    @property
+    def symbols(self) -> dict[str, sp.Symbol]:
+        """The symbol table: every declared name to its one Symbol."""
+        table = {self.variable.name: self.variable}
+        table.update({q.name: q.symbol for q in (*self.parameters, *self.constants)})
+        return table
+
+    def point(self) -> dict[sp.Symbol, float]:
+        """Parameter and constant values used for numerical verification."""
+        return {q.symbol: q.point() for q in (*self.parameters, *self.constants)}
+
+    def support_at(self, point: Mapping[sp.Symbol, float]) -> tuple[float, float]:
+        """The numeric support at ``point``."""
+        return tuple(_to_float(e.subs(point)) for e in self.support)  # type: ignore[return-value]
+
+    def depends_on_support(self, symbol: sp.Symbol) -> bool:
+        """Whether the support's ends involve ``symbol`` (a non-regular parameter)."""
+        return any(symbol in e.free_symbols for e in self.support)
+
+    def with_constants(self, values: Mapping[str, Any]) -> Model:
+        """A copy with known values for some constants (``{name: number or text}``)."""
+        known = {q.name: q for q in self.constants}
+        new = []
+        for name in values:
+            if name not in known:
+                raise SpecError(f"unknown constant '{name}'; declared constants: {_names(self.constants)}")
+        for q in self.constants:
+            if q.name in values:
+                raw = values[q.name]
+                value = parse_number(raw, what=f"constant {q.name}") if isinstance(raw, str) else sp.nsimplify(raw)
+                _check_value(q.name, q.domain, value)
+                q = replace(q, value=value)
+            new.append(q)
+        return replace(self, constants=tuple(new))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``model`` object of the JSON output."""
+        src = self.source
+        return {
+            "name": self.name,
+            "density": src.get("density", str(self.density)),
+            "variable": self.variable.name,
+            "discrete": self.discrete,
+            "support": list(src.get("support", [str(e) for e in self.support])),
+            "parameters": {q.name: q.domain for q in self.parameters},
+            "constants": {q.name: q.domain for q in self.constants},
+        }
+
+
+def _names(qs: tuple[Quantity, ...]) -> str:
+    return ", ".join(q.name for q in qs) or "(none)"
+
+
+def _to_float(e: sp.Expr) -> float:
+    if e == sp.oo:
+        return math.inf
+    if e == -sp.oo:
+        return -math.inf
+    return float(e)
+
+
+def _check_value(name: str, domain: str, value: sp.Expr) -> None:
+    if not value.is_number or not in_domain(float(value), domain):
+        raise SpecError(f"value {value} of '{name}' is not in its domain '{domain}'")
+
+
+def _check_name(name: Any, role: str, taken: dict[str, str]) -> str:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise SpecError(f"{role} name {name!r} is not a valid identifier")
+    if name in FUNCTIONS or name in CONSTANTS or name in _RESERVED or (name[0] == "T" and name[1:].isdigit()):
+        raise SpecError(f"{role} name '{name}' is reserved (a function, constant or symmle's own symbol)")
+    if name in taken:
+        raise SpecError(f"{role} name '{name}' is already declared as the {taken[name]}")
+    taken[name] = role
+    return name
+
+
+def _quantities(table: Any, role: str, taken: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    if table is None:
+        return []
+    if not isinstance(table, Mapping):
+        raise SpecError(f"[{role}s] must be a table of name = \"domain\"")
+    out = []
+    for name, spec in table.items():
+        _check_name(name, role, taken)
+        if not isinstance(spec, str):
+            raise SpecError(f"domain of {role} '{name}' must be a string, one of {', '.join(DOMAINS)}")
+        domain, _, value = spec.partition("=")
+        domain = domain.strip()
+        if domain not in DOMAINS:
+            raise SpecError(f"unknown domain '{domain}' for {role} '{name}'; use one of {', '.join(DOMAINS)}")
+        out.append((name, domain, value.strip() or None))
+    return out
+
+
+def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: bool = True) -> Model:
+    """Build and validate a :class:`Model` from a parsed spec table.
+
+    Raises
+    ------
+    SpecError
+        On any problem with the spec, with a one-line message.
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{origin}: a spec must be a table")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise SpecError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("variable", "support", "density", "parameters"):
+        if key not in data:
+            raise SpecError(f"{origin}: missing '{key}'")
+    name = data.get("name", "model")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{origin}: 'name' must be a non-empty string")
+    taken: dict[str, str] = {}
+    var_name = _check_name(data["variable"], "variable", taken)
+    params = _quantities(data["parameters"], "parameter", taken)
+    consts = _quantities(data.get("constants"), "constant", taken)
+    if not params:
+        raise SpecError(f"{origin}: no parameter to estimate")
+    discrete = data.get("discrete", False)
+    if not isinstance(discrete, bool):
+        raise SpecError(f"{origin}: 'discrete' must be true or false")
+
+    symbols = {}
+    for qname, domain, _ in (*params, *consts):
+        symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
+    support_text = data["support"]
+    if not (isinstance(support_text, (list, tuple)) and len(support_text) == 2 and all(isinstance(s, (str, int, float)) for s in support_text)):
+        raise SpecError(f"{origin}: support must be two expressions [lo, hi]")
+    support_text = [str(s) for s in support_text]
+    lo, hi = (parse_expression(s, symbols, what=f"support {end}") for s, end in zip(support_text, ("lower end", "upper end")))
+    if lo in (sp.oo, sp.zoo) or hi in (-sp.oo, sp.zoo) or lo == hi:
+        raise SpecError(f"{origin}: support [{support_text[0]}, {support_text[1]}] is empty or reversed")
+
+    assumptions: dict[str, bool] = {"integer": True} if discrete else {"real": True}
+    if lo.is_nonnegative:
+        assumptions["nonnegative" if discrete else "positive"] = True
+    variable = sp.Symbol(var_name, **assumptions)
+    names = dict(symbols)
+    names[var_name] = variable
+    density_text = data["density"]
+    if not isinstance(density_text, str):
+        raise SpecError(f"{origin}: density must be a string")
+    density = parse_expression(density_text, names, what="density")
+
+    const_q = []
+    for qname, domain, value_text in consts:
+        value = parse_number(value_text, what=f"constant {qname}") if value_text else None
+        if value is not None:
+            _check_value(qname, domain, value)
+        const_q.append(Quantity(qname, domain, symbols[qname], value))
+    model = Model(
+        name=name,
+        title=str(data.get("title", name)),
+        variable=variable,
+        discrete=discrete,
+        support=(lo, hi),
+        density=density,
+        parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
+        constants=tuple(const_q),
+        sampler=_sampler(data.get("sampler"), symbols, variable, origin),
+        source={"density": density_text, "support": support_text},
+    )
+    unused = [q.name for q in model.parameters if q.symbol not in density.free_symbols | lo.free_symbols | hi.free_symbols]
+    if unused:
+        raise SpecError(f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support")
+    if validate:
+        check_density(model)
+    return model
+
+
+def _sampler(table: Any, symbols: Mapping[str, sp.Symbol], variable: sp.Symbol, origin: str) -> Sampler | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping) or set(table) - {"method", "args", "transform"}:
+        raise SpecError(f"{origin}: [sampler] takes only method, args and transform")
+    method = table.get("method")
+    if method not in SAMPLER_METHODS:
+        raise SpecError(f"{origin}: sampler method {method!r} is not an allowed numpy.random.Generator method")
+    args_table = table.get("args", {})
+    if not isinstance(args_table, Mapping):
+        raise SpecError(f"{origin}: sampler args must be a table")
+    args = []
+    for key, text in args_table.items():
+        if not isinstance(key, str) or not key.isidentifier() or not isinstance(text, (str, int, float)):
+            raise SpecError(f"{origin}: sampler argument {key!r} must be name = \"expression\"")
+        args.append((key, parse_expression(str(text), symbols, what=f"sampler argument {key}")))
+    transform = table.get("transform")
+    if transform is not None:
+        if not isinstance(transform, str):
+            raise SpecError(f"{origin}: sampler transform must be a string")
+        transform = parse_expression(transform, {**symbols, variable.name: variable}, what="sampler transform")
+    return Sampler(method, tuple(args), transform)
+
+
+def inline_model(
+    pdf: str,
+    var: str,
+    support: str,
+    params: list[str],
+    consts: list[str] = (),  # type: ignore[assignment]
+    *,
+    discrete: bool = False,
+    validate: bool = True,
+) -> Model:
+    """Build a model from the inline command-line form.
+
+    Parameters
+    ----------
+    pdf : str
+        Density text, e.g. ``"lam*exp(-lam*x)"``.
+    var : str
+        Variable name.
+    support : str
+        ``"LO,HI"``, e.g. ``"0,oo"``.
+    params : list of str
+        ``NAME:DOMAIN`` items.
+    consts : list of str
+        ``NAME:DOMAIN`` or ``NAME:DOMAIN=VALUE`` items.
+
+    Examples
+    --------
+    >>> m = inline_model("lam*exp(-lam*x)", "x", "0,oo", ["lam:positive"])
+    >>> m.parameters[0].symbol.is_positive
+    True
+    """
+    parts = [p.strip() for p in support.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise SpecError(f"--support must be LO,HI (got {support!r})")
+
+    def table(items: list[str], role: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in items:
+            name, sep, rest = item.partition(":")
+            if not sep or not name.strip() or not rest.strip():
+                raise SpecError(f"--{role} must be NAME:DOMAIN (got {item!r})")
+            if name.strip() in out:
+                raise SpecError(f"{role} name '{name.strip()}' is declared twice")
+            out[name.strip()] = rest.strip()
+        return out
+
+    data = {
+        "name": "inline",
+        "title": "Inline model",
+        "variable": var,
+        "discrete": discrete,
+        "support": parts,
+        "density": pdf,
+        "parameters": table(list(params), "param"),
+        "constants": table(list(consts), "const"),
+    }
+    return model_from_dict(data, origin="inline model", validate=validate)
+
+
+def load_model(ref: str | Path | Model, *, validate: bool = True) -> Model:
+    """Resolve a catalogue name, a spec file path, or a :class:`Model`.
+
+    Examples
+    --------
+    >>> load_model("exponential").parameters[0].name
+    'lam'
+    """
+    if isinstance(ref, Model):
+        return ref
+    text = str(ref)
+    path = catalogue.family_path(text)
+    if path is None:
+        candidate = Path(text)
+        if candidate.suffix == ".toml" or candidate.is_file():
+            path = candidate
+    if path is None:
+        raise SpecError(f"unknown model '{text}': not a catalogue family (see 'symmle list') nor a spec file")
+    data = catalogue.read_spec_file(path)
+    return model_from_dict(data, origin=path.name, validate=validate)
+
+
+def density_function(model: Model, point: Mapping[sp.Symbol, float]):
+    """The density at ``point`` as a NumPy function of the variable.
+
+    Where the direct form over- or underflows (``gamma(k + r)/factorial(k)``
+    at large ``k``), the value comes from the expanded log-density instead.
+    """
+    f_expr = model.density.subs(point)
+    direct = to_function([model.variable], f_expr)
+    log_expr = sp.expand_log(sp.log(f_expr), force=True)
+    via_log = to_function([model.variable], log_expr)
+
+    def f(x):
+        with np.errstate(all="ignore"):
+            x = np.asarray(x, dtype=float)
+            value = np.asarray(direct(x), dtype=float) * np.ones_like(x)
+            bad = ~np.isfinite(value)
+            if np.any(bad):
+                alt = np.exp(np.real(np.asarray(via_log(x[bad]), dtype=complex)) * np.ones_like(x[bad]))
+                value[bad] = alt
+            return value if value.ndim else float(value)
+
+    return f
+
+
+def check_density(model: Model) -> None:
+    """Verify numerically that the density is a density at a parameter point.
+
+    Checks that it is finite and non-negative inside the support and that it
+    integrates (or sums) to one, at the point of :meth:`Model.point`.
+
+    Raises
+    ------
+    SpecError
+        Naming the failed property and the point used.
+    """
+    point = model.point()
+    where = ", ".join(f"{s}={v:g}" for s, v in point.items())
+    try:
+        lo, hi = model.support_at(point)
+    except (TypeError, ValueError):
+        raise SpecError("support does not evaluate to numbers at the check point " + where) from None
+    if not lo < hi:
+        raise SpecError(f"support [{lo:g}, {hi:g}] is empty or reversed at {where}")
+    if model.discrete and not ((math.isinf(lo) or float(lo).is_integer()) and (math.isinf(hi) or float(hi).is_integer())):
+        raise SpecError(f"support ends of a discrete model must be integers (got [{lo:g}, {hi:g}] at {where})")
+    try:
+        f = density_function(model, point)
+    except Exception as exc:  # lambdify of an unsupported construct
+        raise SpecError(f"density cannot be evaluated numerically: {exc}") from None
+    if model.discrete:
+        if math.isinf(lo):
+            raise SpecError("a discrete support must have a finite lower end")
+        ks = np.arange(lo, min(hi, lo + 200) + 1)
+        values = np.asarray(f(ks), dtype=float)
+        probe = ks
+    else:
+        probe = np.asarray(interior_points(lo, hi, 41))
+        values = np.asarray(f(probe), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < -1e-12))
+    if bad.size:
+        k = bad[0]
+        kind = "negative" if np.isfinite(values[k]) else "not finite"
+        raise SpecError(f"density is {kind} at {model.variable}={probe[k]:g} ({where})")
+    if model.discrete:
+        total, ok = sum_support(f, lo, hi)
+        if not ok:
+            raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")
+    else:
+        total, _ = integrate_support(f, lo, hi)
+    if not abs(total - 1.0) < 1e-6:
+        verb = "sum" if model.discrete else "integrate"
+        raise SpecError(f"density does not {verb} to 1 over its support: got {total:.6g} at {where}")
