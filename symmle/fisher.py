@@ -83,6 +83,29 @@ def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeou
     return out
 
 
+def _by_mellin(model: Model, g: sp.Expr) -> sp.Expr | None:
+    r""":math:`E[a(X) \log^m X] = \partial_s^m E[a(X) X^s]|_{s=0}`, term by term.
+
+    Integrals with powers of :math:`\log x` are hard for SymPy, while the
+    moment :math:`E[a(X) X^s]` often has a quick closed form (a Mellin
+    transform); differentiating it in :math:`s` brings the logarithms back.
+    """
+    x, f = model.variable, model.density
+    lo, hi = model.support
+    s = sp.Dummy("s", positive=True)
+    parts = sp.collect(sp.expand(g), sp.log(x), evaluate=False)
+    total = sp.S.Zero
+    for power, coeff in parts.items():
+        m = 0 if power == 1 else sp.degree(power, sp.log(x)) if power.has(sp.log(x)) else None
+        if m is None or coeff.has(sp.log(x)):
+            return None
+        moment = sp.integrate(coeff * x**s * f, (x, lo, hi), conds="none")
+        if moment.has(sp.Integral, sp.nan, sp.zoo):
+            return None
+        total += sp.diff(moment, s, m).subs(s, 0)
+    return sp.simplify(total)
+
+
 def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> sp.Expr | None:
     """:math:`E[g(X)]` by symbolic integration or summation, or ``None``."""
     x, f = model.variable, model.density
@@ -95,6 +118,10 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> s
             r = sp.integrate(g * f, (x, lo, hi), conds="none")
         return None if r.has(sp.Integral, sp.Sum, sp.nan, sp.zoo) else sp.simplify(r)
 
+    if not model.discrete and lo.is_nonnegative and g.has(sp.log(x)):
+        value, _ = attempt(f"E[{g}] by moments in log {x}", timeout, lambda: _by_mellin(model, g))
+        if value is not None:
+            return value
     value, _ = attempt(f"E[{g}] by {'summation' if model.discrete else 'integration'}", timeout, direct)
     if value is not None or model.discrete or not lo.is_nonnegative:
         return value
