@@ -52,6 +52,11 @@ class SampleEvaluator:
                 values[d] = float(np.sum(np.asarray(f(self.data, *[values[p] for p in params]), dtype=float) * np.ones_like(self.data)))
             dummies.append(d)
         expr = expr.subs(dict(zip(sums, dummies)))
+        # order statistics are functions of the variable: give them dummies too
+        order = {o: sp.Dummy(str(o.func)) for o in lik.order_statistics if expr.has(o)}
+        for o, d in order.items():
+            values[d] = values[o]
+        expr = expr.subs(order)
         syms = sorted(expr.free_symbols, key=lambda s: s.name)
         missing = [s for s in syms if s not in values]
         if missing:

@@ -136,6 +136,10 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> s
     return value
 
 
+def _where(point: Mapping[sp.Symbol, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in point.items())
+
+
 def _as_real(value: sp.Expr) -> float:
     """A real number from a SymPy value, ``nan`` if it is not one."""
     try:
@@ -246,8 +250,12 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
         if p not in regular:
             warnings.append(f"the Fisher information for {p} does not exist (the support depends on {p})")
     fisher = sp.Matrix(entries)
-    crlb = None
     idx = [params.index(p) for p in regular]
+    if idx and all(verified[i][j] for i in idx for j in idx):
+        values = np.array([[_as_real(fisher[i, j].subs(point)) for j in idx] for i in idx])
+        if not np.all(np.isfinite(values)) or np.min(np.linalg.eigvalsh(values)) <= 0:
+            warnings.append(f"the Fisher information is not positive definite at {_where(point)}")
+    crlb = None
     sub = fisher.extract(idx, idx) if idx else sp.Matrix()
     if idx and not any(e == sp.nan for e in sub):
         inv, timed_out = attempt("Cramér–Rao bound", timeout, lambda: sp.simplify(sub.inv() / lik.N))

@@ -97,13 +97,28 @@ class Likelihood:
         return expr.subs({s.symbol: self.sum_over_sample(s.expr) for s in self.statistics})
 
     @cached_property
+    def order_statistics(self) -> tuple[sp.Expr, sp.Expr]:
+        """``(Min(x), Max(x))``: the sample minimum and maximum, as symbols.
+
+        They are undefined functions named ``Min`` and ``Max`` applied to the
+        variable, so they print as the contract's ``Min(x)``/``Max(x)``
+        (SymPy's own ``Max(x)`` would collapse to ``x``).
+        """
+        x = self.model.variable
+        kw = {"positive": True} if x.is_positive else {"nonnegative": True} if x.is_nonnegative else {"real": True}
+        if self.model.discrete:
+            kw["integer"] = True
+        return sp.Function("Min", **kw)(x), sp.Function("Max", **kw)(x)
+
+    @cached_property
     def statistic_map(self) -> dict[sp.Symbol, sp.Expr]:
         return {s.symbol: s.expr for s in self.statistics}
 
     def statistic_values(self, data: np.ndarray, constants: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, float]:
         """Numeric ``N`` and ``T_j`` of ``data`` (constants substituted)."""
         data = np.asarray(data, dtype=float)
-        values: dict[sp.Symbol, float] = {self.N: float(data.size)}
+        lo, hi = self.order_statistics
+        values: dict[sp.Symbol, float] = {self.N: float(data.size), lo: float(np.min(data)), hi: float(np.max(data))}
         for s in self.statistics:
             g = to_function([self.model.variable], s.expr.subs(constants))
             values[s.symbol] = float(np.sum(np.asarray(g(data), dtype=float) * np.ones_like(data)))

@@ -95,7 +95,7 @@ class _Checker:
     def __init__(self, lik: Likelihood, params: Sequence[sp.Symbol], score: Sequence[sp.Expr], hessian: sp.Matrix) -> None:
         model = lik.model
         point = model.point()
-        constants = {q.symbol: q.point() for q in model.constants}
+        constants = model.constant_point()
         self.domains = {q.symbol: q.domain for q in model.parameters}
         self.params = list(params)
         self.fixed = {q.symbol: point[q.symbol] for q in model.parameters if q.symbol not in params}
@@ -178,16 +178,22 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     warnings: list[str] = []
     estimators: dict[str, Estimator] = {}
     regular = []
+    boundary: dict[sp.Symbol, sp.Expr] = {}
     for q in model.parameters:
-        if model.depends_on_support(q.symbol):
-            warnings.append(
-                f"{q.name} sets the support, so the model is not regular in {q.name}: "
-                f"no stationary point is taken for it (its MLE is an order statistic)"
-            )
-            estimators[q.name] = Estimator(q.name, "none", note="non-regular: the support depends on it; the order-statistic MLE is not derived yet")
-        else:
+        if not model.depends_on_support(q.symbol):
             regular.append(q.symbol)
-    ell = lik.log_likelihood
+            continue
+        warnings.append(
+            f"{q.name} sets the support, so the model is not regular in {q.name}: "
+            f"no stationary point is taken for it; its MLE is where the support constraint binds"
+        )
+        est = _boundary_estimator(lik, q.symbol, timeout)
+        estimators[q.name] = est
+        if est.kind == "boundary":
+            boundary[q.symbol] = est.expr
+        else:
+            warnings.append(f"no maximum-likelihood estimator found for {q.name}: {est.note}")
+    ell = lik.log_likelihood.subs(boundary)
     score = tuple(sp.diff(ell, p) for p in regular)
     hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
     if not regular:
@@ -204,7 +210,8 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     if solutions is None:
         warnings.append(f"solving the score equations timed out after {timeout:g} s; reducing them one at a time")
         solutions = []
-    candidates = [s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & set(regular) for p in regular)]
+    every = set(model.parameter_symbols)
+    candidates = [s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & every for p in regular)]
 
     # 2. otherwise eliminate one parameter at a time: each from its own score
     #    equation first, then from the others
@@ -221,13 +228,14 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             rest = [(a, sp.together(e.subs(p, value))) for a, e in remaining if a is not q]
             # keep one equation per remaining parameter
             remaining = [(q if a is p else a, e) for a, e in rest]
-        if not remaining:
+        if not remaining and not any(v.free_symbols & every for v, _ in profile.values()):
             candidates = [{p: v for p, (v, _) in profile.items()}]
 
     if candidates:
         verified = []
         for sol in candidates:
-            sol = {p: sp.simplify(sol[p]) for p in regular}
+            tidy, _ = attempt("simplify the estimators", timeout, lambda: {p: sp.simplify(sol[p]) for p in regular})
+            sol = tidy or sol
             ok, why = checker.check(sol)
             if ok:
                 verified.append(sol)
@@ -250,7 +258,8 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     pset = set(regular)
     reduced = []
     for p, e in remaining:
-        eq = _tidy_equation(e, pset, lik.N)
+        eq, _ = attempt(f"tidy the equation for {p}", timeout, lambda: _tidy_equation(e, pset, lik.N))
+        eq = eq if eq is not None else sp.Eq(e, 0)
         reduced.append(eq)
         estimators[p.name] = Estimator(p.name, "numeric", equation=eq, verified=False, note="no closed form found; solve the equation numerically")
     for p, (v, source) in profile.items():
@@ -263,6 +272,84 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             warnings.append(f"the profile relation {p} = {v} failed its numerical check")
     warnings.append("no closed form for " + ", ".join(p.name for p, _ in remaining) + "; the reduced equation(s) must be solved numerically")
     return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), tuple(reduced), tuple(warnings))
+
+
+def _sign(expr: sp.Expr) -> int:
+    """+1 or -1 when SymPy can prove the sign of ``expr``, else 0."""
+    if expr.is_positive:
+        return 1
+    if expr.is_negative:
+        return -1
+    return 0
+
+
+def _boundary_estimator(lik: Likelihood, theta: sp.Symbol, timeout: float | None) -> Estimator:
+    r"""The MLE of a parameter that sets one end of the support.
+
+    The data must lie in the support: an upper end :math:`b(\theta)` must
+    satisfy :math:`b(\theta) \ge \max_i x_i`, a lower end
+    :math:`a(\theta) \le \min_i x_i`.  If the log-likelihood is monotone on
+    this feasible set, decreasing away from where the constraint binds, the
+    MLE is the binding point, a function of the order statistic.  Both
+    facts are proved symbolically where possible and otherwise checked on
+    test data over the feasible set.
+    """
+    model = lik.model
+    name = theta.name
+    domain = {q.symbol: q.domain for q in model.parameters}[theta]
+    lo, hi = model.support
+    in_lo, in_hi = theta in lo.free_symbols, theta in hi.free_symbols
+    if in_lo and in_hi:
+        return Estimator(name, "none", note="it sets both ends of the support")
+    end = hi if in_hi else lo
+    order_stat = lik.order_statistics[1 if in_hi else 0]
+    others = set(model.parameter_symbols) - {theta}
+    roots = _solve([end - order_stat], [theta], timeout, f"solve the support constraint for {name}")
+    good = [r[theta] for r in roots or [] if theta in r and _admissible(r[theta], domain) and not (r[theta].free_symbols & others)]
+    if len(good) != 1:
+        return Estimator(name, "none", note="the binding support constraint has no unique solution")
+    root = good[0]
+    point = model.point()
+    slope = _sign(sp.diff(end, theta)) or int(np.sign(float(sp.diff(end, theta).subs(point))))
+    if slope == 0:
+        return Estimator(name, "none", note="the support end does not move with it")
+    # feasible set lies above the root when the upper end increases, or the lower end decreases
+    above = (slope > 0) == in_hi
+    dl = sp.diff(lik.log_likelihood, theta)
+    want = -1 if above else 1  # the likelihood must fall going into the feasible set
+    proved = _sign(want * dl) == 1
+    if not proved and not _monotone_on_data(lik, theta, root, dl, above, want):
+        return Estimator(name, "none", note="the likelihood is not monotone on the feasible set")
+    if domain in ("integer", "positive_integer") and not root.is_integer:
+        root = sp.ceiling(root) if above else sp.floor(root)
+    side = "largest" if in_hi else "smallest"
+    direction = "decreasing" if above else "increasing"
+    return Estimator(
+        name, "boundary", expr=root, verified=True,
+        note=f"the log-likelihood is {direction} in {name} on the feasible set, so the constraint from the {side} observation binds",
+    )
+
+
+def _monotone_on_data(lik: Likelihood, theta: sp.Symbol, root: sp.Expr, dl: sp.Expr, above: bool, want: int) -> bool:
+    """Check the sign of the derivative over the feasible set on test data."""
+    model = lik.model
+    point = model.point()
+    constants = model.constant_point()
+    rng = np.random.default_rng(11)
+    for data in verification_datasets(lik, constants, point):
+        ev = SampleEvaluator(lik, data, constants)
+        r = ev(root, {})
+        if not np.isfinite(r):
+            return False
+        for _ in range(3):
+            values = {q.symbol: point[q.symbol] * float(rng.uniform(0.5, 1.5)) if q.domain not in ("integer", "positive_integer") else point[q.symbol]
+                      for q in model.parameters if q.symbol is not theta}
+            for step in (1e-6, 1e-3, 0.1, 1.0, 10.0, 1e3):
+                t = r + (1 if above else -1) * step * (abs(r) + 1)
+                v = ev(dl, {**values, theta: t})
+                if not np.isfinite(v) or want * v <= 0:
+                    return False
+    return True
 
 
 def _eliminate_one(remaining, domains, timeout):

@@ -142,8 +142,29 @@ class Model:
         return table
 
     def point(self) -> dict[sp.Symbol, float]:
-        """Parameter and constant values used for numerical verification."""
-        return {q.symbol: q.point() for q in (*self.parameters, *self.constants)}
+        """Parameter and constant values used for numerical verification.
+
+        Given constant values are used as they are; otherwise each quantity
+        gets its domain's point, shifted for each earlier quantity of the same
+        domain, so that two parameters never coincide (a support ``[a, b]``
+        stays non-empty, a symmetric formula does not hide an error).
+        """
+        seen: dict[str, int] = {}
+        out = {}
+        for q in (*self.parameters, *self.constants):
+            if q.value is not None:
+                out[q.symbol] = float(q.value)
+                continue
+            k = seen.get(q.domain, 0)
+            seen[q.domain] = k + 1
+            step = 0.1 if q.domain == "unit" else 0.5 if q.domain in ("positive", "nonnegative") else 1.0
+            out[q.symbol] = q.point() + k * step
+        return out
+
+    def constant_point(self) -> dict[sp.Symbol, float]:
+        """The constants' values in :meth:`point`."""
+        point = self.point()
+        return {q.symbol: point[q.symbol] for q in self.constants}
 
     def support_at(self, point: Mapping[sp.Symbol, float]) -> tuple[float, float]:
         """The numeric support at ``point``."""
