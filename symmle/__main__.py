@@ -1,3 +1,6 @@
+"""``python -m symmle``: the command line."""
+
 from symmle.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

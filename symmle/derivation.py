@@ -143,6 +143,8 @@ def _steps(model: Model, lik: Likelihood, st: Stationarity, info: Information) -
         if e.kind == "closed_form":
             steps.append(Step(f"Estimator of {name}", "Solving gives the maximum-likelihood estimator (verified: the score vanishes and the Hessian is negative definite on test data):",
                               ((hat, e.expr), (hat, lik.explicit(e.expr)))))
+        elif e.kind == "boundary":
+            steps.append(Step(f"Estimator of {name}", f"The support depends on {name}; {e.note}:", ((hat, e.expr),)))
         elif e.kind == "numeric":
             steps.append(Step(f"Estimator of {name}", e.note + ":", ((e.equation.lhs, e.equation.rhs),)))
         else:

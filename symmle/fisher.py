@@ -106,11 +106,50 @@ def _by_mellin(model: Model, g: sp.Expr) -> sp.Expr | None:
     return sp.simplify(total)
 
 
-def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> sp.Expr | None:
+@dataclass(frozen=True)
+class _Standard:
+    """A location-scale form: ``X = loc + scale * t`` with ``t`` free of both."""
+
+    t: sp.Symbol
+    loc: sp.Expr
+    scale: sp.Expr
+    density: sp.Expr  #: density of t
+    support: tuple[sp.Expr, sp.Expr]
+
+
+def _standardise(model: Model) -> _Standard | None:
+    r"""Find a location and/or scale among the model's symbols.
+
+    If :math:`s\,f(l + s t)` and the mapped support are free of :math:`l` and
+    :math:`s`, expectations become integrals against a fixed density of
+    :math:`t`, which SymPy handles far more easily (Cauchy, logistic...).
+    """
+    if model.discrete:
+        return None
+    x, f = model.variable, model.density
+    quantities = (*model.parameters, *model.constants)
+    locs = [None] + [q.symbol for q in quantities if q.domain == "real" and q.symbol in f.free_symbols]
+    scales = [None] + [q.symbol for q in quantities if q.domain == "positive" and q.symbol in f.free_symbols]
+    t = sp.Symbol("t", real=True)
+    for loc in locs:
+        for scale in scales:
+            if loc is None and scale is None:
+                continue
+            l, sc = loc if loc is not None else sp.S.Zero, scale if scale is not None else sp.S.One
+            moved = {v for v in (loc, scale) if v is not None}
+            support = tuple(sp.simplify((e - l) / sc) for e in model.support)
+            if any(e.free_symbols & moved for e in support):
+                continue
+            f0 = sp.simplify(f.subs(x, l + sc * t) * sc)
+            if not (f0.free_symbols & moved):
+                return _Standard(t, l, sc, f0, support)  # type: ignore[arg-type]
+    return None
+
+
+def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std: _Standard | None = None) -> sp.Expr | None:
     """:math:`E[g(X)]` by symbolic integration or summation, or ``None``."""
     x, f = model.variable, model.density
     lo, hi = model.support
-
     def direct():
         if model.discrete:
             r = sp.summation(g * f, (x, lo, hi))
@@ -122,6 +161,16 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None) -> s
         value, _ = attempt(f"E[{g}] by moments in log {x}", timeout, lambda: _by_mellin(model, g))
         if value is not None:
             return value
+    if std is not None:
+        def standardised():
+            h = sp.simplify(g.subs(x, std.loc + std.scale * std.t))
+            r = sp.integrate(h * std.density, (std.t, *std.support), conds="none")
+            return None if r.has(sp.Integral, sp.nan, sp.zoo) else sp.simplify(r)
+
+        value, _ = attempt(f"E[{g}] in standard form", timeout, standardised)
+        if value is not None:
+            return value
+
     value, _ = attempt(f"E[{g}] by {'summation' if model.discrete else 'integration'}", timeout, direct)
     if value is not None or model.discrete or not lo.is_nonnegative:
         return value
@@ -169,7 +218,7 @@ def _numeric_entry(model: Model, expr_x: sp.Expr, point: Mapping[sp.Symbol, floa
     return value
 
 
-def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbol, q: sp.Symbol, timeout: float | None):
+def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbol, q: sp.Symbol, timeout: float | None, std: _Standard | None = None):
     """``(E[-d2 log f / dp dq], -d2 log f / dp dq)`` or ``None`` if an expectation is not found."""
     model = lik.model
     inner = None if timeout is None else timeout / 3
@@ -181,7 +230,7 @@ def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbo
         if c2 == 0:
             continue
         if s.expr not in expectations:
-            e = _integrate_expectation(model, s.expr, inner)
+            e = _integrate_expectation(model, s.expr, inner, std)
             if e is None:
                 return None
             expectations[s.expr] = e
@@ -189,7 +238,7 @@ def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbo
     if lik.coupled != 0:
         h2 = sp.diff(lik.coupled, p, q)
         if h2 != 0:
-            e = _integrate_expectation(model, h2, inner)
+            e = _integrate_expectation(model, h2, inner, std)
             if e is None:
                 return None
             value -= e
@@ -223,6 +272,10 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
     x = model.variable
     logf_parts = lik.baseline + sum((c * s.expr for s, c in lik.coefficients), sp.S.Zero) + lik.coupled
     expectations = _expectation_by_identities(lik, regular, timeout)
+    # a location-scale form helps with what the identities leave to integration
+    std = None
+    if lik.coupled != 0:
+        std, _ = attempt("location-scale form", timeout, lambda: _standardise(model))
     point = model.point()
     entries = [[sp.nan] * n for _ in range(n)]
     verified = [[False] * n for _ in range(n)]
@@ -232,7 +285,7 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
             if p not in regular or q not in regular:
                 continue
             name = f"I[{p},{q}]"
-            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda: _entry(lik, logf_parts, expectations, p, q, timeout))
+            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda: _entry(lik, logf_parts, expectations, p, q, timeout, std))
             if found is None:
                 why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
                 warnings.append(f"Fisher information entry {name} {why}")

@@ -229,7 +229,7 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
         # Sums that do not separate: keep factors free of x outside the sum, so
         # that a parameter outside it (a Weibull scale) can still be solved for.
         sums: dict[sp.Expr, sp.Expr] = {}
-        for term in sp.Add.make_args(sp.expand(coupled)):
+        for term in sp.Add.make_args(coupled):
             outside, inside = term.as_independent(x, as_Add=False)
             sums[inside] = sums.get(inside, sp.S.Zero) + outside
         for inside, outside in sums.items():

@@ -169,6 +169,8 @@ def to_text(d: Derivation) -> str:
             lines.append(f"  {name}_hat = {_fmt(e.expr)}    [closed form{', verified' if e.verified else ''}]")
         elif e.kind == "numeric":
             lines.append(f"  {name}_hat solves {_fmt(e.equation.lhs)} = {_fmt(e.equation.rhs)}    [numeric]")
+        elif e.kind == "boundary":
+            lines.append(f"  {name}_hat = {_fmt(e.expr)}    [boundary: {e.note}]")
         else:
             lines.append(f"  {name}_hat: {e.note}    [{e.kind}]")
     lines += ["", "Fisher information (per observation)"]

@@ -151,6 +151,21 @@ def _solve(eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None,
 
 def _tidy_equation(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol) -> sp.Eq:
     """Write ``expr = 0`` as ``(terms with parameters) = (the rest)``, per observation."""
+    candidates = [_tidy_equation_with(expr, params, N, deep=True)]
+    if expr.has(sp.Sum):
+        # expanding inside sums over the data can obscure them: keep the shorter form
+        candidates.append(_tidy_equation_with(expr, params, N, deep=False))
+    return min(candidates, key=sp.count_ops)
+
+
+def _tidy_equation_with(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol, deep: bool) -> sp.Eq:
+    if not deep:
+        e = sp.expand(sp.expand_log(expr, force=True), deep=False)
+        if all(t.has(N) for t in sp.Add.make_args(e) if not t.has(sp.Sum) and t.free_symbols & params):
+            e = sp.expand(e / N, deep=False)
+        left = sp.Add(*[t for t in sp.Add.make_args(e) if t.free_symbols & params])
+        right = -sp.Add(*[t for t in sp.Add.make_args(e) if not (t.free_symbols & params)])
+        return sp.Eq(left, right, evaluate=False)
     e = sp.expand(sp.expand_log(sp.together(expr), force=True))
     num, den = sp.fraction(sp.together(e))
     e = sp.expand(num) if not (den.free_symbols & params) and den.is_positive else e

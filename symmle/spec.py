@@ -97,6 +97,9 @@ class Sampler:
     method: str
     args: tuple[tuple[str, sp.Expr], ...]
     transform: sp.Expr | None = None
+    #: the raw draw in ``transform``: named like the variable but only real,
+    #: since a raw draw need not lie in the support (``Abs(x)`` of a normal)
+    draw: sp.Symbol | None = None
 
 
 @dataclass(frozen=True)
@@ -347,8 +350,9 @@ def _sampler(table: Any, symbols: Mapping[str, sp.Symbol], variable: sp.Symbol, 
     if transform is not None:
         if not isinstance(transform, str):
             raise SpecError(f"{origin}: sampler transform must be a string")
-        transform = parse_expression(transform, {**symbols, variable.name: variable}, what="sampler transform")
-    return Sampler(method, tuple(args), transform)
+        draw = sp.Symbol(variable.name, real=True)
+        return Sampler(method, tuple(args), parse_expression(transform, {**symbols, variable.name: draw}, what="sampler transform"), draw)
+    return Sampler(method, tuple(args))
 
 
 def inline_model(

@@ -1,0 +1,421 @@
+"""Safe parsing of untrusted expression text into SymPy objects.
+
+Densities, support bounds, sampler arguments and constant values arrive as
+text from command-line flags and spec files.  That text never reaches
+``eval``, ``exec``, :func:`sympy.sympify` or :func:`sympy.parse_expr`: it is
+parsed with :func:`ast.parse` and the tree is walked against a whitelist,
+building SymPy objects directly.  SymPy evaluates numbers eagerly
+(``9**9**9`` would run for ever), so every operation that can grow a number
+is sized *before* SymPy is asked to do it.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import time
+import unicodedata
+import warnings
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import NoReturn
+
+import sympy as sp
+
+from symmle.errors import SpecError
+
+__all__ = ["FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH", "parse_expression", "parse_number"]
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 40
+
+# Internal limits, chosen from measured SymPy costs (each guarded step stays
+# well under 0.2 s).  4000 digits is below Python's 4300-digit int->str limit,
+# so every accepted constant can still be printed.
+_MAX_DIGITS = 4000
+_MAX_LITERAL_DIGITS = 30
+_MAX_EXPONENT = 1000
+_MAX_SPECIAL_ARG = 1000  # polygamma(0, 10**4) alone takes > 1 s (exact harmonic sums)
+_MAX_ROOT_DIGITS = 100  # SymPy trial-factors radicands: a 2000-digit sqrt takes ~1 s
+_MAX_MINMAX_ARGS = 8  # Min/Max compare arguments pairwise; 60 take > 1 s
+_MAX_SECONDS = 1.0  # safety net for costs that add up over many small nodes
+_LOG10_E = math.log10(math.e)
+
+FUNCTIONS: Mapping[str, Callable] = MappingProxyType({
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "Abs": sp.Abs,
+    "gamma": sp.gamma, "loggamma": sp.loggamma, "factorial": sp.factorial,
+    "binomial": sp.binomial, "beta": sp.beta, "digamma": sp.digamma, "polygamma": sp.polygamma,
+    "erf": sp.erf, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "atan": sp.atan,
+    "Min": sp.Min, "Max": sp.Max, "Piecewise": sp.Piecewise,
+})
+CONSTANTS: Mapping[str, sp.Basic] = MappingProxyType({"pi": sp.pi, "E": sp.E, "oo": sp.oo})
+
+_ARITY = {"log": (1, 2), "binomial": (2, 2), "beta": (2, 2), "polygamma": (2, 2),
+          "Min": (2, None), "Max": (2, None), "Piecewise": (1, None)}  # others: exactly 1
+_EXP_LIKE = ("exp", "sinh", "cosh")
+_SPECIAL = ("gamma", "loggamma", "factorial", "binomial", "beta", "digamma", "polygamma")
+_STIRLING = (sp.gamma, sp.loggamma, sp.factorial, sp.binomial, sp.beta, sp.polygamma)
+_COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
+_OPERATORS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>",
+              ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^", ast.Invert: "~",
+              ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+_REFUSED = {
+    ast.Attribute: "attribute access is not allowed", ast.Subscript: "subscripts are not allowed",
+    ast.Slice: "slices are not allowed", ast.Lambda: "lambda expressions are not allowed",
+    ast.ListComp: "comprehensions are not allowed", ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed", ast.GeneratorExp: "comprehensions are not allowed",
+    ast.List: "list literals are not allowed", ast.Dict: "dict literals are not allowed",
+    ast.Set: "set literals are not allowed", ast.IfExp: "conditional expressions are not allowed",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed", ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed", ast.Starred: "starred arguments are not allowed",
+    ast.Tuple: "tuples are only allowed as Piecewise arguments (expression, condition)",
+    ast.Compare: "comparisons are only allowed in Piecewise conditions",
+    ast.BoolOp: "boolean operators are only allowed in Piecewise conditions",
+}
+
+
+def _error(what: str, message: str) -> SpecError:
+    # One line, whatever the label or Python's own messages contain.
+    return SpecError(" ".join(f"{what}: {message}".split()))
+
+
+def _digits(n: int) -> int:
+    return int(abs(n).bit_length() * 0.30103) + 1  # decimal digits, +-1, without str()
+
+
+def _abs_bound(e: sp.Basic) -> float:
+    """Cheap upper bound on ``|e|`` for a constant *e* (may be ``inf``)."""
+    if e.is_Rational:
+        try:
+            return abs(e.p) / e.q
+        except OverflowError:
+            return math.inf
+    if not e.args:
+        if e.is_NumberSymbol:  # pi, E, EulerGamma, ...
+            return float(e)
+        return math.inf if e.is_infinite else 1.0  # oo, zoo; I
+    if e.is_Add:
+        return sum(_abs_bound(a) for a in e.args)
+    if e.is_Mul:
+        bound = math.prod(_abs_bound(a) for a in e.args)
+        return math.inf if math.isnan(bound) else bound
+    size = _size(e)
+    return 10.0**size if size < 300 else math.inf
+
+
+def _size(e: sp.Basic) -> float:
+    """Upper bound on the decimal digits needed to hold constant *e* exactly or
+    to write its magnitude (max of rational digit counts and ``|log10|e||``)."""
+    if e.is_Rational:
+        return float(max(_digits(e.p), _digits(e.q)))
+    if not e.args:
+        return 1.0
+    if isinstance(e, (sp.exp, sp.sinh, sp.cosh)):
+        return max(1.0, _LOG10_E * _abs_bound(e.args[0]))
+    if e.is_Pow:
+        size = _abs_bound(e.exp) * _size(e.base) + _size(e.exp)
+    elif isinstance(e, _STIRLING):  # log10 gamma(a) <= a log10 a
+        a = max(_abs_bound(x) for x in e.args)
+        size = a * math.log10(a + 1.0) + 1.0
+    else:
+        sizes = [_size(a) for a in e.args]
+        size = sum(sizes) if e.is_Mul else max(sizes) + 1.0
+    return math.inf if math.isnan(size) else size
+
+
+def _coefficient_size(e: sp.Basic) -> float:
+    # Operands were checked when built, so new numbers can only appear where
+    # SymPy merges them: the numeric factors of each top-level term.
+    return max(sum(_size(f) for f in sp.Mul.make_args(t) if not f.free_symbols) for t in sp.Add.make_args(e))
+
+
+def _radical_digits(e: sp.Basic) -> int:
+    # SymPy merges numeric radicals in a product (sqrt(a)*sqrt(b) -> sqrt(a*b))
+    # and then factors the merged radicand, so their sizes add up.
+    return sum(max(_digits(f.base.p), _digits(f.base.q)) for f in sp.Mul.make_args(e)
+               if f.is_Pow and f.base.is_Rational and not f.exp.is_Integer)
+
+
+def _depth(node: ast.AST) -> int:
+    # Iterative, so hostile nesting cannot exhaust the Python stack here.
+    deepest, stack = 0, [(node, 1)]
+    skip = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node) if not isinstance(c, skip))
+    return deepest
+
+
+class _Builder:
+    """Walks a whitelisted AST, building SymPy objects bottom-up."""
+
+    def __init__(self, source: str, names: Mapping[str, sp.Symbol], what: str) -> None:
+        self.source, self.what = source, what
+        self.declared = list(names)
+        # Python NFKC-normalises identifiers in source; match the caller's names the same way.
+        self.names = {unicodedata.normalize("NFKC", k): v for k, v in names.items()}
+        self.deadline = time.perf_counter() + _MAX_SECONDS
+
+    def fail(self, message: str) -> NoReturn:
+        raise _error(self.what, message)
+
+    def tick(self) -> None:
+        if time.perf_counter() > self.deadline:
+            self.fail("expression is too expensive to build")
+
+    def expr(self, node: ast.AST) -> sp.Expr:
+        self.tick()
+        if isinstance(node, ast.Constant):
+            result = self.literal(node)
+        elif isinstance(node, ast.Name):
+            result = self.name(node.id)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = self.expr(node.operand)
+            result = -operand if isinstance(node.op, ast.USub) else operand
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            self.fail("boolean operators are only allowed in Piecewise conditions")
+        elif isinstance(node, (ast.UnaryOp, ast.BinOp)) and type(node.op) in _OPERATORS:
+            self.fail(f"operator '{_OPERATORS[type(node.op)]}' is not allowed")
+        elif isinstance(node, ast.BinOp):
+            result = self.binop(node)
+        elif isinstance(node, ast.Call):
+            result = self.call(node)
+        else:
+            self.fail(_REFUSED.get(type(node), f"{type(node).__name__} is not allowed"))
+        if not _coefficient_size(result) <= _MAX_DIGITS:
+            self.fail(f"constant is too large (more than {_MAX_DIGITS} digits)")
+        return result
+
+    def literal(self, node: ast.Constant) -> sp.Expr:
+        value = node.value
+        if isinstance(value, bool) or value is None:
+            self.fail(f"{value} is not allowed here (True only as a Piecewise condition)")
+        if isinstance(value, int):
+            if abs(value) >= 10**_MAX_LITERAL_DIGITS:
+                self.fail(f"number literal has more than {_MAX_LITERAL_DIGITS} digits")
+            return sp.Integer(value)
+        if isinstance(value, float):
+            if not math.isfinite(value) or abs(value) > 1e300:
+                self.fail("number literal is too large or not finite")
+            # Exact value of the decimal text as written: 0.1 -> 1/10, not the binary float.
+            text = (ast.get_source_segment(self.source, node) or repr(value)).replace("_", "")
+            try:
+                dec = Decimal(text)
+            except InvalidOperation:
+                dec = Decimal(repr(value))
+            significant = "".join(map(str, dec.as_tuple().digits)).strip("0")
+            if len(significant) > _MAX_LITERAL_DIGITS or (significant and abs(dec.adjusted()) > 300):
+                self.fail("number literal has too many digits or too large an exponent")
+            return sp.Rational(*dec.as_integer_ratio())
+        if isinstance(value, complex):
+            self.fail("complex numbers are not allowed")
+        if isinstance(value, (str, bytes)):
+            self.fail("strings are not allowed")
+        self.fail(f"literal {type(value).__name__} is not allowed")
+
+    def name(self, ident: str) -> sp.Expr:
+        if ident in self.names:
+            return self.names[ident]
+        if ident in CONSTANTS:
+            return CONSTANTS[ident]
+        if ident in FUNCTIONS:
+            self.fail(f"function '{ident}' must be called, e.g. {ident}(x)")
+        if self.declared:
+            self.fail(f"unknown symbol '{ident}'; declared names: {', '.join(self.declared)}")
+        self.fail(f"unknown symbol '{ident}'; only numbers, {', '.join(CONSTANTS)} and functions are allowed here")
+
+    def binop(self, node: ast.BinOp) -> sp.Expr:
+        left, right = self.expr(node.left), self.expr(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return self.product(left, right)
+        if isinstance(node.op, ast.Div):
+            return self.product(left, self.power(right, sp.S.NegativeOne))
+        return self.power(left, right)  # ast.Pow ('^' was rewritten to '**')
+
+    def product(self, left: sp.Expr, right: sp.Expr) -> sp.Expr:
+        if _radical_digits(left) + _radical_digits(right) > _MAX_ROOT_DIGITS:
+            self.fail(f"product of roots of large numbers (more than {_MAX_ROOT_DIGITS} digits)")
+        return left * right
+
+    def power(self, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+        if not exponent.free_symbols:
+            if not _abs_bound(exponent) <= _MAX_EXPONENT:
+                self.fail(f"exponent is too large (limit {_MAX_EXPONENT} in magnitude)")
+            # SymPy evaluates numeric powers and distributes over numeric factors
+            # ((c*x)**n -> c**n * x**n), so size the constant part of the base.
+            const = sp.Mul(*[f for f in sp.Mul.make_args(base) if not f.free_symbols])
+            if not _abs_bound(exponent) * _size(const) <= _MAX_DIGITS:
+                self.fail(f"power is too large (more than {_MAX_DIGITS} digits)")
+            if exponent.is_integer is not True and _size(const) > _MAX_ROOT_DIGITS:
+                self.fail(f"root of a number with more than {_MAX_ROOT_DIGITS} digits")
+        return sp.Pow(base, exponent)
+
+    def call(self, node: ast.Call) -> sp.Expr:
+        if not isinstance(node.func, ast.Name):
+            self.fail(_REFUSED.get(type(node.func), "only the built-in functions can be called, by name"))
+        fname = node.func.id
+        if fname not in FUNCTIONS:
+            if fname in self.names or fname in CONSTANTS:
+                self.fail(f"'{fname}' is not a function")
+            self.fail(f"unknown function '{fname}'; available: {', '.join(FUNCTIONS)}")
+        if node.keywords:
+            self.fail(f"keyword arguments are not allowed (in {fname}())")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            self.fail(f"starred arguments are not allowed (in {fname}())")
+        low, high = _ARITY.get(fname, (1, 1))
+        if not low <= len(node.args) <= (high or len(node.args)):
+            expected = f"{low}" if low == high else f"{low} or {high}" if high else f"at least {low}"
+            self.fail(f"{fname}() takes {expected} argument(s), got {len(node.args)}")
+        if fname == "Piecewise":
+            return self.piecewise(node.args)
+        args = [self.expr(a) for a in node.args]
+        if fname == "sqrt":
+            return self.power(args[0], sp.S.Half)
+        const = [a for a in args if not a.free_symbols]
+        if fname in _EXP_LIKE and const and not _LOG10_E * _abs_bound(const[0]) <= _MAX_DIGITS:
+            self.fail(f"{fname}() of a constant this large is too large to represent")
+        if fname in _SPECIAL and not all(_abs_bound(a) <= _MAX_SPECIAL_ARG for a in const):
+            self.fail(f"{fname}() constant argument is too large (limit {_MAX_SPECIAL_ARG} in magnitude)")
+        if fname == "polygamma" and len(const) == 2 and not (
+                (_abs_bound(args[0]) + 1) * max(1.0, _abs_bound(args[1])) <= _MAX_DIGITS):
+            self.fail("polygamma() order times argument is too large to evaluate")
+        if fname in ("Min", "Max"):
+            cls = FUNCTIONS[fname]
+            if sum(len(a.args) if isinstance(a, cls) else 1 for a in args) > _MAX_MINMAX_ARGS:
+                self.fail(f"{fname}() of more than {_MAX_MINMAX_ARGS} arguments is not allowed")
+        return FUNCTIONS[fname](*args)
+
+    def piecewise(self, nodes: list[ast.expr]) -> sp.Expr:
+        pieces = []
+        for node in nodes:
+            if not (isinstance(node, ast.Tuple) and len(node.elts) == 2):
+                self.fail("Piecewise arguments must be (expression, condition) pairs")
+            pieces.append((self.expr(node.elts[0]), self.condition(node.elts[1])))
+        return sp.Piecewise(*pieces)
+
+    def condition(self, node: ast.AST) -> sp.Basic:
+        self.tick()
+        if isinstance(node, ast.Constant) and node.value is True:
+            return sp.true
+        if isinstance(node, ast.BoolOp):
+            parts = [self.condition(v) for v in node.values]
+            return sp.And(*parts) if isinstance(node.op, ast.And) else sp.Or(*parts)
+        if not isinstance(node, ast.Compare):
+            self.fail("a Piecewise condition must be a comparison (<, <=, >, >=) or True")
+        # Chained comparisons (0 < x < 1) become And of the pairwise relations.
+        terms = [self.expr(node.left)] + [self.expr(c) for c in node.comparators]
+        relations = []
+        for op, lhs, rhs in zip(node.ops, terms, terms[1:]):
+            if type(op) not in _COMPARE:
+                self.fail(f"comparison '{_OPERATORS.get(type(op), '?')}' is not allowed; use <, <=, > or >=")
+            relations.append(_COMPARE[type(op)](lhs, rhs))
+        return sp.And(*relations)
+
+
+def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
+    if not isinstance(text, str):
+        raise _error(what, f"expected text, got {type(text).__name__}")
+    if len(text) > MAX_LENGTH:  # before ast.parse: parsing cost grows with length
+        raise _error(what, f"text is too long ({len(text)} characters; limit {MAX_LENGTH})")
+    stripped = text.strip()
+    if not stripped:
+        raise _error(what, "empty expression")
+    # '^' is textual power; rewriting gives it the precedence of '**' (Python's
+    # '^' is XOR and binds looser than '+').  No string literal survives parsing.
+    source = stripped.replace("^", "**")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "'abc'()"
+            tree = ast.parse(source, mode="eval")
+    except (RecursionError, MemoryError):
+        raise _error(what, "expression is nested too deeply") from None
+    except SyntaxError as exc:
+        message = exc.msg or "invalid syntax"
+        if "too many nested" in message or "too complex" in message:
+            raise _error(what, "expression is nested too deeply") from None
+        where = ""
+        if exc.offset and "^" not in stripped:  # '^' -> '**' shifts columns
+            where = f" at line {exc.lineno}, column {exc.offset}" if (exc.lineno or 1) > 1 else f" at column {exc.offset}"
+        detail = "" if message == "invalid syntax" else f": {message}"
+        raise _error(what, f"invalid syntax{where}{detail}") from None
+    except ValueError as exc:  # e.g. null bytes on some Python versions
+        raise _error(what, f"invalid syntax: {exc}") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise _error(what, f"expression is nested too deeply (limit {MAX_DEPTH} levels)")
+    try:
+        return _Builder(source, names, what).expr(tree.body)
+    except SpecError:
+        raise
+    except Exception as exc:  # SymPy rejecting a combination, e.g. comparing I < 1
+        raise _error(what, f"cannot build expression ({type(exc).__name__}: {exc})") from None
+
+
+def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "expression") -> sp.Expr:
+    """Parse untrusted expression text into a SymPy expression.
+
+    Parameters
+    ----------
+    text : str
+        Expression in Python syntax; ``^`` means power.  Allowed: numbers,
+        the identifiers in `names`, :data:`CONSTANTS`, calls of
+        :data:`FUNCTIONS`, ``+ - * / ** ^``, and ``Piecewise((expr, cond), ...)``
+        whose conditions are comparisons (chains allowed), ``and``/``or`` or ``True``.
+    names : Mapping[str, sympy.Symbol]
+        Allowed identifiers and the caller's Symbols, returned as the same objects.
+    what : str
+        Label used at the start of error messages, e.g. ``"density"``.
+
+    Returns
+    -------
+    sympy.Expr
+        The expression; float literals become exact Rationals.
+
+    Raises
+    ------
+    SpecError
+        With a one-line message, for any refused construct, unknown name,
+        syntax error, oversized or too deeply nested text, resource bomb, or
+        an undefined result (division by zero).
+    """
+    result = _build(text, names, what)
+    if result.has(sp.nan, sp.zoo):
+        raise _error(what, "expression is undefined (division by zero, or oo - oo)")
+    return result
+
+
+def parse_number(text: str, *, what: str = "value") -> sp.Expr:
+    """Parse untrusted text that must denote a finite real constant.
+
+    Parameters
+    ----------
+    text : str
+        A constant expression such as ``"1.8"``, ``"sqrt(2)"``, ``"-3/4"`` or ``"pi"``.
+    what : str
+        Label used at the start of error messages.
+
+    Returns
+    -------
+    sympy.Expr
+        An exact SymPy number where possible (``"1.8"`` -> ``Rational(9, 5)``).
+
+    Raises
+    ------
+    SpecError
+        As :func:`parse_expression`, and if the text contains a name or its
+        value is infinite, undefined or not real.
+    """
+    result = _build(text, {}, what)
+    if result.has(sp.oo, sp.zoo, sp.nan, -sp.oo):
+        raise _error(what, "not a finite number")
+    if result.is_extended_real is False:
+        raise _error(what, "not a real number")
+    return result
