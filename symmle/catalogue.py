@@ -7,7 +7,6 @@ stays fast.
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,12 @@ __all__ = ["catalogue_dir", "family_names", "family_path", "read_spec_file", "li
 def catalogue_dir() -> Path:
     """Directory holding the catalogue's ``*.toml`` files.
 
-    Installed, it is the package ``symmle.derivations``; in a source checkout
-    it is ``derivations/`` beside the package.
+    Installed, it is ``symmle/derivations`` (the wheel maps ``derivations/``
+    there); in a source checkout it is ``derivations/`` beside the package.
     """
-    try:
-        path = Path(str(resources.files("symmle.derivations")))
-        if path.is_dir() and any(path.glob("*.toml")):
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "derivations"
+    here = Path(__file__).resolve().parent
+    installed = here / "derivations"
+    return installed if installed.is_dir() else here.parent / "derivations"
 
 
 def family_names() -> list[str]:

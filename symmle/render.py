@@ -46,7 +46,12 @@ def symbol_latex(name: str) -> str:
 
 def latex(expr: sp.Basic) -> str:
     """LaTeX of a SymPy object with symbol names rendered the lecturer's way."""
+    # the sample minimum and maximum (undefined functions Min(x), Max(x))
+    order = {f: sp.Symbol(rf"\{str(f.func).lower()}_{{i}} {symbol_latex(str(f.args[0]))}_{{i}}")
+             for f in expr.atoms(sp.core.function.AppliedUndef) if str(f.func) in ("Min", "Max") and len(f.args) == 1}
+    expr = expr.subs(order) if order else expr
     names = {s: symbol_latex(s.name) for s in expr.atoms(sp.Symbol)}
+    names.update({s: s.name for s in order.values()})
     for idx in expr.atoms(sp.Indexed):
         names[idx.base.label] = symbol_latex(str(idx.base.label))
     return sp.latex(expr, symbol_names=names, ln_notation=False)
