@@ -16,7 +16,7 @@ import sympy as sp
 from symmle.likelihood import Likelihood
 from symmle.numeric import to_function
 
-__all__ = ["SampleEvaluator", "verification_datasets"]
+__all__ = ["SampleEvaluator", "verification_datasets", "stress_datasets"]
 
 
 class SampleEvaluator:
@@ -94,3 +94,30 @@ def verification_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float],
             draws = rng.normal(0.5, 1.3, size)
         out.append(np.asarray(draws, dtype=float))
     return out
+
+
+def stress_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float], point: Mapping[sp.Symbol, float], size: int = 15) -> list[np.ndarray]:
+    """Data sets crowded near an end of the support, or far from the origin.
+
+    A closed-form root must stay in its parameter's domain for every
+    admissible data set, not only for benign ones: a normal mean declared
+    non-negative, estimated by the sample mean, leaves its domain on data
+    with a negative mean.  These data sets probe such cases; each still has
+    some spread and is not piled on one end, so a regular MLE exists.
+    """
+    model = lik.model
+    lo, hi = model.support_at({**point, **constants})
+    rng = np.random.default_rng(1124)
+    if model.discrete:
+        top = hi if np.isfinite(hi) else lo + 60
+        base = [np.r_[np.full(size - 1, lo), lo + 1], np.r_[np.full(size - 1, top), top - 1], lo + rng.poisson(30.0, size)]
+        out = [np.clip(b, lo, top) for b in base]
+    elif np.isfinite(lo) and np.isfinite(hi):
+        out = [lo + (hi - lo) * rng.beta(0.3, 6.0, size), lo + (hi - lo) * rng.beta(6.0, 0.3, size)]
+    elif np.isfinite(lo):
+        out = [lo + rng.gamma(0.5, 0.01, size), lo + rng.gamma(4.0, 50.0, size)]
+    elif np.isfinite(hi):
+        out = [hi - rng.gamma(0.5, 0.01, size), hi - rng.gamma(4.0, 50.0, size)]
+    else:
+        out = [rng.normal(-40.0, 1.0, size), rng.normal(40.0, 1.0, size), rng.normal(0.0, 0.01, size)]
+    return [np.asarray(d, dtype=float) for d in out if len(set(np.asarray(d).tolist())) > 1]

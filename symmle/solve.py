@@ -20,7 +20,7 @@ import sympy as sp
 
 from symmle.budget import attempt
 from symmle.errors import DerivationTimeout
-from symmle.evaluate import SampleEvaluator, verification_datasets
+from symmle.evaluate import SampleEvaluator, stress_datasets, verification_datasets
 from symmle.likelihood import Likelihood
 from symmle.spec import DOMAINS, in_domain
 
@@ -89,6 +89,11 @@ def _admissible(value: sp.Expr, domain: str) -> bool:
     return True
 
 
+def _show(data: np.ndarray) -> str:
+    head = ", ".join(f"{v:.3g}" for v in data[:4])
+    return f"[{head}{', ...' if data.size > 4 else ''}] (n={data.size})"
+
+
 class _Checker:
     """Numeric checks of candidate solutions on several data sets."""
 
@@ -102,6 +107,18 @@ class _Checker:
         self.score = list(score)
         self.hessian = hessian
         self.evaluators = [SampleEvaluator(lik, d, constants) for d in verification_datasets(lik, constants, point)]
+        self.stress = [SampleEvaluator(lik, d, constants) for d in stress_datasets(lik, constants, point)]
+
+    def leaves_domain(self, solution: Mapping[sp.Symbol, sp.Expr]) -> str:
+        """Why ``solution`` leaves the parameter domain on some stress data set ('' if never)."""
+        for ev in self.stress:
+            values = dict(self.fixed)
+            for p in self.params:
+                v = ev(solution[p], values)
+                if np.isfinite(v) and not in_domain(v, self.domains[p]):
+                    return f"{p} = {v:.4g} on the data set {_show(ev.data)}"
+                values[p] = v
+        return ""
 
     def check(self, solution: Mapping[sp.Symbol, sp.Expr]) -> tuple[bool, str]:
         """Whether ``solution`` is an interior maximum on every data set."""
@@ -264,8 +281,21 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             if not best:
                 warnings.append("several local maxima with no uniform best; solving numerically")
         if len(verified) == 1:
+            outside = checker.leaves_domain(verified[0])
+            if outside:
+                warnings.append(
+                    f"the stationary point leaves the parameter domain for some data ({outside}); "
+                    "for such data the MLE is not this formula (it lies on the domain boundary or does not exist)"
+                )
             for p in regular:
-                estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
+                if outside:
+                    # not a closed form of the MLE: the maximum must be sought inside the domain
+                    estimators[p.name] = Estimator(
+                        p.name, "numeric", equation=sp.Eq(p, verified[0][p]), verified=False,
+                        note="stationary point, valid only for data where it lies in the domain; otherwise maximise within the domain",
+                    )
+                else:
+                    estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
             return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), (), tuple(warnings))
         profile, remaining = {}, list(zip(regular, eqs))
 
