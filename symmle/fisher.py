@@ -51,9 +51,6 @@ class Information:
 
 def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeout: float | None) -> dict[sp.Expr, sp.Expr]:
     """Solve the score identities :math:`E[\\partial_k \\log f] = 0` for the :math:`E[g_j]`."""
-    if lik.coupled != 0:
-        # E[d h / d theta] would be an unknown of its own: leave it to integration
-        pass
     unknowns = {s.expr: sp.Dummy(f"E{s.symbol.name}") for s, c in lik.coefficients if c.free_symbols & set(regular)}
     if not unknowns:
         return {}
@@ -62,6 +59,7 @@ def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeou
     for p in regular:
         e = sp.diff(lik.baseline, p) + sum((sp.diff(c, p) * unknowns[s.expr] for s, c in lik.coefficients if s.expr in unknowns), sp.S.Zero)
         if lik.coupled != 0 and lik.coupled.has(p):
+            # E[d h / d theta] is an unknown of its own, left undetermined
             d = sp.Dummy("Eh")
             coupled_unknowns.append(d)
             e += d
@@ -77,7 +75,7 @@ def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeou
         return {}
     out = {}
     free = set(syms)
-    for (g, d), value in zip(unknowns.items(), sol):
+    for g, value in zip(unknowns, sol):
         if not (value.free_symbols & free):
             out[g] = sp.simplify(value)
     return out
@@ -269,7 +267,6 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
     params = list(model.parameter_symbols)
     n = len(params)
     warnings: list[str] = []
-    x = model.variable
     logf_parts = lik.baseline + sum((c * s.expr for s, c in lik.coefficients), sp.S.Zero) + lik.coupled
     expectations = _expectation_by_identities(lik, regular, timeout)
     # a location-scale form helps with what the identities leave to integration
@@ -285,7 +282,7 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
             if p not in regular or q not in regular:
                 continue
             name = f"I[{p},{q}]"
-            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda: _entry(lik, logf_parts, expectations, p, q, timeout, std))
+            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda p=p, q=q: _entry(lik, logf_parts, expectations, p, q, timeout, std))
             if found is None:
                 why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
                 warnings.append(f"Fisher information entry {name} {why}")

@@ -6,7 +6,6 @@ Rendering only reads a Derivation; it never derives anything.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import TYPE_CHECKING, Any
 

@@ -19,7 +19,6 @@ import numpy as np
 import sympy as sp
 
 from symmle.budget import attempt
-from symmle.errors import DerivationTimeout
 from symmle.evaluate import SampleEvaluator, stress_datasets, verification_datasets
 from symmle.likelihood import Likelihood
 from symmle.spec import DOMAINS, in_domain
@@ -266,7 +265,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     if candidates:
         verified = []
         for sol in candidates:
-            tidy, _ = attempt("simplify the estimators", timeout, lambda: {p: sp.simplify(sol[p]) for p in regular})
+            tidy, _ = attempt("simplify the estimators", timeout, lambda sol=sol: {p: sp.simplify(sol[p]) for p in regular})
             sol = tidy or sol
             ok, why = checker.check(sol)
             if ok:
@@ -303,7 +302,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     pset = set(regular)
     reduced = []
     for p, e in remaining:
-        eq, _ = attempt(f"tidy the equation for {p}", timeout, lambda: _tidy_equation(e, pset, lik.N))
+        eq, _ = attempt(f"tidy the equation for {p}", timeout, lambda e=e: _tidy_equation(e, pset, lik.N))
         eq = eq if eq is not None else sp.Eq(e, 0)
         reduced.append(eq)
         estimators[p.name] = Estimator(p.name, "numeric", equation=eq, verified=False, note="no closed form found; solve the equation numerically")
