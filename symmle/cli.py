@@ -8,6 +8,7 @@ non-zero exit code, in one place (:class:`_Group`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -32,6 +33,10 @@ class _Group(click.Group):
             _fail(str(exc), exit_code_for(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:
+            # the reader went away (`symmle list | head`): nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except RecursionError:
             _fail("input too deeply nested", INTERNAL_ERROR)
         except MemoryError:

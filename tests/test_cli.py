@@ -238,3 +238,13 @@ def test_python_m_symmle(args):
     assert "Traceback" not in proc.stderr
     if args == ["list"]:
         assert len(proc.stdout.strip().splitlines()) >= 24
+
+
+def test_closed_pipe_is_not_an_error():
+    """`symmle list | head -1` must not print an error when the reader closes the pipe."""
+    proc = subprocess.Popen([sys.executable, "-m", "symmle", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before symmle writes anything
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert "error" not in stderr and "Traceback" not in stderr, stderr
