@@ -30,8 +30,8 @@ REQUIRED = (
 #: Families whose estimators are not all in closed form, and the kind expected.
 NOT_CLOSED = {"gamma": "numeric", "beta": "numeric", "weibull": "numeric", "uniform": "boundary"}
 
-#: Families that knowingly ship without a [sampler] (drawn by inverse CDF here).
-NO_SAMPLER = {"lindley"}
+#: Families that knowingly ship without a [sampler] (drawn by inverse CDF here): none.
+NO_SAMPLER: set[str] = set()
 
 CLOSED = [f for f in FAMILIES if f not in NOT_CLOSED]
 NUMERIC = [f for f in FAMILIES if NOT_CLOSED.get(f) == "numeric"]

@@ -49,6 +49,9 @@ CASES = [
     Case("power_on_unit", "a*x**(a-1)", "x", "0,1", ("a:positive",),
          draw=lambda g, v, n: g.power(v["a"], n)),
     Case("power_inverse_cdf", "a*x**(a-1)", "x", "0,1", ("a:positive",)),
+    # Lindley: a mixture with no single NumPy sampler; its MLE is a root of a quadratic
+    Case("lindley", "theta**2/(theta+1)*(1+x)*exp(-theta*x)", "x", "0,oo", ("theta:positive",),
+         draw=lambda g, v, n: g.gamma(1.0 + (g.random(n) >= v["theta"] / (1 + v["theta"])), 1 / v["theta"])),
     Case("cauchy", "1/(pi*g*(1+((x-m)/g)**2))", "x", "-oo,oo", ("m:real", "g:positive"), kind="numeric",
          draw=lambda g, v, n: v["m"] + v["g"] * g.standard_cauchy(n)),
     Case("cauchy_inverse_cdf", "1/(pi*g*(1+((x-m)/g)**2))", "x", "-oo,oo", ("m:real", "g:positive"), kind="numeric"),
