@@ -23,10 +23,12 @@ from symmle.errors import (
 
 if TYPE_CHECKING:
     from symmle.derivation import Derivation
+    from symmle.fitting import FitResult
     from symmle.spec import Model
 
 __all__ = [
     "derive",
+    "fit",
     "load_model",
     "inline_model",
     "list_families",
@@ -46,6 +48,13 @@ def derive(model: Any, **kwargs: Any) -> Derivation:
     from symmle.derivation import derive as _derive
 
     return _derive(model, **kwargs)
+
+
+def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResult:
+    """Fit a model to data by maximum likelihood; see :func:`symmle.fit.fit`."""
+    from symmle.fitting import fit as _fit
+
+    return _fit(model, data, constants, **kwargs)
 
 
 def load_model(ref: Any, **kwargs: Any) -> Model:

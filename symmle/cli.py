@@ -171,6 +171,35 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
         click.echo(text, nl=False)
 
 
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[MODEL] DATA")
+@_inline_options
+@click.option("--column", help="Column of DATA: a CSV header name or a 1-based index.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+def fit(args, pdf, var, discrete, support, params, consts, column, as_json, timeout) -> None:
+    """Fit MODEL to DATA by maximum likelihood.
+
+    DATA is a .npy, .csv or .txt file, or - for standard input.  With an
+    inline --pdf model, DATA is the only argument.
+    """
+    from symmle.budget import DEFAULT_TIMEOUT
+    from symmle.data import load_data
+    from symmle.derivation import derive as run
+    from symmle.fitting import fit as run_fit
+
+    expected = 1 if pdf is not None else 2
+    if len(args) != expected:
+        raise SpecError("usage: symmle fit MODEL DATA, or symmle fit --pdf ... DATA")
+    model, data_path = (None, args[0]) if pdf is not None else args
+    _, values = _split_consts(consts)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    x = load_data(data_path, column)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    result = run_fit(run(m, timeout=budget), x, values, timeout=budget)
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="symmle")

@@ -111,6 +111,12 @@ class Derivation:
 
         return render.to_markdown(self)
 
+    def compile(self, *, timeout: float | None = None):
+        """Fast NumPy estimators of this derivation; see :class:`symmle.compile.CompiledModel`."""
+        from symmle.compile import CompiledModel
+
+        return CompiledModel(self, timeout=timeout)
+
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={v}" for k, v in self.estimators.items())
         return f"<Derivation {self.model.name}: {parts}>"

@@ -71,6 +71,12 @@ class Stationarity:
     estimators: dict[str, Estimator]
     equations: tuple[sp.Eq, ...] = ()  #: reduced system left to numerics
     warnings: tuple[str, ...] = field(default=())
+    #: parameters left to numerics (maximise the profile log-likelihood over them)
+    reduced: tuple[sp.Symbol, ...] = ()
+    #: closed forms of other parameters given the reduced ones, in order
+    profile: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
+    #: order-statistic estimators of the parameters that set the support
+    boundary: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
 
 
 def _admissible(value: sp.Expr, domain: str) -> bool:
@@ -228,7 +234,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     score = tuple(sp.diff(ell, p) for p in regular)
     hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
     if not regular:
-        return Stationarity((), (), sp.Matrix(), estimators, (), tuple(warnings))
+        return Stationarity((), (), sp.Matrix(), estimators, (), tuple(warnings), boundary=tuple(boundary.items()))
     domains = {q.symbol: q.domain for q in model.parameters}
     checker = _Checker(lik, regular, score, hessian)
 
@@ -295,7 +301,10 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
                     )
                 else:
                     estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
-            return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), (), tuple(warnings))
+            return Stationarity(
+                tuple(regular), score, hessian, _ordered(model, estimators), (), tuple(warnings),
+                reduced=tuple(regular) if outside else (), boundary=tuple(boundary.items()),
+            )
         profile, remaining = {}, list(zip(regular, eqs))
 
     # 3. numeric: report the profile relations and the reduced equations
@@ -315,7 +324,11 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
         if not ok:
             warnings.append(f"the profile relation {p} = {v} failed its numerical check")
     warnings.append("no closed form for " + ", ".join(p.name for p, _ in remaining) + "; the reduced equation(s) must be solved numerically")
-    return Stationarity(tuple(regular), score, hessian, _ordered(model, estimators), tuple(reduced), tuple(warnings))
+    return Stationarity(
+        tuple(regular), score, hessian, _ordered(model, estimators), tuple(reduced), tuple(warnings),
+        reduced=tuple(p for p, _ in remaining), profile=tuple((p, v) for p, (v, _) in profile.items()),
+        boundary=tuple(boundary.items()),
+    )
 
 
 def _sign(expr: sp.Expr) -> int:

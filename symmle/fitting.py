@@ -1,0 +1,135 @@
+"""Fitting a model to data: estimates, standard errors, intervals, log-likelihood."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import sympy as sp
+
+from symmle.budget import DEFAULT_TIMEOUT
+from symmle.compile import CompiledModel
+from symmle.data import fixed_support, validate_data
+from symmle.derivation import Derivation, derive
+from symmle.errors import DataError
+from symmle.spec import in_domain
+
+__all__ = ["FitResult", "fit"]
+
+#: Two-sided 95% normal quantile.
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Result of :func:`fit`; ``None`` marks a quantity that does not exist."""
+
+    model: str
+    n: int
+    estimates: dict[str, float]
+    kind: dict[str, str]
+    stderr: dict[str, float | None]
+    ci95: dict[str, tuple[float, float] | None]
+    log_likelihood: float
+    information: str = ""  #: "expected" or "observed": the source of the standard errors
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``symmle fit --json`` (schema 1)."""
+        return {
+            "schema": 1,
+            "model": self.model,
+            "n": self.n,
+            "estimates": self.estimates,
+            "kind": self.kind,
+            "stderr": self.stderr,
+            "ci95": {k: (list(v) if v is not None else None) for k, v in self.ci95.items()},
+            "log_likelihood": self.log_likelihood,
+            "information": self.information or None,
+            "warnings": self.warnings,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_text(self) -> str:
+        rows = [("parameter", "estimate", "std. error", "95% interval", "kind")]
+        for name, value in self.estimates.items():
+            se = self.stderr.get(name)
+            ci = self.ci95.get(name)
+            rows.append((name, f"{value:.10g}", "n/a" if se is None else f"{se:.4g}",
+                         "n/a" if ci is None else f"[{ci[0]:.6g}, {ci[1]:.6g}]", self.kind[name]))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [f"{self.model}: maximum-likelihood fit to n = {self.n} observations", ""]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
+        if self.information:
+            lines.append(f"  standard errors from the {self.information} information")
+        if self.warnings:
+            lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines) + "\n"
+
+
+def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, timeout: float | None = DEFAULT_TIMEOUT) -> FitResult:
+    """Fit ``model`` to ``data`` by maximum likelihood.
+
+    Parameters
+    ----------
+    model : str, Path, Model or Derivation
+    data : array_like
+        One-dimensional observations (a memory-mapped array is reduced in chunks).
+    constants : mapping, optional
+        Values of the model's constants, by name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = fit("poisson", np.array([1, 3, 2, 2]))
+    >>> r.estimates["lam"], round(r.stderr["lam"], 6)
+    (2.0, 0.707107)
+    """
+    constants = {k: _number(k, v) for k, v in (constants or {}).items()}
+    d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
+    m = d.model
+    x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float).reshape(-1)
+    compiled: CompiledModel = d.compile(timeout=timeout)
+    consts = compiled._constants(constants)  # names a missing constant before reading the data
+    lo, hi = fixed_support(m.support, set(m.parameter_symbols), consts)
+    validate_data(x, lo=lo, hi=hi, discrete=m.discrete, variable=m.variable.name)
+    estimates = compiled.estimate(x, **constants)
+    warnings = list(w for w in d.warnings if "must be solved numerically" not in w)
+    for q in m.parameters:
+        v = estimates.get(q.name)
+        if v is None or not np.isfinite(v):
+            raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
+        if not in_domain(v, q.domain):
+            raise DataError(f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})")
+    # the data must lie in the support at the estimate (boundary estimators bind it)
+    at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
+    lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
+    validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
+    cov, source = compiled.covariance(x, estimates, **constants)
+    stderr: dict[str, float | None] = {q.name: None for q in m.parameters}
+    if cov is not None:
+        for i, p in enumerate(compiled._regular):
+            stderr[p.name] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
+    for name, kind in compiled.kinds.items():
+        if kind == "boundary":
+            warnings.append(f"no standard error for {name}: its MLE is an order statistic, whose sampling distribution is not asymptotically normal")
+    ci95 = {k: (None if se is None else (estimates[k] - Z95 * se, estimates[k] + Z95 * se)) for k, se in stderr.items()}
+    loglik = compiled.log_likelihood(x, **{**constants, **estimates})
+    return FitResult(
+        model=m.name, n=int(x.shape[0]), estimates=estimates, kind=dict(compiled.kinds), stderr=stderr,
+        ci95=ci95, log_likelihood=loglik, information=source if cov is not None else "", warnings=warnings,
+    )
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        from symmle.parse import parse_number
+
+        return float(parse_number(value, what=f"constant {name}"))
+    return float(value)
