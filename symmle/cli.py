@@ -200,6 +200,28 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 
+@cli.command("compile")
+@click.argument("model", required=False)
+@_inline_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="The module to write, e.g. gamma_mle.py.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
+    """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""
+    from symmle.budget import DEFAULT_TIMEOUT
+    from symmle.codegen import module_source
+    from symmle.derivation import derive as run
+
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    source = module_source(run(m, timeout=budget), timeout=budget)
+    try:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(source)
+    except OSError as exc:
+        raise SpecError(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"wrote {output}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="symmle")

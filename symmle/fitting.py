@@ -96,7 +96,9 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     m = d.model
     x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float).reshape(-1)
     compiled: CompiledModel = d.compile(timeout=timeout)
-    consts = compiled._constants(constants)  # names a missing constant before reading the data
+    # a missing constant is named before the data are read
+    named = compiled.constant_values(**constants)
+    consts = {q.symbol: named[q.name] for q in m.constants}
     lo, hi = fixed_support(m.support, set(m.parameter_symbols), consts)
     validate_data(x, lo=lo, hi=hi, discrete=m.discrete, variable=m.variable.name)
     estimates = compiled.estimate(x, **constants)
@@ -114,8 +116,8 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     cov, source = compiled.covariance(x, estimates, **constants)
     stderr: dict[str, float | None] = {q.name: None for q in m.parameters}
     if cov is not None:
-        for i, p in enumerate(compiled._regular):
-            stderr[p.name] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
+        for i, name in enumerate(compiled.regular):
+            stderr[name] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
     for name, kind in compiled.kinds.items():
         if kind == "boundary":
             warnings.append(f"no standard error for {name}: its MLE is an order statistic, whose sampling distribution is not asymptotically normal")

@@ -224,7 +224,6 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
         for j, g in enumerate(order, start=1):
             stat = Statistic(_statistic_symbol(j, g), g, bool(groups[g].free_symbols & pset))
             coefficients.append((stat, groups[g]))
-        baseline = sp.simplify(baseline) if baseline.free_symbols & pset else baseline
         loglik = N * baseline + sum((c * s.symbol for s, c in coefficients), sp.S.Zero)
         # Sums that do not separate: keep factors free of x outside the sum, so
         # that a parameter outside it (a Weibull scale) can still be solved for.

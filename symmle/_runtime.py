@@ -1,0 +1,325 @@
+"""Numerical runtime of compiled estimators.
+
+Pure NumPy (SciPy only when a numeric solve is needed, imported there), no
+SymPy and no symmle imports: ``symmle compile`` copies this file verbatim into
+the generated module, so in-process and generated estimators run the same
+code and give the same numbers.
+
+A *plan* is a dict of plain callables, each ``fn(values, data)`` with
+``values`` a dict of floats by name (``N``, ``T1``, parameters, constants...):
+
+``parameters``, ``constants``, ``known``: names, and constant values fixed at compile time;
+``stats``: ``{name: g}``, ``g(values, chunk)`` the per-observation function of a statistic;
+``centred``: ``[(h, {k: name}, pilot_name)]``, centred power sums of ``h``;
+``closed``: ``{param: fn}``, closed-form and order-statistic estimators;
+``reduced``, ``domains``: parameters left to numerics and every parameter's domain;
+``profile``: ``[(param, fn)]``, closed forms given the reduced parameters;
+``objective``, ``gradient``, ``hessian``: the profile log-likelihood and its derivatives;
+``regular``, ``fisher``, ``observed``: for standard errors (``fisher`` may be ``None``);
+``logf``: the log-density, ``logf(values, chunk)``.
+"""
+
+import math
+
+import numpy as np
+
+CHUNK = 1 << 20  #: elements per chunk when reducing data
+PILOT = 4096  #: size of the subsample for pilots and starting values
+
+
+class NoMLE(ValueError):
+    """The maximum-likelihood estimate does not exist or was not found."""
+
+
+def chunks(x, size=None):
+    """Consecutive float chunks of a 1-D array (memory-mapped arrays stay on disk)."""
+    size = size or CHUNK
+    for start in range(0, x.shape[0], size):
+        yield np.asarray(x[start : start + size], dtype=float)
+
+
+def sum_over(fn, x, size=None):
+    """``sum_i fn(x_i)`` in chunks, compensated across chunks."""
+    with np.errstate(all="ignore"):
+        return math.fsum(_total(fn(c), c) for c in chunks(x, size))
+
+
+def _total(values, chunk):
+    values = np.asarray(values, dtype=float)
+    return float(np.sum(values)) if values.ndim else float(values) * chunk.size
+
+
+def statistics(plan, x, values, size=None, needed=None):
+    """``N``, the statistics, centred power sums and pilots, ``_xmin``, ``_xmax``.
+
+    One pass over the data each; with ``needed`` (a set of names) only those.
+    """
+    stats = [s for s in plan["stats"] if needed is None or s in needed]
+    groups = [g for g in plan["centred"] if needed is None or set(g[1].values()) & needed]
+    extremes = needed is None or "_xmin" in needed or "_xmax" in needed
+    parts = {s: [] for s in stats}
+    centred = []
+    lo, hi = math.inf, -math.inf
+    for chunk in chunks(x, size):
+        if extremes:
+            lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+        with np.errstate(all="ignore"):
+            for s in stats:
+                parts[s].append(_total(plan["stats"][s](values, chunk), chunk))
+            if not centred:
+                for h, powers, pilot_name in groups:
+                    pilot = float(np.mean(np.asarray(h(values, chunk[:PILOT]), dtype=float) * np.ones(min(PILOT, chunk.size))))
+                    centred.append((h, powers, pilot_name, pilot, {k: [] for k in powers}))
+            for h, powers, _, pilot, acc in centred:
+                u = np.asarray(h(values, chunk), dtype=float) - pilot
+                for k in acc:
+                    acc[k].append(float(u.sum() if k == 1 else np.dot(u, u) if k == 2 else np.sum(u**k)))
+    out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi}
+    for s in stats:
+        out[s] = math.fsum(parts[s])
+    for _, powers, pilot_name, pilot, acc in centred:
+        out[pilot_name] = pilot
+        for k, p in acc.items():
+            out[powers[k]] = math.fsum(p)
+    return out
+
+
+def in_domain(value, domain):
+    if not math.isfinite(value):
+        return False
+    return {
+        "real": True,
+        "positive": value > 0,
+        "nonnegative": value >= 0,
+        "unit": 0 < value < 1,
+        "integer": float(value).is_integer(),
+        "positive_integer": float(value).is_integer() and value > 0,
+    }[domain]
+
+
+def to_z(theta, domain):
+    """Unconstrained coordinate of a parameter value."""
+    if domain in ("positive", "nonnegative"):
+        return math.log(theta)
+    if domain == "unit":
+        return math.log(theta / (1 - theta))
+    return theta
+
+
+def from_z(z, domain):
+    if domain in ("positive", "nonnegative"):
+        return math.exp(z)
+    if domain == "unit":
+        return 1 / (1 + math.exp(-z))
+    return z
+
+
+def dtheta_dz(theta, domain):
+    if domain in ("positive", "nonnegative"):
+        return theta
+    if domain == "unit":
+        return theta * (1 - theta)
+    return 1.0
+
+
+def candidates(domain, scale, centre):
+    """Starting values spread over a domain, on the data's scale where it has one."""
+    if domain in ("positive", "nonnegative"):
+        # shapes are scale-free, scales follow the data: search both
+        return np.unique(np.r_[10.0 ** np.linspace(-5, 5, 41), abs(scale) * 10.0 ** np.linspace(-3, 3, 25)])
+    if domain == "unit":
+        return np.linspace(0.01, 0.99, 33)
+    return centre + scale * np.r_[-np.geomspace(100, 0.01, 15), 0.0, np.geomspace(0.01, 100, 15)]
+
+
+def _finite(v):
+    return v if np.isfinite(v) else -np.inf
+
+
+def maximise(plan, values, x, size=None):
+    """Maximise the profile log-likelihood over the reduced parameters.
+
+    A coarse search on a subsample finds the best region (so several local
+    maxima do not trap the solver), then Brent's method on the score (one
+    parameter) or BFGS in unconstrained coordinates (several), then Newton
+    steps on exact derivatives; the result must be a maximum.
+    """
+    from scipy import optimize
+
+    names = plan["reduced"]
+    domains = [plan["domains"][p] for p in names]
+    if any(d in ("integer", "positive_integer") for d in domains):
+        raise NoMLE("numeric estimation of an integer-valued parameter is not supported")
+    sub = np.asarray(x[: min(x.shape[0], PILOT)], dtype=float)
+    sub_values = dict(values)
+    sub_values.update(statistics(plan, sub, values))
+    scale = float(np.std(sub)) or 1.0
+    centre = float(np.median(sub))
+    grids = [candidates(d, scale, centre) for d in domains]
+    if len(grids) == 1:
+        points = grids[0][:, None]
+    else:
+        mesh = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
+        points = mesh if len(mesh) <= 3000 else mesh[np.random.default_rng(0).choice(len(mesh), 3000, replace=False)]
+
+    def at(vals, theta):
+        v = dict(vals)
+        v.update(zip(names, (float(t) for t in theta)))
+        return v
+
+    scores = np.array([_finite(plan["objective"](at(sub_values, p), sub)) for p in points])
+    if not np.any(np.isfinite(scores)):
+        raise NoMLE("the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data")
+    best = points[int(np.argmax(scores))]
+
+    def grad(theta):
+        return np.array([g(at(values, theta), x) for g in plan["gradient"]])
+
+    if len(names) == 1:
+        theta = _brent(names[0], domains[0], best[0], grids[0], grad, optimize)
+    else:
+        z0 = np.array([to_z(t, d) for t, d in zip(best, domains)])
+
+        def theta_of(z):
+            return [from_z(float(zi), d) for zi, d in zip(z, domains)]
+
+        def neg(z):
+            v = _finite(plan["objective"](at(values, theta_of(z)), x))
+            return -v if np.isfinite(v) else 1e300
+
+        def neg_grad(z):
+            theta = theta_of(z)
+            return -grad(theta) * np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
+
+        res = optimize.minimize(neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+        theta = np.array(theta_of(res.x))
+    return dict(zip(names, _newton(plan, names, domains, theta, values, x, grad, at)))
+
+
+def _brent(name, domain, best, grid, grad, optimize):
+    zs = np.array([to_z(t, domain) for t in grid])
+    k = int(np.argmin(np.abs(zs - to_z(best, domain))))
+    lo, hi = zs[max(k - 1, 0)], zs[min(k + 1, len(zs) - 1)]
+
+    def score(z):
+        return float(grad([from_z(z, domain)])[0])
+
+    f_lo, f_hi = score(lo), score(hi)
+    for _ in range(40):
+        if np.isfinite(f_lo) and np.isfinite(f_hi) and f_lo > 0 > f_hi:
+            break
+        if not (np.isfinite(f_lo) and f_lo > 0):
+            lo -= 1.0
+            f_lo = score(lo)
+        if not (np.isfinite(f_hi) and f_hi < 0):
+            hi += 1.0
+            f_hi = score(hi)
+    if not (f_lo > 0 > f_hi):
+        raise NoMLE(f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})")
+    z = optimize.brentq(score, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
+    return np.array([from_z(z, domain)])
+
+
+def _newton(plan, names, domains, theta, values, x, grad, at):
+    theta = np.asarray(theta, dtype=float)
+
+    def hess(th):
+        v = at(values, th)
+        return np.array([[f(v, x) for f in row] for row in plan["hessian"]])
+
+    for _ in range(20):
+        g, h = grad(theta), hess(theta)
+        if not (np.all(np.isfinite(h)) and np.all(np.isfinite(g))):
+            break
+        try:
+            step = np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            break
+        new = theta - step
+        if not all(in_domain(float(t), d) for t, d in zip(new, domains)):
+            break
+        theta = new
+        if np.all(np.abs(step) <= 1e-13 * np.maximum(np.abs(theta), 1e-300)):
+            break
+    g, h = grad(theta), hess(theta)
+    label = ", ".join(names)
+    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(h))) or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0:
+        raise NoMLE(f"numerical maximisation for {label} did not reach a maximum (the MLE may not exist for these data)")
+    # distance to the stationary point in standard-error units: |g| / sqrt(|H_ii|)
+    if np.any(np.abs(g) > 1e-6 * np.sqrt(np.abs(np.diag(h)))):
+        raise NoMLE(f"numerical maximisation for {label} did not converge: the score does not vanish at the last iterate")
+    return theta
+
+
+def constant_values(plan, constants):
+    values = dict(plan["known"])
+    for name, v in constants.items():
+        if name not in plan["constants"]:
+            raise NoMLE(f"unknown constant '{name}'; this model's constants: {', '.join(plan['constants']) or '(none)'}")
+        values[name] = float(v)
+    for name in plan["constants"]:
+        if name not in values:
+            raise NoMLE(f"missing value for constant '{name}' (give it as {name}=VALUE)")
+    return values
+
+
+def as_data(x):
+    return x.reshape(-1) if isinstance(x, np.memmap) else np.asarray(x, dtype=float).reshape(-1)
+
+
+def run_estimate(plan, x, constants, size=None):
+    """Maximum-likelihood estimates ``{param: float}``."""
+    x = as_data(x)
+    values = constant_values(plan, constants)
+    values.update(statistics(plan, x, values, size, set(plan["needed"])))
+    for name, fn in plan["closed"].items():
+        values[name] = fn(values, x)
+    if plan["reduced"]:
+        values.update(maximise(plan, values, x, size))
+        for name, fn in plan["profile"]:
+            values[name] = fn(values, x)
+    return {p: float(values[p]) for p in plan["parameters"] if p in values}
+
+
+def run_covariance(plan, x, estimates, constants, size=None):
+    """``(covariance of the regular parameters, "expected" | "observed")``, or ``(None, source)``."""
+    x = as_data(x)
+    if not plan["regular"]:
+        return None, ""
+    values = constant_values(plan, constants)
+    values.update(statistics(plan, x, values, size))
+    values.update(estimates)
+    if plan["fisher"] is not None:
+        info = values["N"] * np.array([[f(values, x) for f in row] for row in plan["fisher"]])
+        source = "expected"
+    else:
+        info = -np.array([[f(values, x) for f in row] for row in plan["observed"]])
+        source = "observed"
+    if not np.all(np.isfinite(info)):
+        return None, source
+    try:
+        return np.linalg.inv(info), source
+    except np.linalg.LinAlgError:
+        return None, source
+
+
+def run_stderr(plan, x, constants, size=None):
+    """Asymptotic standard errors ``{param: float or None}`` at the estimate."""
+    est = run_estimate(plan, x, constants, size)
+    cov, _ = run_covariance(plan, x, est, constants, size)
+    out = {p: None for p in plan["parameters"]}
+    if cov is not None:
+        for i, p in enumerate(plan["regular"]):
+            out[p] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
+    return out
+
+
+def run_log_likelihood(plan, x, values, size=None):
+    """``sum_i log f(x_i)`` at the given parameter and constant values."""
+    x = as_data(x)
+    v = dict(plan["known"])
+    v.update({k: float(val) for k, val in values.items()})
+    missing = [n for n in (*plan["parameters"], *plan["constants"]) if n not in v]
+    if missing:
+        raise NoMLE(f"missing value for '{missing[0]}'")
+    return sum_over(lambda c: plan["logf"](v, c), x, size)
