@@ -70,7 +70,7 @@ def statistics(plan, x, values, size=None, needed=None):
                 for h, powers, pilot_name in groups:
                     pilot = float(np.mean(np.asarray(h(values, chunk[:PILOT]), dtype=float) * np.ones(min(PILOT, chunk.size))))
                     centred.append((h, powers, pilot_name, pilot, {k: [] for k in powers}))
-            for h, powers, _, pilot, acc in centred:
+            for h, _, _, pilot, acc in centred:
                 u = np.asarray(h(values, chunk), dtype=float) - pilot
                 for k in acc:
                     acc[k].append(float(u.sum() if k == 1 else np.dot(u, u) if k == 2 else np.sum(u**k)))
