@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-CHUNK = 1 << 20  #: elements per chunk when reducing data
+CHUNK = 1 << 20  #: elements per chunk of a memory-mapped file
+MEMORY_CHUNK = 1 << 23  #: elements per chunk of an array in memory (fewer calls, same temporaries)
 PILOT = 4096  #: size of the subsample for pilots and starting values
 
 
@@ -32,10 +33,46 @@ class NoMLE(ValueError):
 
 
 def chunks(x, size=None):
-    """Consecutive float chunks of a 1-D array (memory-mapped arrays stay on disk)."""
-    size = size or CHUNK
+    """Consecutive float chunks of a 1-D array.
+
+    For a memory-mapped file, each chunk's pages are released once it has
+    been reduced, so the resident memory stays bounded by a chunk whatever
+    the file's size.
+    """
+    mapped = isinstance(x, np.memmap)
+    size = size or (CHUNK if mapped else MEMORY_CHUNK)
+    release = _releaser(x) if mapped else None
     for start in range(0, x.shape[0], size):
         yield np.asarray(x[start : start + size], dtype=float)
+        if release is not None:
+            release(start, min(start + size, x.shape[0]))
+
+
+def _releaser(x):
+    """``release(i, j)``: drop the resident pages of elements i..j of a memory map, or None."""
+    import mmap
+
+    mm = getattr(x, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED") or x.ndim != 1:
+        return None
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):
+        return None
+    first = x.ctypes.data - base
+    page = mmap.PAGESIZE
+
+    def release(i, j):
+        lo = first + i * x.strides[0]
+        hi = first + j * x.strides[0]
+        lo -= lo % page
+        if hi > lo:
+            try:
+                mm.madvise(mmap.MADV_DONTNEED, lo, min(hi - lo, len(mm) - lo))
+            except (OSError, ValueError):
+                pass
+
+    return release
 
 
 def sum_over(fn, x, size=None):
@@ -73,7 +110,7 @@ def statistics(plan, x, values, size=None, needed=None):
             for h, _, _, pilot, acc in centred:
                 u = np.asarray(h(values, chunk), dtype=float) - pilot
                 for k in acc:
-                    acc[k].append(float(u.sum() if k == 1 else np.dot(u, u) if k == 2 else np.sum(u**k)))
+                    acc[k].append(float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k)))
     out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi}
     for s in stats:
         out[s] = math.fsum(parts[s])

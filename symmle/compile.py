@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CompiledModel", "Formula", "plan_formulas", "CHUNK"]
 
-#: Elements per chunk when reducing data (a memory-mapped array stays on disk).
-CHUNK = _runtime.CHUNK
+#: Elements per chunk when reducing data; ``None`` lets the runtime choose
+#: (small chunks for memory-mapped files, larger ones for arrays in memory).
+CHUNK: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from symmle import _runtime
 from symmle.errors import DataError
 
 __all__ = ["load_data", "validate_data"]
-
-_CHUNK = 1 << 20
 
 
 def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
@@ -146,8 +145,7 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
     n = int(x.shape[0])
     if n == 0:
         raise DataError("the data are empty")
-    for start in range(0, n, _CHUNK):
-        chunk = np.asarray(x[start : start + _CHUNK], dtype=float)
+    for start, chunk in zip(range(0, n, _runtime.CHUNK), _runtime.chunks(x, _runtime.CHUNK)):
         bad = ~np.isfinite(chunk)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
