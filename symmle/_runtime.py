@@ -204,7 +204,15 @@ def maximise(plan, values, x, size=None):
         v.update(zip(names, (float(t) for t in theta)))
         return v
 
-    scores = np.array([_finite(plan["objective"](at(sub_values, p), sub)) for p in points])
+    if plan.get("vectorised"):
+        # the objective reads only statistics: evaluate the whole grid in one call
+        grid_values = dict(sub_values)
+        grid_values.update({n: points[:, i] for i, n in enumerate(names)})
+        with np.errstate(all="ignore"):
+            scores = np.asarray(plan["objective"](grid_values, sub), dtype=float) * np.ones(len(points))
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+    else:
+        scores = np.array([_finite(plan["objective"](at(sub_values, p), sub)) for p in points])
     if not np.any(np.isfinite(scores)):
         raise NoMLE("the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data")
     best = points[int(np.argmax(scores))]

@@ -147,6 +147,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f'"fisher": {grid(fisher)}',
         f'"logf": {logf}',
         f'"needed": {sorted(f["needed"])!r}',
+        f'"vectorised": {f["vectorised"]!r}',
         *[f'"{k}": {v}' for k, v in numeric.items()],
     ]
     formulas = _formula_doc(d, f)

@@ -94,9 +94,10 @@ class Formula:
                 v[name] = _runtime.sum_over(lambda c, f=f, a=a: f(c, *a), data)
             try:
                 with np.errstate(all="ignore"):
-                    return float(np.real(outer(*[v[n] for n in names])))
+                    r = np.real(outer(*[v[n] for n in names]))
             except (OverflowError, ZeroDivisionError, ValueError):
                 return float("nan")  # Python-float arithmetic raises where NumPy gives inf/nan
+            return float(r) if np.ndim(r) == 0 else r  # arrays in, arrays out
 
         return fn
 
@@ -202,9 +203,12 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "variable": model.variable,
         "display": closed,
     }
+    out["vectorised"] = False
     if st.reduced:
         prof = ell.subs({p: v for p, v in reversed(st.profile)})
         out["objective"] = Formula.of(prof, lik)
+        # without sums over the data, the objective takes arrays of parameter values
+        out["vectorised"] = not out["objective"].sums
         out["gradient"] = [Formula.of(sp.diff(prof, p), lik) for p in st.reduced]
         out["hessian"] = [[Formula.of(sp.diff(prof, p, q), lik) for q in st.reduced] for p in st.reduced]
     estimation = [*out["closed"].values(), *(fm for _, fm in out["profile"])]
@@ -256,6 +260,7 @@ class CompiledModel:
             "fisher": None if f["fisher"] is None else [[fm.compile() for fm in row] for row in f["fisher"]],
             "logf": _pointwise(f["logf"], var),
             "needed": sorted(f["needed"]),
+            "vectorised": f["vectorised"],
         }
         if f["reduced"]:
             self.plan["objective"] = f["objective"].compile()
