@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -28,3 +31,19 @@ def revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def environment(revision: str) -> dict[str, object]:
+    """Where a measurement was made: revision, Python, platform, CPU count."""
+    return {
+        "revision": revision,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write a benchmark's measurements as indented JSON and say so."""
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

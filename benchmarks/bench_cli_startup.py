@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import environment, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,10 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "schema": 1,
             "date": time.strftime("%Y-%m-%d"),
-            "revision": revision,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
+            **environment(revision),
             "runs": args.runs,
             "target_s": TARGET,
             "timings": timings,
@@ -292,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             "in_process": chk,
             "pass": ok,
         }
-        Path(args.json_out).write_text(
-            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
-        )
-        print(f"wrote {args.json_out}")
+        write_json(args.json_out, payload)
     return 0 if ok else 1
 
 

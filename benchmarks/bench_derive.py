@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import environment
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,10 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "schema": 1,
             "date": time.strftime("%Y-%m-%d"),
-            "revision": revision,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
+            **environment(revision),
             "versions": versions,
             "repeat": args.repeat,
             "targets": {
