@@ -144,10 +144,11 @@ def to_z(theta, domain):
 
 
 def from_z(z, domain):
+    """Parameter value of an unconstrained coordinate (saturating, never overflowing)."""
     if domain in ("positive", "nonnegative"):
-        return math.exp(z)
+        return math.exp(z) if z < 709.0 else math.inf
     if domain == "unit":
-        return 1 / (1 + math.exp(-z))
+        return 1 / (1 + math.exp(-z)) if z > -709.0 else 0.0
     return z
 
 
