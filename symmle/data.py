@@ -2,8 +2,8 @@
 
 Files: ``.npy`` (memory-mapped, so any size fits in bounded memory), ``.csv``
 (a header row is recognised; ``column`` picks a column by name or 1-based
-index), ``.txt`` (numbers separated by white space or commas), or ``-`` for
-standard input.  Every problem is a :class:`~symmle.errors.DataError` with one
+index), ``.txt`` (one number per line, or columns separated by white space,
+picked with ``column``), or ``-`` for standard input.  Every problem is a :class:`~symmle.errors.DataError` with one
 line naming the first bad row.
 """
 
@@ -73,6 +73,8 @@ def _load_npy(path: Path, column: str | None) -> np.ndarray:
         arr = arr[:, idx]
     elif arr.ndim != 1:
         raise DataError(f"{path.name} has {arr.ndim} dimensions; expected one column of numbers")
+    elif column not in (None, "1"):
+        raise DataError(f"{path.name} has one column; --column {column} does not apply")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(f"{path.name} holds {arr.dtype}, not numbers")
     if np.iscomplexobj(arr):

@@ -17,6 +17,7 @@ import functools
 import math
 import types
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -376,4 +377,52 @@ def tools() -> types.SimpleNamespace:
         closed_form_estimates=closed_form_estimates,
         rel_err=rel_err,
         equation_residual=equation_residual,
+    )
+
+
+# --------------------------------------------------------------------------
+# seeded samples and compiled estimators per family, cached per session
+# (used by test_compile.py, test_fit.py, test_data.py)
+# --------------------------------------------------------------------------
+
+
+def family_seed(name: str) -> int:
+    """The seed of a family's sample: ``crc32(name)``, as in ``test_catalogue.py``."""
+    return zlib.crc32(name.encode())
+
+
+@functools.cache
+def _compiled(name: str):
+    return _derive(name).compile()
+
+
+@functools.lru_cache(maxsize=64)
+def _family_sample(name: str, n: int, seed: int) -> np.ndarray:
+    model = _derive(name).model
+    data = sample(model, model.point(), n, np.random.default_rng(seed))
+    data.flags.writeable = False  # shared between tests: nobody may change it
+    return data
+
+
+def constants_by_name(model) -> dict[str, float]:
+    """Values of the constants at ``model.point()``, by name (as ``fit`` and compiled estimators take them)."""
+    point = model.point()
+    return {q.name: point[q.symbol] for q in model.constants}
+
+
+@pytest.fixture(scope="session")
+def families() -> types.SimpleNamespace:
+    """Cached per-family helpers.
+
+    ``compiled(name)``: the family's compiled estimator (compiled once);
+    ``sample(name, n, seed=None)``: ``n`` read-only draws at ``model.point()`` from
+    the family's sampler (seed ``crc32(name)`` unless given);
+    ``constants(model)``: the constants' values at ``model.point()`` by name;
+    ``seed(name)``: the default seed.
+    """
+    return types.SimpleNamespace(
+        compiled=_compiled,
+        sample=lambda name, n, seed=None: _family_sample(name, n, family_seed(name) if seed is None else seed),
+        constants=constants_by_name,
+        seed=family_seed,
     )
