@@ -19,7 +19,6 @@ import symmle._runtime
 from symmle.cli import cli
 from symmle.data import load_data, validate_data
 from symmle.errors import DataError
-from symmle.errors import DataError
 
 
 def write(path, text):
