@@ -31,6 +31,7 @@ import sympy as sp
 from symmle import _runtime
 from symmle.budget import attempt
 from symmle.errors import DataError
+from symmle.evaluate import Formula, by_name
 from symmle.numeric import to_function
 
 if TYPE_CHECKING:
@@ -44,72 +45,10 @@ __all__ = ["CompiledModel", "Formula", "plan_formulas", "CHUNK"]
 CHUNK: int | None = None
 
 
-@dataclass(frozen=True)
-class Formula:
-    """An expression ready for numeric code: plain names, sums over the data split out.
-
-    ``outer`` is an expression in identifier-named symbols (``N``, ``T1``,
-    ``U0_2``, parameters, constants, ``_xmin``/``_xmax`` for the order
-    statistics, ``_s0``... for the sums); each sum is ``(name, summand)``
-    with the summand a function of the model variable.
-    """
-
-    outer: sp.Expr
-    sums: tuple[tuple[str, sp.Expr], ...]
-    variable: sp.Symbol
-
-    @classmethod
-    def of(cls, expr: sp.Expr, lik: Likelihood) -> Formula:
-        expr = sp.sympify(expr)
-        var = lik.model.variable
-        subs: dict[sp.Basic, sp.Symbol] = {}
-        sums = []
-        for k, s in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
-            name = f"_s{k}"
-            sums.append((name, s.function.subs(lik.sample[lik.index], var)))
-            subs[s] = sp.Symbol(name)
-        lo, hi = lik.order_statistics
-        subs[lo], subs[hi] = sp.Symbol("_xmin"), sp.Symbol("_xmax")
-        return cls(expr.subs(subs), tuple(sums), var)
-
-    def args(self) -> list[str]:
-        """Names the outer expression reads, sorted."""
-        return sorted({s.name for s in self.outer.free_symbols})
-
-    def compile(self) -> Callable[[Mapping[str, float], np.ndarray], float]:
-        """``fn(values, data) -> float``: sums reduced over the data, then the outer expression."""
-        names = self.args()
-        syms = _by_name(self.outer)
-        outer = to_function([syms[n] for n in names], self.outer)
-        sums = []
-        for name, summand in self.sums:
-            snames = sorted({s.name for s in summand.free_symbols} - {self.variable.name})
-            ssyms = _by_name(summand)
-            sums.append((name, snames, to_function([self.variable, *[ssyms[n] for n in snames]], summand)))
-
-        def fn(values: Mapping[str, float], data: np.ndarray) -> float:
-            v = dict(values)
-            for name, snames, f in sums:
-                a = [v[n] for n in snames]
-                v[name] = _runtime.sum_over(lambda c, f=f, a=a: f(c, *a), data)
-            try:
-                with np.errstate(all="ignore"):
-                    r = np.real(outer(*[v[n] for n in names]))
-            except (OverflowError, ZeroDivisionError, ValueError):
-                return float("nan")  # Python-float arithmetic raises where NumPy gives inf/nan
-            return float(r) if np.ndim(r) == 0 else r  # arrays in, arrays out
-
-        return fn
-
-
-def _by_name(expr: sp.Expr) -> dict[str, sp.Symbol]:
-    return {s.name: s for s in expr.free_symbols}
-
-
 def _pointwise(expr: sp.Expr, variable: sp.Symbol) -> Callable[[Mapping[str, float], np.ndarray], np.ndarray]:
     """``fn(values, chunk) -> array`` for a function of the variable (constants by name)."""
     names = sorted({s.name for s in expr.free_symbols} - {variable.name})
-    syms = _by_name(expr)
+    syms = by_name(expr)
     f = to_function([variable, *[syms[n] for n in names]], expr)
     return lambda values, chunk: f(chunk, *[values[n] for n in names])
 

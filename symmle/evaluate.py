@@ -8,15 +8,83 @@ set; it is how every symbolic result is checked against numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
+from symmle import _runtime
 from symmle.likelihood import Likelihood
 from symmle.numeric import to_function
 
-__all__ = ["SampleEvaluator", "verification_datasets", "stress_datasets"]
+__all__ = ["Formula", "SampleEvaluator", "by_name", "verification_datasets", "stress_datasets"]
+
+
+@dataclass(frozen=True)
+class Formula:
+    """An expression ready for numeric code: plain names, sums over the data split out.
+
+    ``outer`` is an expression in identifier-named symbols (``N``, ``T1``,
+    ``U0_2``, parameters, constants, ``_xmin``/``_xmax`` for the order
+    statistics, ``_s0``... for the sums); each sum is ``(name, summand)``
+    with the summand a function of the model variable.
+    """
+
+    outer: sp.Expr
+    sums: tuple[tuple[str, sp.Expr], ...]
+    variable: sp.Symbol
+
+    @classmethod
+    def of(cls, expr: sp.Expr, lik: Likelihood) -> Formula:
+        expr = sp.sympify(expr)
+        var = lik.model.variable
+        subs: dict[sp.Basic, sp.Symbol] = {}
+        sums = []
+        for k, s in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
+            name = f"_s{k}"
+            sums.append((name, s.function.subs(lik.sample[lik.index], var)))
+            subs[s] = sp.Symbol(name)
+        lo, hi = lik.order_statistics
+        subs[lo], subs[hi] = sp.Symbol("_xmin"), sp.Symbol("_xmax")
+        return cls(expr.subs(subs), tuple(sums), var)
+
+    def args(self) -> list[str]:
+        """Names the outer expression reads, sorted."""
+        return sorted({s.name for s in self.outer.free_symbols})
+
+    def compile(self) -> Callable[[Mapping[str, float], np.ndarray], float]:
+        """``fn(values, data) -> float``: sums reduced over the data, then the outer expression."""
+        names = self.args()
+        syms = by_name(self.outer)
+        outer = to_function([syms[n] for n in names], self.outer)
+        sums = []
+        for name, summand in self.sums:
+            snames = sorted({s.name for s in summand.free_symbols} - {self.variable.name})
+            ssyms = by_name(summand)
+            sums.append((name, snames, to_function([self.variable, *[ssyms[n] for n in snames]], summand)))
+
+        def fn(values: Mapping[str, float], data: np.ndarray) -> float:
+            v = dict(values)
+            for name, snames, f in sums:
+                a = [v[n] for n in snames]
+                v[name] = _runtime.sum_over(lambda c, f=f, a=a: f(c, *a), data)
+            try:
+                with np.errstate(all="ignore"):
+                    r = outer(*[v[n] for n in names])
+            except (OverflowError, ZeroDivisionError, ValueError):
+                return float("nan")  # Python-float arithmetic raises where NumPy gives inf/nan
+            if np.ndim(r):
+                return np.real(r)  # arrays in, arrays out
+            z = complex(r)
+            return z.real if abs(z.imag) <= 1e-12 * max(1.0, abs(z.real)) else float("nan")
+
+        return fn
+
+
+def by_name(expr: sp.Expr) -> dict[str, sp.Symbol]:
+    """The free symbols of ``expr`` by name."""
+    return {s.name: s for s in expr.free_symbols}
 
 
 class SampleEvaluator:
@@ -35,36 +103,19 @@ class SampleEvaluator:
         self.lik = lik
         self.data = np.asarray(data, dtype=float)
         self.constants = dict(constants)
-        self.stats = lik.statistic_values(self.data, self.constants)
+        stats = lik.statistic_values(self.data, self.constants)
+        lo, hi = lik.order_statistics
+        names = {lo: "_xmin", hi: "_xmax"}
+        self.values = {names.get(k, str(k)): v for k, v in stats.items()}
 
     def __call__(self, expr: sp.Expr, params: Mapping[sp.Symbol, float]) -> float:
-        """Value of ``expr`` at parameter values ``params`` (complex parts -> nan)."""
-        lik = self.lik
-        expr = sp.sympify(expr).subs(self.constants)
-        values = {**self.stats, **{k: float(v) for k, v in params.items()}}
-        sums = list(expr.atoms(sp.Sum))
-        dummies = []
-        for s in sums:
-            d = sp.Dummy("S")
-            summand = s.function.subs(lik.sample[lik.index], lik.model.variable).subs(self.constants)
-            f = to_function([lik.model.variable, *params], summand)
-            with np.errstate(all="ignore"):
-                values[d] = float(np.sum(np.asarray(f(self.data, *[values[p] for p in params]), dtype=float) * np.ones_like(self.data)))
-            dummies.append(d)
-        expr = expr.subs(dict(zip(sums, dummies)))
-        # order statistics are functions of the variable: give them dummies too
-        order = {o: sp.Dummy(str(o.func)) for o in lik.order_statistics if expr.has(o)}
-        for o, d in order.items():
-            values[d] = values[o]
-        expr = expr.subs(order)
-        syms = sorted(expr.free_symbols, key=lambda s: s.name)
-        missing = [s for s in syms if s not in values]
-        if missing:
-            raise KeyError(f"no value for {missing}")
-        fn = to_function(syms, expr)
-        with np.errstate(all="ignore"):
-            out = complex(fn(*[values[s] for s in syms]))
-        return out.real if abs(out.imag) <= 1e-12 * max(1.0, abs(out.real)) else float("nan")
+        """Value of ``expr`` at parameter values ``params`` (complex values -> nan)."""
+        fn = Formula.of(sp.sympify(expr).subs(self.constants), self.lik).compile()
+        values = {**self.values, **{p.name: float(v) for p, v in params.items()}}
+        try:
+            return float(fn(values, self.data))
+        except KeyError as exc:
+            raise KeyError(f"no value for {exc.args[0]}") from None
 
 
 def verification_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float], point: Mapping[sp.Symbol, float], count: int = 3, size: int = 15) -> list[np.ndarray]:

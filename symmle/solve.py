@@ -94,6 +94,12 @@ def _admissible(value: sp.Expr, domain: str) -> bool:
     return True
 
 
+def _vanishes(ev: SampleEvaluator, expr: sp.Expr, values: Mapping[sp.Symbol, float]) -> bool:
+    """Whether ``expr`` is zero at ``values`` relative to the size of its terms."""
+    scale = sum(abs(ev(t, values)) for t in sp.Add.make_args(sp.expand(expr))) + 1e-300
+    return abs(ev(expr, values)) <= 1e-7 * scale
+
+
 def _show(data: np.ndarray) -> str:
     head = ", ".join(f"{v:.3g}" for v in data[:4])
     return f"[{head}{', ...' if data.size > 4 else ''}] (n={data.size})"
@@ -135,8 +141,7 @@ class _Checker:
                     return False, f"{p} = {v:.4g} is outside its domain on a test data set"
                 values[p] = v
             for p, s in zip(self.params, self.score):
-                scale = sum(abs(ev(t, values)) for t in sp.Add.make_args(sp.expand(s))) + 1e-300
-                if not abs(ev(s, values)) <= 1e-7 * scale:
+                if not _vanishes(ev, s, values):
                     return False, f"the score for {p} does not vanish at the solution"
             h = np.array([[ev(self.hessian[i, j], values) for j in range(len(self.params))] for i in range(len(self.params))])
             if not np.all(np.isfinite(h)) or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0:
@@ -438,8 +443,7 @@ def _verify_profile(checker: _Checker, p: sp.Symbol, value: sp.Expr, score_p: sp
             values[p] = ev(value, values)
             if not np.isfinite(values[p]):
                 return False
-            scale = sum(abs(ev(t, values)) for t in sp.Add.make_args(sp.expand(score_p))) + 1e-300
-            if not abs(ev(score_p, values)) <= 1e-7 * scale:
+            if not _vanishes(ev, score_p, values):
                 return False
     return True
 
