@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 CHUNK = 1 << 20  #: elements per chunk of a memory-mapped file
-MEMORY_CHUNK = 1 << 23  #: elements per chunk of an array in memory (fewer calls, same temporaries)
+MEMORY_CHUNK = 1 << 24  #: elements per chunk of an array in memory (fewer calls, same temporaries)
 PILOT = 4096  #: size of the subsample for pilots and starting values
 
 

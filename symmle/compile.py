@@ -111,7 +111,14 @@ def _centre(lik: Likelihood, exprs: Mapping[str, sp.Expr], timeout: float | None
         if new is not None and not (new.free_symbols & pilots):
             out[name] = sp.factor_terms(new)
     used = set().union(*(e.free_symbols for e in out.values())) if out else set()
-    return out, [c for c in centred if set(c.powers.values()) & used]
+    kept = [c for c in centred if set(c.powers.values()) & used]
+    # Once a group's centred sums are computed anyway, its plain statistics
+    # follow from them exactly (T = sum_k a_k(c) U_k): no separate pass.
+    follow = {T: v for T, v in subs.items() if any(c.pilot in v.free_symbols for c in kept)}
+    for name, e in out.items():
+        if e.free_symbols & set(follow):
+            out[name] = e.subs(follow)
+    return out, kept
 
 
 def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, Any]:
