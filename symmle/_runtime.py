@@ -122,6 +122,7 @@ def statistics(plan, x, values, size=None, needed=None):
 
 
 def in_domain(value, domain):
+    """Whether the number ``value`` lies in ``domain``."""
     if not math.isfinite(value):
         return False
     return {
@@ -313,28 +314,27 @@ def as_data(x):
     return x.reshape(-1) if isinstance(x, np.memmap) else np.asarray(x, dtype=float).reshape(-1)
 
 
-def run_estimate(plan, x, constants, size=None):
-    """Maximum-likelihood estimates ``{param: float}``."""
-    x = as_data(x)
+def _solve(plan, x, constants, size, needed):
+    """Statistics (only ``needed``, or all if None) and the estimates, as one dict of values."""
     values = constant_values(plan, constants)
-    values.update(statistics(plan, x, values, size, set(plan["needed"])))
+    values.update(statistics(plan, x, values, size, needed))
     for name, fn in plan["closed"].items():
         values[name] = fn(values, x)
     if plan["reduced"]:
         values.update(maximise(plan, values, x, size))
         for name, fn in plan["profile"]:
             values[name] = fn(values, x)
+    return values
+
+
+def _estimates(plan, values):
     return {p: float(values[p]) for p in plan["parameters"] if p in values}
 
 
-def run_covariance(plan, x, estimates, constants, size=None):
-    """``(covariance of the regular parameters, "expected" | "observed")``, or ``(None, source)``."""
-    x = as_data(x)
+def _covariance(plan, x, values):
+    """Inverse information at ``values`` (statistics and estimates): ``(cov or None, source)``."""
     if not plan["regular"]:
         return None, ""
-    values = constant_values(plan, constants)
-    values.update(statistics(plan, x, values, size))
-    values.update(estimates)
     if plan["fisher"] is not None:
         info = values["N"] * np.array([[f(values, x) for f in row] for row in plan["fisher"]])
         source = "expected"
@@ -349,15 +349,35 @@ def run_covariance(plan, x, estimates, constants, size=None):
         return None, source
 
 
-def run_stderr(plan, x, constants, size=None):
-    """Asymptotic standard errors ``{param: float or None}`` at the estimate."""
-    est = run_estimate(plan, x, constants, size)
-    cov, _ = run_covariance(plan, x, est, constants, size)
-    out = {p: None for p in plan["parameters"]}
+def run_estimate(plan, x, constants, size=None):
+    """Maximum-likelihood estimates ``{param: float}`` (only the statistics they need)."""
+    return _estimates(plan, _solve(plan, as_data(x), constants, size, set(plan["needed"])))
+
+
+def run_covariance(plan, x, estimates, constants, size=None):
+    """``(covariance of the regular parameters, "expected" | "observed")``, or ``(None, source)``."""
+    x = as_data(x)
+    values = constant_values(plan, constants)
+    values.update(statistics(plan, x, values, size))
+    values.update(estimates)
+    return _covariance(plan, x, values)
+
+
+def run_fit(plan, x, constants, size=None):
+    """``(estimates, standard errors, information source)`` from one reduction of the data."""
+    x = as_data(x)
+    values = _solve(plan, x, constants, size, None)
+    cov, source = _covariance(plan, x, values)
+    stderr = {p: None for p in plan["parameters"]}
     if cov is not None:
         for i, p in enumerate(plan["regular"]):
-            out[p] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
-    return out
+            stderr[p] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
+    return _estimates(plan, values), stderr, source if cov is not None else ""
+
+
+def run_stderr(plan, x, constants, size=None):
+    """Asymptotic standard errors ``{param: float or None}`` at the estimate."""
+    return run_fit(plan, x, constants, size)[1]
 
 
 def run_log_likelihood(plan, x, values, size=None):

@@ -241,6 +241,10 @@ class CompiledModel:
         """Asymptotic covariance of the regular parameters and its source (expected/observed information)."""
         return self._run(_runtime.run_covariance, x, dict(estimates), constants, size=CHUNK)
 
+    def estimate_with_stderr(self, x: Any, **constants: float) -> tuple[dict[str, float], dict[str, float | None], str]:
+        """``(estimates, standard errors, "expected" | "observed" | "")`` from one reduction of the data."""
+        return self._run(_runtime.run_fit, x, constants, size=CHUNK)
+
     def stderr(self, x: Any, **constants: float) -> dict[str, float | None]:
         """Asymptotic standard errors at the estimate (``None`` where none exists)."""
         return self._run(_runtime.run_stderr, x, constants, size=CHUNK)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -101,7 +100,7 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     consts = {q.symbol: named[q.name] for q in m.constants}
     lo, hi = fixed_support(m.support, set(m.parameter_symbols), consts)
     validate_data(x, lo=lo, hi=hi, discrete=m.discrete, variable=m.variable.name)
-    estimates = compiled.estimate(x, **constants)
+    estimates, stderr, source = compiled.estimate_with_stderr(x, **constants)
     warnings = list(w for w in d.warnings if "must be solved numerically" not in w)
     for q in m.parameters:
         v = estimates.get(q.name)
@@ -109,15 +108,11 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
             raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
         if not in_domain(v, q.domain):
             raise DataError(f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})")
-    # the data must lie in the support at the estimate (boundary estimators bind it)
-    at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
-    lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
-    validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
-    cov, source = compiled.covariance(x, estimates, **constants)
-    stderr: dict[str, float | None] = {q.name: None for q in m.parameters}
-    if cov is not None:
-        for i, name in enumerate(compiled.regular):
-            stderr[name] = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else None
+    if any(e.free_symbols & set(m.parameter_symbols) for e in m.support):
+        # the data must lie in the support at the estimate (boundary estimators bind it)
+        at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
+        lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
+        validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
     for name, kind in compiled.kinds.items():
         if kind == "boundary":
             warnings.append(f"no standard error for {name}: its MLE is an order statistic, whose sampling distribution is not asymptotically normal")
@@ -125,7 +120,7 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     return FitResult(
         model=m.name, n=int(x.shape[0]), estimates=estimates, kind=dict(compiled.kinds), stderr=stderr,
-        ci95=ci95, log_likelihood=loglik, information=source if cov is not None else "", warnings=warnings,
+        ci95=ci95, log_likelihood=loglik, information=source, warnings=warnings,
     )
 
 
