@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 
 from symmle import catalogue
+from symmle._runtime import in_domain  # one definition, shared with generated modules
 from symmle.errors import SpecError
 from symmle.numeric import to_function
 from symmle.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
@@ -59,21 +60,6 @@ SAMPLER_METHODS = frozenset(
 # Names used by symmle itself in derived expressions.
 _RESERVED = {"N", "i", "x_i", "I", "S", "Q", "O", "nan", "zoo", "true", "false"}
 _TOP_KEYS = {"name", "title", "variable", "discrete", "support", "density", "parameters", "constants", "sampler"}
-
-
-def in_domain(value: float, domain: str) -> bool:
-    """Whether the number ``value`` lies in ``domain``."""
-    if not math.isfinite(value):
-        return False
-    checks = {
-        "real": True,
-        "positive": value > 0,
-        "nonnegative": value >= 0,
-        "unit": 0 < value < 1,
-        "integer": float(value).is_integer(),
-        "positive_integer": float(value).is_integer() and value > 0,
-    }
-    return bool(checks[domain])
 
 
 @dataclass(frozen=True)
