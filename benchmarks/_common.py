@@ -47,3 +47,13 @@ def write_json(path: str, payload: dict) -> None:
     """Write a benchmark's measurements as indented JSON and say so."""
     Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+def add_json_option(ap) -> None:
+    """``--json OUT``: write all measurements to OUT (read back as ``args.json_out``)."""
+    ap.add_argument("--json", dest="json_out", metavar="OUT", help="write all measurements to OUT as JSON")
+
+
+def add_family_option(ap, choices=None) -> None:
+    """``--family NAME`` (repeatable): measure only these families."""
+    ap.add_argument("--family", action="append", choices=choices, help="only this family (repeatable)")

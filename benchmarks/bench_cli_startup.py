@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import environment, write_json
+from _common import add_json_option, environment, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,12 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--top", type=int, default=15, help="import-time entries to show (default 15)"
     )
-    ap.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="OUT",
-        help="write all measurements to OUT as JSON",
-    )
+    add_json_option(ap)
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")

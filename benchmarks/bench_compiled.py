@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import environment, write_json
+from _common import add_family_option, add_json_option, environment, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,18 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=int, default=5, help="timed runs per side (default 5)"
     )
     ap.add_argument("--seed", type=int, default=20261124)
-    ap.add_argument(
-        "--family",
-        action="append",
-        choices=sorted(CASES),
-        help="only this family (repeatable)",
-    )
-    ap.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="OUT",
-        help="write all measurements to OUT as JSON",
-    )
+    add_family_option(ap, sorted(CASES))
+    add_json_option(ap)
     args = ap.parse_args(argv)
     names = [n for n in CASES if not args.family or n in args.family]
 

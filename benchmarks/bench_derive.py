@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import environment
+from _common import add_family_option, add_json_option, environment
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,13 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="fresh-process runs per family (default 3)",
     )
-    ap.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="OUT",
-        help="write all measurements to OUT as JSON",
-    )
-    ap.add_argument("--family", action="append", help="only this family (repeatable)")
+    add_json_option(ap)
+    add_family_option(ap)
     ap.add_argument(
         "--timeout",
         type=float,

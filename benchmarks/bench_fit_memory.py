@@ -57,7 +57,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import environment, write_json
+from _common import add_json_option, environment, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,12 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-gamma", action="store_true", help="skip the numeric (gamma) fit"
     )
-    ap.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="OUT",
-        help="write all measurements to OUT as JSON",
-    )
+    add_json_option(ap)
     args = ap.parse_args(argv)
 
     base = Path(args.dir or tempfile.gettempdir())

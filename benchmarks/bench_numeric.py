@@ -61,7 +61,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import environment, write_json
+from _common import add_family_option, add_json_option, environment, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -346,18 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="M",
         help="run scipy.stats.fit for the negative binomial on the first M observations only (default: all N)",
     )
-    ap.add_argument(
-        "--family",
-        action="append",
-        choices=sorted(SPEEDUP_TARGET),
-        help="only this family (repeatable)",
-    )
-    ap.add_argument(
-        "--json",
-        dest="json_out",
-        metavar="OUT",
-        help="write all measurements to OUT as JSON",
-    )
+    add_family_option(ap, sorted(SPEEDUP_TARGET))
+    add_json_option(ap)
     args = ap.parse_args(argv)
     names = [n for n in SPEEDUP_TARGET if not args.family or n in args.family]
 
