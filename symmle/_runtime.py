@@ -10,21 +10,30 @@ A *plan* is a dict of plain callables, each ``fn(values, data)`` with
 
 ``parameters``, ``constants``, ``known``: names, and constant values fixed at compile time;
 ``stats``: ``{name: g}``, ``g(values, chunk)`` the per-observation function of a statistic;
+``raw``: names of the statistics that are the plain sum of the data;
+``discrete``, ``sums``: integer data, and formulas with sums over the data (then a
+discrete sample is tabulated: see :class:`Tabulated`);
 ``centred``: ``[(h, {k: name}, pilot_name)]``, centred power sums of ``h``;
 ``closed``: ``{param: fn}``, closed-form and order-statistic estimators;
 ``reduced``, ``domains``: parameters left to numerics and every parameter's domain;
 ``profile``: ``[(param, fn)]``, closed forms given the reduced parameters;
 ``objective``, ``gradient``, ``hessian``: the profile log-likelihood and its derivatives;
 ``regular``, ``fisher``, ``observed``: for standard errors (``fisher`` may be ``None``);
-``logf``: the log-density, ``logf(values, chunk)``.
+``logf``: the log-density, ``logf(values, chunk)``;
+``rowwise``: the estimators read only statistics, so many data sets (rows of a
+2-D array) are estimated in one vectorised call (:func:`run_estimate_rows`).
 """
 
 import math
 
 import numpy as np
 
-CHUNK = 1 << 20  #: elements per chunk of a memory-mapped file
-MEMORY_CHUNK = 1 << 24  #: elements per chunk of an array in memory (fewer calls, same temporaries)
+#: Elements per chunk (2 MB of float64).  Temporaries of this size stay in
+#: the allocator's reused memory and the CPU's cache; a temporary as large as
+#: the data costs a fresh page fault per 4 kB, which made ``log(1 - x)`` on
+#: 10**6 values three times slower than in chunks.
+CHUNK = 1 << 18
+MEMORY_CHUNK = CHUNK  #: elements per chunk of an array in memory
 PILOT = 4096  #: size of the subsample for pilots and starting values
 
 
@@ -75,9 +84,51 @@ def _releaser(x):
     return release
 
 
+class Tabulated:
+    """A sample of integers as its distinct values and their counts.
+
+    Sums over the data (``sum_over``) then cost one evaluation per distinct
+    value instead of one per observation: a negative binomial sample of 10**6
+    counts has a few dozen distinct values.
+    """
+
+    def __init__(self, values, counts):
+        self.values = values
+        self.counts = counts
+        self.shape = (int(counts.sum()),)
+
+
+#: Largest range of integer data that is tabulated.
+TABLE = 1 << 20
+
+
+def tabulate(x, size=None):
+    """``Tabulated(x)`` for integer data whose range is small compared with N, else ``x``."""
+    n = x.shape[0]
+    if n < 64:
+        return x
+    lo, hi = math.inf, -math.inf
+    for chunk in chunks(x, size):
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo + 1 > min(TABLE, n // 4):
+        return x
+    counts = np.zeros(int(hi - lo) + 1, dtype=np.int64)
+    for chunk in chunks(x, size):
+        k = chunk - lo
+        index = k.astype(np.int64)
+        if not np.array_equal(index, k):
+            return x  # not integers
+        counts += np.bincount(index, minlength=counts.size)
+    keep = np.flatnonzero(counts)
+    return Tabulated(lo + keep.astype(float), counts[keep].astype(float))
+
+
 def sum_over(fn, x, size=None):
-    """``sum_i fn(x_i)`` in chunks, compensated across chunks."""
+    """``sum_i fn(x_i)`` in chunks, compensated across chunks (or over a table's distinct values)."""
     with np.errstate(all="ignore"):
+        if isinstance(x, Tabulated):
+            v = np.broadcast_to(np.asarray(fn(x.values), dtype=float), x.values.shape)
+            return math.fsum(x.counts * v)
         return math.fsum(_total(fn(c), c) for c in chunks(x, size))
 
 
@@ -94,9 +145,16 @@ def statistics(plan, x, values, size=None, needed=None):
     stats = [s for s in plan["stats"] if needed is None or s in needed]
     groups = [g for g in plan["centred"] if needed is None or set(g[1].values()) & needed]
     extremes = needed is None or "_xmin" in needed or "_xmax" in needed
+    # sums of the raw data need no temporaries: one call over an array in memory
+    whole = {} if isinstance(x, np.memmap) else {s: float(np.sum(x)) for s in stats if s in plan.get("raw", ())}
+    stats = [s for s in stats if s not in whole]
+    if extremes and not isinstance(x, np.memmap) and x.shape[0]:
+        extremes = False
+        lo, hi = float(np.min(x)), float(np.max(x))
+    else:
+        lo, hi = math.inf, -math.inf
     parts = {s: [] for s in stats}
     centred = []
-    lo, hi = math.inf, -math.inf
     for chunk in chunks(x, size):
         if extremes:
             lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
@@ -111,7 +169,7 @@ def statistics(plan, x, values, size=None, needed=None):
                 u = np.asarray(h(values, chunk), dtype=float) - pilot
                 for k in acc:
                     acc[k].append(float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k)))
-    out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi}
+    out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi, **whole}
     for s in stats:
         out[s] = math.fsum(parts[s])
     for _, powers, pilot_name, pilot, acc in centred:
@@ -161,14 +219,28 @@ def dtheta_dz(theta, domain):
     return 1.0
 
 
+def d2theta_dz2(theta, domain):
+    if domain in ("positive", "nonnegative"):
+        return theta
+    if domain == "unit":
+        return theta * (1 - theta) * (1 - 2 * theta)
+    return 0.0
+
+
+_DECADES = 10.0 ** np.linspace(-5, 5, 41)
+_SCALED = 10.0 ** np.linspace(-3, 3, 25)
+_UNIT = np.linspace(0.01, 0.99, 33)
+_OFFSETS = np.r_[-np.geomspace(100, 0.01, 15), 0.0, np.geomspace(0.01, 100, 15)]
+
+
 def candidates(domain, scale, centre):
-    """Starting values spread over a domain, on the data's scale where it has one."""
+    """Starting values spread over a domain, on the data's scale where it has one (sorted)."""
     if domain in ("positive", "nonnegative"):
         # shapes are scale-free, scales follow the data: search both
-        return np.unique(np.r_[10.0 ** np.linspace(-5, 5, 41), abs(scale) * 10.0 ** np.linspace(-3, 3, 25)])
+        return np.sort(np.r_[_DECADES, abs(scale) * _SCALED])
     if domain == "unit":
-        return np.linspace(0.01, 0.99, 33)
-    return centre + scale * np.r_[-np.geomspace(100, 0.01, 15), 0.0, np.geomspace(0.01, 100, 15)]
+        return _UNIT
+    return centre + scale * _OFFSETS
 
 
 def _finite(v):
@@ -180,8 +252,9 @@ def maximise(plan, values, x, size=None):
 
     A coarse search on a subsample finds the best region (so several local
     maxima do not trap the solver), then Brent's method on the score (one
-    parameter) or BFGS in unconstrained coordinates (several), then Newton
-    steps on exact derivatives; the result must be a maximum.
+    parameter) or a trust region on the exact Hessian in unconstrained
+    coordinates (several), then Newton steps on exact derivatives; the
+    result must be a maximum.
     """
     from scipy import optimize
 
@@ -189,11 +262,16 @@ def maximise(plan, values, x, size=None):
     domains = [plan["domains"][p] for p in names]
     if any(d in ("integer", "positive_integer") for d in domains):
         raise NoMLE("numeric estimation of an integer-valued parameter is not supported")
-    sub = np.asarray(x[: min(x.shape[0], PILOT)], dtype=float)
-    sub_values = dict(values)
-    sub_values.update(statistics(plan, sub, values))
-    scale = float(np.std(sub)) or 1.0
-    centre = float(np.median(sub))
+    table = isinstance(x, Tabulated)
+    if table:
+        # a table is small: search on all the data
+        mean = float(np.dot(x.counts, x.values)) / x.shape[0]
+        scale = math.sqrt(float(np.dot(x.counts, (x.values - mean) ** 2)) / x.shape[0]) or 1.0
+        centre = float(x.values[np.searchsorted(np.cumsum(x.counts), x.shape[0] / 2)])
+    else:
+        sub = np.asarray(x[: min(x.shape[0], PILOT)], dtype=float)
+        scale = float(np.std(sub)) or 1.0
+        centre = float(np.median(sub)) if "real" in domains else 0.0
     grids = [candidates(d, scale, centre) for d in domains]
     if len(grids) == 1:
         points = grids[0][:, None]
@@ -207,13 +285,19 @@ def maximise(plan, values, x, size=None):
         return v
 
     if plan.get("vectorised"):
-        # the objective reads only statistics: evaluate the whole grid in one call
-        grid_values = dict(sub_values)
+        # the objective reads only statistics (already reduced over all the
+        # data): evaluate the whole grid in one call
+        grid_values = dict(values)
         grid_values.update({n: points[:, i] for i, n in enumerate(names)})
         with np.errstate(all="ignore"):
-            scores = np.asarray(plan["objective"](grid_values, sub), dtype=float) * np.ones(len(points))
+            scores = np.asarray(plan["objective"](grid_values, x), dtype=float) * np.ones(len(points))
         scores = np.where(np.isfinite(scores), scores, -np.inf)
+    elif table:
+        scores = np.array([_finite(plan["objective"](at(values, p), x)) for p in points])
     else:
+        # sums over the data in the objective: search on a subsample
+        sub_values = dict(values)
+        sub_values.update(statistics(plan, sub, values))
         scores = np.array([_finite(plan["objective"](at(sub_values, p), sub)) for p in points])
     if not np.any(np.isfinite(scores)):
         raise NoMLE("the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data")
@@ -221,6 +305,10 @@ def maximise(plan, values, x, size=None):
 
     def grad(theta):
         return np.array([g(at(values, theta), x) for g in plan["gradient"]])
+
+    def hess(theta):
+        v = at(values, theta)
+        return np.array([[f(v, x) for f in row] for row in plan["hessian"]])
 
     if len(names) == 1:
         theta = _brent(names[0], domains[0], best[0], grids[0], grad, optimize)
@@ -238,13 +326,48 @@ def maximise(plan, values, x, size=None):
             theta = theta_of(z)
             return -grad(theta) * np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
 
-        res = optimize.minimize(neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+        def neg_hess(z):
+            # chain rule: d2l/dz2 = J H J + diag(dl/dtheta * d2theta/dz2)
+            theta = theta_of(z)
+            j = np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
+            j2 = np.array([d2theta_dz2(t, d) for t, d in zip(theta, domains)])
+            h = j[:, None] * hess(theta) * j[None, :] + np.diag(grad(theta) * j2)
+            return -h if np.all(np.isfinite(h)) else np.eye(len(z))
+
+        # a trust region on exact second derivatives: a few iterations, even
+        # where the log-likelihood is not concave
+        try:
+            res = optimize.minimize(neg, z0, jac=neg_grad, hess=neg_hess, method="trust-exact", options={"gtol": 1e-10, "maxiter": 500})
+        except (ArithmeticError, ValueError, NameError, np.linalg.LinAlgError):
+            # trust-exact can fail on a degenerate Hessian (SciPy 1.17 raises
+            # UnboundLocalError there): quasi-Newton needs no Hessian
+            res = optimize.minimize(neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
         theta = np.array(theta_of(res.x))
-    return dict(zip(names, _newton(plan, names, domains, theta, values, x, grad, at)))
+    for t, d, g in zip(theta, domains, grids):
+        _inside_search(t, d, g)
+    return dict(zip(names, _newton(names, domains, theta, grad, hess)))
+
+
+def _inside_search(theta, domain, grid):
+    """Refuse an optimum that ran off far beyond the searched range towards the domain's edge.
+
+    When the likelihood keeps increasing towards the boundary (a constant
+    beta sample: a, b -> oo), optimisers stop wherever the increase falls
+    below their tolerance, which is not a maximum.
+    """
+    if domain == "unit":
+        escaped = min(theta, 1 - theta) < 1e-12
+    elif domain in ("positive", "nonnegative"):
+        escaped = not grid[0] * 1e-8 < theta < grid[-1] * 1e8
+    else:
+        span = grid[-1] - grid[0]
+        escaped = not grid[0] - 1e8 * span < theta < grid[-1] + 1e8 * span
+    if escaped or not math.isfinite(theta):
+        raise NoMLE(f"the likelihood keeps increasing towards the edge of the domain ({domain}): the MLE does not exist for these data")
 
 
 def _brent(name, domain, best, grid, grad, optimize):
-    zs = np.array([to_z(t, domain) for t in grid])
+    zs = np.log(grid) if domain in ("positive", "nonnegative") else np.log(grid / (1 - grid)) if domain == "unit" else np.asarray(grid, dtype=float)
     k = int(np.argmin(np.abs(zs - to_z(best, domain))))
     lo, hi = zs[max(k - 1, 0)], zs[min(k + 1, len(zs) - 1)]
 
@@ -263,16 +386,12 @@ def _brent(name, domain, best, grid, grad, optimize):
             f_hi = score(hi)
     if not (f_lo > 0 > f_hi):
         raise NoMLE(f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})")
-    z = optimize.brentq(score, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
+    z = optimize.brentq(score, lo, hi, xtol=1e-10, rtol=1e-12, maxiter=200)  # Newton polishes
     return np.array([from_z(z, domain)])
 
 
-def _newton(plan, names, domains, theta, values, x, grad, at):
+def _newton(names, domains, theta, grad, hess):
     theta = np.asarray(theta, dtype=float)
-
-    def hess(th):
-        v = at(values, th)
-        return np.array([[f(v, x) for f in row] for row in plan["hessian"]])
 
     for _ in range(20):
         g, h = grad(theta), hess(theta)
@@ -315,16 +434,18 @@ def as_data(x):
 
 
 def _solve(plan, x, constants, size, needed):
-    """Statistics (only ``needed``, or all if None) and the estimates, as one dict of values."""
+    """``(values, data)``: statistics (only ``needed``, or all if None) and the estimates as
+    one dict, and the data for the formulas' sums (a table of a discrete sample)."""
     values = constant_values(plan, constants)
     values.update(statistics(plan, x, values, size, needed))
+    data = tabulate(x, size) if plan.get("discrete") and plan.get("sums") else x
     for name, fn in plan["closed"].items():
-        values[name] = fn(values, x)
+        values[name] = fn(values, data)
     if plan["reduced"]:
-        values.update(maximise(plan, values, x, size))
+        values.update(maximise(plan, values, data, size))
         for name, fn in plan["profile"]:
-            values[name] = fn(values, x)
-    return values
+            values[name] = fn(values, data)
+    return values, data
 
 
 def _estimates(plan, values):
@@ -351,7 +472,54 @@ def _covariance(plan, x, values):
 
 def run_estimate(plan, x, constants, size=None):
     """Maximum-likelihood estimates ``{param: float}`` (only the statistics they need)."""
-    return _estimates(plan, _solve(plan, as_data(x), constants, size, set(plan["needed"])))
+    return _estimates(plan, _solve(plan, as_data(x), constants, size, set(plan["needed"]))[0])
+
+
+def row_statistics(plan, rows, values):
+    """The statistics of every row of a 2-D array (one data set per row), as arrays."""
+    reps, n = rows.shape
+    out = {"N": float(n), "_xmin": rows.min(axis=1), "_xmax": rows.max(axis=1)}
+    with np.errstate(all="ignore"):
+        for s, g in plan["stats"].items():
+            out[s] = np.broadcast_to(np.asarray(g(values, rows), dtype=float), rows.shape).sum(axis=1)
+        for h, powers, pilot_name in plan["centred"]:
+            hx = np.broadcast_to(np.asarray(h(values, rows), dtype=float), rows.shape)
+            pilot = hx[:, :PILOT].mean(axis=1)
+            u = hx - pilot[:, None]
+            out[pilot_name] = pilot
+            for k, name in powers.items():
+                out[name] = np.sum(u**k, axis=1)
+    return out
+
+
+def run_estimate_rows(plan, rows, constants):
+    """Estimates of many data sets at once: ``{param: array}``, one value per row of ``rows``.
+
+    Where the estimators read only statistics (``plan["rowwise"]``), every
+    row is reduced and estimated in one vectorised call; otherwise row by
+    row.  A row whose MLE does not exist gets ``nan`` (or, for a closed form,
+    its value on the boundary of the domain, which the caller can test with
+    :func:`in_domain`).
+    """
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim != 2:
+        raise ValueError("rows must be a 2-D array: one data set per row")
+    if plan.get("rowwise"):
+        values = constant_values(plan, constants)
+        values.update(row_statistics(plan, rows, values))
+        out = {}
+        for name, fn in plan["closed"].items():
+            out[name] = np.broadcast_to(np.asarray(fn(values, rows), dtype=float), rows.shape[:1]).copy()
+        return {p: out[p] for p in plan["parameters"]}
+    out = {p: np.full(rows.shape[0], np.nan) for p in plan["parameters"]}
+    for r in range(rows.shape[0]):
+        try:
+            est = run_estimate(plan, rows[r], constants)
+        except NoMLE:
+            continue
+        for p, v in est.items():
+            out[p][r] = v
+    return out
 
 
 def run_covariance(plan, x, estimates, constants, size=None):
@@ -365,9 +533,8 @@ def run_covariance(plan, x, estimates, constants, size=None):
 
 def run_fit(plan, x, constants, size=None):
     """``(estimates, standard errors, information source)`` from one reduction of the data."""
-    x = as_data(x)
-    values = _solve(plan, x, constants, size, None)
-    cov, source = _covariance(plan, x, values)
+    values, data = _solve(plan, as_data(x), constants, size, None)
+    cov, source = _covariance(plan, data, values)
     stderr = {p: None for p in plan["parameters"]}
     if cov is not None:
         for i, p in enumerate(plan["regular"]):

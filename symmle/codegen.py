@@ -138,6 +138,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f'"known": {f["known"]!r}',
         f'"domains": {f["domains"]!r}',
         '"stats": {' + ", ".join(f'"{k}": {v}' for k, v in stats.items()) + "}",
+        f'"raw": {f["raw"]!r}',
         '"centred": [' + ", ".join(f"({h}, {powers!r}, {pilot!r})" for h, powers, pilot in centred) + "]",
         '"closed": {' + ", ".join(f'"{k}": {v}' for k, v in closed.items()) + "}",
         f'"reduced": {f["reduced"]!r}',
@@ -148,6 +149,9 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f'"logf": {logf}',
         f'"needed": {sorted(f["needed"])!r}',
         f'"vectorised": {f["vectorised"]!r}',
+        f'"rowwise": {f["rowwise"]!r}',
+        f'"discrete": {f["discrete"]!r}',
+        f'"sums": {f["sums"]!r}',
         *[f'"{k}": {v}' for k, v in numeric.items()],
     ]
     formulas = _formula_doc(d, f)

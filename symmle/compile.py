@@ -140,6 +140,7 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "domains": {q.name: q.domain for q in model.parameters},
         "kinds": {name: e.kind for name, e in d.solutions.items()},
         "stats": {s.symbol.name: s.expr for s in lik.statistics},
+        "raw": [s.symbol.name for s in lik.statistics if s.expr == model.variable],
         "centred": [(c.h, {k: u.name for k, u in c.powers.items()}, c.pilot.name) for c in centred],
         "closed": {name: Formula.of(e, lik) for name, e in closed.items()},
         "reduced": [p.name for p in st.reduced],
@@ -157,9 +158,13 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         out["vectorised"] = not out["objective"].sums
         out["gradient"] = [Formula.of(sp.diff(prof, p), lik) for p in st.reduced]
         out["hessian"] = [[Formula.of(sp.diff(prof, p, q), lik) for q in st.reduced] for p in st.reduced]
+    # estimators that read only statistics can run on many data sets at once
+    out["rowwise"] = not st.reduced and not any(fm.sums for fm in out["closed"].values())
     estimation = [*out["closed"].values(), *(fm for _, fm in out["profile"])]
     if st.reduced:
         estimation += [out["objective"], *out["gradient"], *(fm for row in out["hessian"] for fm in row)]
+    out["discrete"] = bool(model.discrete)
+    out["sums"] = any(fm.sums for fm in estimation)
     out["needed"] = set().union(*(fm.args() for fm in estimation)) if estimation else set()
     n = len(st.parameters)
     out["observed"] = [[Formula.of(st.hessian[i, j], lik) for j in range(n)] for i in range(n)]
@@ -197,6 +202,7 @@ class CompiledModel:
             "known": f["known"],
             "domains": f["domains"],
             "stats": {name: _pointwise(g, var) for name, g in f["stats"].items()},
+            "raw": f["raw"],
             "centred": [(_pointwise(h, var), powers, pilot) for h, powers, pilot in f["centred"]],
             "closed": {name: fm.compile() for name, fm in f["closed"].items()},
             "reduced": f["reduced"],
@@ -207,6 +213,9 @@ class CompiledModel:
             "logf": _pointwise(f["logf"], var),
             "needed": sorted(f["needed"]),
             "vectorised": f["vectorised"],
+            "rowwise": f["rowwise"],
+            "discrete": f["discrete"],
+            "sums": f["sums"],
         }
         if f["reduced"]:
             self.plan["objective"] = f["objective"].compile()
@@ -231,6 +240,22 @@ class CompiledModel:
     def estimate(self, x: Any, **constants: float) -> dict[str, float]:
         """Maximum-likelihood estimates from data ``x`` (constants by name)."""
         return self._run(_runtime.run_estimate, x, constants, size=CHUNK)
+
+    def estimate_rows(self, rows: Any, **constants: float) -> dict[str, np.ndarray]:
+        """Estimates of many data sets, one per row of a 2-D array: ``{param: array}``.
+
+        Closed-form and order-statistic estimators run on all rows in one
+        vectorised call; numeric kinds row by row.  ``nan`` marks a row
+        whose MLE was not found.
+
+        Examples
+        --------
+        >>> import numpy as np, symmle
+        >>> est = symmle.derive("poisson").compile()
+        >>> est.estimate_rows(np.array([[1, 2, 3], [4, 4, 4]]))["lam"]
+        array([2., 4.])
+        """
+        return self._run(_runtime.run_estimate_rows, rows, constants)
 
     def statistics(self, x: Any, **constants: float) -> dict[str, float]:
         """``N``, the ``T_j``, centred sums ``U*`` and pilots ``c*``, ``_xmin``, ``_xmax``."""

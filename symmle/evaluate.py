@@ -65,7 +65,7 @@ class Formula:
             sums.append((name, snames, to_function([self.variable, *[ssyms[n] for n in snames]], summand)))
 
         def fn(values: Mapping[str, float], data: np.ndarray) -> float:
-            v = dict(values)
+            v = dict(values) if sums else values
             for name, snames, f in sums:
                 a = [v[n] for n in snames]
                 v[name] = _runtime.sum_over(lambda c, f=f, a=a: f(c, *a), data)

@@ -113,15 +113,104 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
         at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
         lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
         validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
+    at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
     for name, kind in compiled.kinds.items():
-        if kind == "boundary":
-            warnings.append(f"no standard error for {name}: its MLE is an order statistic, whose sampling distribution is not asymptotically normal")
-    ci95 = {k: (None if se is None else (estimates[k] - Z95 * se, estimates[k] + Z95 * se)) for k, se in stderr.items()}
+        if kind != "boundary":
+            continue
+        se = order_statistic_stderr(d, name, at, int(x.shape[0]))
+        if se is None:
+            warnings.append(f"no standard error for {name}: its MLE is not a plain sample minimum or maximum")
+        else:
+            stderr[name] = se
+            warnings.append(f"the standard error of {name} is the standard deviation of the sample "
+                            f"{'maximum' if d.solutions[name].expr == d.likelihood.order_statistics[1] else 'minimum'} "
+                            f"at the estimate (exact, not asymptotic); it has no 95% Wald interval, since its distribution is not normal")
+    ci95 = {k: (None if se is None or compiled.kinds[k] == "boundary" else (estimates[k] - Z95 * se, estimates[k] + Z95 * se))
+            for k, se in stderr.items()}
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     return FitResult(
         model=m.name, n=int(x.shape[0]), estimates=estimates, kind=dict(compiled.kinds), stderr=stderr,
         ci95=ci95, log_likelihood=loglik, information=source, warnings=warnings,
     )
+
+
+def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, float], n: int) -> float | None:
+    """Standard deviation of the sample maximum (or minimum) of ``n`` draws at parameter values ``at``.
+
+    For a parameter whose MLE is the sample maximum ``M`` of a support that
+    ends at ``b``, ``P(b - M > s) = (1 - eps(s))**n`` with ``eps(s)`` the mass
+    of ``(b - s, b]`` (mirrored for a minimum), so
+    ``E[b - M] = int_0^inf P(b - M > s) ds`` and
+    ``E[(b - M)**2] = int_0^inf 2 s P(b - M > s) ds`` by quadrature (sums for
+    a discrete model).  ``None`` if the MLE is not a plain order statistic or
+    the integrals fail.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> d = derive("uniform")
+    >>> theta = d.model.parameter_symbols[0]
+    >>> round(order_statistic_stderr(d, "theta", {theta: 2.0}, 10), 6)   # 2*sqrt(10/(11**2*12)) = 0.165977
+    0.165977
+    """
+    from scipy import integrate
+
+    from symmle.numeric import to_function
+
+    lo_stat, hi_stat = d.likelihood.order_statistics
+    expr = d.solutions[name].expr
+    if expr not in (lo_stat, hi_stat):
+        return None
+    upper = expr == hi_stat
+    m = d.model
+    try:
+        lo, hi = m.support_at(at)
+        f = to_function([m.variable], m.density.subs(at))
+    except (TypeError, ValueError):
+        return None
+    end = hi if upper else lo
+    if not np.isfinite(end):
+        return None
+    sign = -1.0 if upper else 1.0  # from the end into the support
+    length = (hi - lo) if np.isfinite(hi - lo) else np.inf
+
+    def density(t: float) -> float:
+        v = float(f(t))
+        return v if np.isfinite(v) and v > 0 else 0.0
+
+    if m.discrete:
+        # P(distance >= k) = (1 - mass of the k values nearest the end)**n
+        mass, first, second, k = 0.0, 0.0, 0.0, 1
+        while k <= min(length, 10**6):
+            mass += density(end + sign * (k - 1))
+            tail = float(np.exp(n * np.log1p(-min(mass, 1.0)))) if mass < 1 else 0.0
+            first += tail
+            second += (2 * k - 1) * tail
+            if tail < 1e-300 or (tail < 1e-17 * first):
+                break
+            k += 1
+        var = second - first**2
+        return float(np.sqrt(var)) if var >= 0 else None
+
+    def survival(s: float) -> float:
+        if s <= 0:
+            return 1.0
+        a, b = sorted((end, end + sign * s))
+        eps = integrate.quad(density, a, b, limit=200, epsabs=0, epsrel=1e-12)[0]
+        return float(np.exp(n * np.log1p(-eps))) if eps < 1 else 0.0
+
+    # the distance's scale: where survival falls to 1e-30
+    top = min(length, 1.0) if np.isfinite(length) else 1.0
+    while survival(top) > 1e-30 and top < length and top < 1e12:
+        top = min(top * 4, length)
+    low = top
+    while survival(low / 4) < 1e-30 and low > 1e-300:
+        low /= 4
+    with np.errstate(all="ignore"):
+        first = integrate.quad(survival, 0, low, limit=200, epsabs=0, epsrel=1e-10)[0]
+        second = integrate.quad(lambda s: 2 * s * survival(s), 0, low, limit=200, epsabs=0, epsrel=1e-10)[0]
+    var = second - first**2
+    return float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else None
 
 
 def _number(name: str, value: Any) -> float:
