@@ -116,6 +116,10 @@ def _parse_text(text: str, where: str, column: str | None) -> np.ndarray:
         numbered = numbered[1:]
     if not numbered:
         raise DataError(f"{where} has no data rows")
+    if header is None and column is None and len(numbered) == 1 and len(numbered[0][1]) > 1:
+        # one line of numbers without a header: the observations, written across
+        line, cells = numbered[0]
+        numbered = [(line, [c]) for c in cells]
     ncols = max(len(r) for _, r in numbered)
     if column is None:
         if ncols != 1:

@@ -170,3 +170,13 @@ def test_column_on_a_one_dimensional_npy_is_refused(tmp_path):
     with pytest.raises(DataError, match="one column"):
         load_data(path, column="2")
     assert load_data(path, column="1").shape == (5,)
+
+
+def test_one_line_of_numbers_is_the_observations(tmp_path):
+    """A .txt file with its numbers written across one line holds observations, not columns."""
+    (tmp_path / "x.txt").write_text("1.0 2.0 3.5\n")
+    assert load_data(tmp_path / "x.txt").tolist() == [1.0, 2.0, 3.5]
+    # with a header, one line is one row of a table: pick a column
+    (tmp_path / "t.txt").write_text("a b\n1.0 2.0\n")
+    with pytest.raises(DataError, match="2 columns"):
+        load_data(tmp_path / "t.txt")
