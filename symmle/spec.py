@@ -436,7 +436,8 @@ def density_function(model: Model, point: Mapping[sp.Symbol, float]):
     def f(x):
         with np.errstate(all="ignore"):
             x = np.asarray(x, dtype=float)
-            value = np.asarray(direct(x), dtype=float) * np.ones_like(x)
+            # a real array even for a scalar x (0-d products give NumPy scalars)
+            value = np.array(np.broadcast_to(np.asarray(direct(x), dtype=float), x.shape), dtype=float)
             bad = ~np.isfinite(value)
             if np.any(bad):
                 alt = np.exp(np.real(np.asarray(via_log(x[bad]), dtype=complex)) * np.ones_like(x[bad]))
