@@ -110,3 +110,14 @@ def test_unknown_name_is_spec_error():
     with pytest.raises(SpecError) as info:
         symmle.load_model("no_such_family")
     assert "no_such_family" in str(info.value)
+
+
+def test_density_function_takes_a_scalar_where_the_direct_form_overflows():
+    """The logistic density overflows in its direct form far in a tail: a scalar must still work."""
+    from symmle.spec import density_function, inline_model
+
+    m = inline_model("exp(-(x-mu)/s)/(s*(1+exp(-(x-mu)/s))**2)", "x", "-oo,oo", ["mu:real", "s:positive"])
+    mu, s = m.parameter_symbols
+    f = density_function(m, {mu: 0.0, s: 1.0})
+    assert f(0.0) == 0.25
+    assert 0.0 <= f(-800.0) < 1e-300  # exp(800) overflows: the log form gives the value
