@@ -22,6 +22,7 @@ from symmle.errors import (
 )
 
 if TYPE_CHECKING:
+    from symmle.checking import CheckResult
     from symmle.derivation import Derivation
     from symmle.fitting import FitResult
     from symmle.spec import Model
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "derive",
     "fit",
+    "check",
     "load_model",
     "inline_model",
     "list_families",
@@ -55,6 +57,13 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
     from symmle.fitting import fit as _fit
 
     return _fit(model, data, constants, **kwargs)
+
+
+def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
+    """Check a model's estimators by simulation; see :func:`symmle.checking.check`."""
+    from symmle.checking import check as _check
+
+    return _check(model, true, **kwargs)
 
 
 def load_model(ref: Any, **kwargs: Any) -> Model:

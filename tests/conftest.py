@@ -235,18 +235,15 @@ def inverse_cdf_sample(model, point: Mapping[sp.Symbol, float], n: int, rng: np.
 
 
 def sample(model, point: Mapping[sp.Symbol, float], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws at ``point``: the spec's ``[sampler]`` if any, else a numerical inverse CDF."""
-    s = model.sampler
-    if s is None:
-        return inverse_cdf_sample(model, point, n, rng)
-    kwargs = {k: float(sp.sympify(v).subs(point)) for k, v in s.args}
-    draws = np.asarray(getattr(rng, s.method)(**kwargs, size=n), dtype=float)
-    if s.transform is not None:
-        # the raw draw is its own symbol (named like the variable, without the support's assumptions)
-        raw = getattr(s, "draw", None) or model.variable
-        g = sp.lambdify([raw], s.transform.subs(point), modules=MODULES)
-        draws = np.asarray(g(draws), dtype=float) * np.ones_like(draws)
-    return draws
+    """``n`` draws at ``point`` by :mod:`symmle.sampling`, the one place that draws.
+
+    That is the spec's ``[sampler]`` (a NumPy call; ``tests/test_sampling.py``
+    checks it against the density), or for a model without one the generic
+    sampler built from the density (checked there against the declared ones).
+    """
+    from symmle.sampling import draw
+
+    return draw(model, {s.name: float(v) for s, v in point.items()}, n, rng)
 
 
 # --------------------------------------------------------------------------
