@@ -363,7 +363,8 @@ def _inside_search(theta, domain, grid):
         span = grid[-1] - grid[0]
         escaped = not grid[0] - 1e8 * span < theta < grid[-1] + 1e8 * span
     if escaped or not math.isfinite(theta):
-        raise NoMLE(f"the likelihood keeps increasing towards the edge of the domain ({domain}): the MLE does not exist for these data")
+        raise NoMLE(f"the likelihood keeps increasing towards the edge of the domain ({domain}), up to {theta:.3g}: "
+                    "the MLE does not exist for these data (or lies beyond what double precision resolves)")
 
 
 def _brent(name, domain, best, grid, grad, optimize):
