@@ -46,42 +46,216 @@ __version__ = "0.1.0"
 
 
 def derive(model: Any, **kwargs: Any) -> Derivation:
-    """Derive the MLE of a model; see :func:`symmle.derivation.derive`."""
+    """Derive the maximum-likelihood estimators of a model.
+
+    A lazy wrapper of :func:`symmle.derivation.derive` (SymPy is imported on
+    the first call); see there for the details.
+
+    Parameters
+    ----------
+    model : str, Path or Model
+        A catalogue name (see :func:`list_families`), a spec file, or a
+        :class:`~symmle.spec.Model`.
+    **kwargs
+        ``timeout`` (seconds per symbolic step, ``None`` for none) and
+        ``constants`` (known values of constants, by name).
+
+    Returns
+    -------
+    Derivation
+        The log-likelihood, sufficient statistics, estimators, Fisher
+        information and Cramér–Rao bound, with the steps that lead to them.
+
+    Raises
+    ------
+    SpecError
+        If the model is invalid.
+    DerivationTimeout
+        If a step that cannot fall back runs out of time.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> d = symmle.derive("poisson")
+    >>> d.estimators["lam"]
+    T1/N
+    >>> d.crlb
+    Matrix([[lam/N]])
+    """
     from symmle.derivation import derive as _derive
 
     return _derive(model, **kwargs)
 
 
 def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResult:
-    """Fit a model to data by maximum likelihood; see :func:`symmle.fit.fit`."""
+    """Fit a model to data by maximum likelihood.
+
+    A lazy wrapper of :func:`symmle.fitting.fit`; see there for the details.
+
+    Parameters
+    ----------
+    model : str, Path, Model or Derivation
+        The model, or a derivation already made (it is not derived again).
+    data : array_like
+        One-dimensional observations (a memory-mapped array is reduced in chunks).
+    constants : mapping, optional
+        Values of the model's constants, by name (numbers or number text).
+    **kwargs
+        ``timeout``: budget in seconds of each symbolic step.
+
+    Returns
+    -------
+    FitResult
+        Estimates, standard errors, 95% intervals and the log-likelihood.
+
+    Raises
+    ------
+    DataError
+        If the data do not fit the model (outside the support, not integers
+        for a discrete model, not finite), a constant's value is missing, or
+        the MLE does not exist for these data.
+    SpecError
+        If the model is invalid.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> r = symmle.fit("exponential", [0.5, 1.5, 1.0])
+    >>> r.estimates["lam"], round(r.stderr["lam"], 6)
+    (1.0, 0.57735)
+    """
     from symmle.fitting import fit as _fit
 
     return _fit(model, data, constants, **kwargs)
 
 
 def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
-    """Check a model's estimators by simulation; see :func:`symmle.checking.check`."""
+    """Check a model's estimators by simulation at known parameter values.
+
+    A lazy wrapper of :func:`symmle.checking.check`, which also documents
+    the keyword arguments (``n``, ``reps``, ``seed``, ``constants``,
+    ``sizes``, ``agree``...) and what is checked.
+
+    Parameters
+    ----------
+    model : str, Path, Model or Derivation
+        The model whose estimators are checked.
+    true : mapping
+        The true value of every parameter, by name.
+    **kwargs
+        Passed on to :func:`symmle.checking.check`.
+
+    Returns
+    -------
+    CheckResult
+        Per-parameter bias, efficiency, coverage, agreement and consistency
+        verdicts; ``.passed`` says whether all of them passed.
+
+    Raises
+    ------
+    SpecError
+        If a true value or constant is missing, unknown or outside its domain.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> c = symmle.check("poisson", {"lam": 3}, n=40, reps=40, seed=2, agree=2)
+    >>> c.passed, c.sizes
+    (True, (20, 40))
+    """
     from symmle.checking import check as _check
 
     return _check(model, true, **kwargs)
 
 
 def load_model(ref: Any, **kwargs: Any) -> Model:
-    """Load a catalogue family or spec file; see :func:`symmle.spec.load_model`."""
+    """Load a catalogue family or a spec file as a validated model.
+
+    A lazy wrapper of :func:`symmle.spec.load_model`; see there for the details.
+
+    Parameters
+    ----------
+    ref : str, Path or Model
+        A catalogue name, the path of a TOML spec file, or a Model (returned
+        as it is).
+    **kwargs
+        ``validate`` (default ``True``): check numerically that the density
+        is a density.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SpecError
+        If the name is neither a catalogue family nor a file, or the spec is
+        invalid.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> m = symmle.load_model("exponential")
+    >>> m.density, m.support
+    (lam*exp(-lam*x), (0, oo))
+    """
     from symmle.spec import load_model as _load
 
     return _load(ref, **kwargs)
 
 
 def inline_model(*args: Any, **kwargs: Any) -> Model:
-    """Build a model from inline text; see :func:`symmle.spec.inline_model`."""
+    """Build a model from the inline form of the command line (``--pdf``...).
+
+    A lazy wrapper of :func:`symmle.spec.inline_model`; see there for the details.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        ``pdf`` (density text), ``var`` (variable name), ``support``
+        (``"LO,HI"``), ``params`` (``NAME:DOMAIN`` items), and optionally
+        ``consts`` (``NAME:DOMAIN[=VALUE]`` items) and ``discrete``.
+
+    Returns
+    -------
+    Model
+        Named ``inline``; it has no ``[sampler]``.
+
+    Raises
+    ------
+    SpecError
+        If the text is refused or the density is not a density.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> m = symmle.inline_model("lam*exp(-lam*x)", "x", "0,oo", ["lam:positive"])
+    >>> symmle.derive(m).estimators["lam"]
+    N/T1
+    """
     from symmle.spec import inline_model as _inline
 
     return _inline(*args, **kwargs)
 
 
 def list_families() -> list[dict[str, Any]]:
-    """The catalogue, as in ``symmle list --json``."""
+    """Summarise the catalogue's families, as ``symmle list --json`` does.
+
+    A lazy wrapper of :func:`symmle.catalogue.list_families`; it reads the
+    TOML files only (no SymPy).
+
+    Returns
+    -------
+    list of dict
+        One dict per family, sorted by name, with keys ``name``, ``title``,
+        ``discrete``, ``parameters`` and ``constants`` (name to domain).
+
+    Examples
+    --------
+    >>> import symmle
+    >>> [f for f in symmle.list_families() if f["name"] == "poisson"]
+    [{'name': 'poisson', 'title': 'Poisson distribution', 'discrete': True, 'parameters': {'lam': 'positive'}, 'constants': {}}]
+    """
     from symmle.catalogue import list_families as _list
 
     return _list()

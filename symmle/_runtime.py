@@ -14,6 +14,8 @@ A *plan* is a dict of plain callables, each ``fn(values, data)`` with
 ``discrete``, ``sums``: integer data, and formulas with sums over the data (then a
 discrete sample is tabulated: see :class:`Tabulated`);
 ``centred``: ``[(h, {k: name}, pilot_name)]``, centred power sums of ``h``;
+``residual``: ``[(pilot_name, {name: q})]``, sums of ``q(values, chunk)``, which read
+the pilot (a value of the variable, the mean of the first observations) and ``N``;
 ``closed``: ``{param: fn}``, closed-form and order-statistic estimators;
 ``reduced``, ``domains``: parameters left to numerics and every parameter's domain;
 ``profile``: ``[(param, fn)]``, closed forms given the reduced parameters;
@@ -144,6 +146,7 @@ def statistics(plan, x, values, size=None, needed=None):
     """
     stats = [s for s in plan["stats"] if needed is None or s in needed]
     groups = [g for g in plan["centred"] if needed is None or set(g[1].values()) & needed]
+    residual = [g for g in plan.get("residual", ()) if needed is None or set(g[1]) & needed]
     extremes = needed is None or "_xmin" in needed or "_xmax" in needed
     # sums of the raw data need no temporaries: one call over an array in memory
     whole = {} if isinstance(x, np.memmap) else {s: float(np.sum(x)) for s in stats if s in plan.get("raw", ())}
@@ -155,6 +158,7 @@ def statistics(plan, x, values, size=None, needed=None):
         lo, hi = math.inf, -math.inf
     parts = {s: [] for s in stats}
     centred = []
+    around = []  # (pilot_name, values with the pilot, {name: (q, [sums])})
     for chunk in chunks(x, size):
         if extremes:
             lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
@@ -165,6 +169,14 @@ def statistics(plan, x, values, size=None, needed=None):
                 for h, powers, pilot_name in groups:
                     pilot = float(np.mean(np.asarray(h(values, chunk[:PILOT]), dtype=float) * np.ones(min(PILOT, chunk.size))))
                     centred.append((h, powers, pilot_name, pilot, {k: [] for k in powers}))
+            if not around:
+                for pilot_name, sums in residual:
+                    v = dict(values, N=float(x.shape[0]))
+                    v[pilot_name] = float(np.mean(chunk[:PILOT]))
+                    around.append((pilot_name, v, {name: (q, []) for name, q in sums.items()}))
+            for _, v, acc in around:
+                for q, parts_q in acc.values():
+                    parts_q.append(_total(q(v, chunk), chunk))
             for h, _, _, pilot, acc in centred:
                 u = np.asarray(h(values, chunk), dtype=float) - pilot
                 for k in acc:
@@ -176,6 +188,10 @@ def statistics(plan, x, values, size=None, needed=None):
         out[pilot_name] = pilot
         for k, p in acc.items():
             out[powers[k]] = math.fsum(p)
+    for pilot_name, v, acc in around:
+        out[pilot_name] = v[pilot_name]
+        for name, (_, parts_q) in acc.items():
+            out[name] = math.fsum(parts_q)
     return out
 
 
@@ -490,6 +506,13 @@ def row_statistics(plan, rows, values):
             out[pilot_name] = pilot
             for k, name in powers.items():
                 out[name] = np.sum(u**k, axis=1)
+        for pilot_name, sums in plan.get("residual", ()):
+            pilot = rows[:, :PILOT].mean(axis=1)
+            v = dict(values, N=float(n))
+            v[pilot_name] = pilot[:, None]
+            out[pilot_name] = pilot
+            for name, q in sums.items():
+                out[name] = np.broadcast_to(np.asarray(q(v, rows), dtype=float), rows.shape).sum(axis=1)
     return out
 
 

@@ -27,12 +27,43 @@ def catalogue_dir() -> Path:
 
 
 def family_names() -> list[str]:
-    """Sorted names of the catalogue families."""
+    """Return the sorted names of the catalogue families.
+
+    Returns
+    -------
+    list of str
+        The stems of the ``*.toml`` files in :func:`catalogue_dir`.
+
+    Examples
+    --------
+    >>> names = family_names()
+    >>> "normal" in names, names == sorted(names)
+    (True, True)
+    """
     return sorted(p.stem for p in catalogue_dir().glob("*.toml"))
 
 
 def family_path(name: str) -> Path | None:
-    """Path of catalogue family ``name``, or ``None``."""
+    """Return the spec file of a catalogue family.
+
+    Parameters
+    ----------
+    name : str
+        A family name, such as ``"normal"``.
+
+    Returns
+    -------
+    Path or None
+        The family's ``.toml`` file; ``None`` if there is no such family
+        (a name that is not an identifier, such as a path, never matches).
+
+    Examples
+    --------
+    >>> family_path("normal").name
+    'normal.toml'
+    >>> family_path("no_such_family") is None, family_path("../normal") is None
+    (True, True)
+    """
     if not name.isidentifier():
         return None
     path = catalogue_dir() / f"{name}.toml"
@@ -61,7 +92,30 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
 
 
 def list_families() -> list[dict[str, Any]]:
-    """Summary of each catalogue family, as in ``symmle list --json``."""
+    """Summarise each catalogue family, as ``symmle list --json`` does.
+
+    Only the TOML files are read (no SymPy), so this is fast.
+
+    Returns
+    -------
+    list of dict
+        One dict per family, in the order of :func:`family_names`, with
+        ``name``, ``title``, ``discrete``, ``parameters`` and ``constants``
+        (each a dict of name to domain).
+
+    Raises
+    ------
+    SpecError
+        If a catalogue file cannot be read or is not valid TOML.
+
+    Examples
+    --------
+    >>> families = {f["name"]: f for f in list_families()}
+    >>> families["normal"]["parameters"]
+    {'mu': 'real', 'sigma2': 'positive'}
+    >>> families["weibull_scale"]["constants"]
+    {'k': 'positive'}
+    """
     out = []
     for name in family_names():
         spec = read_spec_file(catalogue_dir() / f"{name}.toml")

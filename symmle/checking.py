@@ -174,7 +174,30 @@ _CHECKS = ("bias", "efficiency", "coverage", "agreement", "consistency")
 
 @dataclass(frozen=True)
 class Verdict:
-    """One pass/fail verdict: ``passed`` is ``None`` where the check does not apply."""
+    """One pass/fail verdict of a simulation check.
+
+    Attributes
+    ----------
+    passed : bool or None
+        Whether the check passed; ``None`` where it does not apply (e.g. no
+        efficiency for an order-statistic estimator).
+    value : float, optional
+        The statistic compared.
+    target : float, optional
+        What it should be.
+    tolerance : float, optional
+        The largest ``|value - target|`` that passes.
+    note : str
+        Why the check does not apply, or what it found.
+
+    Examples
+    --------
+    >>> v = Verdict(True, value=0.94, target=0.95, tolerance=0.28)
+    >>> v.label, Verdict(None, note="boundary kind").label
+    ('pass', 'n/a')
+    >>> v.to_dict()
+    {'passed': True, 'value': 0.94, 'target': 0.95, 'tolerance': 0.28, 'note': None}
+    """
 
     passed: bool | None
     value: float | None = None  #: the statistic compared
@@ -184,16 +207,62 @@ class Verdict:
 
     @property
     def label(self) -> str:
+        """``"pass"``, ``"FAIL"``, or ``"n/a"`` where the check does not apply."""
         return "n/a" if self.passed is None else "pass" if self.passed else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as JSON (non-finite numbers become ``None``)."""
         return {"passed": self.passed, "value": _num(self.value), "target": _num(self.target),
                 "tolerance": _num(self.tolerance), "note": self.note or None}
 
 
 @dataclass(frozen=True)
 class ParameterCheck:
-    """What the simulation found for one parameter (``None`` where a quantity does not exist)."""
+    """What the simulation of :func:`check` found for one parameter.
+
+    ``None`` marks a quantity that does not exist (no Cramér–Rao bound for
+    an order-statistic estimator, say).
+
+    Attributes
+    ----------
+    name, kind : str
+        The parameter and how its estimator is obtained (``closed_form``,
+        ``numeric``, ``boundary``).
+    true : float
+        The true value simulated from.
+    mean, bias, bias_mc_error, variance : float or None
+        Mean of the estimates at ``n``, its departure from ``true``, the
+        Monte Carlo error of that bias, and the estimates' variance.
+    crlb : float or None
+        The Cramér–Rao bound at ``true`` and ``n``.
+    efficiency : float or None
+        ``crlb / variance``.
+    coverage : float or None
+        Fraction of the 95% Wald intervals that contain ``true``.
+    agreement : float or None
+        Largest relative difference from the independent optimiser, over
+        ``agreement_rows`` replicates.
+    agreement_rows : int
+    sizes : tuple of int
+        Sample sizes of the consistency check, increasing.
+    rmse : tuple of float or None
+        Root-mean-square error at each size.
+    slope : float or None
+        Fitted slope of log RMSE against log n.
+    expected_slope : float
+        What theory says: ``-0.5``, or ``-1`` for order statistics.
+    checks : dict of str to Verdict
+        ``bias``, ``efficiency``, ``coverage``, ``agreement``, ``consistency``.
+
+    Examples
+    --------
+    >>> r = check("poisson", {"lam": 3}, n=40, reps=40, seed=2, agree=2)
+    >>> p = r.parameters["lam"]
+    >>> p.kind, p.sizes, p.expected_slope, round(p.crlb, 12)
+    ('closed_form', (20, 40), -0.5, 0.075)
+    >>> p.passed, {name: v.label for name, v in p.checks.items()}
+    (True, {'bias': 'pass', 'efficiency': 'pass', 'coverage': 'pass', 'agreement': 'pass', 'consistency': 'pass'})
+    """
 
     name: str
     kind: str
@@ -215,12 +284,15 @@ class ParameterCheck:
 
     @property
     def passed(self) -> bool:
+        """Whether no check failed (checks that do not apply count as passed)."""
         return all(v.passed is not False for v in self.checks.values())
 
     def failures(self) -> list[str]:
+        """Names of the failed checks."""
         return [name for name, v in self.checks.items() if v.passed is False]
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameter's entry of the JSON document of ``symmle check --json``."""
         return {
             "kind": self.kind,
             "true": self.true,
@@ -241,10 +313,48 @@ class ParameterCheck:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Result of :func:`check`.
+    """The result of a simulation check, made by :func:`check`.
 
-    ``estimates`` holds the ``reps`` estimates at ``n`` of every parameter
-    (``nan`` where the MLE was not found), for plots and further study.
+    Attributes
+    ----------
+    model : str
+        Name of the model.
+    n, reps : int
+        Sample size and number of replicates.
+    seed : int
+        The seed given, or the fresh entropy drawn:
+        ``check(..., seed=result.seed)`` repeats the run.
+    true, constants : dict of str to float
+        The parameter values simulated from, and the constants' values.
+    sampler : str
+        How the samples were drawn: ``"declared"`` (the model's
+        ``[sampler]``) or ``"generic"`` (inverse CDF, or a table of
+        cumulative mass, built from the density).
+    parameters : dict of str to ParameterCheck
+        What was found for each parameter.
+    without_mle : int
+        Replicates at ``n`` whose MLE was not found.
+    existence : Verdict
+        Whether those replicates are few enough (:data:`FAILURE_LIMIT`).
+    sizes : tuple of int
+        Sample sizes of the consistency check.
+    seconds : float
+        Time the check took.
+    warnings : list of str
+    estimates : dict of str to ndarray
+        The ``reps`` estimates at ``n`` of every parameter (``nan`` where
+        the MLE was not found), for plots and further study.
+
+    Examples
+    --------
+    >>> r = check("poisson", {"lam": 3}, n=40, reps=40, seed=2, agree=2)
+    >>> r.passed, r.failures(), r.sampler, r.estimates["lam"].shape
+    (True, [], 'declared', (40,))
+    >>> doc = r.to_dict()
+    >>> doc["verdict"], doc["replicates_without_mle"]
+    ('pass', 0)
+    >>> print(r.to_text().splitlines()[0])
+    poisson: simulation check, n = 40, 40 replicates, seed 2, declared sampler
     """
 
     model: str
@@ -298,9 +408,16 @@ class CheckResult:
         }
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self) -> str:
+        """Return the check as a table for the terminal (``symmle check``).
+
+        A header line, one row per parameter with each statistic and its
+        verdict, the sizes and timing, a line per failed check, the
+        warnings, and a final ``PASS``/``FAIL`` line.
+        """
         seed = f"seed {self.seed}"
         consts = ", ".join(f"{k} = {v:g}" for k, v in self.constants.items())
         head = [f"{self.model}: simulation check, n = {self.n}, {self.reps} replicates, {seed}, {self.sampler} sampler"
@@ -337,7 +454,24 @@ class CheckResult:
 
 
 def tolerances() -> dict[str, Any]:
-    """The tolerance rules and constants (recorded in every JSON document)."""
+    """Describe the tolerance of every check, as recorded in the JSON document.
+
+    Returns
+    -------
+    dict
+        ``z`` (:data:`Z`), one rule per check (``bias``, ``efficiency``,
+        ``coverage``, ``agreement``, ``consistency``, ``existence``) as
+        text, and ``constants``: the allowances by name (see the module
+        docstring).
+
+    Examples
+    --------
+    >>> t = tolerances()
+    >>> t["z"], t["existence"]
+    (4.0, 'at most 0.01 of the replicates at n without an MLE')
+    >>> t["constants"]["AGREE_RTOL"]
+    1e-06
+    """
     return {
         "z": Z,
         "bias": f"|bias| <= z*s/sqrt(reps) + {BIAS_ALLOWANCE:g}*s/sqrt(n) (regular), + {BOUNDARY_BIAS_ALLOWANCE:g}*s (boundary)",
@@ -1146,12 +1280,42 @@ def require_matplotlib() -> None:
 
 
 def plot_check(result: CheckResult, path: str | Path) -> Path:
-    """Write the check's figure to ``path`` (PNG): per parameter, the histogram of the
-    estimates against the asymptotic normal :math:`N(\\theta, \\mathrm{CRLB})`, and
-    the RMSE against the sample size (log-log) with the expected slope.
+    r"""Plot a check's estimates and errors to a PNG file.
 
-    matplotlib is imported here (the ``plot`` extra); no global state
-    (``pyplot``, backends) is touched.
+    Per parameter, the histogram of the estimates against the asymptotic
+    normal :math:`N(\theta, \mathrm{CRLB})`, and the RMSE against the
+    sample size (log-log) with the expected slope.  matplotlib is imported
+    here (the ``plot`` extra); no global state (``pyplot``, backends) is
+    touched.
+
+    Parameters
+    ----------
+    result : CheckResult
+        The check to plot (its ``estimates`` are used).
+    path : str or Path
+        The file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    SymmleError
+        If matplotlib is not installed.
+    SpecError
+        If the file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> r = check("poisson", {"lam": 3}, n=40, reps=40, seed=2, agree=2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = plot_check(r, Path(tmp) / "poisson.png")
+    ...     out.name, out.stat().st_size > 0
+    ('poisson.png', True)
     """
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -118,6 +118,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     model = d.model
     stats = {name: w.pointwise(g, var) for name, g in f["stats"].items()}
     centred = [(w.pointwise(h, var, "h"), powers, pilot) for h, powers, pilot in f["centred"]]
+    residual = [(pilot, {name: w.pointwise(q, var, "r") for name, q in sums.items()}) for pilot, sums in f["residual"]]
     closed = {name: w.formula(fm, f"{name} = {sp.sstr(f['display'][name])}") for name, fm in f["closed"].items()}
     profile = [(name, w.formula(fm, f"{name} given the reduced parameters")) for name, fm in f["profile"]]
     observed = [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
@@ -140,6 +141,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         '"stats": {' + ", ".join(f'"{k}": {v}' for k, v in stats.items()) + "}",
         f'"raw": {f["raw"]!r}',
         '"centred": [' + ", ".join(f"({h}, {powers!r}, {pilot!r})" for h, powers, pilot in centred) + "]",
+        '"residual": [' + ", ".join(f"({pilot!r}, {{" + ", ".join(f'"{k}": {v}' for k, v in sums.items()) + "})" for pilot, sums in residual) + "]",
         '"closed": {' + ", ".join(f'"{k}": {v}' for k, v in closed.items()) + "}",
         f'"reduced": {f["reduced"]!r}',
         '"profile": [' + ", ".join(f'("{k}", {v})' for k, v in profile) + "]",

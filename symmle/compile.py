@@ -121,6 +121,89 @@ def _centre(lik: Likelihood, exprs: Mapping[str, sp.Expr], timeout: float | None
     return out, kept
 
 
+@dataclass(frozen=True)
+class _Residual:
+    """Sums of functions of the variable taken relative to a pilot value ``c`` of it."""
+
+    pilot: sp.Symbol
+    sums: dict[sp.Symbol, sp.Expr]  # name -> per-observation function of (x, c, N, constants)
+
+
+def _residual(lik: Likelihood, name: str, e: sp.Expr, index: int) -> tuple[sp.Expr, _Residual] | None:
+    r"""Rewrite a part of ``e`` that vanishes when every observation equals a pilot ``c``.
+
+    Such a part (the inverse Gaussian's :math:`T_1 T_2 - N^2`) is a difference of
+    nearly equal terms when the data vary little around ``c``: centring cannot
+    help when it mixes different functions of the data (``x`` and ``1/x``).
+    With :math:`T_j = N (g_j(c) + d_j)` and :math:`d_j` the mean of
+    :math:`r_j = g_j(x) - g_j(c)`, the part is :math:`P = \sum_j a_j d_j + R(d)`
+    with :math:`a_j = \partial P/\partial d_j` at 0 and :math:`R` of second
+    order.  The first-order term is one sum of
+    :math:`q(x) = \sum_j a_j r_j(x)`, simplified symbolically (for the inverse
+    Gaussian, :math:`q \propto (x - c)^2/x`), so no term cancels; ``R`` is a
+    product of small, accurately summed :math:`d_j`.  ``None`` where no part
+    vanishes at the pilot, or the rewrite does not simplify.
+    """
+    x = lik.model.variable
+    stats = {s.symbol: s.expr for s in lik.statistics if s.symbol in e.free_symbols}
+    if not stats:
+        return None
+    c = sp.Symbol(f"r{index}", **({"positive": True} if x.is_positive else {"real": True}))
+    N = lik.N
+    d = {T: sp.Dummy(f"d_{T}") for T in stats}
+    at_pilot = {T: N * (g.subs(x, c) + d[T]) for T, g in stats.items()}
+    zero = {v: 0 for v in d.values()}
+    num, den = sp.fraction(sp.together(e))
+    parts = {}
+    sums: dict[sp.Symbol, sp.Expr] = {}
+    for k, part in enumerate((num, den)):
+        if not (part.free_symbols & set(stats)):
+            continue
+        shifted = sp.expand(part.subs(at_pilot))
+        if sp.simplify(shifted.subs(zero)) != 0:
+            continue
+        a = {T: sp.diff(shifted, d[T]).subs(zero) for T in stats}
+        q = sp.factor(sp.cancel(sum((a[T] * (g - g.subs(x, c)) for T, g in stats.items()), sp.S.Zero)))
+        rest = sp.expand(shifted - sum((a[T] * d[T] for T in stats), sp.S.Zero))
+        if q == 0 or any(sp.simplify(sp.diff(rest, v).subs(zero)) != 0 for v in d.values()):
+            return None
+        Q = sp.Symbol(f"Q{index}_{k}", real=True)
+        sums[Q] = q
+        means = {}
+        for T, g in stats.items():
+            if rest.has(d[T]):
+                D = sp.Symbol(f"D{index}_{T}", real=True)
+                sums[D] = g - g.subs(x, c)
+                means[d[T]] = D / N
+        parts[part] = Q / N + rest.subs(means)
+    if not parts:
+        return None
+    new = (parts.get(num, num)) / (parts.get(den, den))
+    return new, _Residual(c, sums)
+
+
+def _check_residual(lik: Likelihood, name: str, old: sp.Expr, new: sp.Expr, res: _Residual, point: Mapping[sp.Symbol, float]) -> bool:
+    """The rewrite equals the original on admissible data sets (pilot: the data's mean)."""
+    from symmle.evaluate import verification_datasets
+
+    x = lik.model.variable
+    consts = {q.symbol: point[q.symbol] for q in lik.model.constants}
+    for data in verification_datasets(lik, consts, point):
+        values = {k: v for k, v in lik.statistic_values(data, consts).items()}
+        values[res.pilot] = float(np.mean(data))
+        for S, q in res.sums.items():
+            f = to_function([x], q.subs({**values, **consts}))
+            values[S] = float(np.sum(np.asarray(f(data), dtype=float) * np.ones_like(data)))
+        try:
+            a = complex(old.subs({**values, **consts}).evalf())
+            b = complex(new.subs({**values, **consts}).evalf())
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
+        if not (np.isfinite(a) and abs(a - b) <= 1e-9 * max(abs(a), 1e-300)):
+            return False
+    return True
+
+
 def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, Any]:
     """The SymPy side of a plan (see :mod:`symmle._runtime`): every formula to compile.
 
@@ -132,6 +215,15 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     st = d.stationarity
     closed = {name: e.expr for name, e in d.solutions.items() if e.kind in ("closed_form", "boundary")}
     closed, centred = _centre(lik, closed, timeout)
+    residual: list[_Residual] = []
+    point = model.point()
+    for name, e in list(closed.items()):
+        if e.free_symbols & {u for c in centred for u in c.powers.values()}:
+            continue  # already centred
+        found, _ = attempt(f"rewrite the estimator of {name} around a pilot", timeout, lambda e=e: _residual(lik, name, e, len(residual)))
+        if found is not None and _check_residual(lik, name, e, found[0], found[1], point):
+            closed[name] = found[0]
+            residual.append(found[1])
     ell = lik.log_likelihood.subs(dict(st.boundary))
     out: dict[str, Any] = {
         "parameters": [q.name for q in model.parameters],
@@ -142,6 +234,7 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "stats": {s.symbol.name: s.expr for s in lik.statistics},
         "raw": [s.symbol.name for s in lik.statistics if s.expr == model.variable],
         "centred": [(c.h, {k: u.name for k, u in c.powers.items()}, c.pilot.name) for c in centred],
+        "residual": [(r.pilot.name, {S.name: q for S, q in r.sums.items()}) for r in residual],
         "closed": {name: Formula.of(e, lik) for name, e in closed.items()},
         "reduced": [p.name for p in st.reduced],
         "profile": [(p.name, Formula.of(v, lik)) for p, v in st.profile],
@@ -204,6 +297,7 @@ class CompiledModel:
             "stats": {name: _pointwise(g, var) for name, g in f["stats"].items()},
             "raw": f["raw"],
             "centred": [(_pointwise(h, var), powers, pilot) for h, powers, pilot in f["centred"]],
+            "residual": [(pilot, {name: _pointwise(q, var) for name, q in sums.items()}) for pilot, sums in f["residual"]],
             "closed": {name: fm.compile() for name, fm in f["closed"].items()},
             "reduced": f["reduced"],
             "profile": [(name, fm.compile()) for name, fm in f["profile"]],

@@ -25,7 +25,7 @@ __all__ = ["load_data", "validate_data"]
 
 
 def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
-    """Load one column of numbers from ``source``.
+    r"""Load one column of numbers from ``source``.
 
     Parameters
     ----------
@@ -38,6 +38,21 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
     -------
     ndarray
         One-dimensional; memory-mapped for ``.npy`` files.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable or empty, a cell is not a number
+        (naming its line), or the column is ambiguous or unknown.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "heights.csv"
+    ...     _ = path.write_text("name,height\na,1.62\nb,1.75\nc,1.80\n")
+    ...     load_data(path, column="height").tolist()
+    [1.62, 1.75, 1.8]
     """
     if str(source) == "-":
         return _parse_text(sys.stdin.read(), "standard input", column)
@@ -144,9 +159,33 @@ def _parse_text(text: str, where: str, column: str | None) -> np.ndarray:
 def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variable: str = "x") -> None:
     """Check that ``x`` is non-empty, finite, inside ``[lo, hi]`` and integer if ``discrete``.
 
-    ``lo``/``hi`` are the ends of the support that do not depend on
-    parameters (``-inf``/``inf`` where they do).  Raises :class:`DataError`
-    naming the first bad row (1-based).
+    The data are read in chunks, so a memory-mapped array of any size needs
+    bounded memory.
+
+    Parameters
+    ----------
+    x : ndarray
+        One-dimensional observations.
+    lo, hi : float
+        The ends of the support that do not depend on parameters
+        (``-inf``/``inf`` where they do).
+    discrete : bool
+        Whether the observations must be integers.
+    variable : str, optional
+        Name of the variable in error messages.
+
+    Raises
+    ------
+    DataError
+        Naming the first bad row (1-based) and what is wrong with it.
+
+    Examples
+    --------
+    >>> validate_data(np.array([0.0, 2.0, 5.0]), lo=0, hi=np.inf, discrete=True)
+    >>> validate_data(np.array([1.0, 2.5]), lo=0, hi=np.inf, discrete=True)
+    Traceback (most recent call last):
+        ...
+    symmle.errors.DataError: row 2 of the data, x = 2.5, is not an integer (the model is discrete)
     """
     n = int(x.shape[0])
     if n == 0:

@@ -27,19 +27,44 @@ __all__ = ["Derivation", "Step", "derive"]
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a derivation: a sentence, aligned equations, a closing sentence.
+    r"""One step of a derivation: a sentence, aligned equations, a closing sentence.
 
-    ``lines`` are ``(lhs, rhs)`` pairs of SymPy objects.  A line whose
-    ``lhs`` equals the previous one's (or is ``None``) continues it with
-    ``&= rhs``; otherwise the ``lhs`` is shown.  An element may also be a
-    ``str`` of LaTeX, for what has no SymPy form (``f(x_1) \\cdots f(x_N)``).
-    ``text`` and ``after`` are sentences in which ``$...$`` is LaTeX maths.
-    ``relations`` optionally gives each line's relation in LaTeX (default
-    ``=``); ``kind`` names the role of the step (``model``, ``likelihood``,
-    ``log_likelihood``, ``nll``, ``boundary``, ``derivative``,
-    ``stationary``, ``reduced``, ``estimators``, ``hessian``, ``fisher``,
-    ``crlb``), ``parameter`` the parameter it is about, and ``section`` the
-    heading it is shown under.
+    The renderers (:mod:`symmle.render`) turn a sequence of steps into
+    lecture notes; a Step holds no formatting of its own.
+
+    Attributes
+    ----------
+    title : str
+        Short name of the step, e.g. ``"Estimators"``.
+    text : str
+        The sentence before the equations; ``$...$`` is LaTeX maths.
+    lines : tuple of (lhs, rhs)
+        The aligned equations, as SymPy objects.  A line whose ``lhs``
+        equals the previous one's (or is ``None``) continues it with
+        ``&= rhs``; otherwise the ``lhs`` is shown.  An element may also be
+        a ``str`` of LaTeX, for what has no SymPy form
+        (``f(x_1) \cdots f(x_N)``).
+    after : str
+        The sentence after the equations (``$...$`` is LaTeX maths).
+    kind : str
+        The role of the step: ``model``, ``likelihood``, ``log_likelihood``,
+        ``nll``, ``boundary``, ``derivative``, ``stationary``, ``reduced``,
+        ``estimators``, ``hessian``, ``fisher`` or ``crlb``.
+    parameter : str
+        The parameter the step is about, if any.
+    section : str
+        The heading the step is shown under.
+    relations : tuple of str
+        Each line's relation in LaTeX (default ``=``), e.g. ``\ge``.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> step = derive("poisson").steps[-1]
+    >>> step.title, step.kind, step.relations
+    ('Cramér–Rao bound', 'crlb', ('\\ge', '='))
+    >>> step.lines[-1]
+    (None, lam/N)
     """
 
     title: str
@@ -54,16 +79,40 @@ class Step:
 
 @dataclass(frozen=True, eq=False)
 class Derivation:
-    """The derivation of the MLE of one model.
+    """The derivation of the maximum-likelihood estimators of one model.
+
+    Made by :func:`derive`; immutable.  The properties give the results as
+    SymPy objects, and the ``to_*`` methods render them (see
+    :mod:`symmle.render`); in Jupyter a Derivation displays itself as
+    rendered maths.
 
     Attributes
     ----------
     model : Model
+        The model derived.
     likelihood : Likelihood
+        The log-likelihood of ``N`` observations, reduced to sufficient
+        statistics ``T1, T2, ...``.
     stationarity : Stationarity
+        Score, Hessian and the estimator of every parameter.
     information : Information
+        Fisher information of one observation and the Cramér–Rao bound.
     steps : tuple of Step
+        The derivation as a lecturer would write it, in order.
     warnings : tuple of str
+        What the user should know (fallbacks, discarded roots...).
+
+    Examples
+    --------
+    >>> d = derive("exponential")
+    >>> d
+    <Derivation exponential: lam=N/T1>
+    >>> d.sufficient_statistics
+    {'T1': x}
+    >>> d.log_likelihood
+    N*log(lam) - T1*lam
+    >>> d.solutions["lam"].kind, d.crlb
+    ('closed_form', Matrix([[lam**2/N]]))
     """
 
     model: Model
@@ -95,10 +144,12 @@ class Derivation:
 
     @property
     def log_likelihood(self) -> sp.Expr:
+        """The log-likelihood :math:`\\ell(\\theta)` in ``N`` and the statistics ``T_j``."""
         return self.likelihood.log_likelihood
 
     @property
     def nll(self) -> sp.Expr:
+        """The negative log-likelihood :math:`-\\ell(\\theta)`."""
         return self.likelihood.nll
 
     @property
@@ -107,28 +158,128 @@ class Derivation:
         return {s.symbol.name: s.expr for s in self.likelihood.statistics}
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``symmle derive --format json`` (schema 1)."""
+        """Return the JSON document of ``symmle derive --format json`` (schema 1).
+
+        See :func:`symmle.render.to_dict`.
+
+        Returns
+        -------
+        dict
+            ``schema``, ``model``, ``log_likelihood``,
+            ``sufficient_statistics``, ``estimators`` (each with its
+            ``kind``, ``expr``, ``latex`` and ``verified``),
+            ``fisher_information``, ``crlb``, ``steps`` and ``warnings``;
+            expressions are SymPy strings, and ``None`` marks what does not
+            exist.
+
+        Examples
+        --------
+        >>> doc = derive("poisson").to_dict()
+        >>> doc["schema"], doc["estimators"]["lam"]["expr"], doc["crlb"]
+        (1, 'T1/N', [['lam/N']])
+        """
         from symmle import render
 
         return render.to_dict(self)
 
     def to_text(self) -> str:
+        """Return a plain-text summary for the terminal (``symmle derive``).
+
+        See :func:`symmle.render.to_text`.
+
+        Returns
+        -------
+        str
+            The model, log-density, sufficient statistics, log-likelihood,
+            score equations, estimators, Fisher information and
+            Cramér–Rao bound, in SymPy's plain notation.
+
+        Examples
+        --------
+        >>> text = derive("poisson").to_text()
+        >>> print(text.splitlines()[0])
+        Poisson distribution (poisson)
+        >>> print(next(line for line in text.splitlines() if "lam_hat" in line))
+          lam_hat = T1/N    [closed form, verified]
+        """
         from symmle import render
 
         return render.to_text(self)
 
     def to_latex(self, standalone: bool = False) -> str:
+        r"""Return the derivation as LaTeX lecture notes.
+
+        See :func:`symmle.render.to_latex`.
+
+        Parameters
+        ----------
+        standalone : bool, optional
+            Return a complete document for ``pdflatex`` (it needs only
+            ``amsmath``) rather than a fragment of sections.
+
+        Returns
+        -------
+        str
+            ``\subsection*`` headings, sentences, and an ``align`` block per step.
+
+        Examples
+        --------
+        >>> d = derive("poisson")
+        >>> print(d.to_latex().splitlines()[0])
+        \subsection*{The model}
+        >>> print(d.to_latex(standalone=True).splitlines()[0])
+        \documentclass[11pt]{article}
+        """
         from symmle import render
 
         return render.to_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
+        r"""Return the derivation as Markdown with ``$...$`` maths.
+
+        See :func:`symmle.render.to_markdown`.
+
+        Returns
+        -------
+        str
+            A ``#`` title, ``##`` sections, ``$...$`` inline maths and
+            ``$$\begin{aligned}...\end{aligned}$$`` display maths.
+
+        Examples
+        --------
+        >>> md = derive("poisson").to_markdown()
+        >>> [line for line in md.splitlines() if line.startswith("#")][:3]
+        ['# Poisson distribution', '## The model', '## Likelihood']
+        """
         from symmle import render
 
         return render.to_markdown(self)
 
     def compile(self, *, timeout: float | None = None):
-        """Fast NumPy estimators of this derivation; see :class:`symmle.compile.CompiledModel`."""
+        """Compile the estimators into fast NumPy functions.
+
+        See :class:`symmle.compile.CompiledModel`.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Budget in seconds of each symbolic step of the compilation
+            (rewriting estimators in centred sums); ``None`` for none.
+
+        Returns
+        -------
+        CompiledModel
+            Call it on data for the estimates; it also gives standard
+            errors and the log-likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> est = derive("poisson").compile()
+        >>> x = np.array([1, 3, 2, 2])
+        >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
+        (2.0, 0.707107)
+        """
         from symmle.compile import CompiledModel
 
         return CompiledModel(self, timeout=timeout)

@@ -22,7 +22,34 @@ __all__ = [
 
 
 class SymmleError(Exception):
-    """Base class of every error symmle raises on purpose."""
+    """Base class of every error symmle raises on purpose.
+
+    Its message is one line, meant for the user.  Each subclass also
+    inherits the built-in exception it refines, and carries the exit code
+    of the command line in ``exit_code``:
+
+    =====================  ====  ===================  =======================================================
+    class                  code  also a               raised when
+    =====================  ====  ===================  =======================================================
+    ``SymmleError``        1                          other errors (a sampler that fails, matplotlib missing)
+    ``SpecError``          2     ``ValueError``       a model, spec or expression is invalid
+    ``DataError``          3     ``ValueError``       data cannot be used with the model
+    ``DerivationError``    4     ``RuntimeError``     a derivation step fails
+    ``DerivationTimeout``  5     ``TimeoutError``     a symbolic step exceeds its time budget
+    ``VerificationError``  6     ``ArithmeticError``  a result fails its numerical cross-check
+    =====================  ====  ===================  =======================================================
+
+    The command line exits with 70 for an internal error (any other exception).
+
+    Examples
+    --------
+    >>> from symmle.spec import load_model
+    >>> try:
+    ...     load_model("no_such_family")
+    ... except SymmleError as exc:
+    ...     print(type(exc).__name__, exc.exit_code, isinstance(exc, ValueError))
+    SpecError 2 True
+    """
 
     exit_code: int = 1
 
@@ -77,5 +104,26 @@ EXIT_CODES: dict[type[SymmleError], int] = {
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """Exit code for *exc*: its class's code for symmle errors, 1 otherwise."""
+    """Return the exit code for an exception.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Any exception.
+
+    Returns
+    -------
+    int
+        The ``exit_code`` of its class for a :class:`SymmleError` (see
+        :data:`EXIT_CODES`), 1 otherwise.
+
+    Examples
+    --------
+    >>> exit_code_for(DataError("row 2 of the data is nan"))
+    3
+    >>> exit_code_for(DerivationTimeout("solve the score equations", 2))
+    5
+    >>> exit_code_for(KeyError("x"))
+    1
+    """
     return exc.exit_code if isinstance(exc, SymmleError) else 1

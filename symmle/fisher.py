@@ -37,9 +37,34 @@ __all__ = ["Information", "fisher_information"]
 class Information:
     """Fisher information of one observation and the Cramér–Rao bound.
 
-    Entries that do not exist (non-regular parameters) or could not be
-    found are ``nan``; ``verified[i][j]`` says whether entry ``(i, j)``
-    passed its numerical check.
+    Made by :func:`fisher_information`.
+
+    Attributes
+    ----------
+    fisher : Matrix
+        :math:`I(\\theta)`, in the model's parameter order.  Entries that do
+        not exist (non-regular parameters) or could not be found are ``nan``.
+    crlb : Matrix or None
+        :math:`(N I)^{-1}`; ``None`` where it cannot be formed.
+    verified : tuple of tuple of bool
+        ``verified[i][j]`` says whether entry ``(i, j)`` passed its
+        numerical check.
+    expectations : dict of Expr to Expr
+        The expectations :math:`E[g(X)]` the entries were computed from.
+    warnings : tuple of str
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> info = derive("normal").information
+    >>> info.fisher
+    Matrix([
+    [1/sigma2,               0],
+    [       0, 1/(2*sigma2**2)]])
+    >>> info.verified, info.expectations
+    (((True, True), (True, True)), {x: mu, x**2: mu**2 + sigma2})
+    >>> derive("uniform").information.fisher   # the support depends on theta
+    Matrix([[nan]])
     """
 
     fisher: sp.Matrix

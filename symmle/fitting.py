@@ -24,7 +24,43 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class FitResult:
-    """Result of :func:`fit`; ``None`` marks a quantity that does not exist."""
+    """The maximum-likelihood fit of a model to data, made by :func:`fit`.
+
+    Every mapping is keyed by parameter name, in the model's order; ``None``
+    marks a quantity that does not exist.
+
+    Attributes
+    ----------
+    model : str
+        Name of the model.
+    n : int
+        Number of observations.
+    estimates : dict of str to float
+        The maximum-likelihood estimates.
+    kind : dict of str to str
+        How each estimate was obtained: ``closed_form``, ``numeric`` or
+        ``boundary`` (an order statistic).
+    stderr : dict of str to float or None
+        Asymptotic standard errors; for a boundary kind, the standard
+        deviation of the order statistic's exact distribution.
+    ci95 : dict of str to (float, float) or None
+        95% Wald intervals (none for boundary kinds).
+    log_likelihood : float
+        The log-likelihood at the estimates.
+    information : str
+        ``"expected"`` or ``"observed"``: the information the standard
+        errors come from (empty if there is none).
+    warnings : list of str
+        What the user should know about the fit.
+
+    Examples
+    --------
+    >>> r = fit("poisson", [1, 3, 2, 2])
+    >>> r.n, r.estimates, r.kind, r.information
+    (4, {'lam': 2.0}, {'lam': 'closed_form'}, 'expected')
+    >>> [round(v, 4) for v in r.ci95["lam"]]
+    [0.6141, 3.3859]
+    """
 
     model: str
     n: int
@@ -37,7 +73,22 @@ class FitResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``symmle fit --json`` (schema 1)."""
+        """Return the JSON document of ``symmle fit --json`` (schema 1).
+
+        Returns
+        -------
+        dict
+            ``schema``, ``model``, ``n``, ``estimates``, ``kind``,
+            ``stderr``, ``ci95`` (``[low, high]`` lists), ``log_likelihood``,
+            ``information`` and ``warnings``; ``None`` marks what does not
+            exist.
+
+        Examples
+        --------
+        >>> doc = fit("poisson", [1, 3, 2, 2]).to_dict()
+        >>> doc["schema"], doc["estimates"], round(doc["log_likelihood"], 6)
+        (1, {'lam': 2.0}, -5.632876)
+        """
         return {
             "schema": 1,
             "model": self.model,
@@ -52,9 +103,30 @@ class FitResult:
         }
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self) -> str:
+        """Return the fit as a table for the terminal (``symmle fit``).
+
+        Returns
+        -------
+        str
+            A line naming the model and ``n``, a table of estimates,
+            standard errors, 95% intervals and kinds, the log-likelihood,
+            and any warnings.
+
+        Examples
+        --------
+        >>> print(fit("poisson", [1, 3, 2, 2]).to_text(), end="")
+        poisson: maximum-likelihood fit to n = 4 observations
+        <BLANKLINE>
+          parameter  estimate  std. error  95% interval        kind
+          lam        2         0.7071      [0.614096, 3.3859]  closed_form
+        <BLANKLINE>
+          log-likelihood = -5.632876386
+          standard errors from the expected information
+        """
         rows = [("parameter", "estimate", "std. error", "95% interval", "kind")]
         for name, value in self.estimates.items():
             se = self.stderr.get(name)

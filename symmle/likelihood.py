@@ -40,7 +40,24 @@ __all__ = ["Statistic", "Likelihood", "build_likelihood"]
 
 @dataclass(frozen=True)
 class Statistic:
-    """A sufficient statistic :math:`T = \\sum_i g(x_i)`."""
+    r"""A sufficient statistic :math:`T = \sum_i g(x_i)`.
+
+    Attributes
+    ----------
+    symbol : sympy.Symbol
+        Its name in the log-likelihood, e.g. ``T1``.
+    expr : sympy.Expr
+        :math:`g(x)`, in the model variable.
+    informative : bool
+        Whether it multiplies a function of the parameters (a term such as
+        :math:`-\log x!` of the Poisson is not informative).
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> derive("poisson").likelihood.statistics
+    (Statistic(symbol=T1, expr=x, informative=True), Statistic(symbol=T2, expr=log(factorial(x)), informative=False))
+    """
 
     symbol: sp.Symbol  #: e.g. ``T1``
     expr: sp.Expr  #: ``g(x)`` in the model variable
@@ -49,20 +66,39 @@ class Statistic:
 
 @dataclass(frozen=True)
 class Likelihood:
-    """The log-likelihood of N IID samples.
+    r"""The log-likelihood of N IID samples, reduced to sufficient statistics.
+
+    Made by :func:`build_likelihood` (see the module docstring for the
+    split :math:`\log f = A(\theta) + \sum_j c_j(\theta) g_j(x) + h(x, \theta)`).
 
     Attributes
     ----------
+    model : Model
     log_density : Expr
-        :math:`\\log f(x \\mid \\theta)`, expanded.
+        :math:`\log f(x \mid \theta)`, expanded.
     baseline : Expr
-        :math:`A(\\theta)`, the part free of the variable.
+        :math:`A(\theta)`, the part free of the variable.
     coefficients : tuple of (Statistic, Expr)
-        Each statistic with its coefficient :math:`c_j(\\theta)`.
+        Each statistic with its coefficient :math:`c_j(\theta)`.
     coupled : Expr
-        :math:`h(x, \\theta)`, the part that does not separate (often 0).
+        :math:`h(x, \theta)`, the part that does not separate (often 0).
+    N : Symbol
+        The sample size.
+    index, sample : Symbol, IndexedBase
+        ``i`` and ``x``, for the sums :math:`\sum_{i=1}^N g(x_i)`.
     log_likelihood : Expr
-        :math:`\\ell(\\theta)` in terms of ``N``, the ``T_j`` and explicit sums.
+        :math:`\ell(\theta)` in terms of ``N``, the ``T_j`` and explicit sums.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> lik = derive("exponential").likelihood
+    >>> lik.log_density, lik.baseline, lik.coefficients
+    (-lam*x + log(lam), log(lam), ((Statistic(symbol=T1, expr=x, informative=True), -lam),))
+    >>> lik.log_likelihood
+    N*log(lam) - T1*lam
+    >>> lik.explicit(lik.N / lik.statistics[0].symbol)
+    N/Sum(x[i], (i, 1, N))
     """
 
     model: Model
@@ -77,6 +113,7 @@ class Likelihood:
 
     @property
     def statistics(self) -> tuple[Statistic, ...]:
+        """The sufficient statistics ``T1, T2, ...``, in order."""
         return tuple(s for s, _ in self.coefficients)
 
     @property

@@ -385,6 +385,23 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "
         With a one-line message, for any refused construct, unknown name,
         syntax error, oversized or too deeply nested text, resource bomb, or
         an undefined result (division by zero).
+
+    Examples
+    --------
+    >>> x, lam = sp.Symbol("x", positive=True), sp.Symbol("lam", positive=True)
+    >>> f = parse_expression("lam*exp(-lam*x)", {"x": x, "lam": lam}, what="density")
+    >>> f, f.diff(lam)
+    (lam*exp(-lam*x), -lam*x*exp(-lam*x) + exp(-lam*x))
+    >>> parse_expression("x^2 + 0.5", {"x": x})
+    x**2 + 1/2
+    >>> parse_expression("__import__('os')", {"x": x}, what="density")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: density: unknown function '__import__'; available: exp, log, ...
+    >>> parse_expression("9**9**9", {}, what="density")
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: density: exponent is too large (limit 1000 in magnitude)
     """
     result = _build(text, names, what)
     if result.has(sp.nan, sp.zoo):
@@ -412,6 +429,19 @@ def parse_number(text: str, *, what: str = "value") -> sp.Expr:
     SpecError
         As :func:`parse_expression`, and if the text contains a name or its
         value is infinite, undefined or not real.
+
+    Examples
+    --------
+    >>> parse_number("1.8"), parse_number("-3/4"), parse_number("sqrt(2)")
+    (9/5, -3/4, sqrt(2))
+    >>> parse_number("oo", what="constant k")
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: constant k: not a finite number
+    >>> parse_number("x", what="constant k")
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: constant k: unknown symbol 'x'; only numbers, pi, E, oo and functions are allowed here
     """
     result = _build(text, {}, what)
     if result.has(sp.oo, sp.zoo, sp.nan, -sp.oo):

@@ -391,11 +391,33 @@ def _exact(expr: sp.Basic) -> sp.Basic:
 
 
 def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
-    """LaTeX of a SymPy object in the lecturer's notation.
+    r"""Write a SymPy object as LaTeX in the lecturer's notation.
 
-    ``data`` are symbols that stand for observations (besides the indexed
-    ``x_i``); terms with them are written first (:math:`x - \\mu`).
-    A ``str`` is LaTeX already and is returned as it is.
+    See the module docstring for the conventions (``\sigma^{2}`` for
+    ``sigma2``, ``\hat{\mu}`` for ``hat_mu``, no floats...).
+
+    Parameters
+    ----------
+    expr : sympy.Basic or str
+        The object; a ``str`` is LaTeX already and is returned as it is.
+    data : set of Symbol, optional
+        Symbols that stand for observations (besides the indexed ``x_i``);
+        terms with them are written first (:math:`x - \mu`).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> mu, s2 = sp.symbols("mu sigma2", positive=True)
+    >>> print(latex(sp.log(2*sp.pi*s2)/2))
+    \frac{1}{2} \log\left(2 \pi \sigma^{2}\right)
+    >>> print(latex(sp.Symbol("hat_lam")), latex(sp.Float(0.5)*mu))
+    \hat{\lambda} \frac{\mu}{2}
+    >>> x, i, N = sp.IndexedBase("x"), sp.Symbol("i", integer=True), sp.Symbol("N", integer=True)
+    >>> print(latex(sp.Sum(x[i], (i, 1, N))/N))
+    \frac{1}{N} \sum_{i=1}^{N} x_{i}
     """
     if isinstance(expr, str):
         return expr
@@ -768,7 +790,35 @@ def _matrix(m: sp.Matrix | None) -> list[list[str | None]] | None:
 
 
 def to_dict(d: Derivation) -> dict[str, Any]:
-    """The schema-1 JSON document of a derivation."""
+    r"""Return the schema-1 JSON document of a derivation, as a dict.
+
+    This is ``symmle derive --format json`` (and :meth:`Derivation.to_dict`).
+
+    Parameters
+    ----------
+    d : Derivation
+
+    Returns
+    -------
+    dict
+        ``schema``, ``model``, ``log_likelihood``,
+        ``sufficient_statistics``, ``estimators`` (per parameter: ``kind``,
+        ``expr``, ``latex``, ``verified``, and ``equation``/``note`` where
+        they apply), ``fisher_information``, ``crlb``, ``steps`` (``title``,
+        ``text``, ``latex``) and ``warnings``.  Expressions are SymPy
+        strings; ``None`` marks what does not exist.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> doc = to_dict(derive("poisson"))
+    >>> doc["sufficient_statistics"]
+    {'T1': 'x', 'T2': 'log(factorial(x))'}
+    >>> doc["estimators"]["lam"]
+    {'kind': 'closed_form', 'expr': 'T1/N', 'latex': '\\frac{1}{N} \\sum_{i=1}^{N} x_{i}', 'verified': True}
+    >>> doc["fisher_information"], doc["crlb"]
+    ([['1/lam']], [['lam/N']])
+    """
     data = _data_symbols(d)
     forms = _estimator_forms(d)
     estimators = {}
@@ -812,6 +862,24 @@ def _joined_text(s: Step) -> str:
 
 
 def to_json(d: Derivation) -> str:
+    """Return :func:`to_dict` as indented JSON text (``symmle derive --format json``).
+
+    Parameters
+    ----------
+    d : Derivation
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import json
+    >>> from symmle import derive
+    >>> text = to_json(derive("poisson"))
+    >>> json.loads(text)["estimators"]["lam"]["expr"]
+    'T1/N'
+    """
     return json.dumps(to_dict(d), indent=2)
 
 
@@ -827,9 +895,31 @@ def _sections(d: Derivation) -> list[tuple[str, list[Step]]]:
 
 
 def to_latex(d: Derivation, standalone: bool = False) -> str:
-    """The derivation as LaTeX: sections of sentences, each followed by an ``align`` block.
+    r"""Return the derivation as LaTeX lecture notes.
 
-    With ``standalone`` a complete document that needs only ``amsmath``.
+    Each section is a ``\subsection*``; each step a sentence followed by an
+    ``align`` block; warnings become a closing "Notes" section.
+
+    Parameters
+    ----------
+    d : Derivation
+    standalone : bool, optional
+        Return a complete document for ``pdflatex``, which needs only
+        ``amsmath``, rather than the body alone.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> tex = to_latex(derive("poisson"))
+    >>> [line for line in tex.splitlines() if line.startswith(r"\subsection")][:3]
+    ['\\subsection*{The model}', '\\subsection*{Likelihood}', '\\subsection*{Maximising the likelihood}']
+    >>> doc = to_latex(derive("poisson"), standalone=True)
+    >>> print(doc.splitlines()[1], doc.splitlines()[-1])
+    \usepackage{amsmath} \end{document}
     """
     data = _data_symbols(d)
     parts = []
@@ -865,7 +955,27 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
 
 
 def to_markdown(d: Derivation) -> str:
-    """The derivation as Markdown: ``$...$`` inline and ``$$\\begin{aligned}...\\end{aligned}$$`` display maths."""
+    r"""Return the derivation as Markdown lecture notes.
+
+    Maths is ``$...$`` inline and ``$$\begin{aligned}...\end{aligned}$$``
+    on display, as MathJax, KaTeX, GitHub and Jupyter read it.
+
+    Parameters
+    ----------
+    d : Derivation
+
+    Returns
+    -------
+    str
+        A ``#`` title (the model's), ``##`` sections, and the steps.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> md = to_markdown(derive("poisson"))
+    >>> [line for line in md.splitlines() if line.startswith("#")][:3]
+    ['# Poisson distribution', '## The model', '## Likelihood']
+    """
     data = _data_symbols(d)
     parts = [f"# {d.model.title}"]
     for section, steps in _sections(d):
@@ -892,7 +1002,30 @@ def _fmt(expr: sp.Basic) -> str:
 
 
 def to_text(d: Derivation) -> str:
-    """A readable plain-text summary for the terminal."""
+    r"""Return a readable plain-text summary for the terminal (``symmle derive``).
+
+    Parameters
+    ----------
+    d : Derivation
+
+    Returns
+    -------
+    str
+        The model, log-density, sufficient statistics, log-likelihood,
+        score equations, estimators (with their kind), Fisher information,
+        Cramér–Rao bound and warnings, in SymPy's plain notation.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> text = to_text(derive("exponential"))
+    >>> print("\n".join(text.splitlines()[:5]))
+    Exponential distribution (rate) (exponential)
+    <BLANKLINE>
+      density      f(x) = lam*exp(-lam*x)
+      support      x in [0, oo]
+      parameters   lam (positive)
+    """
     m = d.model
     lik = d.likelihood
     lines = [f"{m.title} ({m.name})", ""]

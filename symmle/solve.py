@@ -44,6 +44,22 @@ class Estimator:
         relation to other parameters, or a reduced stationarity equation).
     verified : bool
         Whether the numerical cross-check passed.
+    parameter : str
+        The parameter's name.
+    note : str
+        How the estimator was found, or why there is none.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> derive("poisson").solutions["lam"]
+    Estimator(parameter='lam', kind='closed_form', expr=T1/N, equation=None, verified=True, note='')
+    >>> u = derive("uniform").solutions["theta"]
+    >>> u.kind, u.expr
+    ('boundary', Max(x))
+    >>> a = derive("gamma").solutions["a"]
+    >>> a.kind, a.expr, a.equation
+    ('numeric', None, Eq(log(a) - polygamma(0, a), log(T1/N) - T2/N))
     """
 
     parameter: str
@@ -63,7 +79,38 @@ class Estimator:
 
 @dataclass(frozen=True)
 class Stationarity:
-    """Score, Hessian and estimators of the regular parameters."""
+    """Score, Hessian and estimators of the regular parameters.
+
+    Made by :func:`solve_stationarity`.  The regular parameters are those
+    that do not move the support; the others get ``boundary`` estimators.
+
+    Attributes
+    ----------
+    parameters : tuple of Symbol
+        The regular parameters, in model order.
+    score : tuple of Expr
+        :math:`\\partial \\ell / \\partial \\theta_k`, in ``N`` and the statistics ``T_j``.
+    hessian : Matrix
+        :math:`\\partial^2 \\ell / \\partial \\theta_k \\partial \\theta_l`.
+    estimators : dict of str to Estimator
+        Every parameter's estimator, in model order.
+    equations : tuple of Eq
+        The reduced system left to numerics (empty if all are closed form).
+    warnings : tuple of str
+    reduced : tuple of Symbol
+        Parameters left to numerics.
+    profile : tuple of (Symbol, Expr)
+        Closed forms of other parameters given the reduced ones, in order.
+    boundary : tuple of (Symbol, Expr)
+        Order-statistic estimators of the parameters that set the support.
+
+    Examples
+    --------
+    >>> from symmle import derive
+    >>> st = derive("exponential").stationarity
+    >>> st.parameters, st.score, st.hessian
+    ((lam,), (N/lam - T1,), Matrix([[-N/lam**2]]))
+    """
 
     parameters: tuple[sp.Symbol, ...]  #: regular parameters, in model order
     score: tuple[sp.Expr, ...]  #: d ell / d theta_k

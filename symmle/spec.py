@@ -64,7 +64,29 @@ _TOP_KEYS = {"name", "title", "variable", "discrete", "support", "density", "par
 
 @dataclass(frozen=True)
 class Quantity:
-    """A parameter (estimated) or constant (known) of a model."""
+    """A parameter (estimated) or constant (known) of a model.
+
+    Attributes
+    ----------
+    name : str
+        The name declared in the spec.
+    domain : str
+        One of :data:`DOMAINS`: ``real``, ``positive``, ``nonnegative``,
+        ``unit``, ``integer`` or ``positive_integer``.
+    symbol : sympy.Symbol
+        The model's one Symbol of this name, with the assumptions of its
+        domain (``positive=True``...).
+    value : sympy.Expr, optional
+        The known value of a constant, if given.
+
+    Examples
+    --------
+    >>> q = load_model("exponential").parameters[0]
+    >>> q.name, q.domain, q.symbol.is_positive
+    ('lam', 'positive', True)
+    >>> q.point()   # the domain's representative point
+    1.7
+    """
 
     name: str
     domain: str
@@ -72,13 +94,32 @@ class Quantity:
     value: sp.Expr | None = None  #: known value of a constant, if given
 
     def point(self) -> float:
-        """A value for numerical checks: the given value, else a domain point."""
+        """A value for numerical checks: the given value, else the domain's point."""
         return float(self.value) if self.value is not None else DOMAINS[self.domain][1]
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """How to draw from a model with a ``numpy.random.Generator``."""
+    """How to draw from a model with a ``numpy.random.Generator``: its ``[sampler]`` table.
+
+    Attributes
+    ----------
+    method : str
+        A method of ``numpy.random.Generator`` (one of :data:`SAMPLER_METHODS`).
+    args : tuple of (str, sympy.Expr)
+        Its keyword arguments, as expressions in the parameters and constants.
+    transform : sympy.Expr, optional
+        An expression in ``draw`` applied to each raw draw.
+    draw : sympy.Symbol, optional
+        The raw draw in ``transform``.
+
+    Examples
+    --------
+    >>> load_model("exponential").sampler
+    Sampler(method='exponential', args=(('scale', 1/lam),), transform=None, draw=None)
+    >>> load_model("half_normal").sampler.transform
+    Abs(x)
+    """
 
     method: str
     args: tuple[tuple[str, sp.Expr], ...]
@@ -92,16 +133,38 @@ class Sampler:
 class Model:
     """An immutable, validated model specification.
 
+    Made by :func:`load_model`, :func:`inline_model` or
+    :func:`model_from_dict`; every later stage uses its symbols.
+
     Attributes
     ----------
+    name, title : str
+        Short name and human-readable title.
     variable : Symbol
         The observed variable (``integer=True`` for discrete models).
+    discrete : bool
+        Whether ``density`` is a probability mass function.
     support : (Expr, Expr)
-        Lower and upper end of the support (inclusive for discrete models).
+        Lower and upper end of the support (inclusive for discrete models);
+        they may involve parameters and constants.
     density : Expr
         The pdf or pmf.
     parameters, constants : tuple of Quantity
         Estimated and known quantities, in declaration order.
+    sampler : Sampler or None
+        The ``[sampler]`` table, if the spec has one.
+    source : mapping
+        The density and support text as given.
+
+    Examples
+    --------
+    >>> m = load_model("weibull_scale")
+    >>> m.variable, m.support, m.discrete
+    (x, (0, oo), False)
+    >>> [q.name for q in m.parameters], [q.name for q in m.constants]
+    (['lam'], ['k'])
+    >>> m.with_constants({"k": "1.5"}).constants[0].value
+    3/2
     """
 
     name: str
@@ -164,7 +227,13 @@ class Model:
         return any(symbol in e.free_symbols for e in self.support)
 
     def with_constants(self, values: Mapping[str, Any]) -> Model:
-        """A copy with known values for some constants (``{name: number or text}``)."""
+        """A copy with known values for some constants (``{name: number or text}``).
+
+        Raises
+        ------
+        SpecError
+            If a name is not a declared constant or a value is outside its domain.
+        """
         known = {q.name: q for q in self.constants}
         new = []
         for name in values:
@@ -242,10 +311,37 @@ def _quantities(table: Any, role: str, taken: dict[str, str]) -> list[tuple[str,
 def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: bool = True) -> Model:
     """Build and validate a :class:`Model` from a parsed spec table.
 
+    Parameters
+    ----------
+    data : mapping
+        The spec as a table (a parsed TOML file; see the README's "Spec
+        files"): ``variable``, ``support``, ``density`` and ``parameters``
+        are required; ``name``, ``title``, ``discrete``, ``constants`` and
+        ``sampler`` are optional.
+    origin : str, optional
+        Where the spec comes from, at the start of error messages.
+    validate : bool, optional
+        Check numerically that the density is a density (:func:`check_density`).
+
+    Returns
+    -------
+    Model
+
     Raises
     ------
     SpecError
         On any problem with the spec, with a one-line message.
+
+    Examples
+    --------
+    >>> spec = {"variable": "x", "support": ["0", "oo"], "density": "lam*exp(-lam*x)",
+    ...         "parameters": {"lam": "positive"}}
+    >>> model_from_dict(spec).density
+    lam*exp(-lam*x)
+    >>> model_from_dict({"variable": "x", "density": "lam*exp(-lam*x)"}, origin="my.toml")
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: my.toml: missing 'support'
     """
     if not isinstance(data, Mapping):
         raise SpecError(f"{origin}: a spec must be a table")
@@ -403,6 +499,23 @@ def inline_model(
 def load_model(ref: str | Path | Model, *, validate: bool = True) -> Model:
     """Resolve a catalogue name, a spec file path, or a :class:`Model`.
 
+    Parameters
+    ----------
+    ref : str, Path or Model
+        A catalogue family (see :func:`symmle.catalogue.family_names`), the
+        path of a TOML spec file, or a Model (returned as it is).
+    validate : bool, optional
+        Check numerically that the density is a density.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SpecError
+        If ``ref`` is neither a family nor a file, or the spec is invalid.
+
     Examples
     --------
     >>> load_model("exponential").parameters[0].name
@@ -427,6 +540,27 @@ def density_function(model: Model, point: Mapping[sp.Symbol, float]):
 
     Where the direct form over- or underflows (``gamma(k + r)/factorial(k)``
     at large ``k``), the value comes from the expanded log-density instead.
+
+    Parameters
+    ----------
+    model : Model
+    point : mapping of Symbol to float
+        Values of every parameter and constant (e.g. :meth:`Model.point`).
+
+    Returns
+    -------
+    callable
+        ``f(x)``: a float for a scalar ``x``, an array of the shape of ``x``
+        otherwise.
+
+    Examples
+    --------
+    >>> m = load_model("exponential")
+    >>> f = density_function(m, {m.parameters[0].symbol: 2.0})
+    >>> round(f(0.5), 12)   # 2 exp(-1)
+    0.735758882343
+    >>> f(np.array([0.0, 1.0, 2.0])).shape
+    (3,)
     """
     f_expr = model.density.subs(point)
     direct = to_function([model.variable], f_expr)
@@ -453,10 +587,23 @@ def check_density(model: Model) -> None:
     Checks that it is finite and non-negative inside the support and that it
     integrates (or sums) to one, at the point of :meth:`Model.point`.
 
+    Parameters
+    ----------
+    model : Model
+
     Raises
     ------
     SpecError
         Naming the failed property and the point used.
+
+    Examples
+    --------
+    >>> check_density(load_model("poisson"))   # passes: returns None
+    >>> bad = inline_model("exp(-lam*x)", "x", "0,oo", ["lam:positive"], validate=False)
+    >>> check_density(bad)   # the factor lam is missing: 1/1.7
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: density does not integrate to 1 over its support: got 0.588235 at lam=1.7
     """
     point = model.point()
     where = ", ".join(f"{s}={v:g}" for s, v in point.items())

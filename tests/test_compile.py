@@ -260,3 +260,24 @@ def test_lognormal_variance_far_from_origin(derivation):
     got = derivation("lognormal").compile()(x)
     assert rel(got["sigma2"], float(var)) <= 1e-10, (got["sigma2"], float(var))
     assert rel(got["mu"], float(mean)) <= 1e-15
+
+
+def test_inverse_gaussian_lam_keeps_its_digits_at_a_tiny_spread(derivation):
+    """lam_hat = N / sum(1/x_i - 1/mean) mixes sums of x and 1/x: centring cannot help, the pilot rewrite must.
+
+    At lam = 1e10 (coefficient of variation 1e-5) the plain formula
+    N T1 / (T1 T2 - N**2) loses about 10 digits; the rewrite keeps all but two.
+    """
+    from fractions import Fraction
+
+    est = derivation("inverse_gaussian").compile()
+    assert est.plan["residual"], "no pilot rewrite was made"
+    x = np.random.default_rng(7).wald(1.0, 1e10, 5000)
+    exact = [Fraction(v) for v in x]
+    mean = sum(exact) / len(exact)
+    ref = float(len(exact) / sum(1 / v - 1 / mean for v in exact))
+    assert abs(est(x)["lam"] - ref) <= 1e-12 * ref
+    assert abs(est.estimate_rows(np.stack([x, x]))["lam"][1] - ref) <= 1e-12 * ref
+    # the plain formula, for contrast: the test data really are hard
+    t1, t2, n = float(np.sum(x)), float(np.sum(1 / x)), x.size
+    assert abs(n * t1 / (t1 * t2 - n**2) - ref) > 1e-8 * ref
