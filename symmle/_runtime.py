@@ -127,11 +127,15 @@ def tabulate(x, size=None):
 
 def sum_over(fn, x, size=None):
     """``sum_i fn(x_i)`` in chunks, compensated across chunks (or over a table's distinct values)."""
-    with np.errstate(all="ignore"):
-        if isinstance(x, Tabulated):
-            v = np.broadcast_to(np.asarray(fn(x.values), dtype=float), x.values.shape)
-            return math.fsum(x.counts * v)
-        return math.fsum(_total(fn(c), c) for c in chunks(x, size))
+    try:
+        with np.errstate(all="ignore"):
+            if isinstance(x, Tabulated):
+                v = np.broadcast_to(np.asarray(fn(x.values), dtype=float), x.values.shape)
+                return math.fsum(x.counts * v)
+            return math.fsum(_total(fn(c), c) for c in chunks(x, size))
+    except (OverflowError, ZeroDivisionError):
+        # Python-float arithmetic on parameters (a**-b) raises where NumPy gives inf
+        return math.nan
 
 
 def _total(values, chunk):
@@ -477,6 +481,8 @@ def _covariance(plan, x, values):
         info = values["N"] * np.array([[f(values, x) for f in row] for row in plan["fisher"]])
         source = "expected"
     else:
+        if plan["observed"] is None:
+            return None, ""
         info = -np.array([[f(values, x) for f in row] for row in plan["observed"]])
         source = "observed"
     if not np.all(np.isfinite(info)):

@@ -586,6 +586,10 @@ def _constant_values(model: Model) -> dict[str, float]:
     return out
 
 
+#: Most values one check may draw (some seconds of work for a closed form).
+MAX_DRAWS = 10**9
+
+
 def _sizes(n: int, sizes: Sequence[int] | None) -> tuple[int, ...]:
     if sizes is None:
         lo = min(MIN_SIZE, n)
@@ -683,6 +687,10 @@ def check(
     if reps < 2:
         raise SpecError("reps must be at least 2")
     all_sizes = _sizes(n, sizes)
+    draws = reps * sum(all_sizes)
+    if draws > MAX_DRAWS:
+        raise SpecError(f"the simulation would draw {draws:.3g} values (reps x the sample sizes {', '.join(map(str, all_sizes))}); "
+                        f"the limit is {MAX_DRAWS:.0e}: lower --n or --reps")
     if d is None:
         d = derive(m, timeout=timeout)
     compiled = d.compile(timeout=timeout)
@@ -953,7 +961,8 @@ class _DensityLikelihood:
             return -math.inf
         args = self._args(theta)
         with np.errstate(all="ignore"):
-            v = np.asarray(self.logged(x, *args), dtype=float) * np.ones_like(x)
+            # the forced expansion may carry i*pi terms (logs of negative factors): the real part is log f
+            v = np.real(np.asarray(self.logged(x, *args))).astype(float) * np.ones_like(x)
             bad = ~np.isfinite(v)
             if bad.any():
                 v[bad] = np.log(np.asarray(self.direct(x[bad], *args), dtype=float) * np.ones(int(bad.sum())))

@@ -24,6 +24,23 @@ INTERNAL_ERROR = 70
 class _Group(click.Group):
     """Maps every exception to a one-line message and an exit code."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # click's own usage errors (a bad option value, an unknown command)
+        # become one line too, with exit code 2
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+                click.echo(exc.ctx.get_help())  # `symmle` alone: the help
+                sys.exit(2)
+            hint = f" (see 'symmle {exc.ctx.info_name} --help')" if exc.ctx is not None and exc.ctx.parent is not None else " (see 'symmle --help')"
+            _fail(exc.format_message() + hint, 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.exceptions.Abort:
+            _fail("interrupted", 130)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -121,7 +121,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     residual = [(pilot, {name: w.pointwise(q, var, "r") for name, q in sums.items()}) for pilot, sums in f["residual"]]
     closed = {name: w.formula(fm, f"{name} = {sp.sstr(f['display'][name])}") for name, fm in f["closed"].items()}
     profile = [(name, w.formula(fm, f"{name} given the reduced parameters")) for name, fm in f["profile"]]
-    observed = [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
+    observed = None if f["observed"] is None else [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
     fisher = None if f["fisher"] is None else [[w.formula(fm, prefix="fisher") for fm in row] for row in f["fisher"]]
     logf = w.pointwise(f["logf"], var, "logf")
     numeric = {}

@@ -30,7 +30,7 @@ import sympy as sp
 
 from symmle import _runtime
 from symmle.budget import attempt
-from symmle.errors import DataError
+from symmle.errors import DataError, DerivationError
 from symmle.evaluate import Formula, by_name
 from symmle.numeric import to_function
 
@@ -246,6 +246,11 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     out["vectorised"] = False
     if st.reduced:
         prof = ell.subs({p: v for p, v in reversed(st.profile)})
+        kinked = [p for p in st.reduced if sp.diff(prof, p, 2).has(sp.DiracDelta)]
+        if kinked:
+            names = ", ".join(p.name for p in kinked)
+            raise DerivationError(f"the log-likelihood is not twice differentiable in {names} (a kink such as Abs(x - {kinked[0].name})): "
+                                  "symmle's numeric solver needs second derivatives, so it cannot fit this model")
         out["objective"] = Formula.of(prof, lik)
         # without sums over the data, the objective takes arrays of parameter values
         out["vectorised"] = not out["objective"].sums
@@ -260,7 +265,9 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     out["sums"] = any(fm.sums for fm in estimation)
     out["needed"] = set().union(*(fm.args() for fm in estimation)) if estimation else set()
     n = len(st.parameters)
-    out["observed"] = [[Formula.of(st.hessian[i, j], lik) for j in range(n)] for i in range(n)]
+    smooth = not any(e.has(sp.DiracDelta) for e in st.hessian)
+    # a log-likelihood with a kink (Abs(x - m)) has no observed information there
+    out["observed"] = [[Formula.of(st.hessian[i, j], lik) for j in range(n)] for i in range(n)] if smooth else None
     idx = [list(model.parameter_symbols).index(p) for p in st.parameters]
     fisher = d.fisher.extract(idx, idx) if idx else sp.Matrix()
     complete = bool(idx) and not any(e == sp.nan for e in fisher)
@@ -302,7 +309,7 @@ class CompiledModel:
             "reduced": f["reduced"],
             "profile": [(name, fm.compile()) for name, fm in f["profile"]],
             "regular": f["regular"],
-            "observed": [[fm.compile() for fm in row] for row in f["observed"]],
+            "observed": None if f["observed"] is None else [[fm.compile() for fm in row] for row in f["observed"]],
             "fisher": None if f["fisher"] is None else [[fm.compile() for fm in row] for row in f["fisher"]],
             "logf": _pointwise(f["logf"], var),
             "needed": sorted(f["needed"]),

@@ -95,7 +95,7 @@ def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeou
         sol = sp.linsolve(eqs, syms)
         return next(iter(sol)) if sol else None
 
-    sol, _ = attempt("expectations from the score identities", timeout, run)
+    sol, _ = _attempt("expectations from the score identities", timeout, run)
     if sol is None:
         return {}
     out = {}
@@ -181,7 +181,7 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
         return None if r.has(sp.Integral, sp.Sum, sp.nan, sp.zoo) else sp.simplify(r)
 
     if not model.discrete and lo.is_nonnegative and g.has(sp.log(x)):
-        value, _ = attempt(f"E[{g}] by moments in log {x}", timeout, lambda: _by_mellin(model, g))
+        value, _ = _attempt(f"E[{g}] by moments in log {x}", timeout, lambda: _by_mellin(model, g))
         if value is not None:
             return value
     if std is not None:
@@ -190,11 +190,11 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
             r = sp.integrate(h * std.density, (std.t, *std.support), conds="none")
             return None if r.has(sp.Integral, sp.nan, sp.zoo) else sp.simplify(r)
 
-        value, _ = attempt(f"E[{g}] in standard form", timeout, standardised)
+        value, _ = _attempt(f"E[{g}] in standard form", timeout, standardised)
         if value is not None:
             return value
 
-    value, _ = attempt(f"E[{g}] by {'summation' if model.discrete else 'integration'}", timeout, direct)
+    value, _ = _attempt(f"E[{g}] by {'summation' if model.discrete else 'integration'}", timeout, direct)
     if value is not None or model.discrete or not lo.is_nonnegative:
         return value
     u = sp.Symbol("u", real=True)
@@ -204,8 +204,21 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
         r = sp.integrate(sp.powsimp(integrand), (u, sp.log(lo) if lo != 0 else -sp.oo, sp.log(hi) if hi != sp.oo else sp.oo), conds="none")
         return None if r.has(sp.Integral, sp.nan, sp.zoo) else sp.simplify(r)
 
-    value, _ = attempt(f"E[{g}] with u = log {x}", timeout, by_log)
+    value, _ = _attempt(f"E[{g}] with u = log {x}", timeout, by_log)
     return value
+
+
+#: What SymPy raises when a strategy does not apply (an undecidable condition in
+#: ``integrate``, an unsupported form): the strategy has failed, nothing more.
+_SYMPY_FAILURES = (TypeError, ValueError, NotImplementedError, AttributeError, ZeroDivisionError, RecursionError, sp.PolynomialError)
+
+
+def _attempt(step: str, seconds: float | None, fn):
+    """:func:`attempt`, with a strategy that raises counted as one that found nothing."""
+    try:
+        return attempt(step, seconds, fn)
+    except _SYMPY_FAILURES:
+        return None, False
 
 
 def _where(point: Mapping[sp.Symbol, float]) -> str:
@@ -297,7 +310,7 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
     # a location-scale form helps with what the identities leave to integration
     std = None
     if lik.coupled != 0:
-        std, _ = attempt("location-scale form", timeout, lambda: _standardise(model))
+        std, _ = _attempt("location-scale form", timeout, lambda: _standardise(model))
     point = model.point()
     entries = [[sp.nan] * n for _ in range(n)]
     verified = [[False] * n for _ in range(n)]
@@ -307,13 +320,20 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
             if p not in regular or q not in regular:
                 continue
             name = f"I[{p},{q}]"
-            found, timed_out = attempt(f"Fisher information {name}", timeout, lambda p=p, q=q: _entry(lik, logf_parts, expectations, p, q, timeout, std))
+            found, timed_out = _attempt(f"Fisher information {name}", timeout, lambda p=p, q=q: _entry(lik, logf_parts, expectations, p, q, timeout, std))
             if found is None:
                 why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
                 warnings.append(f"Fisher information entry {name} {why}")
                 continue
             value, d2 = found
-            numeric = _numeric_entry(model, d2, point)
+            if d2.has(sp.DiracDelta) or value.has(sp.DiracDelta):
+                warnings.append(f"Fisher information entry {name} does not exist: the log-density is not twice differentiable in {p} and {q}")
+                continue
+            try:
+                numeric = _numeric_entry(model, d2, point)
+            except (*_SYMPY_FAILURES, NameError):
+                warnings.append(f"Fisher information entry {name} = {value} could not be checked numerically; not reported")
+                continue
             symbolic = _as_real(value.subs(point))
             ok = math.isfinite(symbolic) and abs(symbolic - numeric) <= 1e-6 * max(1.0, abs(numeric))
             if not ok:
@@ -333,7 +353,7 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
     crlb = None
     sub = fisher.extract(idx, idx) if idx else sp.Matrix()
     if idx and not any(e == sp.nan for e in sub):
-        inv, timed_out = attempt("Cramér–Rao bound", timeout, lambda: sp.simplify(sub.inv() / lik.N))
+        inv, timed_out = _attempt("Cramér–Rao bound", timeout, lambda: sp.simplify(sub.inv() / lik.N))
         if inv is not None:
             crlb = sp.Matrix(n, n, lambda i, j: sp.nan)
             for r, i in enumerate(idx):

@@ -13,7 +13,7 @@ from symmle.budget import DEFAULT_TIMEOUT
 from symmle.compile import CompiledModel
 from symmle.data import fixed_support, validate_data
 from symmle.derivation import Derivation, derive
-from symmle.errors import DataError
+from symmle.errors import DataError, DerivationError
 from symmle.spec import in_domain
 
 __all__ = ["FitResult", "fit"]
@@ -166,6 +166,10 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
     x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float).reshape(-1)
+    missing = {name: e for name, e in d.solutions.items() if e.kind == "none"}
+    if missing:
+        name, e = next(iter(missing.items()))
+        raise DerivationError(f"symmle derived no estimator of {name}, so it cannot fit this model: {e.note}")
     compiled: CompiledModel = d.compile(timeout=timeout)
     # a missing constant is named before the data are read
     named = compiled.constant_values(**constants)

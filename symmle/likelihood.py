@@ -173,6 +173,7 @@ def _log_density(model: Model) -> sp.Expr:
         probe = [p for p in probe if p <= hi]
     else:
         probe = interior_points(lo, hi, 5)
+    expanded = _real_branch(expanded, model.variable, point, probe)
     args = [model.variable]
     direct = to_function(args, f.subs(point))
     logged = to_function(args, expanded.subs(point))
@@ -185,6 +186,33 @@ def _log_density(model: Model) -> sp.Expr:
                 # Forced expansion took the wrong branch somewhere: keep log f whole.
                 return sp.log(f)
     return expanded
+
+
+def _real_branch(expanded: sp.Expr, x: sp.Symbol, point: Mapping[sp.Symbol, float], probe: Sequence[float]) -> sp.Expr:
+    """Logarithms of negative factors written as ``log(-u) + i pi``, and the ``i pi`` terms cancelled.
+
+    The forced expansion of ``log(-p**x/(x*log(1 - p)))`` gives
+    ``i pi + x log p - log x - log(log(1 - p))`` with ``log(1 - p) < 0``: real
+    in sum, but not term by term.  A factor that is negative at the check
+    point (and every probe value of the variable) is taken as negative.
+    """
+    if not expanded.has(sp.I):
+        return expanded
+    subs = {}
+    for a in expanded.atoms(sp.log):
+        u = a.args[0]
+        try:
+            values = [complex(u.subs(point).subs(x, t)) for t in (probe if u.has(x) else [0])]
+        except (TypeError, ValueError):
+            continue
+        if values and all(abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) and v.real < 0 for v in values):
+            subs[a] = sp.log(-u) + sp.I * sp.pi
+    if not subs:
+        return expanded
+    new = sp.expand(expanded.xreplace(subs))
+    real, imag = new.as_independent(sp.I, as_Add=True)
+    turns = sp.simplify(imag / (2 * sp.I * sp.pi))
+    return real if turns.is_integer else expanded
 
 
 def _split(term: sp.Expr, x: sp.Symbol, params: Sequence[sp.Symbol], depth: int = 0) -> list[tuple[sp.Expr, sp.Expr]]:

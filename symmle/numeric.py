@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 __all__ = ["to_function", "MODULES"]
@@ -92,7 +93,7 @@ def to_function(args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[s
     Examples
     --------
     >>> x, y = sp.symbols("x y")
-    >>> to_function([x, y], x - y)(5.0, 2.0)
+    >>> float(to_function([x, y], x - y)(5.0, 2.0))
     3.0
     """
     args = list(args)
@@ -103,4 +104,10 @@ def to_function(args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[s
     n = len(inspect.signature(fn).parameters)
     if n != len(args):
         raise ValueError(f"lambdify produced {n} arguments for {len(args)} symbols")
-    return fn
+
+    def numeric(*values: Any) -> Any:
+        # NumPy scalars overflow to inf (as arrays do) where Python floats raise OverflowError
+        return fn(*[np.float64(v) if type(v) is float else v for v in values])
+
+    numeric.__doc__ = fn.__doc__
+    return numeric

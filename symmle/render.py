@@ -51,8 +51,39 @@ _FUNCTION_NAMES = {"ell": r"\ell", "E": r"\mathrm{E}", "Var": r"\operatorname{Va
 # --------------------------------------------------------------------------
 
 
+def _sub(base: str, index: str) -> str:
+    """``base`` with a subscript; a base that has one already is braced (no double subscript)."""
+    return ("{" + base + "}" if "_" in base or "^" in base else base) + "_{" + index + "}"
+
+
+_GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+
+
+def _unicode_latex(name: str) -> str:
+    """LaTeX of a non-ASCII name: Greek letters as commands (``λ`` -> ``\\lambda``), anything else by code point."""
+    import unicodedata
+
+    out = []
+    for ch in name:
+        if ch.isascii():
+            out.append(ch.replace("_", r"\_"))
+            continue
+        words = unicodedata.name(ch, "").split()
+        if len(words) == 4 and words[:2] == ["GREEK", "SMALL"] and words[2] == "LETTER":
+            letter = {"LAMDA": "lambda"}.get(words[3], words[3].lower())
+            out.append("\\" + letter + " " if letter in _GREEK else letter)
+        elif len(words) == 4 and words[:2] == ["GREEK", "CAPITAL"] and words[2] == "LETTER":
+            letter = {"LAMDA": "Lambda"}.get(words[3], words[3].capitalize())
+            out.append("\\" + letter + " " if letter in _GREEK_CAPITALS else r"\mathrm{" + letter[0] + "}")
+        else:
+            out.append(rf"\mathrm{{U{ord(ch):04X}}}")
+    return "{" + "".join(out).strip() + "}"
+
+
 def _symbol_parts(name: str) -> tuple[str, int]:
     """``(base LaTeX, power)`` of a symbol name: ``sigma2`` -> ``(\\sigma, 2)``, ``hat_sigma2`` -> ``(\\hat{\\sigma}, 2)``."""
+    if not name.isascii():
+        return _unicode_latex(name), 1
     if name.startswith("hat_"):
         base, power = _symbol_parts(name[4:])
         return r"\hat{" + base + "}", power
@@ -64,13 +95,13 @@ def _symbol_parts(name: str) -> tuple[str, int]:
         base = _ALIASES.get(head, head)
         if digits == "2" and base in _SQUARED:
             return _symbol_parts(head)[0], 2
-        return _symbol_parts(head)[0] + f"_{{{digits}}}", 1
+        return _sub(_symbol_parts(head)[0], digits), 1
     base = _ALIASES.get(name, name)
     if base in _GREEK:
         return "\\" + base, 1
     if "_" in name.strip("_"):
         head, _, tail = name.strip("_").partition("_")
-        return symbol_latex(head) + "_{" + symbol_latex(tail) + "}", 1
+        return _sub(symbol_latex(head), symbol_latex(tail)), 1
     if len(name) == 1:
         return name, 1
     if len(name) == 2 and name.isalpha() and name.islower():
@@ -135,7 +166,7 @@ class _Printer(LatexPrinter):
     _print_Dummy = _print_Symbol
 
     def _print_Indexed(self, expr):
-        return f"{symbol_latex(str(expr.base.label))}_{{{','.join(self._print(i) for i in expr.indices)}}}"
+        return _sub(symbol_latex(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
 
     def _print_NaN(self, expr):
         return r"\text{--}"
@@ -323,7 +354,7 @@ class _Printer(LatexPrinter):
         args = expr.args
         if name in ("Min", "Max") and len(args) == 1:
             x = self._print(args[0])
-            tex = rf"\{name.lower()}_{{i}} {x}_{{i}}"
+            tex = rf"\{name.lower()}_{{i}} " + _sub(x, "i")
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         if name == "E" and len(args) == 1:
             tex = rf"\mathrm{{E}}\left[{self._print(args[0])}\right]"

@@ -21,6 +21,7 @@ from symmle.fisher import Information
 from symmle.likelihood import Likelihood
 from symmle.solve import Stationarity
 from symmle.spec import Model
+from symmle.render import _sub
 
 __all__ = ["Step", "lecture_steps"]
 
@@ -352,7 +353,7 @@ class _Lecture:
 
     def model_steps(self) -> list[Step]:
         m = self.model
-        xs = rf"{self.tex(self.x)}_1, \dots, {self.tex(self.x)}_N"
+        xs = rf"{_sub(self.tex(self.x), '1')}, \dots, {_sub(self.tex(self.x), 'N')}"
         text = (f"We are given $N$ independent, identically distributed (IID) observations ${xs}$, "
                 f"each a draw from the {self.density_word}")
         many = len(m.parameters) > 1

@@ -91,3 +91,17 @@ def test_normal_page_renders(engine, derivation, tmp_path):
     subprocess.run([pdftoppm, "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True, timeout=60)
     (png,) = tmp_path.glob("page*.png")
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "pdf, var, support, param",
+    [
+        ("exp(-y_1/sigma_sq_2)/sigma_sq_2", "y_1", "0,oo", "sigma_sq_2:positive"),  # names with subscripts
+        ("1/theta_1", "y_1", "0,theta_1", "theta_1:positive"),  # and a boundary estimator max_i y_1,i
+        ("λ*exp(-λ*x)", "x", "0,oo", "λ:positive"),  # a Unicode Greek name, which the parser accepts
+    ],
+)
+def test_unusual_names_compile(engine, tmp_path, pdf, var, support, param):
+    """Subscripted and Unicode names render without double subscripts or raw Unicode."""
+    d = symmle.derive(symmle.inline_model(pdf, var, support, [param]))
+    compile_tex(engine, d.to_latex(standalone=True), tmp_path, "names")
