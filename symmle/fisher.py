@@ -18,6 +18,7 @@ cannot be found or fails the check is reported as missing, never guessed.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -314,13 +315,20 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
     point = model.point()
     entries = [[sp.nan] * n for _ in range(n)]
     verified = [[False] * n for _ in range(n)]
+    # the entries share one budget: a model whose expectations do not integrate
+    # costs one time-out, not one per entry
+    deadline = None if timeout is None else time.monotonic() + timeout
     for a in range(n):
         for b in range(a, n):
             p, q = params[a], params[b]
             if p not in regular or q not in regular:
                 continue
             name = f"I[{p},{q}]"
-            found, timed_out = _attempt(f"Fisher information {name}", timeout, lambda p=p, q=q: _entry(lik, logf_parts, expectations, p, q, timeout, std))
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0.05:
+                warnings.append(f"Fisher information entry {name} was not attempted: the {timeout:g} s budget of the Fisher information ran out")
+                continue
+            found, timed_out = _attempt(f"Fisher information {name}", left, lambda p=p, q=q, left=left: _entry(lik, logf_parts, expectations, p, q, left, std))
             if found is None:
                 why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
                 warnings.append(f"Fisher information entry {name} {why}")

@@ -60,11 +60,21 @@ def _polygamma(n: sp.Expr, z: sp.Expr) -> sp.Expr:
     return sp.polygamma(n, z)
 
 
+def _log_binomial(n: sp.Expr, k: sp.Expr) -> sp.Expr:
+    """``log(binomial(n, k))`` through ``loggamma``, which does not overflow at large ``n``."""
+    return sp.loggamma(n + 1, evaluate=False) - sp.loggamma(k + 1, evaluate=False) - sp.loggamma(n - k + 1, evaluate=False)
+
+
 def _stable(expr: sp.Expr) -> sp.Expr:
     """Rewrite overflow-prone special functions inside logarithms, and polygamma as ufuncs."""
     expr = expr.replace(
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], (sp.gamma, sp.factorial)),
-        lambda e: sp.loggamma(e.args[0].args[0] + (1 if isinstance(e.args[0], sp.factorial) else 0)),
+        # unevaluated: SymPy turns loggamma(k + 1) of an integer k back into log(gamma(k + 1))
+        lambda e: sp.loggamma(e.args[0].args[0] + (1 if isinstance(e.args[0], sp.factorial) else 0), evaluate=False),
+    )
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.binomial),
+        lambda e: _log_binomial(*e.args[0].args),
     )
     return expr.replace(lambda e: isinstance(e, sp.polygamma), lambda e: _polygamma(*e.args))
 

@@ -572,7 +572,8 @@ def density_function(model: Model, point: Mapping[sp.Symbol, float]):
             x = np.asarray(x, dtype=float)
             # a real array even for a scalar x (0-d products give NumPy scalars)
             value = np.array(np.broadcast_to(np.asarray(direct(x), dtype=float), x.shape), dtype=float)
-            bad = ~np.isfinite(value)
+            # overflow (inf, nan) or underflow of a factor (0.35**3.5e6 * binomial(1e7, 3.5e6) = 0)
+            bad = ~np.isfinite(value) | (value == 0)
             if np.any(bad):
                 alt = np.exp(np.real(np.asarray(via_log(x[bad]), dtype=complex)) * np.ones_like(x[bad]))
                 value[bad] = alt

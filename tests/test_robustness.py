@@ -78,3 +78,19 @@ def test_usage_errors_are_one_line(args, needle):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("symmle: error:") and needle in lines[0], r.stderr
+
+
+@pytest.mark.parametrize(
+    "pdf, var, support, param, const",
+    [
+        # binomial(x + r - 1, x) overflows past x ~ 170: the log form must take over
+        ("binomial(x+r-1,x)*p**r*(1-p)**x", "x", "0,oo", "p:unit", "r:positive_integer=3"),
+        # at n = 10**6 every factor over- or underflows; log(k!) of an integer k must stay loggamma
+        ("binomial(n, k)*p**k*(1-p)**(n-k)", "k", "0,n", "p:unit", "n:positive_integer=1000000"),
+    ],
+)
+def test_pmfs_with_huge_factors_normalise(pdf, var, support, param, const):
+    """These valid pmfs were refused as 'not finite' or 'does not sum to 1'."""
+    m = symmle.inline_model(pdf, var, support, [param], [const], discrete=True)
+    d = symmle.derive(m)
+    assert d.solutions["p"].kind == "closed_form" and d.solutions["p"].verified
