@@ -71,7 +71,25 @@ def sum_support(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, *,
             return total, True
         start += block
         block = min(block * 2, 1 << 18)
+    # not converged within MAX_TERMS: a power-law tail t_k ~ C k**-s (s > 1)
+    # sums to about int_{K-1/2}^oo C k**-s dk from K on, to O(t_K / K)
+    tail = _power_tail(fn, start)
+    if tail is not None and tail <= 1e-3 * max(abs(total), 1e-300):
+        return total + tail, True
     return total, False
+
+
+def _power_tail(fn: Callable[[np.ndarray], np.ndarray], k: int) -> float | None:
+    """The sum of ``fn`` beyond ``k`` for a power-law tail, or ``None`` if it does not look like one."""
+    ks = np.array([k / 4, k / 2, float(k)])
+    with np.errstate(all="ignore"):
+        t = np.asarray(fn(ks), dtype=float) * np.ones(3)
+    if not (np.all(np.isfinite(t)) and np.all(t > 0)):
+        return None
+    s1, s2 = math.log(t[0] / t[1]) / math.log(2), math.log(t[1] / t[2]) / math.log(2)
+    if not (s1 > 1.05 and s2 > 1.05 and abs(s1 - s2) <= 0.05 * s2):
+        return None  # not a settled power law, or too heavy to sum
+    return float(t[2] * k**s2 * (k - 0.5) ** (1 - s2) / (s2 - 1))
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

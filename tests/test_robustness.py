@@ -94,3 +94,22 @@ def test_pmfs_with_huge_factors_normalise(pdf, var, support, param, const):
     m = symmle.inline_model(pdf, var, support, [param], [const], discrete=True)
     d = symmle.derive(m)
     assert d.solutions["p"].kind == "closed_form" and d.solutions["p"].verified
+
+
+def test_power_law_tails_are_summed():
+    """A pmf with a k**-s tail (Yule-Simon) did not converge within MAX_TERMS and was refused."""
+    from symmle.quadrature import sum_support
+
+    total, ok = sum_support(lambda k: k**-2.0, 1, math.inf)
+    assert ok and total == pytest.approx(math.pi**2 / 6, rel=1e-9)
+    _, ok = sum_support(lambda k: 1.0 / k, 1, math.inf)  # the harmonic series really diverges
+    assert not ok
+
+
+def test_yule_simon_fits_like_scipy():
+    x = stats.yulesimon.rvs(1.7, size=2000, random_state=np.random.default_rng(0)).astype(float)
+    m = symmle.inline_model("r*beta(x, r+1)", "x", "1,oo", ["r:positive"], discrete=True)
+    est = symmle.fit(m, x).estimates["r"]
+    ref = optimize.minimize_scalar(lambda a: -stats.yulesimon.logpmf(x, a).sum(), bounds=(0.1, 10),
+                                   method="bounded", options={"xatol": 1e-12}).x
+    assert est == pytest.approx(ref, rel=1e-7)
