@@ -199,6 +199,15 @@ def statistics(plan, x, values, size=None, needed=None):
     return out
 
 
+def real_value(value):
+    """A formula's value as a real number: complex values (``lambertw``) lose a negligible imaginary part, else ``nan``."""
+    if not np.iscomplexobj(value):
+        return value
+    z = np.asarray(value)
+    real = np.where(np.abs(z.imag) <= 1e-12 * np.maximum(1.0, np.abs(z.real)), z.real, np.nan)
+    return real if real.ndim else float(real)
+
+
 def in_domain(value, domain):
     """Whether the number ``value`` lies in ``domain``."""
     if not math.isfinite(value):

@@ -75,7 +75,7 @@ class _Writer:
         lines.append(_locals(f.outer, exclude=sums | {var}, extra=used))
         for n, summand in f.sums:
             lines.append(f"    v_{n} = sum_over(lambda v_{var}: {self.expr(summand.subs(_renamed(summand)))}, _data)\n")
-        lines.append(f"    return {self.expr(f.outer.subs(_renamed(f.outer)))}\n")
+        lines.append(f"    return real_value({self.expr(f.outer.subs(_renamed(f.outer)))})\n")
         self.functions.append("\n".join(line.rstrip("\n") for line in lines if line) + "\n")
         return name
 
