@@ -43,6 +43,12 @@ def environment(revision: str) -> dict[str, object]:
     }
 
 
+def environment_line(revision: str, **versions: str) -> str:
+    """The line each benchmark prints about where it ran: ``symmle REV; python X on PLATFORM, N CPUs; numpy V``."""
+    line = f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs"
+    return line + ("; " + ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else "")
+
+
 def write_json(path: str, payload: dict) -> None:
     """Write a benchmark's measurements as indented JSON and say so."""
     Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -35,15 +35,13 @@ Exit status 0 if every target is met and every check passes, else 1.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import add_family_option, add_json_option, environment, write_json
+from _common import add_family_option, add_json_option, environment, environment_line, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     revision = git_revision()
     print(f"symmle check: median of {args.runs} runs after 1 warm-up, seed {args.seed}")
-    print(f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; numpy {np.__version__}")
+    print(environment_line(revision, numpy=np.__version__))
     print()
     print(f"{'family':<8} {'n':>5} {'reps':>5} {'check (s)':>10} {'no optimiser (s)':>17} {'derive (s)':>11} {'CLI (s)':>8} {'target':>7}  result")
     results, ok = {}, True

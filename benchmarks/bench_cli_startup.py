@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import add_json_option, environment, write_json
+from _common import add_json_option, environment, environment_line, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         f"symmle CLI start-up benchmark: median of {args.runs} runs (1 warm-up discarded), target < {TARGET:g} s"
     )
     revision = git_revision()
-    print(
-        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs"
-    )
+    print(environment_line(revision))
     print()
 
     # ``python -m symmle`` runs the source checkout (ROOT on PYTHONPATH); the

@@ -30,14 +30,12 @@ Exit status 0 if every target is met, else 1.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _common import add_family_option, add_json_option, environment, write_json
+from _common import add_family_option, add_json_option, environment, environment_line, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"compiled vs hand-written NumPy: N = {args.n:,}, median of {args.runs} runs each (after 1 warm-up)"
     )
-    print(
-        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
-        f"numpy {np.__version__}"
-    )
+    print(environment_line(revision, numpy=np.__version__))
     print()
     print(
         f"{'family':<12} {'compiled (s)':>12} {'NumPy (s)':>10} {'ratio':>7} {'max rel diff':>13}  result"

@@ -32,14 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import add_family_option, add_json_option, environment
+from _common import add_family_option, add_json_option, environment, environment_line
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,10 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     versions = _versions()
     revision = git_revision()
-    print(
-        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
-        + ", ".join(f"{k} {v}" for k, v in versions.items())
-    )
+    print(environment_line(revision, **versions))
     print()
 
     results: dict[str, dict] = {}

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -57,7 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_json_option, environment, write_json
+from _common import add_json_option, environment, environment_line, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"symmle fit on a {args.n:,}-sample float64 .npy ({args.n * 8 / 1e6:,.0f} MB)"
     )
-    print(
-        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs"
-    )
+    print(environment_line(revision))
     free = shutil.disk_usage(base).free
     print(f"free disk in {base}: {free / 1e9:.1f} GB")
     if free < MIN_FREE_BYTES:

@@ -54,14 +54,12 @@ Exit status 0 if every target is met, else 1.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _common import add_family_option, add_json_option, environment, write_json
+from _common import add_family_option, add_json_option, environment, environment_line, write_json
 from _common import revision as git_revision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,10 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"numeric estimators vs SciPy: N = {args.n:,}; symmle median of {args.runs}, SciPy median of 3 (stats.fit: 1 run)"
     )
-    print(
-        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs; "
-        f"numpy {np.__version__}, scipy {scipy.__version__}"
-    )
+    print(environment_line(revision, numpy=np.__version__, scipy=scipy.__version__))
     print()
     results = {}
     ok = True
