@@ -20,6 +20,9 @@ __all__ = ["main"]
 
 INTERNAL_ERROR = 70
 
+#: click >= 8.2 raises this for a bare ``symmle`` (older versions print the help themselves)
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 class _Group(click.Group):
     """Maps every exception to a one-line message and an exit code."""
@@ -30,7 +33,7 @@ class _Group(click.Group):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            if isinstance(exc, _NO_ARGS) and exc.ctx is not None:
                 click.echo(exc.ctx.get_help())  # `symmle` alone: the help
                 sys.exit(2)
             hint = f" (see 'symmle {exc.ctx.info_name} --help')" if exc.ctx is not None and exc.ctx.parent is not None else " (see 'symmle --help')"

@@ -31,7 +31,7 @@ import sympy as sp
 from symmle import _runtime
 from symmle.budget import attempt
 from symmle.errors import DataError, DerivationError
-from symmle.evaluate import Formula, by_name
+from symmle.evaluate import Formula, by_name, verification_datasets
 from symmle.numeric import to_function
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class _Residual:
     sums: dict[sp.Symbol, sp.Expr]  # name -> per-observation function of (x, c, N, constants)
 
 
-def _residual(lik: Likelihood, name: str, e: sp.Expr, index: int) -> tuple[sp.Expr, _Residual] | None:
+def _residual(lik: Likelihood, e: sp.Expr, index: int) -> tuple[sp.Expr, _Residual] | None:
     r"""Rewrite a part of ``e`` that vanishes when every observation equals a pilot ``c``.
 
     Such a part (the inverse Gaussian's :math:`T_1 T_2 - N^2`) is a difference of
@@ -182,10 +182,8 @@ def _residual(lik: Likelihood, name: str, e: sp.Expr, index: int) -> tuple[sp.Ex
     return new, _Residual(c, sums)
 
 
-def _check_residual(lik: Likelihood, name: str, old: sp.Expr, new: sp.Expr, res: _Residual, point: Mapping[sp.Symbol, float]) -> bool:
+def _check_residual(lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual, point: Mapping[sp.Symbol, float]) -> bool:
     """The rewrite equals the original on admissible data sets (pilot: the data's mean)."""
-    from symmle.evaluate import verification_datasets
-
     x = lik.model.variable
     consts = {q.symbol: point[q.symbol] for q in lik.model.constants}
     for data in verification_datasets(lik, consts, point):
@@ -220,8 +218,8 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     for name, e in list(closed.items()):
         if e.free_symbols & {u for c in centred for u in c.powers.values()}:
             continue  # already centred
-        found, _ = attempt(f"rewrite the estimator of {name} around a pilot", timeout, lambda e=e: _residual(lik, name, e, len(residual)))
-        if found is not None and _check_residual(lik, name, e, found[0], found[1], point):
+        found, _ = attempt(f"rewrite the estimator of {name} around a pilot", timeout, lambda e=e: _residual(lik, e, len(residual)))
+        if found is not None and _check_residual(lik, e, found[0], found[1], point):
             closed[name] = found[0]
             residual.append(found[1])
     ell = lik.log_likelihood.subs(dict(st.boundary))

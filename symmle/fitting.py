@@ -184,12 +184,11 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
             raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
         if not in_domain(v, q.domain):
             raise DataError(f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})")
+    at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
     if any(e.free_symbols & set(m.parameter_symbols) for e in m.support):
         # the data must lie in the support at the estimate (boundary estimators bind it)
-        at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
         lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
         validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
-    at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
     for name, kind in compiled.kinds.items():
         if kind != "boundary":
             continue

@@ -31,7 +31,7 @@ from sympy.printing.precedence import PRECEDENCE
 if TYPE_CHECKING:
     from symmle.derivation import Derivation, Step
 
-__all__ = ["latex", "step_latex", "symbol_latex", "to_dict", "to_json", "to_latex", "to_markdown", "to_text"]
+__all__ = ["latex", "step_latex", "subscript", "symbol_latex", "to_dict", "to_json", "to_latex", "to_markdown", "to_text"]
 
 SCHEMA = 1
 
@@ -51,7 +51,7 @@ _FUNCTION_NAMES = {"ell": r"\ell", "E": r"\mathrm{E}", "Var": r"\operatorname{Va
 # --------------------------------------------------------------------------
 
 
-def _sub(base: str, index: str) -> str:
+def subscript(base: str, index: str) -> str:
     """``base`` with a subscript; a base that has one already is braced (no double subscript)."""
     return ("{" + base + "}" if "_" in base or "^" in base else base) + "_{" + index + "}"
 
@@ -95,13 +95,13 @@ def _symbol_parts(name: str) -> tuple[str, int]:
         base = _ALIASES.get(head, head)
         if digits == "2" and base in _SQUARED:
             return _symbol_parts(head)[0], 2
-        return _sub(_symbol_parts(head)[0], digits), 1
+        return subscript(_symbol_parts(head)[0], digits), 1
     base = _ALIASES.get(name, name)
     if base in _GREEK:
         return "\\" + base, 1
     if "_" in name.strip("_"):
         head, _, tail = name.strip("_").partition("_")
-        return _sub(symbol_latex(head), symbol_latex(tail)), 1
+        return subscript(symbol_latex(head), symbol_latex(tail)), 1
     if len(name) == 1:
         return name, 1
     if len(name) == 2 and name.isalpha() and name.islower():
@@ -166,7 +166,7 @@ class _Printer(LatexPrinter):
     _print_Dummy = _print_Symbol
 
     def _print_Indexed(self, expr):
-        return _sub(symbol_latex(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
+        return subscript(symbol_latex(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
 
     def _print_NaN(self, expr):
         return r"\text{--}"
@@ -354,7 +354,7 @@ class _Printer(LatexPrinter):
         args = expr.args
         if name in ("Min", "Max") and len(args) == 1:
             x = self._print(args[0])
-            tex = rf"\{name.lower()}_{{i}} " + _sub(x, "i")
+            tex = rf"\{name.lower()}_{{i}} " + subscript(x, "i")
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         if name == "E" and len(args) == 1:
             tex = rf"\mathrm{{E}}\left[{self._print(args[0])}\right]"

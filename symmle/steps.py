@@ -21,7 +21,7 @@ from symmle.fisher import Information
 from symmle.likelihood import Likelihood
 from symmle.solve import Stationarity
 from symmle.spec import Model
-from symmle.render import _sub
+from symmle.render import latex, subscript
 
 __all__ = ["Step", "lecture_steps"]
 
@@ -130,8 +130,6 @@ class _Lecture:
     """Builds the :class:`Step` sequence of one derivation (see :func:`lecture_steps`)."""
 
     def __init__(self, model: Model, lik: Likelihood, st: Stationarity, info: Information) -> None:
-        from symmle.render import latex  # inline maths in the sentences
-
         self.model, self.lik, self.st, self.info = model, lik, st, info
         self.x, self.N, self.i = model.variable, lik.N, lik.index
         self.xi = lik.sample[self.i]
@@ -353,7 +351,7 @@ class _Lecture:
 
     def model_steps(self) -> list[Step]:
         m = self.model
-        xs = rf"{_sub(self.tex(self.x), '1')}, \dots, {_sub(self.tex(self.x), 'N')}"
+        xs = rf"{subscript(self.tex(self.x), '1')}, \dots, {subscript(self.tex(self.x), 'N')}"
         text = (f"We are given $N$ independent, identically distributed (IID) observations ${xs}$, "
                 f"each a draw from the {self.density_word}")
         many = len(m.parameters) > 1
