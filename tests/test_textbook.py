@@ -188,7 +188,8 @@ def test_beta_equations_hold_at_textbook_mle(derivation, tools):
         return [special.digamma(a_) - special.digamma(a_ + b_) - s1, special.digamma(b_) - special.digamma(a_ + b_) - s2]
 
     sol = optimize.root(eqs, [0.0, 0.0], tol=1e-14)
-    assert sol.success
+    # judged by the residual: hybr may report "xtol too small" once it has converged
+    assert np.max(np.abs(eqs(sol.x))) < 1e-12, sol.message
     a_hat, b_hat = np.exp(sol.x)
     ev = SampleEvaluator(d.likelihood, data, {})
     at_mle = {model.symbols["a"]: a_hat, model.symbols["b"]: b_hat}
