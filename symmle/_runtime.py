@@ -27,6 +27,7 @@ the pilot (a value of the variable, the mean of the first observations) and ``N`
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -41,6 +42,20 @@ PILOT = 4096  #: size of the subsample for pilots and starting values
 
 class NoMLE(ValueError):
     """The maximum-likelihood estimate does not exist or was not found."""
+
+
+class EstimateWarning(UserWarning):
+    """A caveat about an estimate that is still returned.
+
+    Several local maxima of the likelihood, or a closed form that lost digits
+    at these data: the number is the best symmle found, and the caveat
+    travels with it (``symmle.fit`` lists it in ``FitResult.warnings``).
+    """
+
+
+def caution(message):
+    """Issue an :class:`EstimateWarning` (the one channel for caveats of the runtime)."""
+    warnings.warn(message, EstimateWarning, stacklevel=2)
 
 
 def chunks(x, size=None):

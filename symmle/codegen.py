@@ -98,7 +98,8 @@ def _table(items: list[str], indent: int = 4) -> str:
 def _runtime_source() -> str:
     src = inspect.getsource(_runtime)
     # drop the runtime's own docstring and imports: the module header provides them
-    body = src.split("\nimport numpy as np\n", 1)[1]
+    head, body = src.split("\nimport numpy as np\n", 1)
+    assert "import math\nimport warnings\n" in head, "the module header must import what the runtime imports"
     return body.strip() + "\n"
 
 
@@ -174,6 +175,7 @@ Generated code: imports NumPy{" and SciPy" if imports or f["reduced"] else ""} o
 """
 
 import math
+import warnings
 
 import numpy
 import numpy as np

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings as _warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -14,6 +15,7 @@ from symmle.compile import CompiledModel
 from symmle.data import fixed_support, validate_data
 from symmle.derivation import Derivation, derive
 from symmle.errors import DataError, DerivationError
+from symmle._runtime import EstimateWarning
 from symmle.spec import in_domain
 
 __all__ = ["FitResult", "fit"]
@@ -176,8 +178,15 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
     consts = {q.symbol: named[q.name] for q in m.constants}
     lo, hi = fixed_support(m.support, set(m.parameter_symbols), consts)
     validate_data(x, lo=lo, hi=hi, discrete=m.discrete, variable=m.variable.name)
-    estimates, stderr, source = compiled.estimate_with_stderr(x, **constants)
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always", EstimateWarning)
+        estimates, stderr, source = compiled.estimate_with_stderr(x, **constants)
     warnings = list(w for w in d.warnings if "must be solved numerically" not in w)
+    for w in caught:
+        if issubclass(w.category, EstimateWarning):
+            warnings.append(str(w.message))
+        else:  # not ours: passed on as it came
+            _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     for q in m.parameters:
         v = estimates.get(q.name)
         if v is None or not np.isfinite(v):
