@@ -11,6 +11,7 @@ runs unbounded and :func:`enforced` reports that so callers can warn.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -19,12 +20,35 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from symmle.errors import DerivationTimeout
+from symmle.errors import DerivationTimeout, SpecError
 
-__all__ = ["DEFAULT_TIMEOUT", "budget", "attempt", "enforced"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "budget", "attempt", "enforced", "check_timeout"]
 
 #: Default budget, in seconds, for one symbolic step.
 DEFAULT_TIMEOUT = 20.0
+#: Largest budget accepted (about 11.6 days); the interval timer cannot hold an unbounded one.
+MAX_TIMEOUT = 1e6
+
+
+def check_timeout(seconds: object) -> float:
+    """A user's time budget as a float, or :class:`SpecError` naming the problem.
+
+    Examples
+    --------
+    >>> check_timeout("2.5")
+    2.5
+    >>> check_timeout(float("nan"))
+    Traceback (most recent call last):
+        ...
+    symmle.errors.SpecError: timeout must be a number of seconds in (0, 1e+06] (got nan)
+    """
+    try:
+        value = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise SpecError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}] (got {seconds})")
+    return value
 
 T = TypeVar("T")
 
@@ -77,6 +101,8 @@ def budget(step: str, seconds: float | None) -> Iterator[None]:
     DerivationTimeout
         When the body (or an enclosing budget) runs out of time.
     """
+    if seconds is not None and not seconds <= MAX_TIMEOUT:  # inf, nan, or beyond the timer
+        check_timeout(seconds)
     if seconds is None or seconds <= 0 or not enforced():
         yield
         return

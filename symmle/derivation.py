@@ -15,7 +15,7 @@ from typing import Any
 
 import sympy as sp
 
-from symmle.budget import DEFAULT_TIMEOUT, enforced
+from symmle.budget import DEFAULT_TIMEOUT, check_timeout, enforced
 from symmle.fisher import Information, fisher_information
 from symmle.likelihood import Likelihood, build_likelihood
 from symmle.solve import Estimator, Stationarity, solve_stationarity
@@ -276,6 +276,7 @@ def derive(model: str | Path | Model, *, timeout: float | None = DEFAULT_TIMEOUT
     >>> d.fisher
     Matrix([[lam**(-2)]])
     """
+    timeout = None if timeout is None else check_timeout(timeout)
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
