@@ -65,8 +65,16 @@ def _log_binomial(n: sp.Expr, k: sp.Expr) -> sp.Expr:
     return sp.loggamma(n + 1, evaluate=False) - sp.loggamma(k + 1, evaluate=False) - sp.loggamma(n - k + 1, evaluate=False)
 
 
+#: Integers beyond this are not exact in float64, and overflow NumPy's int64 as literals.
+_BIG_INTEGER = 2**53
+
+
 def _stable(expr: sp.Expr) -> sp.Expr:
-    """Rewrite overflow-prone special functions inside logarithms, and polygamma as ufuncs."""
+    """Rewrite overflow-prone special functions inside logarithms, polygamma as ufuncs, and huge integers as floats."""
+    # `sqrt(100000000000000000001)` would reach NumPy as a Python int beyond int64: an object array
+    big = {i: sp.Float(i, 20) for i in expr.atoms(sp.Integer) if abs(i) > _BIG_INTEGER}
+    if big:
+        expr = expr.xreplace(big)
     expr = expr.replace(
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], (sp.gamma, sp.factorial)),
         # unevaluated: SymPy turns loggamma(k + 1) of an integer k back into log(gamma(k + 1))

@@ -582,6 +582,10 @@ def density_function(model: Model, point: Mapping[sp.Symbol, float]):
     return f
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
 def check_density(model: Model) -> None:
     """Verify numerically that the density is a density at a parameter point.
 
@@ -619,16 +623,20 @@ def check_density(model: Model) -> None:
     try:
         f = density_function(model, point)
     except Exception as exc:  # lambdify of an unsupported construct
-        raise SpecError(f"density cannot be evaluated numerically: {exc}") from None
+        raise SpecError(f"density cannot be evaluated numerically: {_one_line(exc)}") from None
     if model.discrete:
         if math.isinf(lo):
             raise SpecError("a discrete support must have a finite lower end")
-        ks = np.arange(lo, min(hi, lo + 200) + 1)
-        values = np.asarray(f(ks), dtype=float)
-        probe = ks
+        probe = np.arange(lo, min(hi, lo + 200) + 1)
     else:
         probe = np.asarray(interior_points(lo, hi, 41))
-        values = np.asarray(f(probe), dtype=float)
+    with np.errstate(all="ignore"):
+        raw = np.asarray(to_function([model.variable], model.density.subs(point))(probe)) * np.ones(probe.shape)
+    complex_at = np.flatnonzero(np.iscomplex(raw)) if np.iscomplexobj(raw) else ()
+    if len(complex_at):
+        k = complex_at[0]
+        raise SpecError(f"density is not real: {raw[k]:.6g} at {model.variable}={probe[k]:g} ({where})")
+    values = np.asarray(f(probe), dtype=float)
     bad = np.flatnonzero(~np.isfinite(values) | (values < -1e-12))
     if bad.size:
         k = bad[0]
