@@ -155,7 +155,23 @@ def sum_over(fn, x, size=None):
 
 def _total(values, chunk):
     values = np.asarray(values, dtype=float)
-    return float(np.sum(values)) if values.ndim else float(values) * chunk.size
+    total = float(np.sum(values)) if values.ndim else float(values) * chunk.size
+    if math.isinf(total) and np.all(np.isfinite(values)):
+        _overflow()
+    return total
+
+
+def _fsum(parts):
+    try:
+        return math.fsum(parts)
+    except OverflowError:
+        _overflow()
+
+
+def _overflow():
+    # finite terms whose sum is beyond double precision: a statistic of inf
+    # would read as "no MLE", which is false
+    raise NoMLE("a sum over the data overflows double precision (the values are too large): rescale the data")
 
 
 def statistics(plan, x, values, size=None, needed=None):
@@ -201,16 +217,18 @@ def statistics(plan, x, values, size=None, needed=None):
                 for k in acc:
                     acc[k].append(float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k)))
     out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi, **whole}
+    if any(math.isinf(v) for v in whole.values()) and np.all(np.isfinite(x)):
+        _overflow()
     for s in stats:
-        out[s] = math.fsum(parts[s])
+        out[s] = _fsum(parts[s])
     for _, powers, pilot_name, pilot, acc in centred:
         out[pilot_name] = pilot
         for k, p in acc.items():
-            out[powers[k]] = math.fsum(p)
+            out[powers[k]] = _fsum(p)
     for pilot_name, v, acc in around:
         out[pilot_name] = v[pilot_name]
         for name, (_, parts_q) in acc.items():
-            out[name] = math.fsum(parts_q)
+            out[name] = _fsum(parts_q)
     return out
 
 
