@@ -642,7 +642,8 @@ def check(
         Sample sizes of the consistency check (``n`` is always added);
         default ``n/16, n/4, n`` (at least :data:`MIN_SIZE`).
     agree : int
-        Replicates cross-checked with the independent optimiser.
+        Replicates cross-checked with the independent optimiser (at most
+        ``reps``: a larger value is capped there).
     generic_sampler : bool
         Draw by the generic inverse-CDF (cumulative-mass) sampler even where
         the model declares a ``[sampler]``.
@@ -686,6 +687,9 @@ def check(
         raise SpecError("n must be at least 2")
     if reps < 2:
         raise SpecError("reps must be at least 2")
+    if agree < 0:
+        raise SpecError("agree must be at least 0")
+    agree = min(agree, reps)  # the optimiser checks replicates; there are no more than reps
     all_sizes = _sizes(n, sizes)
     draws = reps * sum(all_sizes)
     if draws > MAX_DRAWS:
@@ -702,7 +706,7 @@ def check(
     info = _Information(d, consts)
     cover = _coverer(info, compiled, m, theta, n, consts)
     rowwise = bool(compiled.plan.get("rowwise"))
-    total = reps * len(all_sizes) + min(agree, reps)
+    total = reps * len(all_sizes) + agree
     warn: list[str] = []
     with _Progress(progress, total, f"check {m.name}") as bar:
         runs: dict[int, dict[str, np.ndarray]] = {}
