@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -45,6 +46,18 @@ class _Group(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Library warnings (NumPy's floating-point RuntimeWarnings, SymPy's) are not
+        # messages for the user: every result that matters is checked and reported
+        # by symmle itself.  A caveat of the runtime that no result carried is shown
+        # as one line.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return self._invoke(ctx)
+            finally:
+                _show_caveats(caught)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -65,6 +78,14 @@ class _Group(click.Group):
             _fail(f"internal error ({type(exc).__name__}): {_one_line(str(exc))}", INTERNAL_ERROR)
 
 
+def _show_caveats(caught: list[warnings.WarningMessage]) -> None:
+    shown = set()
+    for w in caught:
+        if w.category.__name__ == "EstimateWarning" and str(w.message) not in shown:
+            shown.add(str(w.message))
+            click.echo(f"symmle: warning: {_one_line(str(w.message))}", err=True)
+
+
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= 300 else text[:297] + "..."
@@ -73,6 +94,23 @@ def _one_line(text: str) -> str:
 def _fail(message: str, code: int) -> None:
     click.echo(f"symmle: error: {_one_line(message)}", err=True)
     sys.exit(code)
+
+
+class _Seconds(click.ParamType):
+    """A time budget: a positive, finite number of seconds, at most ``MAX_TIMEOUT``."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from symmle.budget import check_timeout
+
+        try:
+            return check_timeout(value)
+        except SpecError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_TIMEOUT_HELP = "Budget in seconds of each symbolic step [default: 20]."
 
 
 def _inline_options(fn):
@@ -161,7 +199,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown", "json"]), default="text", show_default=True)
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, output, timeout) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -196,7 +234,7 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
 @_inline_options
 @click.option("--column", help="Column of DATA: a CSV header name or a 1-based index.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def fit(args, pdf, var, discrete, support, params, consts, column, as_json, timeout) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
@@ -232,7 +270,7 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
 @click.option("--generic-sampler", is_flag=True, help="Draw from the density by numerical inversion even if the model declares a [sampler].")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True), metavar="FILE.png", help="Histogram of the estimates and error against n (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def check(model, pdf, var, discrete, support, params, consts, true_values, n, reps, seed, sizes, agree, generic_sampler, plot, as_json, timeout) -> None:
     """Check MODEL's estimators by simulation at known parameter values.
 
@@ -273,7 +311,7 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
 @click.argument("model", required=False)
 @_inline_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="The module to write, e.g. gamma_mle.py.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Budget in seconds of each symbolic step [default: 20].")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""
     from symmle.budget import DEFAULT_TIMEOUT
