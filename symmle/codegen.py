@@ -8,7 +8,9 @@ or symmle and gives the same numbers as :meth:`Derivation.compile`.
 
 from __future__ import annotations
 
+import ast
 import inspect
+import math
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ from sympy.printing.numpy import NumPyPrinter, SciPyPrinter
 
 from symmle import _runtime
 from symmle.compile import Formula, plan_formulas
-from symmle.errors import DerivationError
+from symmle.errors import DerivationError, SpecError
 from symmle.numeric import _stable
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ class _Writer:
         body = _locals(e, exclude={variable.name})
         ren = _renamed(e)
         self.functions.append(
-            f"def {name}(v, _chunk):\n    v_{variable.name} = _chunk\n{body}    return {self.expr(e.subs(ren))}\n"
+            f"def {name}(v, _chunk):\n    {_local(variable.name)} = _chunk\n{body}    return {self.expr(e.subs(ren))}\n"
         )
         return name
 
@@ -71,23 +73,113 @@ class _Writer:
         used = set().union(*(s.free_symbols for _, s in f.sums)) if f.sums else set()
         lines = [f"def {name}(v, _data):"]
         if doc:
-            lines.append(f'    """{doc}"""')
+            lines.append("    " + _docstring(doc))
         lines.append(_locals(f.outer, exclude=sums | {var}, extra=used))
         for n, summand in f.sums:
-            lines.append(f"    v_{n} = sum_over(lambda v_{var}: {self.expr(summand.subs(_renamed(summand)))}, _data)\n")
+            lines.append(f"    {_local(n)} = sum_over(lambda {_local(var)}: {self.expr(summand.subs(_renamed(summand)))}, _data)\n")
         lines.append(f"    return real_value({self.expr(f.outer.subs(_renamed(f.outer)))})\n")
         self.functions.append("\n".join(line.rstrip("\n") for line in lines if line) + "\n")
         return name
 
 
 def _renamed(e: sp.Expr) -> dict[sp.Symbol, sp.Symbol]:
-    # v_ prefix: no generated name can shadow a builtin or a module
-    return {s: sp.Symbol(f"v_{s.name}") for s in e.free_symbols}
+    return {s: sp.Symbol(_local(s.name)) for s in e.free_symbols}
 
 
 def _locals(e: sp.Expr, exclude: set[str], extra: set[sp.Symbol] = frozenset()) -> str:  # type: ignore[assignment]
     names = sorted({s.name for s in (*e.free_symbols, *extra)} - set(exclude))
-    return "".join(f'    v_{n} = v["{n}"]\n' for n in names)
+    return "".join(f"    {_local(n)} = v[{_literal(n)}]\n" for n in names)
+
+
+# --------------------------------------------------------------------------
+# untrusted text -> Python source: the only doors
+# --------------------------------------------------------------------------
+
+
+def _local(name: str) -> str:
+    """The Python name of a model symbol: ``v_`` and its name, which must be an identifier.
+
+    A spec admits identifiers only, but a Model can be built by hand: a symbol
+    named ``a) or os.system("...") or (b`` must never reach the code.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SpecError(f"symbol name {name!r} is not an identifier and cannot be written as Python")
+    # the prefix: no generated name can shadow a builtin, a module or a keyword
+    return f"v_{name}"
+
+
+def _literal(value: Any) -> str:
+    """Python source of a literal that :func:`ast.literal_eval` reads back as ``value``.
+
+    Every name or text of the model that reaches the generated module goes
+    through here or :func:`_docstring`, never straight into an f-string.
+    Takes str, bool, None, int, float (``1e999`` for infinity), and lists,
+    tuples and dicts of these; anything else is refused.
+
+    Examples
+    --------
+    >>> print(_literal({"lam": [1.5, float("inf")], "T1": (None, True)}))
+    {"lam": [1.5, 1e999], "T1": (None, True)}
+    """
+    if isinstance(value, str):
+        text = repr(value)  # escapes backslashes, quotes and every character that is not printable
+        if text[0] == "'" and '"' not in value:
+            text = '"' + text[1:-1] + '"'  # the same literal in double quotes, the house style
+    elif isinstance(value, (bool, int)) or value is None:
+        text = repr(value)
+    elif isinstance(value, float):
+        if math.isnan(value):
+            raise DerivationError("cannot write NaN into the generated module")
+        text = repr(value) if math.isfinite(value) else ("1e999" if value > 0 else "-1e999")
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_literal(v) for v in value) + "]"
+    elif isinstance(value, tuple):
+        text = "(" + ", ".join(_literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    else:
+        raise TypeError(f"no literal for {type(value).__name__} in the generated module")
+    return _checked(text, value)
+
+
+def _docstring(text: str) -> str:
+    r'''A triple-quoted literal of ``text`` for a docstring: line breaks kept, the rest escaped.
+
+    Backslashes and double quotes are escaped, so no ``"""`` closes the literal
+    early and no ``\N{...}`` is read as an escape; every character that is not
+    printable (NUL, carriage return, ANSI escapes, line separators, bidi
+    overrides, lone surrogates) is written as a ``\x``, ``\u`` or ``\U`` escape.
+
+    Examples
+    --------
+    >>> print(_docstring('X"""\n\x1b[31m C:\\N{x}'))
+    """X\"\"\"
+    \x1b[31m C:\\N{x}"""
+    '''
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\n":
+            out.append(ch)
+        elif ch in '\\"':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return _checked('"""' + "".join(out) + '"""', text)
+
+
+def _checked(literal: str, value: Any) -> str:
+    # proof rather than hope: the literal parses on its own and means exactly the value
+    read = ast.literal_eval(literal)
+    if read != value or type(read) is not type(value):
+        raise AssertionError(f"unsafe literal for the generated module: {literal[:80]!r}")
+    return literal
 
 
 def _table(items: list[str], indent: int = 4) -> str:
@@ -134,57 +226,63 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     def grid(rows):
         return "None" if rows is None else "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
 
+    def functions(table):  # a dict literal of names to generated functions
+        return "{" + ", ".join(f"{_literal(k)}: {v}" for k, v in table.items()) + "}"
+
+    lit = {k: _literal(f[k]) for k in ("parameters", "constants", "known", "domains", "raw", "reduced", "regular",
+                                       "vectorised", "rowwise", "discrete", "sums")}
     plan = [
-        f'"parameters": {f["parameters"]!r}',
-        f'"constants": {f["constants"]!r}',
-        f'"known": {f["known"]!r}',
-        f'"domains": {f["domains"]!r}',
-        '"stats": {' + ", ".join(f'"{k}": {v}' for k, v in stats.items()) + "}",
-        f'"raw": {f["raw"]!r}',
-        '"centred": [' + ", ".join(f"({h}, {powers!r}, {pilot!r})" for h, powers, pilot in centred) + "]",
-        '"residual": [' + ", ".join(f"({pilot!r}, {{" + ", ".join(f'"{k}": {v}' for k, v in sums.items()) + "})" for pilot, sums in residual) + "]",
-        '"closed": {' + ", ".join(f'"{k}": {v}' for k, v in closed.items()) + "}",
-        f'"reduced": {f["reduced"]!r}',
-        '"profile": [' + ", ".join(f'("{k}", {v})' for k, v in profile) + "]",
-        f'"regular": {f["regular"]!r}',
+        *[f'"{k}": {lit[k]}' for k in ("parameters", "constants", "known", "domains")],
+        f'"stats": {functions(stats)}',
+        f'"raw": {lit["raw"]}',
+        '"centred": [' + ", ".join(f"({h}, {_literal(powers)}, {_literal(pilot)})" for h, powers, pilot in centred) + "]",
+        '"residual": [' + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual) + "]",
+        f'"closed": {functions(closed)}',
+        f'"reduced": {lit["reduced"]}',
+        '"profile": [' + ", ".join(f"({_literal(k)}, {v})" for k, v in profile) + "]",
+        f'"regular": {lit["regular"]}',
         f'"observed": {grid(observed)}',
         f'"fisher": {grid(fisher)}',
         f'"logf": {logf}',
-        f'"needed": {sorted(f["needed"])!r}',
-        f'"vectorised": {f["vectorised"]!r}',
-        f'"rowwise": {f["rowwise"]!r}',
-        f'"discrete": {f["discrete"]!r}',
-        f'"sums": {f["sums"]!r}',
+        f'"needed": {_literal(sorted(f["needed"]))}',
+        *[f'"{k}": {lit[k]}' for k in ("vectorised", "rowwise", "discrete", "sums")],
         *[f'"{k}": {v}' for k, v in numeric.items()],
     ]
     formulas = _formula_doc(d, f)
     imports = sorted(m for m in w.imports if m not in ("numpy", "math"))
-    header = f'''"""{model.title}: maximum-likelihood estimators generated by symmle.
-
-Model ({model.name}): f({var}) = {sp.sstr(model.density)} for {var} in [{sp.sstr(model.support[0])}, {sp.sstr(model.support[1])}]{" (integers)" if model.discrete else ""}.
-
-{formulas}
-Use::
-
-    import numpy as np
-    estimate(x{_const_args(f)})        # {{{", ".join(repr(p) + ": ..." for p in f["parameters"])}}}
-    stderr(x{_const_args(f)})          # asymptotic standard errors
-    log_likelihood(x, **values)        # sum of log f(x_i)
-
-Generated code: imports NumPy{" and SciPy" if imports or f["reduced"] else ""} only, and runs without SymPy or symmle.
-"""
+    lo, hi = (sp.sstr(e) for e in model.support)
+    header = _docstring(
+        f"{model.title}: maximum-likelihood estimators generated by symmle.\n\n"
+        f"Model ({model.name}): f({var}) = {sp.sstr(model.density)} for {var} in [{lo}, {hi}]"
+        f"{' (integers)' if model.discrete else ''}.\n\n"
+        f"{formulas}\n"
+        "Use::\n\n"
+        "    import numpy as np\n"
+        f"    estimate(x{_const_args(f)})        # {{{', '.join(repr(p) + ': ...' for p in f['parameters'])}}}\n"
+        f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
+        "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
+        f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
+        "and runs without SymPy or symmle.\n"
+    ) + """
 
 import math
 import warnings
 
 import numpy
 import numpy as np
-''' + "".join(f"import {m}\n" for m in imports)
+""" + "".join(f"import {m}\n" for m in imports)
     plan_text = textwrap.indent(",\n".join(plan), "    ")
+    information = "expected" if f["fisher"] is not None else "observed"
+    estimate_doc = _docstring(f"Maximum-likelihood estimates of {', '.join(f['parameters'])} from data ``x``.\n\n"
+                              f"{textwrap.indent(formulas, '    ')}\n    ")
+    stderr_doc = _docstring(f"Asymptotic standard errors at the estimate, from the {information} information "
+                            "(None where none exists).")
+    loglik_doc = _docstring("Log-likelihood sum_i log f(x_i) at the given values.\n\n"
+                            f"    log f({var}) = {sp.sstr(f['logf'])}\n    ")
     api = f'''
 
-PARAMETERS = {tuple(f["parameters"])!r}
-CONSTANTS = {tuple(f["constants"])!r}
+PARAMETERS = {_literal(tuple(f["parameters"]))}
+CONSTANTS = {_literal(tuple(f["constants"]))}
 
 PLAN = {{
 {plan_text},
@@ -192,23 +290,17 @@ PLAN = {{
 
 
 def estimate(x, **constants):
-    """Maximum-likelihood estimates of {", ".join(f["parameters"])} from data ``x``.
-
-{textwrap.indent(formulas, "    ")}
-    """
+    {estimate_doc}
     return run_estimate(PLAN, x, constants)
 
 
 def stderr(x, **constants):
-    """Asymptotic standard errors at the estimate, from the {"expected" if f["fisher"] is not None else "observed"} information (None where none exists)."""
+    {stderr_doc}
     return run_stderr(PLAN, x, constants)
 
 
 def log_likelihood(x, **params_and_constants):
-    """Log-likelihood sum_i log f(x_i) at the given values.
-
-    log f({var}) = {sp.sstr(f["logf"])}
-    """
+    {loglik_doc}
     return run_log_likelihood(PLAN, x, params_and_constants)
 '''
     return header + "\n\n" + _runtime_source() + "\n\n" + "\n\n".join(w.functions) + api
