@@ -18,6 +18,7 @@ appear: any Float is shown as the rational it stands for.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import unicodedata
@@ -27,6 +28,8 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
+
+from symmle.terminal import printable
 
 if TYPE_CHECKING:
     from symmle.derivation import Derivation, Step
@@ -766,7 +769,7 @@ def _tex_char(ch: str) -> str:
 
 def _tex_plain(text: str) -> str:
     out = []
-    for ch in text:
+    for ch in printable(text):  # a control character is an error in TeX's input
         if ch in _TEX_ESCAPES:
             out.append(_TEX_ESCAPES[ch])
         elif ord(ch) < 128:
@@ -781,10 +784,35 @@ def _tex_text(text: str) -> str:
     return "".join(f"${s}$" if m else _tex_plain(s) for m, s in _segments(text))
 
 
+def _one_line(text: str) -> str:
+    """A title as one line of printable text: its line breaks would end a heading."""
+    return " ".join(printable(text, newlines=False).split())
+
+
+def _tex_title(text: str) -> str:
+    """LaTeX of free text such as a model's title: every character as itself, no maths, no commands."""
+    return _tex_plain(_one_line(text))
+
+
+def _md_plain(text: str) -> str:
+    r"""Markdown of free text such as a model's title: every character shows as itself.
+
+    ``<``, ``>`` and ``&`` become HTML entities, so no tag (``<script>``) reaches a
+    Markdown renderer such as Jupyter's; Markdown's own marks and ``$`` (maths)
+    are escaped with a backslash.
+
+    Examples
+    --------
+    >>> print(_md_plain("</script><script>alert(1)</script> $x$ *b*"))
+    &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; \$x\$ \*b\*
+    """
+    return re.sub(r"([\\`*_\[\]{}|$~#!])", r"\\\1", html.escape(_one_line(text), quote=False))
+
+
 def _md_text(text: str) -> str:
     """Markdown of a sentence with ``$...$`` maths."""
     out = []
-    for m, s in _segments(text):
+    for m, s in _segments(printable(text)):
         if m:
             out.append(f"${s.strip()}$")
         else:
@@ -969,7 +997,7 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     body = "\n\n".join(parts)
     if not standalone:
         return body
-    title = _tex_text(d.model.title)
+    title = _tex_title(d.model.title)
     return (
         "\\documentclass[11pt]{article}\n"
         "\\usepackage{amsmath}\n"
@@ -1008,7 +1036,7 @@ def to_markdown(d: Derivation) -> str:
     ['# Poisson distribution', '## The model', '## Likelihood']
     """
     data = _data_symbols(d)
-    parts = [f"# {d.model.title}"]
+    parts = [f"# {_md_plain(d.model.title)}"]
     for section, steps in _sections(d):
         parts.append(f"## {section}")
         for s in steps:
@@ -1090,7 +1118,7 @@ def to_text(d: Derivation) -> str:
     lines += ["  " + row for row in (_matrix_rows(d.crlb) if d.crlb is not None else ["not available"])]
     if d.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in d.warnings]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def _matrix_rows(m: sp.Matrix) -> list[str]:
