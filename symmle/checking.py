@@ -113,6 +113,7 @@ import numpy as np
 from symmle.budget import DEFAULT_TIMEOUT
 from symmle.errors import SpecError, SymmleError
 from symmle.spec import in_domain
+from symmle.terminal import printable
 
 if TYPE_CHECKING:
     from symmle.compile import CompiledModel
@@ -450,7 +451,7 @@ class CheckResult:
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
         lines += ["", "PASS: every check passed" if self.passed else f"FAIL: {len(self.failures())} check(s) failed"]
-        return "\n".join(lines) + "\n"
+        return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
 
 
 def tolerances() -> dict[str, Any]:
@@ -1262,9 +1263,11 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task(label, total=total)
+            # the label holds the model's name: plain text, never rich markup ("[/]" would raise)
+            self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
+                                transient=True)
+            self.task = self.bar.add_task(printable(label, newlines=False), total=total)
 
     def __enter__(self) -> Self:
         if self.bar is not None:
@@ -1281,7 +1284,7 @@ class _Progress:
 
     def describe(self, text: str) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, description=text)
+            self.bar.update(self.task, description=printable(text, newlines=False))
 
 
 def require_matplotlib() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from symmle.errors import SpecError, SymmleError, exit_code_for
+from symmle.terminal import printable
 
 __all__ = ["main"]
 
@@ -87,13 +88,18 @@ def _show_caveats(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(printable(text, newlines=False).split())
     return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"symmle: error: {_one_line(message)}", err=True)
     sys.exit(code)
+
+
+def _echo(text: str, **kwargs: Any) -> None:
+    """Every line the commands print: names and titles are untrusted, so no control characters."""
+    click.echo(printable(text), **kwargs)
 
 
 class _Seconds(click.ParamType):
@@ -183,14 +189,14 @@ def list_cmd(as_json: bool) -> None:
 
     families = list_families()
     if as_json:
-        click.echo(json.dumps({"schema": 1, "families": families}, indent=2))
+        _echo(json.dumps({"schema": 1, "families": families}, indent=2))
         return
     width = max((len(f["name"]) for f in families), default=4)
     for f in families:
         params = ", ".join(f["parameters"])
         consts = ", ".join(f["constants"])
         extra = f"; known: {consts}" if consts else ""
-        click.echo(f"{f['name']:<{width}}  {f['title']}  [{params}{extra}]")
+        _echo(f"{f['name']:<{width}}  {f['title']}  [{params}{extra}]")
 
 
 @cli.command()
@@ -226,7 +232,7 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
         except OSError as exc:
             raise SpecError(f"cannot write {output}: {exc.strerror}") from None
     else:
-        click.echo(text, nl=False)
+        _echo(text, nl=False)
 
 
 @cli.command()
@@ -255,7 +261,7 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
     x = load_data(data_path, column)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     result = run_fit(run(m, timeout=budget), x, values, timeout=budget)
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
+    _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 
 @cli.command()
@@ -298,11 +304,11 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     result = run_check(m, true, n=n, reps=reps, seed=seed, sizes=size_list, agree=agree, generic_sampler=generic_sampler,
                        progress=not as_json and sys.stderr.isatty(), timeout=budget)
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
+    _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
     if plot:
         plot_check(result, plot)
         if not as_json:
-            click.echo(f"wrote {plot}")
+            _echo(f"wrote {plot}")
     if not result.passed:
         _fail("check failed: " + "; ".join(result.failures()), VerificationError.exit_code)
 
@@ -326,7 +332,7 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, time
             fh.write(source)
     except OSError as exc:
         raise SpecError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"wrote {output}")
+    _echo(f"wrote {output}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from symmle.derivation import Derivation, derive
 from symmle.errors import DataError, DerivationError
 from symmle._runtime import EstimateWarning
 from symmle.spec import in_domain
+from symmle.terminal import printable
 
 __all__ = ["FitResult", "fit"]
 
@@ -143,7 +144,7 @@ class FitResult:
             lines.append(f"  standard errors from the {self.information} information")
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
-        return "\n".join(lines) + "\n"
+        return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
 
 
 def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, timeout: float | None = DEFAULT_TIMEOUT) -> FitResult:
