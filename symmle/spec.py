@@ -279,6 +279,16 @@ def _check_value(name: str, domain: str, value: sp.Expr) -> None:
         raise SpecError(f"value {value} of '{name}' is not in its domain '{domain}'")
 
 
+def _check_label(text: str, key: str, origin: str, limit: int) -> None:
+    # defence in depth: every output escapes names and titles, and they are one line of printable text
+    bad = next((k for k, ch in enumerate(text) if not ch.isprintable()), None)
+    if bad is not None:
+        raise SpecError(f"{origin}: '{key}' must be one line of printable text; "
+                        f"it has {text[bad]!r} at position {bad + 1}")
+    if len(text) > limit:
+        raise SpecError(f"{origin}: '{key}' has {len(text)} characters; at most {limit} are allowed")
+
+
 def _check_name(name: Any, role: str, taken: dict[str, str]) -> str:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
         raise SpecError(f"{role} name {name!r} is not a valid identifier")
@@ -354,6 +364,9 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     name = data.get("name", "model")
     if not isinstance(name, str) or not name:
         raise SpecError(f"{origin}: 'name' must be a non-empty string")
+    _check_label(name, "name", origin, 100)
+    title = str(data.get("title", name))
+    _check_label(title, "title", origin, 300)
     taken: dict[str, str] = {}
     var_name = _check_name(data["variable"], "variable", taken)
     params = _quantities(data["parameters"], "parameter", taken)
@@ -394,7 +407,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         const_q.append(Quantity(qname, domain, symbols[qname], value))
     model = Model(
         name=name,
-        title=str(data.get("title", name)),
+        title=title,
         variable=variable,
         discrete=discrete,
         support=(lo, hi),
