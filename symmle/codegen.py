@@ -61,7 +61,8 @@ class _Writer:
         body = _locals(e, exclude={variable.name})
         ren = _renamed(e)
         self.functions.append(
-            f"def {name}(v, _chunk):\n    {_local(variable.name)} = _chunk\n{body}    return {self.expr(e.subs(ren))}\n"
+            f"def {name}(v, _chunk):\n    {_local(variable.name)} = _chunk\n"
+            f"{body}    return {self.expr(e.subs(ren))}\n"
         )
         return name
 
@@ -76,7 +77,8 @@ class _Writer:
             lines.append("    " + _docstring(doc))
         lines.append(_locals(f.outer, exclude=sums | {var}, extra=used))
         for n, summand in f.sums:
-            lines.append(f"    {_local(n)} = sum_over(lambda {_local(var)}: {self.expr(summand.subs(_renamed(summand)))}, _data)\n")
+            term = self.expr(summand.subs(_renamed(summand)))
+            lines.append(f"    {_local(n)} = sum_over(lambda {_local(var)}: {term}, _data)\n")
         lines.append(f"    return real_value({self.expr(f.outer.subs(_renamed(f.outer)))})\n")
         self.functions.append("\n".join(line.rstrip("\n") for line in lines if line) + "\n")
         return name
@@ -229,14 +231,16 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     def functions(table):  # a dict literal of names to generated functions
         return "{" + ", ".join(f"{_literal(k)}: {v}" for k, v in table.items()) + "}"
 
-    lit = {k: _literal(f[k]) for k in ("parameters", "constants", "known", "domains", "raw", "reduced", "regular",
-                                       "vectorised", "rowwise", "discrete", "sums")}
+    lit = {k: _literal(f[k]) for k in ("parameters", "constants", "known", "domains", "raw", "reduced",
+                                       "regular", "vectorised", "rowwise", "discrete", "sums")}
     plan = [
         *[f'"{k}": {lit[k]}' for k in ("parameters", "constants", "known", "domains")],
         f'"stats": {functions(stats)}',
         f'"raw": {lit["raw"]}',
-        '"centred": [' + ", ".join(f"({h}, {_literal(powers)}, {_literal(pilot)})" for h, powers, pilot in centred) + "]",
-        '"residual": [' + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual) + "]",
+        '"centred": ['
+        + ", ".join(f"({h}, {_literal(powers)}, {_literal(pilot)})" for h, powers, pilot in centred) + "]",
+        '"residual": ['
+        + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual) + "]",
         f'"closed": {functions(closed)}',
         f'"reduced": {lit["reduced"]}',
         '"profile": [' + ", ".join(f"({_literal(k)}, {v})" for k, v in profile) + "]",
@@ -258,7 +262,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f"{formulas}\n"
         "Use::\n\n"
         "    import numpy as np\n"
-        f"    estimate(x{_const_args(f)})        # {{{', '.join(repr(p) + ': ...' for p in f['parameters'])}}}\n"
+        f"    estimate(x{_const_args(f)})        # {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
         f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
         "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
         f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
@@ -273,8 +277,8 @@ import numpy as np
 """ + "".join(f"import {m}\n" for m in imports)
     plan_text = textwrap.indent(",\n".join(plan), "    ")
     information = "expected" if f["fisher"] is not None else "observed"
-    estimate_doc = _docstring(f"Maximum-likelihood estimates of {', '.join(f['parameters'])} from data ``x``.\n\n"
-                              f"{textwrap.indent(formulas, '    ')}\n    ")
+    estimate_doc = _docstring(f"Maximum-likelihood estimates of {', '.join(f['parameters'])} "
+                              f"from data ``x``.\n\n{textwrap.indent(formulas, '    ')}\n    ")
     stderr_doc = _docstring(f"Asymptotic standard errors at the estimate, from the {information} information "
                             "(None where none exists).")
     loglik_doc = _docstring("Log-likelihood sum_i log f(x_i) at the given values.\n\n"
