@@ -219,6 +219,9 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     observed = None if f["observed"] is None else [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
     fisher = None if f["fisher"] is None else [[w.formula(fm, prefix="fisher") for fm in row] for row in f["fisher"]]
     logf = w.pointwise(f["logf"], var, "logf")
+    score = [w.formula(fm, prefix="score") for fm in f["score"]]
+    bounds = {name: b and f"({w.formula(b[0], prefix='loss')}, {w.formula(b[1], prefix='cond')})"
+              for name, b in f["rounding"].items()}
     numeric = {}
     if f["reduced"]:
         numeric["objective"] = w.formula(f["objective"], "profile log-likelihood", "objective")
@@ -245,6 +248,8 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f'"reduced": {lit["reduced"]}',
         '"profile": [' + ", ".join(f"({_literal(k)}, {v})" for k, v in profile) + "]",
         f'"regular": {lit["regular"]}',
+        '"score": [' + ", ".join(score) + "]",
+        f'"rounding": {functions(bounds)}',
         f'"observed": {grid(observed)}',
         f'"fisher": {grid(fisher)}',
         f'"logf": {logf}',

@@ -32,7 +32,8 @@ from symmle import _runtime
 from symmle.budget import attempt
 from symmle.errors import DataError, DerivationError
 from symmle.evaluate import Formula, by_name, verification_datasets
-from symmle.numeric import to_function
+from symmle.numeric import _stable, to_function
+from symmle.rounding import rounding_bounds
 
 if TYPE_CHECKING:
     from symmle.derivation import Derivation
@@ -202,6 +203,40 @@ def _check_residual(lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual,
     return True
 
 
+def _rounding(name: str, fm: Formula, statistics: set[str],
+              timeout: float | None) -> tuple[Formula, Formula] | None:
+    """``(loss, data)`` of a closed form (see :mod:`symmle.rounding`), or ``None`` if it needs no check.
+
+    ``loss = ops / (data + |f|)``, with ``f`` read as the parameter's value,
+    is how many times the formula's own rounding error may exceed what the
+    rounding of the statistics (``data``, in units of ``u``) or of the value
+    itself causes anyway.  ``None`` for a formula with an operation without
+    a known derivative, or whose loss is small whatever the data.
+    """
+    inputs = [s for s in fm.outer.free_symbols if s.name in statistics or s.name in dict(fm.sums)]
+    outer = _stable(fm.outer)
+    found, _ = attempt(f"bound the rounding error of the estimator of {name}", timeout,
+                       lambda: rounding_bounds(outer, inputs))
+    if found is None:
+        return None
+    ops, data = found
+    if _monomial(outer):
+        # the relative rounding errors of a product of powers add up: its loss is one number whatever
+        # the data, and needs no check at run time when it is small
+        loss = complex((ops / (data + sp.Abs(outer))).subs({s: 1.7 for s in outer.free_symbols}).evalf())
+        if abs(loss) <= _runtime.LOSS:
+            return None
+    # the estimate's value is read by name, not computed again
+    value = sp.Symbol(name, real=True)
+    return Formula(ops / (data + sp.Abs(value)), fm.sums, fm.variable), Formula(data, fm.sums, fm.variable)
+
+
+def _monomial(e: sp.Expr) -> bool:
+    """``e`` is a number times a product of powers of symbols with numeric exponents."""
+    return all(a.is_Symbol or a.is_Number or a.is_Mul or (a.is_Pow and a.exp.is_Number)
+               for a in sp.preorder_traversal(e))
+
+
 def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, Any]:
     """The SymPy side of a plan (see :mod:`symmle._runtime`): every formula to compile.
 
@@ -237,10 +272,18 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "reduced": [p.name for p in st.reduced],
         "profile": [(p.name, Formula.of(v, lik)) for p, v in st.profile],
         "regular": [p.name for p in st.parameters],
+        # the score of each regular parameter: the numeric route when a closed form loses digits
+        "score": [Formula.of(g, lik) for g in st.score],
         "logf": lik.log_density,
         "variable": model.variable,
         "display": closed,
     }
+    statistics = {*out["stats"], *(u for _, powers, _ in out["centred"] for u in powers.values()),
+                  *(name for _, sums in out["residual"] for name in sums)}
+    # order statistics (boundary kinds) are exact: no bound
+    checked = [(n, fm) for n, fm in out["closed"].items() if out["kinds"].get(n) != "boundary"]
+    checked += out["profile"]
+    out["rounding"] = {name: _rounding(name, fm, statistics, timeout) for name, fm in checked}
     out["vectorised"] = False
     if st.reduced:
         prof = ell.subs({p: v for p, v in reversed(st.profile)})
@@ -307,6 +350,8 @@ class CompiledModel:
             "reduced": f["reduced"],
             "profile": [(name, fm.compile()) for name, fm in f["profile"]],
             "regular": f["regular"],
+            "score": [fm.compile() for fm in f["score"]],
+            "rounding": {name: b and (b[0].compile(), b[1].compile()) for name, b in f["rounding"].items()},
             "observed": None if f["observed"] is None else [[fm.compile() for fm in row] for row in f["observed"]],
             "fisher": None if f["fisher"] is None else [[fm.compile() for fm in row] for row in f["fisher"]],
             "logf": _pointwise(f["logf"], var),

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.codegen.rewriting import expm1_opt, log1p_opt
+from sympy.core.function import ArgumentIndexError
 
 __all__ = ["to_function", "MODULES"]
 
@@ -33,6 +35,9 @@ class _Psi(sp.Function):
 
     nargs = 1
 
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.polygamma(1, self.args[0])
+
     def _numpycode(self, printer: Any) -> str:
         return f"{printer._module_format('scipy.special.psi')}({printer._print(self.args[0])})"
 
@@ -43,6 +48,12 @@ class _Zeta(sp.Function):
     """The Hurwitz zeta function ``zeta(s, a)``, printed as the ufunc ``scipy.special.zeta``."""
 
     nargs = 2
+
+    def fdiff(self, argindex: int = 2) -> sp.Expr:
+        if argindex != 2:
+            raise ArgumentIndexError(self, argindex)  # the order s is an integer constant
+        s, a = self.args
+        return -s * _Zeta(s + 1, a)
 
     def _numpycode(self, printer: Any) -> str:
         s, a = (printer._print(arg) for arg in self.args)
@@ -69,8 +80,27 @@ def _log_binomial(n: sp.Expr, k: sp.Expr) -> sp.Expr:
 _BIG_INTEGER = 2**53
 
 
+def _minus_one(e: sp.Basic) -> bool:
+    """``e`` is a sum of a number and a number times ``exp(a)`` (and other terms): ``expm1`` may apply."""
+    if not (e.is_Add and any(a.is_Number for a in e.args)):
+        return False
+    return any(isinstance(a, sp.exp) or (a.is_Mul and len(a.args) == 2 and a.args[0].is_Number
+                                         and isinstance(a.args[1], sp.exp)) for a in e.args)
+
+
+def _one_plus(e: sp.Basic) -> bool:
+    """``e`` is ``log`` of a sum with a number term: ``log1p`` may apply."""
+    return isinstance(e, sp.log) and e.args[0].is_Add and any(a.is_Number for a in e.args[0].args)
+
+
 def _stable(expr: sp.Expr) -> sp.Expr:
-    """Rewrite overflow-prone special functions inside logarithms, polygamma as ufuncs, and huge integers as floats."""
+    """Rewrite for floating point: ``expm1``/``log1p`` for ``exp(a) - 1``/``log(1 + a)``, overflow-prone
+    special functions inside logarithms as ``loggamma``, polygamma as ufuncs, and huge integers as floats.
+
+    ``1 - exp(-lam)`` at ``lam = 1e-12`` keeps 4 digits; ``-expm1(-lam)`` keeps them all.  The rewrites
+    are SymPy's own (:mod:`sympy.codegen.rewriting`), which NumPy's printers write as ``numpy.expm1``
+    and ``numpy.log1p``.
+    """
     # `sqrt(100000000000000000001)` would reach NumPy as a Python int beyond int64: an object array
     big = {i: sp.Float(i, 20) for i in expr.atoms(sp.Integer) if abs(i) > _BIG_INTEGER}
     if big:
@@ -84,6 +114,10 @@ def _stable(expr: sp.Expr) -> sp.Expr:
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.binomial),
         lambda e: _log_binomial(*e.args[0].args),
     )
+    # only on sums of a number and (multiples of) exponentials: SymPy's rewrite visits every Add (slow on
+    # large expressions), and would also trade ``-1 + a*exp(b)`` for a longer form gaining nothing
+    expr = expr.replace(_minus_one, expm1_opt)
+    expr = expr.replace(_one_plus, log1p_opt)
     return expr.replace(lambda e: isinstance(e, sp.polygamma), lambda e: _polygamma(*e.args))
 
 
