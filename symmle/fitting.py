@@ -203,7 +203,10 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
         if kind != "boundary":
             continue
         se = order_statistic_stderr(d, name, at, int(x.shape[0]))
-        if se is None:
+        if se is None and d.solutions[name].expr in d.likelihood.order_statistics:
+            warnings.append(f"no standard error for {name}: the distribution of its MLE, a sample extreme, "
+                            "could not be summed or integrated to the accuracy needed")
+        elif se is None:
             warnings.append(f"no standard error for {name}: its MLE is not a plain sample minimum or maximum")
         else:
             stderr[name] = se
@@ -307,8 +310,8 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
     return float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else None
 
 
-def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, n: int, mass: float, first: float,
-                           second: float) -> tuple[float, float] | None:
+def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, n: int, mass: float,
+                           first: float, second: float) -> tuple[float, float] | None:
     """Carry ``sum_k P(D >= k)`` and ``sum_k (2k - 1) P(D >= k)`` on from ``k`` to ``length``.
 
     ``D`` is the distance of the extreme of ``n`` draws from the support's

@@ -118,8 +118,8 @@ def sum_support(
     end = int(hi) if math.isfinite(hi) else None
     probes = probe_points(lo_i, end)
     modes = _bulks(fn, log_weight, probes)
-    if end is None and modes and modes[0] - lo_i < 1024:
-        return _from_lo(fn, lo_i, rtol)
+    if end is None and modes and all(m - lo_i < 1024 for m in modes):
+        return _from_lo(fn, lo_i, rtol)  # (as it always was) no bulk away from lo: blocks from lo
     if not modes:  # zero (or not a number) wherever probed: a narrow spike cannot be ruled out
         return 0.0, False
     return _march(fn, lo_i, end, modes, rtol, direct)
@@ -167,7 +167,7 @@ def probe_points(lo: int, hi: int | None) -> np.ndarray:
 
 
 def _bulks(fn, log_weight, probes: np.ndarray) -> list[int]:
-    """Where the terms may have their bulk, largest first: the local maxima of the log-weight among the probes.
+    """Where the terms may have their bulks, largest first: local maxima of the log-weight among the probes.
 
     Each is refined by a ternary search on the log-weight (taken unimodal
     between the probe's neighbours).  At most :data:`MAX_BULKS`; none if
@@ -284,7 +284,8 @@ def _march(fn, lo: int, hi: int | None, modes: list[int], rtol: float, budget: i
     return total, converged
 
 
-def panel_rule(fn, first: int, width: int, values: np.ndarray | None = None) -> tuple[float, float, float, float]:
+def panel_rule(fn, first: int, width: int, values: np.ndarray | None = None
+               ) -> tuple[float, float, float, float]:
     """Sum of ``fn`` over ``first..first+width-1`` (``width >= PANEL_MIN``) from its values at 33 nodes.
 
     The weights sum exactly every polynomial of degree 32 over the panel's
@@ -306,7 +307,7 @@ def panel_rule(fn, first: int, width: int, values: np.ndarray | None = None) -> 
 
 
 def panel_nodes(width: int) -> np.ndarray:
-    """The 33 offsets in ``0..width-1`` at which :func:`panel_rule` evaluates, ascending (first 0, last ``width - 1``)."""
+    """The 33 offsets in ``0..width-1`` where :func:`panel_rule` evaluates, ascending (0 to ``width - 1``)."""
     return _panel_weights(width)[0]
 
 
@@ -324,8 +325,9 @@ def _panel_weights(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = 2.0 / (width - 1)  # ds/dt
     i = np.arange(m, dtype=float)
     even = (np.arange(m) % 2 == 0).astype(float)
-    # sum_{t=0}^{w-1} T_i(s(t)) = int_0^{w-1} + (T_i(-1) + T_i(1))/2 + sum_j B_2j/(2j)! c**(2j-1) (T_i^(2j-1)(1)
-    # - T_i^(2j-1)(-1)), with int_{-1}^{1} T_i = 2/(1 - i**2) and T_i^(r)(+-1) = (+-1)**(i+r) prod_{q<r} (i**2 - q**2)/(2q + 1)
+    # Euler-Maclaurin: sum_{t=0}^{w-1} T_i(s(t)) = int_0^{w-1} + (T_i(-1) + T_i(1))/2
+    #   + sum_j B_2j/(2j)! c**(2j-1) (T_i^(2j-1)(1) - T_i^(2j-1)(-1)),
+    # with int_{-1}^{1} T_i = 2/(1 - i**2) (i even) and T_i^(r)(+-1) = (+-1)**(i+r) prod_{q<r} (i**2 - q**2)/(2q + 1)
     moments = even * (2 / (c * (1 - even * i**2)) + 1)  # (odd i: 0, without dividing by 1 - 1)
     deriv = np.ones(m)  # T_i^(r)(1) for r = 0, 1, ...
     bern = special.bernoulli(PANEL_DEGREE + 2)

@@ -672,8 +672,8 @@ def check_density(model: Model) -> None:
         total, ok = sum_support(f, lo, hi, log_weight=f.log)
         if not ok and math.isfinite(hi):
             # a finite sum that could not be bounded is unverified, not wrong
-            warnings.warn(f"the pmf could not be checked to sum to 1 over {model.variable}={lo:g}..{hi:g} ({where}): "
-                          "its sum over so wide a support did not settle", EstimateWarning, stacklevel=2)
+            warnings.warn(f"the pmf could not be checked to sum to 1 over {model.variable}={lo:g}..{hi:g} "
+                          f"({where}): its sum over so wide a support did not settle", EstimateWarning, stacklevel=2)
             return
         if not ok:
             raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")
