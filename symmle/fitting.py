@@ -16,6 +16,7 @@ from symmle.data import fixed_support, validate_data
 from symmle.derivation import Derivation, derive
 from symmle.errors import DataError, DerivationError
 from symmle._runtime import EstimateWarning
+from symmle.quadrature import DIRECT_TERMS
 from symmle.spec import in_domain
 from symmle.terminal import printable
 
@@ -203,7 +204,10 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
         if kind != "boundary":
             continue
         se = order_statistic_stderr(d, name, at, int(x.shape[0]))
-        if se is None:
+        if se is None and d.solutions[name].expr in d.likelihood.order_statistics:
+            warnings.append(f"no standard error for {name}: the distribution of its MLE, a sample extreme, "
+                            "could not be summed or integrated to the accuracy needed")
+        elif se is None:
             warnings.append(f"no standard error for {name}: its MLE is not a plain sample minimum or maximum")
         else:
             stderr[name] = se
@@ -266,7 +270,7 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
     if m.discrete:
         # P(distance >= k) = (1 - mass of the k values nearest the end)**n
         mass, first, second, k = 0.0, 0.0, 0.0, 1
-        while k <= min(length, 10**6):
+        while k <= min(length, DIRECT_TERMS):
             mass += density(end + sign * (k - 1))
             tail = float(np.exp(n * np.log1p(-min(mass, 1.0)))) if mass < 1 else 0.0
             first += tail
@@ -274,6 +278,15 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
             if tail < 1e-300 or (tail < 1e-17 * first):
                 break
             k += 1
+        else:
+            if k <= length:  # the distance spreads over more values: never one by one, never an array of them
+                from symmle.spec import density_function
+
+                pmf = density_function(m, at)
+                found = _extreme_distance_sums(pmf, end, sign, k, length, n, mass, first, second)
+                if found is None:
+                    return None
+                first, second = found
         var = second - first**2
         return float(np.sqrt(var)) if var >= 0 else None
 
@@ -296,6 +309,68 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
         second = integrate.quad(lambda s: 2 * s * survival(s), 0, low, limit=200, epsabs=0, epsrel=1e-10)[0]
     var = second - first**2
     return float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else None
+
+
+def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, n: int, mass: float,
+                           first: float, second: float) -> tuple[float, float] | None:
+    """Carry ``sum_k P(D >= k)`` and ``sum_k (2k - 1) P(D >= k)`` on from ``k`` to ``length``.
+
+    ``D`` is the distance of the extreme of ``n`` draws from the support's
+    ``end``: ``P(D >= k) = (1 - M(k))**n`` with ``M(k)`` the mass of the
+    ``k`` values nearest the end (``mass`` is ``M(k - 1)``).  ``P(D >= k)``
+    falls with ``k``: it is summed term by term (in blocks) for
+    ``DIRECT_BUDGET`` values, then by panels of doubling width
+    (:func:`symmle.quadrature.panel_rule`), ``M`` at the panel's nodes
+    coming from sums of the pmf between them
+    (:func:`symmle.quadrature.sum_support`), until ``P(D >= k)`` is
+    negligible.  ``None`` if a sum did not settle or the panels disagree
+    with their nested rule.
+    """
+    from symmle.quadrature import DIRECT_BUDGET, PANEL_MIN, PANEL_RTOL, panel_nodes, panel_rule, sum_support
+
+    def g(j):  # the pmf at distance j from the end
+        return pmf(end + sign * np.asarray(j, dtype=float))
+
+    def g_log(j):
+        return pmf.log(end + sign * np.asarray(j, dtype=float))
+
+    def survival(m: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.where(m < 1, np.exp(n * np.log1p(-np.minimum(m, 1.0))), 0.0)
+
+    err1 = err2 = 0.0
+    size, done = 1 << 12, 0
+    while k <= length:
+        left = int(length - k + 1)
+        if done < DIRECT_BUDGET or left < PANEL_MIN:
+            ks = np.arange(k, k + min(size, left), dtype=float)
+            ms = mass + np.cumsum(g(ks - 1))
+            tail = survival(ms)
+            part1, part2 = float(tail.sum()), float(((2 * ks - 1) * tail).sum())
+            size, done = min(size * 2, 1 << 16), done + ks.size
+        else:
+            width = min(size, left)
+            ks = k + panel_nodes(width)
+            ms = np.empty(ks.size)
+            acc, j = mass, k - 1  # M(ks[i]) = M(k - 1) + the pmf at distances k - 1 .. ks[i] - 1
+            for i, kk in enumerate(ks):
+                part, ok = sum_support(g, j, kk - 1, log_weight=g_log, direct=PANEL_MIN)
+                if not ok:
+                    return None
+                acc, j = acc + part, kk
+                ms[i] = acc
+            tail = survival(ms)
+            part1, e1, _, _ = panel_rule(None, k, width, values=tail)
+            part2, e2, _, _ = panel_rule(None, k, width, values=(2 * ks - 1) * tail)
+            err1, err2 = err1 + e1, err2 + e2
+            size *= 2
+        first, second = first + part1, second + part2
+        k, mass = int(ks[-1]) + 1, float(ms[-1])
+        if tail[-1] < 1e-300 or tail[-1] < 1e-17 * first:
+            break
+    # the variance second - first**2 is what must hold its digits
+    var = second - first**2
+    return (first, second) if err2 + 2 * first * err1 <= 1e-6 * max(var, 0.0) else None
 
 
 def _number(name: str, value: Any) -> float:
