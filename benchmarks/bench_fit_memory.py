@@ -113,7 +113,7 @@ def write_npy(path: Path, n: int, seed: int, chunk: int = 1 << 22) -> None:
 
 
 def write_text(txt: Path, csv: Path, n: int, seed: int, chunk: int = 1 << 20) -> None:
-    """``n`` exponential samples (rate 1.7) as ``.txt`` (one a line) and ``.csv`` (``id,value``), in chunks."""
+    """``n`` exponential samples (rate 1.7) as ``.txt`` (one a line) and ``.csv`` (``id,value``)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             write_text(texts["txt"], texts["csv"], args.text_n, args.seed)
             print(
-                f"wrote {args.text_n:,} rows as {texts['txt'].name} ({texts['txt'].stat().st_size / 1e6:,.0f} MB)"
+                f"wrote {args.text_n:,} rows as {texts['txt'].name}"
+                f" ({texts['txt'].stat().st_size / 1e6:,.0f} MB)"
                 f" and {texts['csv'].name} ({texts['csv'].stat().st_size / 1e6:,.0f} MB)"
                 f" in {time.perf_counter() - t0:.1f} s",
                 flush=True,
@@ -334,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = f"ERROR (exit {r['returncode']}): {(r['error'] or '').strip()[-200:]}"
             elif key.startswith("text_"):
                 base = results["baseline"].get("peak_rss_mb")
-                r["rss_above_fixed_mb"] = None if base is None or r["peak_rss_mb"] is None else r["peak_rss_mb"] - base
+                r["rss_above_fixed_mb"] = (
+                    None if base is None or r["peak_rss_mb"] is None else r["peak_rss_mb"] - base
+                )
                 ok_text = r["rss_above_fixed_mb"] is not None and r["rss_above_fixed_mb"] < text_target_mb
                 verdict = (
                     ("PASS" if ok_text else "FAIL")
@@ -396,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.text_n > 0:
         print(
-            f"target (text: < {TEXT_RSS_FACTOR:g} x 8 bytes a row above the fixed cost): {'PASS' if text_ok else 'FAIL'}"
+            f"target (text: < {TEXT_RSS_FACTOR:g} x 8 bytes a row above the fixed cost): "
+            f"{'PASS' if text_ok else 'FAIL'}"
         )
     if args.json_out:
         payload = {

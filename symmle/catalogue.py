@@ -13,8 +13,8 @@ from typing import Any
 from symmle.errors import SpecError
 from symmle.files import read_bounded
 
-__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "catalogue_dir", "family_names", "family_path", "read_spec_file",
-           "list_families"]
+__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "catalogue_dir", "family_names", "family_path",
+           "read_spec_file", "list_families"]
 
 #: The largest spec file read, in bytes (the catalogue's largest is a few kB).
 MAX_SPEC_BYTES = 100_000

@@ -36,7 +36,7 @@ from symmle import _runtime
 from symmle.errors import DataError
 from symmle.files import open_regular
 
-__all__ = ["BLOCK_BYTES", "MAX_LINE_LENGTH", "load_data", "validate_data"]
+__all__ = ["BLOCK_BYTES", "HEAD_LENGTH", "HEAD_LINES", "MAX_LINE_LENGTH", "load_data", "validate_data"]
 
 #: Bytes of text read and converted at a time.
 BLOCK_BYTES = 1 << 20
@@ -103,7 +103,7 @@ def _stdin_reader() -> Callable[[int], bytes]:
     return lambda n: stdin.read(n).encode("utf-8")  # a text stream (an embedding application's)
 
 
-# --- .npy -------------------------------------------------------------------------------------------------------
+# --- .npy ---------------------------------------------------------------------------------------------
 
 
 def _load_npy(path: Path, column: str | None) -> np.ndarray:
@@ -122,7 +122,8 @@ def _load_npy(path: Path, column: str | None) -> np.ndarray:
         where = f"field '{column}' of {path.name}"
         shape = arr.dtype.fields[column][0].shape
         if shape:  # a sub-array field: arr[column] would be 2-D, and read as one long column
-            raise DataError(f"{where} holds an array of shape {shape} in each row; expected one number per row")
+            raise DataError(f"{where} holds an array of shape {shape} in each row; "
+                            "expected one number per row")
         arr = arr[column]
         if arr.ndim != 1:
             raise DataError(f"{path.name} has {arr.ndim} dimensions; expected one record per row")
@@ -153,7 +154,7 @@ def _index(column: str, ncols: int, where: str) -> int:
     return k - 1
 
 
-# --- text: a stream of checked blocks of complete lines --------------------------------------------------------
+# --- text: a stream of checked blocks of complete lines -----------------------------------------------
 
 
 def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int, str]]:
@@ -234,7 +235,7 @@ class _Lines:
         yield from self._blocks
 
 
-# --- text: a table of numbers ----------------------------------------------------------------------------------
+# --- text: a table of numbers -------------------------------------------------------------------------
 
 
 def _cells(line: str, comma: bool, number: int, where: str) -> list[str]:
@@ -352,7 +353,7 @@ def _convert_block(start: int, text: str, comma: bool, usecols: list[int] | None
     return _convert(rows, usecols or [0], where)
 
 
-# --- validation ------------------------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------------------
 
 
 def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variable: str = "x") -> None:

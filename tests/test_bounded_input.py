@@ -63,7 +63,8 @@ def one_line(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
 def test_spec_symlinked_to_dev_zero(tmp_path):
     """A spec linked to /dev/zero grew to 3.9 GB: the 100,000-character limit was checked after reading."""
     (tmp_path / "zero.toml").symlink_to("/dev/zero")
-    one_line(symmle(["derive", str(tmp_path / "zero.toml")]), 2, "zero.toml", "character device", "not a regular file")
+    proc = symmle(["derive", str(tmp_path / "zero.toml")])
+    one_line(proc, 2, "zero.toml", "character device", "not a regular file")
 
 
 def test_spec_that_is_a_fifo(tmp_path):
@@ -159,7 +160,7 @@ def test_data_file_that_is_not_a_regular_file(tmp_path, kind):
     ["check", *EXPO, "--true", "lam=2", "--n", "40", "--reps", "20", "--agree", "2", "--seed", "1", "--plot"],
 ], ids=["derive", "compile", "check-plot"])
 def test_output_to_a_fifo(tmp_path, command):
-    """-o to a FIFO nobody reads waited forever (check --plot said 'cannot write ...: None'); with a reader it works."""
+    """-o to a FIFO nobody reads hung (check --plot said 'cannot write ...: None'); with a reader it works."""
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
     one_line(symmle([*command, str(fifo)]), 2, str(fifo), "no process is reading")

@@ -264,15 +264,16 @@ def test_byte_order_mark_is_not_part_of_the_header(tmp_path):
 
 
 def test_carriage_returns_end_lines():
-    """A bare CR on standard input was csv.Error (exit 70): \r and \r\n end lines, as universal newlines do."""
+    """A bare CR on standard input was csv.Error (exit 70): \r and \r\n end lines (universal newlines)."""
     args = [sys.executable, "-m", "symmle", "fit", "exponential", "-", "--json"]
-    out = subprocess.run([*args, "--column", "b"], input=b"a,b\r1,2\r\n3,4\r5,6\n", capture_output=True, timeout=120,
-                         check=False)
+    text = b"a,b\r1,2\r\n3,4\r5,6\n"
+    out = subprocess.run([*args, "--column", "b"], input=text, capture_output=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["n"] == 3 and result["estimates"]["lam"] == pytest.approx(1 / 4, rel=1e-12)
-    out = subprocess.run(args, input=b"a,b\r1,2\r\n3,4\r5,6\n", capture_output=True, timeout=120, check=False)
-    assert out.returncode == 3 and out.stderr.decode().startswith("symmle: error: standard input has 2 columns")
+    out = subprocess.run(args, input=text, capture_output=True, timeout=120, check=False)
+    assert out.returncode == 3
+    assert out.stderr.decode().startswith("symmle: error: standard input has 2 columns")
 
 
 ROWS = 3000
