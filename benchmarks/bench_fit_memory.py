@@ -1,8 +1,8 @@
-"""Peak memory and wall time of ``symmle fit`` on a 10**8-sample ``.npy`` file (800 MB).
+"""Peak memory and wall time of ``symmle fit`` on a 10**8-sample ``.npy`` file (800 MB) and on text.
 
 Usage::
 
-    python benchmarks/bench_fit_memory.py [--n N] [--dir DIR] [--keep] [--json OUT]
+    python benchmarks/bench_fit_memory.py [--n N] [--text-n N] [--dir DIR] [--keep] [--json OUT]
 
 A float64 ``.npy`` file of N = 10**8 seeded exponential samples (800 MB) is
 written to a fresh temporary directory (in DIR, default the system temp
@@ -36,11 +36,24 @@ printed as "anon/file" (informational; sampling can miss a short peak).
 The data file has just been written, so it is in the page cache: wall times
 are warm-cache times.
 
-Target: peak RSS below 300 MB for ``symmle fit exponential`` on the 800 MB
-file; the gamma figure is reported (against the same 300 MB) when it finishes
-within the time limit.
+Text data: ``--text-n`` rows (default 5,000,000) of the same seeded
+exponential samples, written with ``%.6g`` in chunks, as a ``.txt`` file (one
+number per line, about 45 MB) and as a ``.csv`` file (``id,value``, about
+85 MB), then::
 
-Exit status 0 if the target is met (or the benchmark was skipped), else 1.
+    symmle fit exponential FILE.txt --json
+    symmle fit exponential FILE.csv --column value --json
+
+Text is parsed, not mapped: its cost is what the parser holds beyond the
+fixed cost, so the figure is the peak RSS above that of the 1000-sample run.
+
+Targets: peak RSS below 300 MB for ``symmle fit exponential`` on the 800 MB
+file; the gamma figure is reported (against the same 300 MB) when it finishes
+within the time limit.  For text, at most ``TEXT_RSS_FACTOR`` (4) times the
+float64 size of the column (8 bytes a row) above the fixed cost: about 153 MB at
+5,000,000 rows.
+
+Exit status 0 if the targets are met (or the benchmark was skipped), else 1.
 """
 
 from __future__ import annotations
@@ -62,6 +75,7 @@ from _common import revision as git_revision
 ROOT = Path(__file__).resolve().parent.parent
 
 RSS_TARGET_MB = 300.0
+TEXT_RSS_FACTOR = 4.0
 MIN_FREE_BYTES = 3 * 10**9
 GAMMA_LIMIT_S = 180.0
 TIME = Path("/usr/bin/time")
@@ -98,6 +112,20 @@ def write_npy(path: Path, n: int, seed: int, chunk: int = 1 << 22) -> None:
     del out
 
 
+def write_text(txt: Path, csv: Path, n: int, seed: int, chunk: int = 1 << 20) -> None:
+    """``n`` exponential samples (rate 1.7) as ``.txt`` (one a line) and ``.csv`` (``id,value``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with open(txt, "w") as ft, open(csv, "w") as fc:
+        fc.write("id,value\n")
+        for start in range(0, n, chunk):
+            x = rng.exponential(1 / 1.7, min(n, start + chunk) - start)
+            np.savetxt(ft, x, fmt="%.6g")
+            ids = np.arange(start, start + x.size)
+            np.savetxt(fc, np.column_stack([ids, x]), fmt=["%d", "%.6g"], delimiter=",")
+
+
 def _sample_rss(pid: int, peaks: dict[str, int]) -> None:
     """Fold the current RssAnon/RssFile (kB) of the processes below ``pid`` (the wrapper) into ``peaks``."""
     try:
@@ -128,9 +156,9 @@ def _sample_rss(pid: int, peaks: dict[str, int]) -> None:
         peaks[key] = max(peaks[key], v)
 
 
-def run_fit(model: str, data: Path, timeout: float) -> dict:
-    """Wall time, peak RSS (MB) and parsed JSON of ``symmle fit MODEL DATA --json``."""
-    cmd = [sys.executable, "-m", "symmle", "fit", model, str(data), "--json"]
+def run_fit(model: str, data: Path, timeout: float, extra: tuple[str, ...] = ()) -> dict:
+    """Wall time, peak RSS (MB) and parsed JSON of ``symmle fit MODEL DATA [EXTRA] --json``."""
+    cmd = [sys.executable, "-m", "symmle", "fit", model, str(data), *extra, "--json"]
     if TIME.exists():
         full, how = [str(TIME), "-v", *cmd], "/usr/bin/time -v"
     else:
@@ -205,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where to create the temporary directory (default: system temp)",
     )
+    ap.add_argument(
+        "--text-n",
+        type=int,
+        default=5 * 10**6,
+        help="rows of the .txt and .csv files (default 5,000,000; 0 skips text)",
+    )
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--keep", action="store_true", help="do not delete the data file")
     ap.add_argument(
@@ -243,6 +277,18 @@ def main(argv: list[str] | None = None) -> int:
             f"wrote {big} ({big.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t0:.1f} s",
             flush=True,
         )
+        texts = {}
+        if args.text_n > 0:
+            texts = {"txt": tmp / "big.txt", "csv": tmp / "big.csv"}
+            t0 = time.perf_counter()
+            write_text(texts["txt"], texts["csv"], args.text_n, args.seed)
+            print(
+                f"wrote {args.text_n:,} rows as {texts['txt'].name}"
+                f" ({texts['txt'].stat().st_size / 1e6:,.0f} MB)"
+                f" and {texts['csv'].name} ({texts['csv'].stat().st_size / 1e6:,.0f} MB)"
+                f" in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
         os.sync() if hasattr(os, "sync") else None
 
         runs = [
@@ -255,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         ]
         runs.append(("exponential, big file", "exponential", big, 600.0, "exponential"))
+        if texts:
+            runs.append(("exponential, .txt", "exponential", texts["txt"], 600.0, "text_txt"))
+            runs.append(("exponential, .csv --column value", "exponential", texts["csv"], 600.0, "text_csv"))
         if not args.no_gamma:
             runs.append(
                 (
@@ -270,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'command':<40} {'wall (s)':>9} {'peak RSS (MB)':>14} {'anon/file (MB)':>15}  result"
         )
+        text_target_mb = TEXT_RSS_FACTOR * 8 * args.text_n / 2**20
         for label, model, path, limit, key in runs:
-            r = run_fit(model, path, limit)
+            extra = ("--column", "value") if key == "text_csv" else ()
+            r = run_fit(model, path, limit, extra)
             results[key] = r
             if "timeout" in r:
                 print(
@@ -282,6 +333,18 @@ def main(argv: list[str] | None = None) -> int:
             rss = "?" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
             if r["returncode"] != 0:
                 verdict = f"ERROR (exit {r['returncode']}): {(r['error'] or '').strip()[-200:]}"
+            elif key.startswith("text_"):
+                base = results["baseline"].get("peak_rss_mb")
+                r["rss_above_fixed_mb"] = (
+                    None if base is None or r["peak_rss_mb"] is None else r["peak_rss_mb"] - base
+                )
+                ok_text = r["rss_above_fixed_mb"] is not None and r["rss_above_fixed_mb"] < text_target_mb
+                verdict = (
+                    ("PASS" if ok_text else "FAIL")
+                    + f" (target < {text_target_mb:.0f} MB above the fixed cost:"
+                    + f" {r['rss_above_fixed_mb']:.0f} MB); n = {r['n']:,}, "
+                    + ", ".join(f"{k} = {v:.10g}" for k, v in (r["estimates"] or {}).items())
+                )
             elif path is big:
                 ok_rss = (
                     r["peak_rss_mb"] is not None and r["peak_rss_mb"] < RSS_TARGET_MB
@@ -317,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         and e.get("peak_rss_mb") is not None
         and e["peak_rss_mb"] < RSS_TARGET_MB
     )
+    text_ok = all(
+        results[k].get("returncode") == 0 and results[k].get("rss_above_fixed_mb") is not None
+        and results[k]["rss_above_fixed_mb"] < TEXT_RSS_FACTOR * 8 * args.text_n / 2**20
+        for k in ("text_txt", "text_csv") if k in results
+    )
     g = results.get("gamma")
     if g is not None:
         if "timeout" in g:
@@ -329,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"target (exponential peak RSS < {RSS_TARGET_MB:.0f} MB): {'PASS' if ok else 'FAIL'}"
     )
+    if args.text_n > 0:
+        print(
+            f"target (text: < {TEXT_RSS_FACTOR:g} x 8 bytes a row above the fixed cost): "
+            f"{'PASS' if text_ok else 'FAIL'}"
+        )
     if args.json_out:
         payload = {
             **environment(revision),
@@ -336,11 +409,13 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "target_rss_mb": RSS_TARGET_MB,
             "gamma_limit_s": GAMMA_LIMIT_S,
+            "text_n": args.text_n,
+            "text_rss_factor": TEXT_RSS_FACTOR,
             "results": results,
-            "pass": ok,
+            "pass": ok and text_ok,
         }
         write_json(args.json_out, payload)
-    return 0 if ok else 1
+    return 0 if ok and text_ok else 1
 
 
 if __name__ == "__main__":

@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from symmle.errors import SpecError
+from symmle.files import read_bounded
 
-__all__ = ["catalogue_dir", "family_names", "family_path", "read_spec_file", "list_families"]
+__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "catalogue_dir", "family_names", "family_path",
+           "read_spec_file", "list_families"]
+
+#: The largest spec file read, in bytes (the catalogue's largest is a few kB).
+MAX_SPEC_BYTES = 100_000
+#: The deepest nesting of tables and arrays in a spec file (the catalogue's is 3).
+MAX_SPEC_DEPTH = 32
 
 
 def catalogue_dir() -> Path:
@@ -73,22 +80,54 @@ def family_path(name: str) -> Path | None:
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     """Read a spec file as a TOML table.
 
+    The file must be a regular file (a FIFO or a device is refused before it
+    is opened for reading) of at most :data:`MAX_SPEC_BYTES` bytes (refused
+    from its size, before it is read), UTF-8 text, and nested at most
+    :data:`MAX_SPEC_DEPTH` tables or arrays deep.
+
     Raises
     ------
     SpecError
-        If the file cannot be read or is not valid TOML.
+        If the file cannot be read, is not a regular file, is too large, is
+        not UTF-8 text, is not valid TOML or is nested too deeply.
+
+    Examples
+    --------
+    >>> read_spec_file(catalogue_dir() / "exponential.toml")["parameters"]
+    {'lam': 'positive'}
     """
     path = Path(path)
+    label = f"spec file {path.name}"
+    raw = read_bounded(path, MAX_SPEC_BYTES, SpecError, label)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read spec file {path.name}: {exc.strerror or exc}") from None
-    if len(text) > 100_000:
-        raise SpecError(f"spec file {path.name} is too large ({len(text)} characters)")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"{label} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
+                        "is it a binary file?") from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"spec file {path.name} is not valid TOML: {exc}") from None
+        raise SpecError(f"{label} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        data = None
+    if data is None or _depth_exceeds(data, MAX_SPEC_DEPTH):
+        raise SpecError(f"{label} is nested too deeply (more than {MAX_SPEC_DEPTH} tables or arrays)")
+    return data
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests dicts or lists more than ``limit`` deep (iteratively: no recursion)."""
+    todo = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth >= limit:
+                return True
+            todo.extend((v, depth + 1) for v in item)
+    return False
 
 
 def list_families() -> list[dict[str, Any]]:

@@ -226,11 +226,9 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
     else:
         text = d.to_text()
     if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise SpecError(f"cannot write {output}: {exc.strerror}") from None
+        from symmle.files import write_output
+
+        write_output(output, text)
     else:
         _echo(text, nl=False)
 
@@ -327,11 +325,9 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, time
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)
-    try:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(source)
-    except OSError as exc:
-        raise SpecError(f"cannot write {output}: {exc.strerror}") from None
+    from symmle.files import write_output
+
+    write_output(output, source)
     _echo(f"wrote {output}")
 
 

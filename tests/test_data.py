@@ -7,6 +7,7 @@ Each case is checked twice: through the library (``load_data`` then
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 import symmle
 import symmle._runtime
+import symmle.data as data_module
 from symmle.cli import cli
 from symmle.data import load_data, validate_data
 from symmle.errors import DataError
@@ -180,3 +182,152 @@ def test_one_line_of_numbers_is_the_observations(tmp_path):
     (tmp_path / "t.txt").write_text("a b\n1.0 2.0\n")
     with pytest.raises(DataError, match="2 columns"):
         load_data(tmp_path / "t.txt")
+
+
+# --- .npy files whose values are not one number per row ---------------------------------------------------
+
+
+def test_structured_npy_with_a_sub_array_field_is_refused(tmp_path):
+    """Field 'a' of shape (2,) was flattened: 'n = 3' with the moments of all 6 values."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.array([([1.0, 2.0],), ([3.0, 4.0],), ([5.0, 9.0],)], dtype=[("a", "f8", (2,))]))
+    for column in (None, "a"):
+        with pytest.raises(DataError, match=r"field 'a' of x.npy holds an array of shape \(2,\)"):
+            load_data(path, column)
+    result = CliRunner().invoke(cli, ["fit", "normal", str(path)])
+    one_line_error(result, ["field 'a'", "one number per row"])
+
+
+def test_structured_npy_scalar_field_is_read_by_name(tmp_path):
+    """A named scalar field is still a column (next to the sub-array field that is refused)."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.array([(1, [0.0, 0.0], 2.5), (2, [0.0, 0.0], 3.5)],
+                           dtype=[("id", "i4"), ("pair", "f8", (2,)), ("h", "f8")]))
+    assert load_data(path, "h").tolist() == [2.5, 3.5]
+    with pytest.raises(DataError, match="shape"):
+        load_data(path, "pair")
+
+
+def test_timedelta_npy_is_refused(tmp_path):
+    """timedelta64 is a NumPy integer subtype: it was fitted as numbers (datetime64 was refused)."""
+    path = npy(tmp_path / "x.npy", np.array([1, 2, 3], dtype="timedelta64[s]"))
+    with pytest.raises(DataError, match="timedelta64"):
+        load_data(path)
+
+
+def test_empty_npy_file_is_a_data_error(tmp_path):
+    """np.load raised EOFError on a 0-byte .npy: an internal error (exit 70)."""
+    (tmp_path / "x.npy").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["fit", "exponential", str(tmp_path / "x.npy")])
+    one_line_error(result, ["x.npy", "not a readable .npy file"])
+
+
+# --- text read as a stream ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x.npy"])
+def test_data_that_is_not_a_regular_file(tmp_path, name):
+    """A directory was reported as a missing file; the message now says what it is and how to stream."""
+    (tmp_path / name).mkdir()
+    with pytest.raises(DataError, match="is a directory, not a regular file: to stream data, give -"):
+        load_data(tmp_path / name)
+
+
+def test_nul_byte_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"1.0\n2.0\n3\x00\n4.0\n")
+    with pytest.raises(DataError, match="x.txt, line 3 holds a NUL byte"):
+        load_data(path)
+
+
+def test_bytes_that_are_not_utf8_are_refused_naming_their_line(tmp_path):
+    """The message was Python's ('utf-8' codec can't decode byte 0xff in position 8)."""
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"1.0\n2.0\n\xff\n")
+    with pytest.raises(DataError, match="x.txt, line 3 is not UTF-8 text"):
+        load_data(path)
+
+
+def test_over_long_line_is_refused(tmp_path):
+    """A line of 2**20 + 1 characters is not accumulated (it was read as the number inf)."""
+    path = tmp_path / "x.txt"
+    path.write_text("1.0\n" + "1" * (data_module.MAX_LINE_LENGTH + 1) + "\n")
+    with pytest.raises(DataError, match="line 2 is longer than 1,048,576 characters"):
+        load_data(path)
+
+
+def test_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    """A spreadsheet's UTF-8 byte-order mark made the first column '\\ufeffheight'."""
+    path = tmp_path / "x.csv"
+    path.write_bytes("height,id\r\n1.5,1\r\n2.5,2\r\n".encode("utf-8-sig"))
+    assert load_data(path, "height").tolist() == [1.5, 2.5]
+
+
+def test_carriage_returns_end_lines():
+    """A bare CR on standard input was csv.Error (exit 70): \r and \r\n end lines (universal newlines)."""
+    args = [sys.executable, "-m", "symmle", "fit", "exponential", "-", "--json"]
+    text = b"a,b\r1,2\r\n3,4\r5,6\n"
+    out = subprocess.run([*args, "--column", "b"], input=text, capture_output=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["n"] == 3 and result["estimates"]["lam"] == pytest.approx(1 / 4, rel=1e-12)
+    out = subprocess.run(args, input=text, capture_output=True, timeout=120, check=False)
+    assert out.returncode == 3
+    assert out.stderr.decode().startswith("symmle: error: standard input has 2 columns")
+
+
+ROWS = 3000
+TABLE = "id,height\r\n" + "".join(f"{i},{'' if i == 1234 else i / 8}\r\n" for i in range(ROWS))
+
+
+@pytest.mark.parametrize("block", [7, 64, 1000, 1 << 20])
+def test_blocks_join_into_the_same_column(tmp_path, monkeypatch, block):
+    """Whatever the block size, the column, its missing cell and the line of a bad cell are the same."""
+    monkeypatch.setattr(data_module, "BLOCK_BYTES", block)
+    path = tmp_path / "x.csv"
+    path.write_text(TABLE, newline="")
+    got = load_data(path, "height")
+    expected = np.array([np.nan if i == 1234 else i / 8 for i in range(ROWS)])
+    np.testing.assert_array_equal(got, expected)
+    # a character of several bytes may straddle two blocks
+    path.write_bytes(("h\n" + "1.5\n" * 40 + "é\n").encode())
+    with pytest.raises(DataError, match="line 42: 'é' is not a number"):
+        load_data(path)
+    path.write_text(TABLE.replace("2500,312.5", "2500,3l2.5"), newline="")
+    with pytest.raises(DataError, match="line 2502: '3l2.5' is not a number"):
+        load_data(path, "height")
+    # one column in the first lines, two in a late one
+    path.write_text("".join(f"{i / 8}\n" if i != 2990 else "1 2\n" for i in range(ROWS)))
+    with pytest.raises(DataError, match="line 2991 has 2 columns: choose one with --column"):
+        load_data(path)
+
+
+MEMORY_CHILD = """
+import resource, sys
+import numpy as np
+from symmle.data import load_data
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (160 << 20),) * 2)
+x = load_data(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+print(x.shape[0], repr(float(x.sum())))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.parametrize("name, column", [("x.txt", None), ("x.csv", "value")])
+def test_text_data_is_read_in_bounded_memory(tmp_path, name, column):
+    """2 million rows in 160 MB of address space (about 460 bytes a value were needed: 900 MB)."""
+    n = 2_000_000
+    x = np.random.default_rng(3).exponential(1.0, n).round(6)
+    path = tmp_path / name
+    if column is None:
+        np.savetxt(path, x, fmt="%.6f")
+    else:
+        with open(path, "w") as fh:
+            fh.write("id,value\n")
+            np.savetxt(fh, np.column_stack([np.arange(n), x]), fmt=["%d", "%.6f"], delimiter=",")
+    args = [sys.executable, "-c", MEMORY_CHILD, str(path)] + ([column] if column else [])
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows, total = out.stdout.split()
+    assert int(rows) == n and float(total) == pytest.approx(x.sum(), rel=1e-12)
