@@ -307,10 +307,10 @@ _OFFSETS = np.r_[-np.geomspace(100, 0.01, 15), 0.0, np.geomspace(0.01, 100, 15)]
 #: one parameter and with several; their grid points x observations stay within ``SEARCH_WORK``.
 DATA_STARTS = 256
 MESH_DATA_STARTS = 48
-SEARCH_WORK = 1 << 18
+SEARCH_WORK = 1 << 17
 #: Most points, and grid points x observations, added to a one-parameter search at the likelihood's scale.
 FILL = 4096
-FILL_WORK = 1 << 17
+FILL_WORK = 1 << 16
 #: Most points, and grid points x observations, of the mesh of a several-parameter search.
 MESH = 4096
 MESH_WORK = 1 << 23
@@ -476,7 +476,7 @@ def maximise(plan, values, x, size=None):
             sub_values = dict(values)
             sub_values.update(statistics(plan, sample, values))
             search = _Objective(plan, sub_values, sample, subsample=True)
-    centre, scale, spread = _centre_scale(sample, weights)
+    centre, scale, spread = _centre_scale(sample, weights, robust="real" in domains)
     most = max(32, min(DATA_STARTS if len(names) == 1 else MESH_DATA_STARTS, SEARCH_WORK // 2 // search.size))
     grids = [np.unique(np.r_[candidates(d, scale, centre), data_starts(sample, weights, most)]) if d == "real"
              else candidates(d, spread, centre) for d in domains]
@@ -490,12 +490,12 @@ def maximise(plan, values, x, size=None):
     return dict(zip(names, _choose(names, found, failed)))
 
 
-def _centre_scale(sample, weights):
+def _centre_scale(sample, weights, robust=True):
     """``(median, interquartile scale, standard deviation)`` of the data (weighted by counts).
 
     A real parameter's grid spreads on the interquartile scale, which a few
     outliers do not stretch; the standard deviation stands in where the
-    quartiles coincide.
+    quartiles coincide (and for the other domains: ``robust=False``).
     """
     if sample.size == 0:
         return 0.0, 1.0, 1.0
@@ -503,6 +503,8 @@ def _centre_scale(sample, weights):
     mean = float(np.average(sample, weights=w))
     spread = math.sqrt(float(np.average((sample - mean) ** 2, weights=w)))
     spread = spread if spread > 0 and math.isfinite(spread) else 1.0
+    if not robust:
+        return 0.0, spread, spread
     order = np.argsort(sample)
     cum = np.cumsum(w[order])
     q = sample[order][np.minimum(np.searchsorted(cum, np.array([0.25, 0.5, 0.75]) * cum[-1]), cum.size - 1)]
