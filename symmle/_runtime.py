@@ -379,7 +379,8 @@ class _Objective:
         self.data = data
         self.subsample = subsample
         # evaluations per point of a grid: one per distinct value of a table, none for statistics
-        self.size = 1 if plan.get("vectorised") else max(1, data.values.size if isinstance(data, Tabulated) else data.shape[0])
+        n = data.values.size if isinstance(data, Tabulated) else data.shape[0]
+        self.size = 1 if plan.get("vectorised") else max(1, n)
 
     def at(self, theta):
         v = dict(self.values)
@@ -431,14 +432,16 @@ class _Objective:
         d = self.data
         column = Tabulated(d.values[:, None], d.counts[:, None]) if isinstance(d, Tabulated) else d[:, None]
         step = max(1, GRID_BLOCK // max(1, column.shape[0]))
-        return np.concatenate([self._block(points[i : i + step], column) for i in range(0, len(points), step)])
+        blocks = range(0, len(points), step)
+        return np.concatenate([self._block(points[i : i + step], column) for i in blocks])
 
     def _agrees(self, out, points):
         if out.shape != (len(points),):
             return False
         for k in {0, int(np.argmax(np.where(np.isfinite(out), out, -np.inf)))}:
             a, b = float(out[k]), self.value(points[k])
-            if not (a == b or (not np.isfinite(a) and not np.isfinite(b)) or abs(a - b) <= 1e-9 * max(1.0, abs(b))):
+            same = a == b or (not np.isfinite(a) and not np.isfinite(b))
+            if not (same or abs(a - b) <= 1e-9 * max(1.0, abs(b))):
                 return False
         return True
 
@@ -517,7 +520,8 @@ def _polisher(names, domains, grids, optimize):
 
     def polish(obj, start, grid=None):
         if len(names) == 1:
-            theta = _brent(names[0], domains[0], start[0], grids[0] if grid is None else grid, obj.grad, optimize)
+            grid = grids[0] if grid is None else grid
+            theta = _brent(names[0], domains[0], start[0], grid, obj.grad, optimize)
         else:
             theta = _trust(obj, domains, start, optimize)
         for t, d, g in zip(theta, domains, grids):
@@ -535,7 +539,8 @@ def _search_line(obj, grid, polish, domain, sample):
     if domain == "real" and found and sample.size > 1:
         # the resolution follows the likelihood's scale: half the width of the narrowest peak
         width = min(1 / math.sqrt(-h[0, 0]) for _, _, h in found)
-        more = _fill(grid, float(np.min(sample)), float(np.max(sample)), width / 2, max(1, min(FILL, FILL_WORK // obj.size)))
+        most = max(1, min(FILL, FILL_WORK // obj.size))
+        more = _fill(grid, float(np.min(sample)), float(np.max(sample)), width / 2, most)
         if more.size:
             order = np.argsort(np.r_[grid, more], kind="stable")
             grid = np.r_[grid, more][order]
@@ -553,7 +558,8 @@ def _fill(grid, lo, hi, spacing, most):
     total = float(need.sum())
     if total > most:
         need = np.floor(need * (most / total))
-    parts = [a + (b - a) * np.arange(1, k + 1) / (k + 1) for a, b, k in zip(inside[:-1], inside[1:], need.astype(int)) if k]
+    parts = [a + (b - a) * np.arange(1, k + 1) / (k + 1)
+             for a, b, k in zip(inside[:-1], inside[1:], need.astype(int)) if k]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -652,7 +658,8 @@ def _confirm(full, found, failed, grids, polish):
             break
         f, g, h = full.value(theta), full.grad(theta), full.hess(theta)
         gain = 0.0
-        if np.all(np.isfinite(g)) and np.all(np.isfinite(h)) and np.max(np.linalg.eigvalsh((h + h.T) / 2)) < 0:
+        finite = np.all(np.isfinite(g)) and np.all(np.isfinite(h))
+        if finite and np.max(np.linalg.eigvalsh((h + h.T) / 2)) < 0:
             gain = float(-0.5 * g @ np.linalg.solve(h, g))
         starts.append((f + gain, theta))
     if len(starts) > 1:
@@ -684,8 +691,8 @@ def _choose(names, found, failed):
         gap = ll - ll2
         how = ("as high: the maximum-likelihood estimate is not unique" if gap <= 1e-9 * max(1.0, abs(ll))
                else f"lower by {gap:.4g} in log-likelihood")
-        caution(f"the log-likelihood has several local maxima ({len(found)} found): the estimate is the highest; "
-                f"the next, at {where}, is {how} (standard errors describe the highest peak alone)")
+        caution(f"the log-likelihood has several local maxima ({len(found)} found): the estimate is the "
+                f"highest; the next, at {where}, is {how} (standard errors describe the highest peak alone)")
     return theta
 
 

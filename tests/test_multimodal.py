@@ -86,7 +86,8 @@ def test_seven_points_give_the_global_maximum_and_a_caution():
 def test_seven_points_on_the_command_line(tmp_path):
     data = tmp_path / "c.txt"
     data.write_text("\n".join(str(v) for v in SEVEN) + "\n")
-    result = CliRunner().invoke(cli, ["fit", "--pdf", CAUCHY, "--support=-oo,oo", "--param", "m:real", str(data)])
+    args = ["fit", "--pdf", CAUCHY, "--support=-oo,oo", "--param", "m:real", str(data)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "30.4446" in result.output and CAUTION in result.output and "m = 1.25378" in result.output
 
@@ -129,7 +130,8 @@ def test_sorted_data_confirm_the_subsample_on_all_the_data():
         warnings.simplefilter("ignore")
         m = cauchy().compile()(x)["m"]
     grid = np.arange(-2.0, 42.0, 0.002)  # every peak lies near a cluster
-    m0 = grid[int(np.argmax(np.concatenate([cauchy_ll(grid[i : i + 200], x) for i in range(0, grid.size, 200)])))]
+    values = np.concatenate([cauchy_ll(grid[i : i + 200], x) for i in range(0, grid.size, 200)])
+    m0 = grid[int(np.argmax(values))]
     ref = optimize.brentq(lambda t: cauchy_score(t, x), m0 - 0.002, m0 + 0.002, xtol=1e-14, rtol=1e-15)
     assert ref == pytest.approx(40.0, abs=0.1)
     assert m == pytest.approx(ref, abs=1e-6)
@@ -174,7 +176,8 @@ def _cauchy_ls_reference(x: np.ndarray) -> np.ndarray:
         return -score([t[0], np.exp(t[1])]) * np.array([1.0, np.exp(t[1])])
 
     span = float(x.max() - x.min())
-    m, ls = np.meshgrid(np.linspace(x.min(), x.max(), 300), np.linspace(np.log(span) - 10, np.log(span), 120), indexing="ij")
+    ms = np.linspace(x.min(), x.max(), 300)
+    m, ls = np.meshgrid(ms, np.linspace(np.log(span) - 10, np.log(span), 120), indexing="ij")
     s = np.exp(ls)
     ll = sum(np.log(s) - np.log(s**2 + (xi - m) ** 2) for xi in x)
     k = np.unravel_index(np.argmax(ll), ll.shape)
@@ -183,7 +186,8 @@ def _cauchy_ls_reference(x: np.ndarray) -> np.ndarray:
     for start in ([m[k], ls[k]], [m0, np.log(s0)]):
         t = optimize.minimize(nll, start, jac=jac, method="BFGS", options={"gtol": 1e-10}).x
         root = optimize.root(score, [t[0], np.exp(t[1])], method="hybr", options={"xtol": 1e-14}).x
-        t = [root[0], np.log(root[1])] if root[1] > 0 and nll([root[0], np.log(root[1])]) <= nll(t) + 1e-9 else t
+        if root[1] > 0 and nll([root[0], np.log(root[1])]) <= nll(t) + 1e-9:
+            t = [root[0], np.log(root[1])]
         best = t if best is None or nll(t) < nll(best) else best
     return np.array([best[0], np.exp(best[1])])
 
@@ -203,7 +207,7 @@ def test_location_scale_cauchy_against_scipy_and_a_dense_grid():
 
 
 def _t_location_reference(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """``((m, k), local maxima's log-likelihoods)`` of the Student-t location with unknown degrees of freedom."""
+    """``((m, k), heights of the local maxima)``: Student-t location, unknown degrees of freedom."""
 
     def nll(t):
         return -float(np.sum(stats.t.logpdf(x, np.exp(t[1]), loc=t[0])))
@@ -221,7 +225,8 @@ def _t_location_reference(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
                 peak &= ll >= pad[i : i + ll.shape[0], j : j + ll.shape[1]]
     maxima = []
     for a, b in zip(*np.nonzero(peak)):
-        t = optimize.minimize(nll, [m[a, b], lk[a, b]], method="Nelder-Mead", options={"xatol": 1e-11, "fatol": 1e-13}).x
+        t = optimize.minimize(nll, [m[a, b], lk[a, b]], method="Nelder-Mead",
+                              options={"xatol": 1e-11, "fatol": 1e-13}).x
         maxima.append((-nll(t), t))
     maxima.sort(key=lambda r: -r[0])
     return np.array([maxima[0][1][0], np.exp(maxima[0][1][1])]), [v for v, _ in maxima]
