@@ -144,9 +144,18 @@ def tabulate(x, size=None):
 
 
 def sum_over(fn, x, size=None):
-    """``sum_i fn(x_i)`` in chunks, compensated across chunks (or over a table's distinct values)."""
+    """``sum_i fn(x_i)`` in chunks, compensated across chunks (or over a table's distinct values).
+
+    Data as a column (shape ``(n, 1)``, or a table of columns) against
+    parameters given as arrays of ``k`` values: the ``k`` sums at once, an
+    array (the coarse search's grid).
+    """
     try:
         with np.errstate(all="ignore"):
+            if np.ndim(x.values if isinstance(x, Tabulated) else x) == 2:
+                data, counts = (x.values, x.counts) if isinstance(x, Tabulated) else (x, 1.0)
+                v = np.asarray(fn(data), dtype=float)
+                return np.sum(counts * np.broadcast_to(v, np.broadcast_shapes(v.shape, data.shape)), axis=0)
             if isinstance(x, Tabulated):
                 v = np.broadcast_to(np.asarray(fn(x.values), dtype=float), x.values.shape)
                 return math.fsum(x.counts * v)
@@ -297,6 +306,26 @@ _SCALED = 10.0 ** np.linspace(-3, 3, 25)
 _UNIT = np.linspace(0.01, 0.99, 33)
 _OFFSETS = np.r_[-np.geomspace(100, 0.01, 15), 0.0, np.geomspace(0.01, 100, 15)]
 
+#: Most values of the data that a real parameter's search starts from (quantiles beyond), with
+#: one parameter and with several; their grid points x observations stay within ``SEARCH_WORK``.
+DATA_STARTS = 256
+MESH_DATA_STARTS = 48
+SEARCH_WORK = 1 << 17
+#: Most points, and grid points x observations, added to a one-parameter search at the likelihood's scale.
+FILL = 4096
+FILL_WORK = 1 << 16
+#: Most points, and grid points x observations, of the mesh of a several-parameter search.
+MESH = 4096
+MESH_WORK = 1 << 23
+#: Grid points x observations per block of a vectorised evaluation of the coarse search.
+GRID_BLOCK = 1 << 18
+#: Most local maxima of the coarse search that are polished.
+STARTS = 8
+#: Maxima of a subsample's search polished again on all the data: at most this many, and only
+#: those whose predicted log-likelihood on all the data comes within ``MARGIN`` of the best's.
+CONFIRMED = 4
+MARGIN = 20.0
+
 
 def candidates(domain, scale, centre):
     """Starting values spread over a domain, on the data's scale where it has one (sorted)."""
@@ -308,18 +337,131 @@ def candidates(domain, scale, centre):
     return centre + scale * _OFFSETS
 
 
+def data_starts(values, counts=None, most=DATA_STARTS):
+    """Values of the data as starts of a location-like parameter, with the midpoints of neighbours.
+
+    A likelihood of a location has its peaks where the data crowd, however
+    narrow its density: the observations (their quantiles beyond ``most``)
+    and the midpoints between neighbours put the search's resolution at the
+    data's nearest-neighbour gaps.
+    """
+    values = np.asarray(values, dtype=float)
+    keep = np.isfinite(values)
+    values = values[keep]
+    if values.size == 0:
+        return values
+    v = np.unique(values)
+    if v.size > most:
+        levels = np.linspace(0.0, 1.0, most)
+        if counts is None:
+            v = np.unique(np.quantile(values, levels))
+        else:  # a table: quantiles weighted by the counts
+            order = np.argsort(values)
+            cum = np.cumsum(np.asarray(counts, dtype=float)[keep][order])
+            v = np.unique(values[order][np.minimum(np.searchsorted(cum, levels * cum[-1]), cum.size - 1)])
+    return np.r_[v, (v[1:] + v[:-1]) / 2]
+
+
 def _finite(v):
     return v if np.isfinite(v) else -np.inf
+
+
+def _strided(x):
+    """At most ``PILOT`` observations spread evenly over ``x`` (sorted data stay represented)."""
+    step = max(1, -(-x.shape[0] // PILOT))
+    return np.asarray(x[::step], dtype=float)
+
+
+class _Objective:
+    """The profile log-likelihood and its derivatives on one data set (all the data, or a subsample)."""
+
+    def __init__(self, plan, values, data, subsample=False):
+        self.plan = plan
+        self.names = plan["reduced"]
+        self.values = values
+        self.data = data
+        self.subsample = subsample
+        # evaluations per point of a grid: one per distinct value of a table, none for statistics
+        n = data.values.size if isinstance(data, Tabulated) else data.shape[0]
+        self.size = 1 if plan.get("vectorised") else max(1, n)
+
+    def at(self, theta):
+        v = dict(self.values)
+        v.update(zip(self.names, (float(t) for t in theta)))
+        return v
+
+    def value(self, theta):
+        return _finite(self.plan["objective"](self.at(theta), self.data))
+
+    def grad(self, theta):
+        v = self.at(theta)
+        return np.array([g(v, self.data) for g in self.plan["gradient"]], dtype=float)
+
+    def hess(self, theta):
+        v = self.at(theta)
+        return np.array([[f(v, self.data) for f in row] for row in self.plan["hessian"]], dtype=float)
+
+    def grid(self, points):
+        """The objective at every row of ``points`` (parameter values), ``-inf`` where not finite.
+
+        A sum over the data is taken for a whole block of grid points at once
+        (the data as a column against a row of parameter values); a formula
+        that does not broadcast so, or disagrees with its pointwise value, is
+        evaluated point by point.
+        """
+        points = np.asarray(points, dtype=float)
+        if self.plan.get("vectorised"):
+            # the objective reads only statistics (reduced over all the data)
+            out = self._block(points, self.data)
+        else:
+            out = None
+            try:
+                out = self._columns(points)
+            except (ArithmeticError, ValueError, TypeError, IndexError):
+                pass
+            if out is not None and not self._agrees(out, points):
+                out = None
+            if out is None:
+                out = np.array([self.value(p) for p in points])
+        return np.where(np.isfinite(out), out, -np.inf)
+
+    def _block(self, points, data):
+        v = dict(self.values)
+        v.update({n: points[:, i] for i, n in enumerate(self.names)})
+        with np.errstate(all="ignore"):
+            return np.asarray(self.plan["objective"](v, data), dtype=float) * np.ones(len(points))
+
+    def _columns(self, points):
+        d = self.data
+        column = Tabulated(d.values[:, None], d.counts[:, None]) if isinstance(d, Tabulated) else d[:, None]
+        step = max(1, GRID_BLOCK // max(1, column.shape[0]))
+        blocks = range(0, len(points), step)
+        return np.concatenate([self._block(points[i : i + step], column) for i in blocks])
+
+    def _agrees(self, out, points):
+        if out.shape != (len(points),):
+            return False
+        for k in {0, int(np.argmax(np.where(np.isfinite(out), out, -np.inf)))}:
+            a, b = float(out[k]), self.value(points[k])
+            same = a == b or (not np.isfinite(a) and not np.isfinite(b))
+            if not (same or abs(a - b) <= 1e-9 * max(1.0, abs(b))):
+                return False
+        return True
 
 
 def maximise(plan, values, x, size=None):
     """Maximise the profile log-likelihood over the reduced parameters.
 
-    A coarse search on a subsample finds the best region (so several local
-    maxima do not trap the solver), then Brent's method on the score (one
-    parameter) or a trust region on the exact Hessian in unconstrained
-    coordinates (several), then Newton steps on exact derivatives; the
-    result must be a maximum.
+    A coarse search over each parameter's domain (on a subsample when the
+    objective sums over many data) finds the local maxima it can resolve:
+    for a real parameter the data themselves are starts, and with one
+    parameter the grid is then refined to the width of the narrowest peak
+    found.  The best local maxima are polished (Brent's method on the score
+    for one parameter, a trust region on the exact Hessian in unconstrained
+    coordinates for several, then Newton steps), polished again on all the
+    data when the search ran on a subsample, and compared there.  The
+    result must be a maximum; where the log-likelihood has several local
+    maxima, a caution names the runner-up and how much lower it is.
     """
     from scipy import optimize
 
@@ -327,90 +469,270 @@ def maximise(plan, values, x, size=None):
     domains = [plan["domains"][p] for p in names]
     if any(d in ("integer", "positive_integer") for d in domains):
         raise NoMLE("numeric estimation of an integer-valued parameter is not supported")
-    table = isinstance(x, Tabulated)
-    if table:
+    full = _Objective(plan, values, x)
+    if isinstance(x, Tabulated):
         # a table is small: search on all the data
-        mean = float(np.dot(x.counts, x.values)) / x.shape[0]
-        scale = math.sqrt(float(np.dot(x.counts, (x.values - mean) ** 2)) / x.shape[0]) or 1.0
-        centre = float(x.values[np.searchsorted(np.cumsum(x.counts), x.shape[0] / 2)])
+        sample, weights, search = x.values, x.counts, full
     else:
-        sub = np.asarray(x[: min(x.shape[0], PILOT)], dtype=float)
-        scale = float(np.std(sub)) or 1.0
-        centre = float(np.median(sub)) if "real" in domains else 0.0
-    grids = [candidates(d, scale, centre) for d in domains]
-    if len(grids) == 1:
-        points = grids[0][:, None]
+        sample, weights = _strided(x), None
+        if plan.get("vectorised") or sample.shape[0] == x.shape[0]:
+            search = full
+        else:
+            # sums over the data in the objective: search on a subsample
+            sub_values = dict(values)
+            sub_values.update(statistics(plan, sample, values))
+            search = _Objective(plan, sub_values, sample, subsample=True)
+    centre, scale, spread = _centre_scale(sample, weights, robust="real" in domains)
+    most = max(32, min(DATA_STARTS if len(names) == 1 else MESH_DATA_STARTS, SEARCH_WORK // 2 // search.size))
+    grids = [np.unique(np.r_[candidates(d, scale, centre), data_starts(sample, weights, most)]) if d == "real"
+             else candidates(d, spread, centre) for d in domains]
+    polish = _polisher(names, domains, grids, optimize)
+    if len(names) == 1:
+        found, failed = _search_line(search, grids[0], polish, domains[0], sample)
     else:
-        mesh = np.array(np.meshgrid(*grids, indexing="ij")).reshape(len(grids), -1).T
-        points = mesh if len(mesh) <= 3000 else mesh[np.random.default_rng(0).choice(len(mesh), 3000, replace=False)]
+        found, failed = _search_mesh(search, grids, polish)
+    if search is not full:
+        found, failed = _confirm(full, found, failed, grids, polish)
+    return dict(zip(names, _choose(names, found, failed)))
 
-    def at(vals, theta):
-        v = dict(vals)
-        v.update(zip(names, (float(t) for t in theta)))
-        return v
 
-    if plan.get("vectorised"):
-        # the objective reads only statistics (already reduced over all the
-        # data): evaluate the whole grid in one call
-        grid_values = dict(values)
-        grid_values.update({n: points[:, i] for i, n in enumerate(names)})
-        with np.errstate(all="ignore"):
-            scores = np.asarray(plan["objective"](grid_values, x), dtype=float) * np.ones(len(points))
-        scores = np.where(np.isfinite(scores), scores, -np.inf)
-    elif table:
-        scores = np.array([_finite(plan["objective"](at(values, p), x)) for p in points])
-    else:
-        # sums over the data in the objective: search on a subsample
-        sub_values = dict(values)
-        sub_values.update(statistics(plan, sub, values))
-        scores = np.array([_finite(plan["objective"](at(sub_values, p), sub)) for p in points])
+def _centre_scale(sample, weights, robust=True):
+    """``(median, interquartile scale, standard deviation)`` of the data (weighted by counts).
+
+    A real parameter's grid spreads on the interquartile scale, which a few
+    outliers do not stretch; the standard deviation stands in where the
+    quartiles coincide (and for the other domains: ``robust=False``).
+    """
+    if sample.size == 0:
+        return 0.0, 1.0, 1.0
+    w = np.ones_like(sample) if weights is None else np.asarray(weights, dtype=float)
+    mean = float(np.average(sample, weights=w))
+    spread = math.sqrt(float(np.average((sample - mean) ** 2, weights=w)))
+    spread = spread if spread > 0 and math.isfinite(spread) else 1.0
+    if not robust:
+        return 0.0, spread, spread
+    order = np.argsort(sample)
+    cum = np.cumsum(w[order])
+    q = sample[order][np.minimum(np.searchsorted(cum, np.array([0.25, 0.5, 0.75]) * cum[-1]), cum.size - 1)]
+    iqr = float(q[2] - q[0]) / 1.349
+    return float(q[1]), (iqr if iqr > 0 and math.isfinite(iqr) else spread), spread
+
+
+def _polisher(names, domains, grids, optimize):
+    """``polish(objective, start, grid) -> (log-likelihood, theta, hessian)``; raises :class:`NoMLE`."""
+
+    def polish(obj, start, grid=None):
+        if len(names) == 1:
+            grid = grids[0] if grid is None else grid
+            theta = _brent(names[0], domains[0], start[0], grid, obj.grad, optimize)
+        else:
+            theta = _trust(obj, domains, start, optimize)
+        for t, d, g in zip(theta, domains, grids):
+            _inside_search(t, d, g)
+        theta = _newton(names, domains, theta, obj.grad, obj.hess)
+        return obj.value(theta), theta, obj.hess(theta)
+
+    return polish
+
+
+def _search_line(obj, grid, polish, domain, sample):
+    """Local maxima of a one-parameter objective: grid, polish, grid refined to the peaks' width."""
+    scores = _nowhere(obj.grid(grid[:, None]))
+    found, failed = _polish_line(obj, grid, scores, polish, [], [])
+    if domain == "real" and found and sample.size > 1:
+        # the resolution follows the likelihood's scale: half the width of the narrowest peak
+        width = min(1 / math.sqrt(-h[0, 0]) for _, _, h in found)
+        most = max(1, min(FILL, FILL_WORK // obj.size))
+        more = _fill(grid, float(np.min(sample)), float(np.max(sample)), width / 2, most)
+        if more.size:
+            order = np.argsort(np.r_[grid, more], kind="stable")
+            grid = np.r_[grid, more][order]
+            scores = np.r_[scores, obj.grid(more[:, None])][order]
+            found, failed = _polish_line(obj, grid, scores, polish, found, failed)
+    return found, failed
+
+
+def _fill(grid, lo, hi, spacing, most):
+    """At most ``most`` points that split the gaps of a sorted grid inside ``[lo, hi]`` to ``spacing``."""
+    inside = grid[(grid >= lo) & (grid <= hi)]
+    if inside.size < 2 or not (spacing > 0 and math.isfinite(spacing)):
+        return np.empty(0)
+    need = np.maximum(np.ceil(np.diff(inside) / spacing) - 1, 0)
+    total = float(need.sum())
+    if total > most:
+        need = np.floor(need * (most / total))
+    parts = [a + (b - a) * np.arange(1, k + 1) / (k + 1)
+             for a, b, k in zip(inside[:-1], inside[1:], need.astype(int)) if k]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _polish_line(obj, grid, scores, polish, found, failed):
+    """Polish the best local maxima of a one-parameter grid, but not twice the peak of one found."""
+    found, failed = list(found), list(failed)
+    left = np.r_[-np.inf, scores[:-1]]
+    right = np.r_[scores[1:], -np.inf]
+    peaks = np.flatnonzero(np.isfinite(scores) & (scores > left) & (scores >= right))
+    tried = 0
+    for k in peaks[np.argsort(-scores[peaks], kind="stable")]:
+        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+        if any(lo <= theta[0] <= hi for _, theta, _ in found):
+            continue
+        if tried == STARTS or _negligible(obj, scores[k], found):
+            break
+        tried += 1
+        _try(polish, obj, grid[k : k + 1], scores[k], found, failed, grid)
+    return _distinct(found), failed
+
+
+def _search_mesh(obj, grids, polish):
+    """Local maxima of a several-parameter objective: a mesh of the grids, then polish its peaks."""
+    most = max(512, min(MESH, MESH_WORK // obj.size))
+    axes = [np.asarray(g, dtype=float) for g in grids]
+    while math.prod(a.size for a in axes) > most:
+        # a coarser mesh keeps its neighbours: thin the longest axis, keeping its ends
+        k = max(range(len(axes)), key=lambda i: axes[i].size)
+        axes[k] = np.unique(np.r_[axes[k][::2], axes[k][-1]])
+    mesh = np.array(np.meshgrid(*axes, indexing="ij"))
+    points = mesh.reshape(len(axes), -1).T
+    scores = _nowhere(obj.grid(points))
+    # the points not below any neighbour in the mesh
+    shape = mesh.shape[1:]
+    padded = np.pad(scores.reshape(shape), 1, mode="constant", constant_values=-np.inf)
+    above = np.full(shape, -np.inf)
+    for shift in np.ndindex(*(3,) * len(shape)):
+        if any(s != 1 for s in shift):
+            above = np.maximum(above, padded[tuple(slice(s, s + n) for s, n in zip(shift, shape))])
+    peaks = np.flatnonzero(np.isfinite(scores) & (scores >= above.reshape(-1)))
+    found, failed = [], []
+    for k in peaks[np.argsort(-scores[peaks], kind="stable")][:STARTS]:
+        if _negligible(obj, scores[k], found):
+            break
+        _try(polish, obj, points[k], scores[k], found, failed)
+    return _distinct(found), failed
+
+
+def _nowhere(scores):
     if not np.any(np.isfinite(scores)):
         raise NoMLE("the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data")
-    best = points[int(np.argmax(scores))]
+    return scores
 
-    def grad(theta):
-        return np.array([g(at(values, theta), x) for g in plan["gradient"]])
 
-    def hess(theta):
-        v = at(values, theta)
-        return np.array([[f(v, x) for f in row] for row in plan["hessian"]])
+def _negligible(obj, score, found):
+    """A peak of the grid so far below a maximum found that it cannot compete, on all the data.
 
-    if len(names) == 1:
-        theta = _brent(names[0], domains[0], best[0], grids[0], grad, optimize)
-    else:
-        z0 = np.array([to_z(t, d) for t, d in zip(best, domains)])
+    A subsample's grid ranks peaks only roughly: there every peak is polished
+    (within ``STARTS``) and :func:`_confirm` judges them on all the data.
+    """
+    return not obj.subsample and bool(found) and score < max(r[0] for r in found) - MARGIN
 
-        def theta_of(z):
-            return [from_z(float(zi), d) for zi, d in zip(z, domains)]
 
-        def neg(z):
-            v = _finite(plan["objective"](at(values, theta_of(z)), x))
-            return -v if np.isfinite(v) else 1e300
+def _try(polish, obj, start, score, found, failed, grid=None):
+    """Polish from ``start`` into ``found``; a failure goes to ``failed`` with the start's height."""
+    start = np.asarray(start, dtype=float)
+    try:
+        found.append(polish(obj, start, grid))
+    except NoMLE as exc:
+        failed.append((obj.value(start) if score is None else float(score), start, exc))
 
-        def neg_grad(z):
-            theta = theta_of(z)
-            return -grad(theta) * np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
 
-        def neg_hess(z):
-            # chain rule: d2l/dz2 = J H J + diag(dl/dtheta * d2theta/dz2)
-            theta = theta_of(z)
-            j = np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
-            j2 = np.array([d2theta_dz2(t, d) for t, d in zip(theta, domains)])
-            h = j[:, None] * hess(theta) * j[None, :] + np.diag(grad(theta) * j2)
-            return -h if np.all(np.isfinite(h)) else np.eye(len(z))
+def _distinct(found):
+    """The maxima, highest first, one per peak (within 1e-3 standard errors of each other: one peak)."""
+    out = []
+    for ll, theta, h in sorted(found, key=lambda r: -r[0]):
+        se = 1 / np.sqrt(np.maximum(-np.diag(h), 1e-300))
+        if all(np.any(np.abs(theta - t) > 1e-3 * s) for _, t, _, s in out):
+            out.append((ll, theta, h, se))
+    return [r[:3] for r in out]
 
-        # a trust region on exact second derivatives: a few iterations, even
-        # where the log-likelihood is not concave
+
+def _confirm(full, found, failed, grids, polish):
+    """The maxima of a subsample's search, polished again on all the data.
+
+    The subsample ranks its maxima only roughly, so each one's height on all
+    the data is predicted by Newton's quadratic model there; those within
+    ``MARGIN`` of the best prediction (at most ``CONFIRMED``) are polished.
+    A start that failed on the subsample above every maximum found there is
+    tried on all the data too.
+    """
+    starts = []
+    for _, theta, _ in found:
+        if len(found) == 1:
+            starts.append((None, theta))
+            break
+        f, g, h = full.value(theta), full.grad(theta), full.hess(theta)
+        gain = 0.0
+        finite = np.all(np.isfinite(g)) and np.all(np.isfinite(h))
+        if finite and np.max(np.linalg.eigvalsh((h + h.T) / 2)) < 0:
+            gain = float(-0.5 * g @ np.linalg.solve(h, g))
+        starts.append((f + gain, theta))
+    if len(starts) > 1:
+        starts.sort(key=lambda r: -r[0])
+        starts = [s for s in starts[:CONFIRMED] if s[0] >= starts[0][0] - MARGIN]
+    top = max((r[0] for r in found), default=-np.inf)
+    starts += [(full.value(start), start) for score, start, _ in failed if score > top]
+    out, lost = [], []
+    for height, theta in starts:
+        _try(polish, full, theta, height, out, lost, _around(grids, theta))
+    return _distinct(out), lost
+
+
+def _around(grids, theta):
+    """A one-parameter grid with ``theta`` in it: Brent's bracket is its neighbours there."""
+    return np.unique(np.r_[grids[0], theta]) if len(grids) == 1 else None
+
+
+def _choose(names, found, failed):
+    """The highest maximum, with a caution if there are several; an error where a failed start rose higher."""
+    if failed and (not found or max(r[0] for r in failed) > found[0][0]):
+        raise max(failed, key=lambda r: r[0])[2]
+    if not found:
+        raise NoMLE(f"numerical maximisation for {', '.join(names)} did not reach a maximum")
+    ll, theta, _ = found[0]
+    if len(found) > 1:
+        ll2, theta2, _ = found[1]
+        where = ", ".join(f"{n} = {t:.6g}" for n, t in zip(names, theta2))
+        gap = ll - ll2
+        how = ("as high: the maximum-likelihood estimate is not unique" if gap <= 1e-9 * max(1.0, abs(ll))
+               else f"lower by {gap:.4g} in log-likelihood")
+        caution(f"the log-likelihood has several local maxima ({len(found)} found): the estimate is the "
+                f"highest; the next, at {where}, is {how} (standard errors describe the highest peak alone)")
+    return theta
+
+
+def _trust(obj, domains, start, optimize):
+    """A trust region on the exact Hessian in unconstrained coordinates, from ``start``."""
+    z0 = np.array([to_z(t, d) for t, d in zip(start, domains)])
+
+    def theta_of(z):
+        return [from_z(float(zi), d) for zi, d in zip(z, domains)]
+
+    def neg(z):
+        v = obj.value(theta_of(z))
+        return -v if np.isfinite(v) else 1e300
+
+    def neg_grad(z):
+        theta = theta_of(z)
+        return -obj.grad(theta) * np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
+
+    def neg_hess(z):
+        # chain rule: d2l/dz2 = J H J + diag(dl/dtheta * d2theta/dz2)
+        theta = theta_of(z)
+        j = np.array([dtheta_dz(t, d) for t, d in zip(theta, domains)])
+        j2 = np.array([d2theta_dz2(t, d) for t, d in zip(theta, domains)])
+        h = j[:, None] * obj.hess(theta) * j[None, :] + np.diag(obj.grad(theta) * j2)
+        return -h if np.all(np.isfinite(h)) else np.eye(len(z))
+
+    # a trust region on exact second derivatives: a few iterations, even
+    # where the log-likelihood is not concave
+    with np.errstate(all="ignore"):
         try:
-            res = optimize.minimize(neg, z0, jac=neg_grad, hess=neg_hess, method="trust-exact", options={"gtol": 1e-10, "maxiter": 500})
+            res = optimize.minimize(neg, z0, jac=neg_grad, hess=neg_hess, method="trust-exact",
+                                    options={"gtol": 1e-10, "maxiter": 500})
         except (ArithmeticError, ValueError, NameError, np.linalg.LinAlgError):
             # trust-exact can fail on a degenerate Hessian (SciPy 1.17 raises
             # UnboundLocalError there): quasi-Newton needs no Hessian
             res = optimize.minimize(neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
-        theta = np.array(theta_of(res.x))
-    for t, d, g in zip(theta, domains, grids):
-        _inside_search(t, d, g)
-    return dict(zip(names, _newton(names, domains, theta, grad, hess)))
+    return np.array(theta_of(res.x))
 
 
 def _inside_search(theta, domain, grid):
@@ -433,6 +755,7 @@ def _inside_search(theta, domain, grid):
 
 
 def _brent(name, domain, best, grid, grad, optimize):
+    """The root of the score bracketed by the grid's neighbours of ``best`` (widened until it turns over)."""
     zs = np.log(grid) if domain in ("positive", "nonnegative") else np.log(grid / (1 - grid)) if domain == "unit" else np.asarray(grid, dtype=float)
     k = int(np.argmin(np.abs(zs - to_z(best, domain))))
     lo, hi = zs[max(k - 1, 0)], zs[min(k + 1, len(zs) - 1)]
@@ -441,14 +764,18 @@ def _brent(name, domain, best, grid, grad, optimize):
         return float(grad([from_z(z, domain)])[0])
 
     f_lo, f_hi = score(lo), score(hi)
-    for _ in range(40):
+    # widen by steps that start at the bracket's width and grow: on the grid's scale, whatever the data's
+    step_lo = step_hi = max(hi - lo, 1e-300)
+    for _ in range(60):
         if np.isfinite(f_lo) and np.isfinite(f_hi) and f_lo > 0 > f_hi:
             break
         if not (np.isfinite(f_lo) and f_lo > 0):
-            lo -= 1.0
+            lo -= step_lo
+            step_lo *= 1.5
             f_lo = score(lo)
         if not (np.isfinite(f_hi) and f_hi < 0):
-            hi += 1.0
+            hi += step_hi
+            step_hi *= 1.5
             f_hi = score(hi)
     if not (f_lo > 0 > f_hi):
         raise NoMLE(f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})")
