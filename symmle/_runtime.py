@@ -18,7 +18,7 @@ discrete sample is tabulated: see :class:`Tabulated`);
 the pilot (a value of the variable, the mean of the first observations) and ``N``;
 ``closed``: ``{param: fn}``, closed-form and order-statistic estimators;
 ``rounding``: ``{param: (loss, data) or None}``: how many times each closed form's own rounding
-error may exceed the statistics', and the latter (in units of :data:`UNIT`; see :func:`_confirm`);
+error may exceed the statistics', and the latter (in units of :data:`UNIT`; see :func:`_confirm_closed`);
 ``score``: the score of each regular parameter (in the order of ``regular``);
 ``reduced``, ``domains``: parameters left to numerics and every parameter's domain;
 ``profile``: ``[(param, fn)]``, closed forms given the reduced parameters;
@@ -492,7 +492,7 @@ def maximise(plan, values, x, size=None):
     else:
         found, failed = _search_mesh(search, grids, polish)
     if search is not full:
-        found, failed = _confirm(full, found, failed, grids, polish)
+        found, failed = _confirm_on_all(full, found, failed, grids, polish)
     return dict(zip(names, _choose(names, found, failed)))
 
 
@@ -621,7 +621,7 @@ def _negligible(obj, score, found):
     """A peak of the grid so far below a maximum found that it cannot compete, on all the data.
 
     A subsample's grid ranks peaks only roughly: there every peak is polished
-    (within ``STARTS``) and :func:`_confirm` judges them on all the data.
+    (within ``STARTS``) and :func:`_confirm_on_all` judges them on all the data.
     """
     return not obj.subsample and bool(found) and score < max(r[0] for r in found) - MARGIN
 
@@ -645,7 +645,7 @@ def _distinct(found):
     return [r[:3] for r in out]
 
 
-def _confirm(full, found, failed, grids, polish):
+def _confirm_on_all(full, found, failed, grids, polish):
     """The maxima of a subsample's search, polished again on all the data.
 
     The subsample ranks its maxima only roughly, so each one's height on all
@@ -854,7 +854,7 @@ def _loss(plan, name, values, data):
     return np.where(np.isfinite(np.asarray(theta, dtype=float)) & ~np.isnan(factor), factor, 0.0)
 
 
-def _confirm(plan, values, x, data, size, names):
+def _confirm_closed(plan, values, x, data, size, names):
     """Check the closed forms ``names`` at these data; solve from the score those that lost digits.
 
     A formula exact in algebra can lose every digit where it is evaluated
@@ -949,12 +949,12 @@ def _solve(plan, x, constants, size, needed):
     data = tabulate(x, size) if plan.get("discrete") and plan.get("sums") else x
     for name, fn in plan["closed"].items():
         values[name] = fn(values, data)
-    _confirm(plan, values, x, data, size, list(plan["closed"]))
+    _confirm_closed(plan, values, x, data, size, list(plan["closed"]))
     if plan["reduced"]:
         values.update(maximise(plan, values, data, size))
         for name, fn in plan["profile"]:
             values[name] = fn(values, data)
-        _confirm(plan, values, x, data, size, [name for name, _ in plan["profile"]])
+        _confirm_closed(plan, values, x, data, size, [name for name, _ in plan["profile"]])
     return values, data
 
 
