@@ -1034,24 +1034,23 @@ def run_estimate_rows(plan, rows, constants):
         with np.errstate(all="ignore"):
             for name in plan.get("rounding", {}):
                 lost |= np.broadcast_to(_loss(plan, name, values, rows), lost.shape) > LOSS
-        for r in np.flatnonzero(lost):
-            # the rare rows where a closed form lost digits: checked against the score one by one
-            try:
-                est = run_estimate(plan, rows[r], constants)
-            except NoMLE:
-                continue
-            for p, v in est.items():
-                out[p][r] = v
+        # the rare rows where a closed form lost digits: checked against the score one by one
+        _estimate_each(plan, rows, constants, out, np.flatnonzero(lost))
         return {p: out[p] for p in plan["parameters"]}
     out = {p: np.full(rows.shape[0], np.nan) for p in plan["parameters"]}
-    for r in range(rows.shape[0]):
+    _estimate_each(plan, rows, constants, out, range(rows.shape[0]))
+    return out
+
+
+def _estimate_each(plan, rows, constants, out, which):
+    """Estimate the rows ``which`` one by one into ``out`` (left as they are where no MLE exists)."""
+    for r in which:
         try:
             est = run_estimate(plan, rows[r], constants)
         except NoMLE:
             continue
         for p, v in est.items():
             out[p][r] = v
-    return out
 
 
 def run_covariance(plan, x, estimates, constants, size=None):

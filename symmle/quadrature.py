@@ -17,7 +17,7 @@ import numpy as np
 from numpy.polynomial import chebyshev as C
 from scipy import integrate, special
 
-__all__ = ["integrate_support", "sum_support", "panel_rule", "panel_nodes", "probe_points", "interior_points"]
+__all__ = ["integrate_support", "sum_support", "integer_argmax", "panel_rule", "panel_nodes", "probe_points", "interior_points"]
 
 #: Largest number of terms summed for a discrete model with infinite support.
 MAX_TERMS = 2_000_000
@@ -191,20 +191,28 @@ def _bulks(fn, log_weight, probes: np.ndarray) -> list[int]:
     order = [top, *(i for i in peaks[np.argsort(-w[peaks], kind="stable")] if i != top)][:MAX_BULKS]
     found: dict[int, float] = {}
     for i in order:
-        a, b = probes[max(i - 1, 0)], probes[min(i + 1, probes.size - 1)]
-        while b - a > 8:
-            m1, m2 = a + (b - a) // 3, b - (b - a) // 3
-            w1, w2 = weight(np.array([m1, m2]))
-            if w1 < w2:
-                a = m1
-            else:
-                b = m2
-        ks = np.arange(a, b + 1)
-        wk = weight(ks)
-        j = int(np.argmax(wk))
-        k, wj = (int(ks[j]), float(wk[j])) if wk[j] > w[i] else (int(probes[i]), float(w[i]))
+        k, wj = integer_argmax(weight, probes[max(i - 1, 0)], probes[min(i + 1, probes.size - 1)])
+        k, wj = (int(k), wj) if wj > w[i] else (int(probes[i]), float(w[i]))
         found[k] = max(wj, found.get(k, -np.inf))
     return sorted(found, key=lambda k: -found[k])
+
+
+def integer_argmax(fn: Callable[[np.ndarray], np.ndarray], a: float, b: float) -> tuple[float, float]:
+    """``(k, fn(k))`` for the integer ``k`` in ``[a, b]`` where ``fn`` is largest.
+
+    A ternary search, so ``fn`` is taken to be unimodal between ``a`` and ``b``.
+    """
+    while b - a > 8:
+        m1, m2 = a + (b - a) // 3, b - (b - a) // 3
+        f1, f2 = fn(np.array([m1, m2]))
+        if f1 < f2:
+            a = m1
+        else:
+            b = m2
+    ks = np.arange(a, b + 1)
+    values = fn(ks)
+    j = int(np.argmax(values))
+    return float(ks[j]), float(values[j])
 
 
 def _march(fn, lo: int, hi: int | None, modes: list[int], rtol: float, budget: int) -> tuple[float, bool]:

@@ -54,6 +54,7 @@ from scipy.stats import sampling as unuran
 from symmle._runtime import in_domain
 from symmle.errors import SpecError, SymmleError
 from symmle.numeric import to_function
+from symmle.quadrature import integer_argmax
 from symmle.spec import Model
 
 __all__ = ["ModelSampler", "draw", "sampler"]
@@ -809,16 +810,5 @@ def _discrete_mode(f: _Density, lo: float, hi: float, vals: Mapping[str, float])
     if not p[i] > 0:
         raise SymmleError("the pmf is zero everywhere it was evaluated in the support")
     best, p_best = ks[i], p[i]
-    a, b = ks[max(i - 1, 0)], ks[min(i + 1, ks.size - 1)]
-    while b - a > 8:
-        m1 = a + (b - a) // 3
-        m2 = b - (b - a) // 3
-        p1, p2 = f(np.array([m1, m2]))
-        if p1 < p2:
-            a = m1
-        else:
-            b = m2
-    ks = np.arange(a, b + 1)
-    p = f(ks)
-    j = int(np.argmax(p))
-    return float(ks[j]) if p[j] > p_best else float(best)
+    k, p_k = integer_argmax(f, ks[max(i - 1, 0)], ks[min(i + 1, ks.size - 1)])
+    return k if p_k > p_best else float(best)
