@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from symmle.errors import SpecError, SymmleError, exit_code_for
+from symmle.errors import DerivationError, SpecError, SymmleError, exit_code_for
 from symmle.terminal import printable
 
 __all__ = ["main"]
@@ -72,7 +72,8 @@ class _Group(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
         except RecursionError:
-            _fail("input too deeply nested", INTERNAL_ERROR)
+            # the parser and the spec reader bound nesting; this is SymPy recursing on a model
+            _fail("a symbolic step recursed too deeply on this model", DerivationError.exit_code)
         except MemoryError:
             _fail("out of memory", INTERNAL_ERROR)
         except Exception as exc:  # never show a traceback
