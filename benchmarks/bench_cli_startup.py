@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     # console script runs whatever package it was installed with, so it gets
     # the unmodified environment.
     sys.path.insert(0, str(ROOT))
-    from symmle.catalogue import family_names
+    from symmle.model.catalogue import family_names
 
     n_families = len(family_names())
     checkout, inherited = _env(), dict(os.environ)

@@ -6,7 +6,7 @@ Usage::
 
 Each measurement runs in a fresh subprocess, so SymPy's cache (and any other
 per-process memo) never flatters a later measurement.  The child imports
-symmle, SymPy and the derivation pipeline (``symmle.derivation``, which pulls
+symmle, SymPy and the derivation pipeline (``symmle.symbolic.derivation``, which pulls
 in NumPy and SciPy) *before* starting the clock, so import time is excluded;
 what is timed is ``symmle.derive(name)`` alone, numerical verification
 included.  SymPy also imports a few of its own modules lazily on the first
@@ -65,7 +65,7 @@ import importlib, json, os, sys, time
 t0 = time.perf_counter()
 import sympy
 import symmle
-import symmle.derivation
+import symmle.symbolic.derivation
 import_seconds = time.perf_counter() - t0
 t0 = time.perf_counter()
 for _mod in os.environ.get("SYMMLE_BENCH_PREIMPORT", "").split():
@@ -143,7 +143,7 @@ def _run_child(
 
 def family_names() -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from symmle.catalogue import family_names as names
+    from symmle.model.catalogue import family_names as names
 
     return names()
 

@@ -1,7 +1,7 @@
 """Write the gallery of the documentation: one page per catalogue family.
 
 Run it from anywhere after changing the catalogue (``derivations/*.toml``) or
-the Markdown renderer (``symmle/render.py``)::
+the Markdown renderer (``symmle/report/render.py``)::
 
     python docs/gen_gallery.py           # rewrite docs/gallery/ and the gallery nav of mkdocs.yml
     python docs/gen_gallery.py --check   # exit 1 and name the stale files, write nothing
@@ -122,7 +122,7 @@ def render(derive: Callable[[str], Any] | None = None) -> tuple[dict[str, str], 
     ``derive(name)`` defaults to :func:`symmle.derive`; the tests pass a cached one.
     """
     symmle = _import_symmle()
-    from symmle.catalogue import family_names, list_families
+    from symmle.model.catalogue import family_names, list_families
 
     derive = derive or symmle.derive
     entries = {e["name"]: e for e in list_families()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from symmle.errors import (
+from symmle.base.errors import (
     DataError,
     DerivationError,
     DerivationTimeout,
@@ -22,10 +22,10 @@ from symmle.errors import (
 )
 
 if TYPE_CHECKING:
-    from symmle.checking import CheckResult
-    from symmle.derivation import Derivation
-    from symmle.fitting import FitResult
-    from symmle.spec import Model
+    from symmle.simulate.checking import CheckResult
+    from symmle.symbolic.derivation import Derivation
+    from symmle.numbers.fitting import FitResult
+    from symmle.model.spec import Model
 
 __all__ = [
     "derive",
@@ -48,14 +48,14 @@ __version__ = "0.1.0"
 def derive(model: Any, **kwargs: Any) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
-    A lazy wrapper of :func:`symmle.derivation.derive` (SymPy is imported on
+    A lazy wrapper of :func:`symmle.symbolic.derivation.derive` (SymPy is imported on
     the first call); see there for the details.
 
     Parameters
     ----------
     model : str, Path or Model
         A catalogue name (see :func:`list_families`), a spec file, or a
-        :class:`~symmle.spec.Model`.
+        :class:`~symmle.model.spec.Model`.
     **kwargs
         ``timeout`` (seconds per symbolic step, ``None`` for none) and
         ``constants`` (known values of constants, by name).
@@ -82,7 +82,7 @@ def derive(model: Any, **kwargs: Any) -> Derivation:
     >>> d.crlb
     Matrix([[lam/N]])
     """
-    from symmle.derivation import derive as _derive
+    from symmle.symbolic.derivation import derive as _derive
 
     return _derive(model, **kwargs)
 
@@ -90,7 +90,7 @@ def derive(model: Any, **kwargs: Any) -> Derivation:
 def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResult:
     """Fit a model to data by maximum likelihood.
 
-    A lazy wrapper of :func:`symmle.fitting.fit`; see there for the details.
+    A lazy wrapper of :func:`symmle.numbers.fitting.fit`; see there for the details.
 
     Parameters
     ----------
@@ -124,7 +124,7 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
     >>> r.estimates["lam"], round(r.stderr["lam"], 6)
     (1.0, 0.57735)
     """
-    from symmle.fitting import fit as _fit
+    from symmle.numbers.fitting import fit as _fit
 
     return _fit(model, data, constants, **kwargs)
 
@@ -132,7 +132,7 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
 def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     """Check a model's estimators by simulation at known parameter values.
 
-    A lazy wrapper of :func:`symmle.checking.check`, which also documents
+    A lazy wrapper of :func:`symmle.simulate.checking.check`, which also documents
     the keyword arguments (``n``, ``reps``, ``seed``, ``constants``,
     ``sizes``, ``agree``...) and what is checked.
 
@@ -143,7 +143,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     true : mapping
         The true value of every parameter, by name.
     **kwargs
-        Passed on to :func:`symmle.checking.check`.
+        Passed on to :func:`symmle.simulate.checking.check`.
 
     Returns
     -------
@@ -163,7 +163,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     >>> c.passed, c.sizes
     (True, (20, 40))
     """
-    from symmle.checking import check as _check
+    from symmle.simulate.checking import check as _check
 
     return _check(model, true, **kwargs)
 
@@ -171,7 +171,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
 def load_model(ref: Any, **kwargs: Any) -> Model:
     """Load a catalogue family or a spec file as a validated model.
 
-    A lazy wrapper of :func:`symmle.spec.load_model`; see there for the details.
+    A lazy wrapper of :func:`symmle.model.spec.load_model`; see there for the details.
 
     Parameters
     ----------
@@ -199,7 +199,7 @@ def load_model(ref: Any, **kwargs: Any) -> Model:
     >>> m.density, m.support
     (lam*exp(-lam*x), (0, oo))
     """
-    from symmle.spec import load_model as _load
+    from symmle.model.spec import load_model as _load
 
     return _load(ref, **kwargs)
 
@@ -207,7 +207,7 @@ def load_model(ref: Any, **kwargs: Any) -> Model:
 def inline_model(*args: Any, **kwargs: Any) -> Model:
     """Build a model from the inline form of the command line (``--pdf``...).
 
-    A lazy wrapper of :func:`symmle.spec.inline_model`; see there for the details.
+    A lazy wrapper of :func:`symmle.model.spec.inline_model`; see there for the details.
 
     Parameters
     ----------
@@ -233,7 +233,7 @@ def inline_model(*args: Any, **kwargs: Any) -> Model:
     >>> symmle.derive(m).estimators["lam"]
     N/T1
     """
-    from symmle.spec import inline_model as _inline
+    from symmle.model.spec import inline_model as _inline
 
     return _inline(*args, **kwargs)
 
@@ -241,7 +241,7 @@ def inline_model(*args: Any, **kwargs: Any) -> Model:
 def list_families() -> list[dict[str, Any]]:
     """Summarise the catalogue's families, as ``symmle list --json`` does.
 
-    A lazy wrapper of :func:`symmle.catalogue.list_families`; it reads the
+    A lazy wrapper of :func:`symmle.model.catalogue.list_families`; it reads the
     TOML files only (no SymPy).
 
     Returns
@@ -256,6 +256,6 @@ def list_families() -> list[dict[str, Any]]:
     >>> [f for f in symmle.list_families() if f["name"] == "poisson"]
     [{'name': 'poisson', 'title': 'Poisson distribution', 'discrete': True, 'parameters': {'lam': 'positive'}, 'constants': {}}]
     """
-    from symmle.catalogue import list_families as _list
+    from symmle.model.catalogue import list_families as _list
 
     return _list()

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from symmle.errors import DerivationError, SpecError, SymmleError, exit_code_for
-from symmle.terminal import printable
+from symmle.base.errors import DerivationError, SpecError, SymmleError, exit_code_for
+from symmle.base.terminal import printable
 
 __all__ = ["main"]
 
@@ -109,7 +109,7 @@ class _Seconds(click.ParamType):
     name = "seconds"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        from symmle.budget import check_timeout
+        from symmle.base.budget import check_timeout
 
         try:
             return check_timeout(value)
@@ -151,7 +151,7 @@ def _split_consts(consts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
 
 
 def _resolve_model(model: str | None, pdf, var, discrete, support, params, consts):
-    from symmle.spec import inline_model, load_model
+    from symmle.model.spec import inline_model, load_model
 
     declarations, values = _split_consts(consts)
     if pdf is not None:
@@ -170,7 +170,7 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
         m = load_model(model, validate=False)
     if values:
         m = m.with_constants(values)
-    from symmle.spec import check_density
+    from symmle.model.spec import check_density
 
     check_density(m)
     return m
@@ -186,7 +186,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 def list_cmd(as_json: bool) -> None:
     """List the catalogue of model families."""
-    from symmle.catalogue import list_families
+    from symmle.model.catalogue import list_families
 
     families = list_families()
     if as_json:
@@ -213,8 +213,8 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
     MODEL is a catalogue name (see 'symmle list'), a spec file, or omitted
     with the inline form --pdf ... --var ... --support ... --param ....
     """
-    from symmle.budget import DEFAULT_TIMEOUT
-    from symmle.derivation import derive as run
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.symbolic.derivation import derive as run
 
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
@@ -227,7 +227,7 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
     else:
         text = d.to_text()
     if output:
-        from symmle.files import write_output
+        from symmle.base.files import write_output
 
         write_output(output, text)
     else:
@@ -246,10 +246,10 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
     DATA is a .npy, .csv or .txt file, or - for standard input.  With an
     inline --pdf model, DATA is the only argument.
     """
-    from symmle.budget import DEFAULT_TIMEOUT
-    from symmle.data import load_data
-    from symmle.derivation import derive as run
-    from symmle.fitting import fit as run_fit
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.numbers.data import load_data
+    from symmle.symbolic.derivation import derive as run
+    from symmle.numbers.fitting import fit as run_fit
 
     expected = 1 if pdf is not None else 2
     if len(args) != expected:
@@ -283,10 +283,10 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
     of the 95% intervals, agreement with an independent optimiser, and the
     error shrinking with n.  Exits with 6 if a check fails.
     """
-    from symmle.budget import DEFAULT_TIMEOUT
-    from symmle.checking import check as run_check
-    from symmle.checking import parse_assignments, plot_check, require_matplotlib
-    from symmle.errors import VerificationError
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.simulate.checking import check as run_check
+    from symmle.simulate.checking import parse_assignments, plot_check, require_matplotlib
+    from symmle.base.errors import VerificationError
 
     if not true_values:
         raise SpecError("check needs --true NAME=VALUE[,NAME=VALUE...] for every parameter")
@@ -319,14 +319,14 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""
-    from symmle.budget import DEFAULT_TIMEOUT
-    from symmle.codegen import module_source
-    from symmle.derivation import derive as run
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.numbers.codegen import module_source
+    from symmle.symbolic.derivation import derive as run
 
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)
-    from symmle.files import write_output
+    from symmle.base.files import write_output
 
     write_output(output, source)
     _echo(f"wrote {output}")

@@ -235,13 +235,13 @@ def inverse_cdf_sample(model, point: Mapping[sp.Symbol, float], n: int, rng: np.
 
 
 def sample(model, point: Mapping[sp.Symbol, float], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws at ``point`` by :mod:`symmle.sampling`, the one place that draws.
+    """``n`` draws at ``point`` by :mod:`symmle.simulate.sampling`, the one place that draws.
 
     That is the spec's ``[sampler]`` (a NumPy call; ``tests/test_sampling.py``
     checks it against the density), or for a model without one the generic
     sampler built from the density (checked there against the declared ones).
     """
-    from symmle.sampling import draw
+    from symmle.simulate.sampling import draw
 
     return draw(model, {s.name: float(v) for s, v in point.items()}, n, rng)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import symmle
-from symmle.fitting import order_statistic_stderr
+from symmle.numbers.fitting import order_statistic_stderr
 
 
 def _at(d, **values):

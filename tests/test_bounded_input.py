@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from symmle.errors import SpecError
+from symmle.base.errors import SpecError
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and devices")
 
@@ -96,7 +96,7 @@ def test_spec_with_deeply_nested_inline_tables(tmp_path):
 
 
 def test_read_bounded_reads_what_fits(tmp_path):
-    from symmle.files import read_bounded
+    from symmle.base.files import read_bounded
 
     path = tmp_path / "x.toml"
     path.write_bytes(b"a = 1\n")
@@ -178,7 +178,7 @@ def test_output_to_a_fifo(tmp_path, command):
 
 
 def test_write_output_refuses_what_cannot_take_a_file(tmp_path):
-    from symmle.files import write_output
+    from symmle.base.files import write_output
 
     with pytest.raises(SpecError, match="is a directory"):
         write_output(tmp_path, "text")

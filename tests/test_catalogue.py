@@ -16,8 +16,8 @@ import pytest
 import sympy as sp
 
 import symmle
-from symmle.catalogue import family_names, list_families
-from symmle.evaluate import SampleEvaluator
+from symmle.model.catalogue import family_names, list_families
+from symmle.symbolic.evaluate import SampleEvaluator
 
 FAMILIES = family_names()
 

@@ -20,12 +20,12 @@ import sympy as sp
 from click.testing import CliRunner
 
 import symmle
-from symmle import checking
-from symmle.catalogue import family_names
-from symmle.checking import CheckResult, check, parse_assignments
+from symmle.simulate import checking
+from symmle.model.catalogue import family_names
+from symmle.simulate.checking import CheckResult, check, parse_assignments
 from symmle.cli import cli
-from symmle.errors import SpecError, VerificationError
-from symmle.spec import model_from_dict
+from symmle.base.errors import SpecError, VerificationError
+from symmle.model.spec import model_from_dict
 
 SEED = 20261124
 N, REPS, AGREE = 400, 300, 5

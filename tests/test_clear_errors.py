@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import symmle
-from symmle.budget import check_timeout
-from symmle.errors import DataError, SpecError
+from symmle.base.budget import check_timeout
+from symmle.base.errors import DataError, SpecError
 
 EXPO = ["exponential"]
 INLINE = ["--support", "0,oo", "--param", "lam:positive"]

@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 from click.testing import CliRunner
 
-from symmle.catalogue import family_names
+from symmle.model.catalogue import family_names
 from symmle.cli import cli
 
 LAM_EXP = ["--pdf", "lam*exp(-lam*x)", "--var", "x", "--support", "0,oo", "--param", "lam:positive"]

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 import symmle
-from symmle.catalogue import family_names
+from symmle.model.catalogue import family_names
 from symmle.cli import cli
-from symmle.codegen import module_source
+from symmle.numbers.codegen import module_source
 
 FAMILIES = family_names()
 

@@ -1,7 +1,7 @@
 """Compiled estimators (``Derivation.compile()``) against the symbolic derivation and the density.
 
 Every family of the catalogue: the compiled estimate equals the symbolic
-estimator evaluated by :class:`symmle.evaluate.SampleEvaluator` (or, for
+estimator evaluated by :class:`symmle.symbolic.evaluate.SampleEvaluator` (or, for
 numeric kinds, satisfies the stationarity equations); the compiled
 log-likelihood equals ``sum(log f(x_i))`` built here from the density; the
 statistics take one chunked pass over the data, and a memory-mapped file,
@@ -21,9 +21,9 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 import symmle
-import symmle.compile
-from symmle.catalogue import family_names
-from symmle.evaluate import SampleEvaluator
+import symmle.numbers.compiled
+from symmle.model.catalogue import family_names
+from symmle.symbolic.evaluate import SampleEvaluator
 
 FAMILIES = family_names()
 N_SAMPLE = 2000
@@ -165,7 +165,7 @@ def test_statistics_one_chunked_pass(name, derivation, families, tmp_path, monke
     data = families.sample(name, n)
     np.save(tmp_path / "x.npy", data)
     mm = np.load(tmp_path / "x.npy", mmap_mode="r").view(CountingMemmap)
-    monkeypatch.setattr(symmle.compile, "CHUNK", chunk)
+    monkeypatch.setattr(symmle.numbers.compiled, "CHUNK", chunk)
     est = families.compiled(name)
     reads = reads_of(lambda: est.statistics(mm, **consts))
     # consecutive chunks of at most CHUNK elements, covering the data exactly once
@@ -189,7 +189,7 @@ def test_memmap_and_chunks_agree(name, derivation, families, tmp_path, monkeypat
     ref_ll = est.log_likelihood(data, **reference, **consts)
     ref_se = est.stderr(data, **consts)
     results = [est(mm, **consts)]
-    monkeypatch.setattr(symmle.compile, "CHUNK", 1000)
+    monkeypatch.setattr(symmle.numbers.compiled, "CHUNK", 1000)
     results += [est(mm, **consts), est(np.array(data), **consts)]
     for got in results:
         assert list(got) == list(reference)

@@ -4,7 +4,7 @@ Issue 16: the zero-truncated Poisson MLE through ``LambertW(-m exp(-m)) + m``
 gave 1.99960e-07 for 9,999,999 ones and one 2 (exact 1.9999999e-07): near
 the branch point of ``LambertW`` the formula amplifies the rounding of its
 argument.  Each closed form now carries a first-order bound of its own
-rounding error (:mod:`symmle.rounding`); where it exceeds the error the
+rounding error (:mod:`symmle.numbers.rounding`); where it exceeds the error the
 statistics' rounding causes by orders of magnitude, the parameter is solved
 by Newton's method on the (stably evaluated) score, and a caution says so.
 """
@@ -22,11 +22,11 @@ import sympy as sp
 from click.testing import CliRunner
 
 import symmle
-from symmle import _runtime
-from symmle.catalogue import family_names
+from symmle.base import _runtime
+from symmle.model.catalogue import family_names
 from symmle.cli import cli
-from symmle.codegen import _Writer, module_source
-from symmle.numeric import to_function
+from symmle.numbers.codegen import _Writer, module_source
+from symmle.base.numeric import to_function
 
 ZTP = ("lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "x", "1,oo", ["lam:positive"])
 ZTP_ARGS = ["--pdf", ZTP[0], "--var", "x", "--discrete", "--support", "1,oo", "--param", "lam:positive"]
@@ -312,7 +312,7 @@ def test_ztp_score_is_evaluated_stably(ztp):
 
 
 def test_bounds_see_the_branch_point():
-    from symmle.rounding import rounding_bounds
+    from symmle.numbers.rounding import rounding_bounds
 
     T1, N = sp.symbols("T1 N", positive=True)
     f = sp.LambertW(-T1 * sp.exp(-T1 / N) / N) + T1 / N

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import symmle
-import symmle._runtime
-import symmle.data as data_module
+import symmle.base._runtime
+import symmle.numbers.data as data_module
 from symmle.cli import cli
-from symmle.data import load_data, validate_data
-from symmle.errors import DataError
+from symmle.numbers.data import load_data, validate_data
+from symmle.base.errors import DataError
 
 
 def write(path, text):
@@ -117,7 +117,7 @@ def test_bad_row_is_found_beyond_the_first_chunk(tmp_path, monkeypatch):
     x[2500] = np.nan
     x[4000] = -1.0
     np.save(tmp_path / "x.npy", x)
-    monkeypatch.setattr(symmle._runtime, "CHUNK", 1000)
+    monkeypatch.setattr(symmle.base._runtime, "CHUNK", 1000)
     result = CliRunner().invoke(cli, ["fit", "exponential", str(tmp_path / "x.npy")])
     one_line_error(result, ["row 2501"])
     x[2500] = 1.0
@@ -305,7 +305,7 @@ def test_blocks_join_into_the_same_column(tmp_path, monkeypatch, block):
 MEMORY_CHILD = """
 import resource, sys
 import numpy as np
-from symmle.data import load_data
+from symmle.numbers.data import load_data
 vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:")) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (160 << 20),) * 2)
 x = load_data(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

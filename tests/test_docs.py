@@ -71,7 +71,7 @@ def test_gallery_is_up_to_date(derivation):
 
 
 def test_gallery_covers_the_catalogue():
-    from symmle.catalogue import family_names
+    from symmle.model.catalogue import family_names
 
     names = family_names()
     index = (DOCS / "gallery" / "index.md").read_text(encoding="utf-8")

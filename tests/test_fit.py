@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from scipy import optimize, special, stats
 
 import symmle
-from symmle.catalogue import family_names
+from symmle.model.catalogue import family_names
 from symmle.cli import cli
-from symmle.errors import DataError
+from symmle.base.errors import DataError
 
 FAMILIES = family_names()
 N_SAMPLE = 2000

@@ -28,9 +28,9 @@ from click.testing import CliRunner
 
 import symmle
 from symmle.cli import cli
-from symmle.codegen import _docstring, _literal, module_source
-from symmle.spec import Model, Quantity, model_from_dict
-from symmle.terminal import printable
+from symmle.numbers.codegen import _docstring, _literal, module_source
+from symmle.model.spec import Model, Quantity, model_from_dict
+from symmle.base.terminal import printable
 
 #: replaced by the path of a file that must never be created
 SENTINEL = "SENTINEL"
@@ -284,8 +284,8 @@ def test_latex_title_is_text(exponential, case):
 
 def test_text_output_has_no_control_characters(exponential):
     """derive/fit/check text for a model whose name and title carry escape codes."""
-    from symmle.checking import check
-    from symmle.fitting import fit
+    from symmle.simulate.checking import check
+    from symmle.numbers.fitting import fit
 
     d = exponential[0]
     text = "\x1b[31mred\x1b[0m \x1b]0;title\x07 over\rwrite \u202e\x00"
@@ -319,7 +319,7 @@ def test_cli_wrote_line_has_no_control_characters(tmp_path):
 
 def test_progress_label_is_plain_text():
     """The check's progress bar shows the model's name as text: '[/]' is not rich markup."""
-    from symmle.checking import _Progress
+    from symmle.simulate.checking import _Progress
 
     with _Progress(True, 3, "check x[/] \x1b[31m") as bar:
         bar.advance(1)

@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 
 import symmle
-from symmle.evaluate import SampleEvaluator
+from symmle.symbolic.evaluate import SampleEvaluator
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,8 @@ def test_fisher_information_of_binomial_with_n_1e9_by_summation():
     """Sum f, x f and the observed information over 0..1e9: the pmf's mass sits at 0.35n, and at 0.999n."""
     out = _python(f"""
         import json, numpy as np
-        from symmle.quadrature import sum_support
-        from symmle.spec import density_function, load_model
+        from symmle.base.quadrature import sum_support
+        from symmle.model.spec import density_function, load_model
         n = {BIG}
         m = load_model("binomial").with_constants({{"n": str(n)}})
         res = []
@@ -132,7 +132,7 @@ def test_flat_pmf_on_0_to_1e9_is_summed_term_for_term():
     """Every one of the 1e9 terms matters: summed by panels, exact for a polynomial, and a wrong weight shows."""
     out = _python(f"""
         import json, numpy as np
-        from symmle.quadrature import sum_support
+        from symmle.base.quadrature import sum_support
         n = {BIG}
         flat = sum_support(lambda k: np.full(np.shape(k), 1.0 / (n + 1)), 0, n)
         ramp = sum_support(lambda k: 2.0 * (k + 1) / ((n + 1) * (n + 2)), 0, n)
@@ -181,7 +181,7 @@ def test_separate_bulks_of_a_long_support_are_all_found():
     out = _python(f"""
         import json, numpy as np
         from scipy import stats
-        from symmle.quadrature import sum_support
+        from symmle.base.quadrature import sum_support
         n = {BIG}
         two = lambda k: 0.5 * stats.binom.pmf(k, n, 0.2) + 0.5 * stats.poisson.pmf(k, 5e8)
         log_two = lambda k: np.logaddexp(stats.binom.logpmf(k, n, 0.2), stats.poisson.logpmf(k, 5e8)) + np.log(0.5)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import symmle
-from symmle.catalogue import family_names
+from symmle.model.catalogue import family_names
 
 PDFLATEX = shutil.which("pdflatex")
 REQUIRED = bool(os.environ.get("SYMMLE_REQUIRE_LATEX"))

@@ -19,7 +19,7 @@ from scipy import optimize, stats
 
 import symmle
 from symmle.cli import cli
-from symmle.codegen import module_source
+from symmle.numbers.codegen import module_source
 
 __all__: list[str] = []
 

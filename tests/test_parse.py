@@ -1,4 +1,4 @@
-"""Tests of :mod:`symmle.parse`: correct parses, and refusal of hostile text.
+"""Tests of :mod:`symmle.model.parse`: correct parses, and refusal of hostile text.
 
 Parsed expressions are compared symbolically with expressions built
 directly with SymPy.  The hostile suite checks that every refusal is a
@@ -17,9 +17,9 @@ import time
 import pytest
 import sympy as sp
 
-from symmle import parse as parse_module
-from symmle.errors import SpecError
-from symmle.parse import CONSTANTS, FUNCTIONS, MAX_DEPTH, MAX_LENGTH, parse_expression, parse_number
+from symmle.model import parse as parse_module
+from symmle.base.errors import SpecError
+from symmle.model.parse import CONSTANTS, FUNCTIONS, MAX_DEPTH, MAX_LENGTH, parse_expression, parse_number
 
 WHAT = "density"
 TIME_LIMIT = 2.0  # seconds; every refusal must come back well inside this

@@ -15,9 +15,9 @@ import sympy as sp
 from scipy import optimize, stats
 
 import symmle
-from symmle import _runtime
-from symmle.errors import DerivationError, SpecError
-from symmle.numeric import to_function
+from symmle.base import _runtime
+from symmle.base.errors import DerivationError, SpecError
+from symmle.base.numeric import to_function
 
 LOGSER = ("-p**x/(x*log(1-p))", "x", "1,oo", ["p:unit"])
 
@@ -98,7 +98,7 @@ def test_pmfs_with_huge_factors_normalise(pdf, var, support, param, const):
 
 def test_power_law_tails_are_summed():
     """A pmf with a k**-s tail (Yule-Simon) did not converge within MAX_TERMS and was refused."""
-    from symmle.quadrature import sum_support
+    from symmle.base.quadrature import sum_support
 
     total, ok = sum_support(lambda k: k**-2.0, 1, math.inf)
     assert ok and total == pytest.approx(math.pi**2 / 6, rel=1e-9)
@@ -120,7 +120,7 @@ def test_generated_lambertw_estimator_is_real_without_warnings(tmp_path):
     import importlib.util
     import warnings
 
-    from symmle.codegen import module_source
+    from symmle.numbers.codegen import module_source
 
     m = symmle.inline_model("lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "x", "1,oo", ["lam:positive"], discrete=True)
     d = symmle.derive(m)

@@ -15,9 +15,9 @@ import sympy as sp
 from scipy import special
 
 import symmle
-from symmle import _runtime
-from symmle.errors import DataError
-from symmle.numeric import to_function
+from symmle.base import _runtime
+from symmle.base.errors import DataError
+from symmle.base.numeric import to_function
 
 NBINOM = ("gamma(x+r)/(gamma(r)*factorial(x))*p**r*(1-p)**x", "x", "0,oo", ["r:positive", "p:unit"])
 

@@ -20,11 +20,11 @@ import sympy as sp
 from scipy import stats
 
 import symmle
-from symmle import sampling
-from symmle.catalogue import family_names
-from symmle.errors import SpecError, SymmleError
-from symmle.sampling import ModelSampler, draw, sampler
-from symmle.spec import model_from_dict
+from symmle.simulate import sampling
+from symmle.model.catalogue import family_names
+from symmle.base.errors import SpecError, SymmleError
+from symmle.simulate.sampling import ModelSampler, draw, sampler
+from symmle.model.spec import model_from_dict
 
 FAMILIES = family_names()
 N = 50_000

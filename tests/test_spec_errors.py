@@ -7,7 +7,7 @@ import time
 import pytest
 
 import symmle
-from symmle.errors import SpecError, SymmleError
+from symmle.base.errors import SpecError, SymmleError
 
 GOOD = """\
 name = "rate"
@@ -114,7 +114,7 @@ def test_unknown_name_is_spec_error():
 
 def test_density_function_takes_a_scalar_where_the_direct_form_overflows():
     """The logistic density overflows in its direct form far in a tail: a scalar must still work."""
-    from symmle.spec import density_function, inline_model
+    from symmle.model.spec import density_function, inline_model
 
     m = inline_model("exp(-(x-mu)/s)/(s*(1+exp(-(x-mu)/s))**2)", "x", "-oo,oo", ["mu:real", "s:positive"])
     mu, s = m.parameter_symbols

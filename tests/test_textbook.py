@@ -14,7 +14,7 @@ import pytest
 import sympy as sp
 from scipy import optimize, special
 
-from symmle.evaluate import SampleEvaluator
+from symmle.symbolic.evaluate import SampleEvaluator
 
 
 def _mean(x):

@@ -4,7 +4,7 @@ r"""Simulation check of a derivation: do its estimators behave as the theory say
 ("true") parameter values, estimates every replicate with the compiled
 estimator, and holds the results against the theory of maximum likelihood.
 The replicates of one block are one 2-D array (one replicate per row), which
-:meth:`~symmle.compile.CompiledModel.estimate_rows` estimates in one
+:meth:`~symmle.numbers.compiled.CompiledModel.estimate_rows` estimates in one
 vectorised call for closed forms (row by row for numeric kinds); a block
 stays under :data:`BLOCK_BYTES`.
 
@@ -111,16 +111,16 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from symmle.budget import DEFAULT_TIMEOUT
-from symmle.errors import SpecError, SymmleError
-from symmle.files import write_output
-from symmle.spec import in_domain
-from symmle.terminal import printable
+from symmle.base.budget import DEFAULT_TIMEOUT
+from symmle.base.errors import SpecError, SymmleError
+from symmle.base.files import write_output
+from symmle.model.spec import in_domain
+from symmle.base.terminal import printable
 
 if TYPE_CHECKING:
-    from symmle.compile import CompiledModel
-    from symmle.derivation import Derivation
-    from symmle.spec import Model
+    from symmle.numbers.compiled import CompiledModel
+    from symmle.symbolic.derivation import Derivation
+    from symmle.model.spec import Model
 
 __all__ = [
     "CheckResult",
@@ -164,7 +164,7 @@ MIN_SIZE = 20
 BLOCK_BYTES = 16 << 20
 #: Rows per block for numeric kinds (estimated row by row), so the progress bar moves.
 NUMERIC_BLOCK = 64
-#: Two-sided 95 % normal quantile (as in :mod:`symmle.fitting`).
+#: Two-sided 95 % normal quantile (as in :mod:`symmle.numbers.fitting`).
 Z95 = 1.959963984540054
 
 _CHECKS = ("bias", "efficiency", "coverage", "agreement", "consistency")
@@ -526,7 +526,7 @@ _SPLIT = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
 def parse_assignments(text: str | Sequence[str], *, option: str = "--true") -> dict[str, str]:
     """``"mu=3,sigma2=4"`` (or several such strings) -> ``{"mu": "3", "sigma2": "4"}``.
 
-    Values stay text; they are read by :func:`symmle.parse.parse_number`
+    Values stay text; they are read by :func:`symmle.model.parse.parse_number`
     (never ``eval``).  A comma followed by ``NAME=`` separates items, so a
     value may itself hold commas (``Max(1, 2)``).
 
@@ -551,7 +551,7 @@ def parse_assignments(text: str | Sequence[str], *, option: str = "--true") -> d
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, str):
-        from symmle.parse import parse_number
+        from symmle.model.parse import parse_number
 
         value = parse_number(value, what=what)
     try:
@@ -671,9 +671,9 @@ def check(
     >>> r.passed, r.parameters["lam"].checks["bias"].label
     (True, 'pass')
     """
-    from symmle.derivation import Derivation, derive
-    from symmle.sampling import sampler as make_sampler
-    from symmle.spec import load_model
+    from symmle.symbolic.derivation import Derivation, derive
+    from symmle.simulate.sampling import sampler as make_sampler
+    from symmle.model.spec import load_model
 
     started = time.perf_counter()
     if isinstance(model, Derivation):
@@ -813,7 +813,7 @@ class _Information:
     def __init__(self, d: Derivation, consts: Mapping[str, float]) -> None:
         import sympy as sp
 
-        from symmle.numeric import to_function
+        from symmle.base.numeric import to_function
 
         m = d.model
         self.model = m
@@ -931,7 +931,7 @@ class _DensityLikelihood:
     def __init__(self, model: Model, consts: Mapping[str, float], free: Sequence[str]) -> None:
         import sympy as sp
 
-        from symmle.numeric import to_function
+        from symmle.base.numeric import to_function
 
         subs = {q.symbol: consts[q.name] for q in model.constants}
         x = model.variable

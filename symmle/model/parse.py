@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import sympy as sp
 
-from symmle.errors import SpecError
+from symmle.base.errors import SpecError
 
 __all__ = ["FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH", "parse_expression", "parse_number"]
 
@@ -397,11 +397,11 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "
     >>> parse_expression("__import__('os')", {"x": x}, what="density")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: density: unknown function '__import__'; available: exp, log, ...
+    symmle.SpecError: density: unknown function '__import__'; available: exp, log, ...
     >>> parse_expression("9**9**9", {}, what="density")
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: density: exponent is too large (limit 1000 in magnitude)
+    symmle.SpecError: density: exponent is too large (limit 1000 in magnitude)
     """
     result = _build(text, names, what)
     if result.has(sp.nan, sp.zoo):
@@ -437,11 +437,11 @@ def parse_number(text: str, *, what: str = "value") -> sp.Expr:
     >>> parse_number("oo", what="constant k")
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: constant k: not a finite number
+    symmle.SpecError: constant k: not a finite number
     >>> parse_number("x", what="constant k")
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: constant k: unknown symbol 'x'; only numbers, pi, E, oo and functions are allowed here
+    symmle.SpecError: constant k: unknown symbol 'x'; only numbers, pi, E, oo and functions are allowed here
     """
     result = _build(text, {}, what)
     if result.has(sp.oo, sp.zoo, sp.nan, -sp.oo):

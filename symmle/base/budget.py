@@ -2,7 +2,7 @@
 
 SymPy has no cancellation API, and a thread cannot be killed, so a budget is
 enforced with ``SIGALRM`` (``setitimer``): the handler raises
-:class:`~symmle.errors.DerivationTimeout` inside the running step.  SymPy is
+:class:`~symmle.base.errors.DerivationTimeout` inside the running step.  SymPy is
 pure Python, so the interrupt lands within milliseconds.  Budgets nest: an
 inner step never outlives the step that contains it.  Where no alarm is
 available (Windows, or a call from a thread other than the main one) the step
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from symmle.errors import DerivationTimeout, SpecError
+from symmle.base.errors import DerivationTimeout, SpecError
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "budget", "attempt", "enforced", "check_timeout"]
 
@@ -40,7 +40,7 @@ def check_timeout(seconds: object) -> float:
     >>> check_timeout(float("nan"))
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: timeout must be a number of seconds in (0, 1e+06] (got nan)
+    symmle.SpecError: timeout must be a number of seconds in (0, 1e+06] (got nan)
     """
     try:
         value = float(seconds)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ objects.  (A ``mu`` created elsewhere with other assumptions would be a
 different symbol, and a derivative with respect to it silently zero.)
 
 Expression text is untrusted and is only ever read by
-:func:`symmle.parse.parse_expression`.
+:func:`symmle.model.parse.parse_expression`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any, Mapping
 import numpy as np
 import sympy as sp
 
-from symmle import catalogue
-from symmle._runtime import EstimateWarning, in_domain  # one definition, shared with generated modules
-from symmle.errors import SpecError
-from symmle.numeric import to_function
-from symmle.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
-from symmle.quadrature import integrate_support, interior_points, probe_points, sum_support
+from symmle.model import catalogue
+from symmle.base._runtime import EstimateWarning, in_domain  # one definition, shared with generated modules
+from symmle.base.errors import SpecError
+from symmle.base.numeric import to_function
+from symmle.model.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
+from symmle.base.quadrature import integrate_support, interior_points, probe_points, sum_support
 
 __all__ = [
     "DOMAINS",
@@ -352,7 +352,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     >>> model_from_dict({"variable": "x", "density": "lam*exp(-lam*x)"}, origin="my.toml")
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: my.toml: missing 'support'
+    symmle.SpecError: my.toml: missing 'support'
     """
     if not isinstance(data, Mapping):
         raise SpecError(f"{origin}: a spec must be a table")
@@ -516,7 +516,7 @@ def load_model(ref: str | Path | Model, *, validate: bool = True) -> Model:
     Parameters
     ----------
     ref : str, Path or Model
-        A catalogue family (see :func:`symmle.catalogue.family_names`), the
+        A catalogue family (see :func:`symmle.model.catalogue.family_names`), the
         path of a TOML spec file, or a Model (returned as it is).
     validate : bool, optional
         Check numerically that the density is a density.
@@ -645,7 +645,7 @@ def check_density(model: Model) -> None:
     >>> check_density(bad)   # the factor lam is missing: 1/1.7
     Traceback (most recent call last):
         ...
-    symmle.errors.SpecError: density does not integrate to 1 over its support: got 0.588235 at lam=1.7
+    symmle.SpecError: density does not integrate to 1 over its support: got 0.588235 at lam=1.7
     """
     point = model.point()
     where = ", ".join(f"{s}={v:g}" for s, v in point.items())

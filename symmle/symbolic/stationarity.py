@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from symmle.budget import attempt
-from symmle.evaluate import SampleEvaluator, stress_datasets, verification_datasets
-from symmle.likelihood import Likelihood
-from symmle.spec import DOMAINS, in_domain
+from symmle.base.budget import attempt
+from symmle.symbolic.evaluate import SampleEvaluator, stress_datasets, verification_datasets
+from symmle.symbolic.likelihood import Likelihood
+from symmle.model.spec import DOMAINS, in_domain
 
 __all__ = ["Estimator", "Stationarity", "solve_stationarity"]
 
@@ -257,8 +257,8 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
 
     Examples
     --------
-    >>> from symmle.spec import load_model
-    >>> from symmle.likelihood import build_likelihood
+    >>> from symmle.model.spec import load_model
+    >>> from symmle.symbolic.likelihood import build_likelihood
     >>> st = solve_stationarity(build_likelihood(load_model("poisson")))
     >>> st.estimators["lam"].expr
     T1/N

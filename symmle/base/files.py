@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from symmle.errors import SpecError, SymmleError
+from symmle.base.errors import SpecError, SymmleError
 
 __all__ = ["open_regular", "read_bounded", "write_output"]
 
@@ -55,8 +55,8 @@ def open_regular(path: str | Path, error: type[SymmleError], label: str, hint: s
     path : str or Path
         The file; a symbolic link is followed, and its target must be a regular file.
     error : type of SymmleError
-        The error to raise (:class:`~symmle.errors.SpecError` for a spec file,
-        :class:`~symmle.errors.DataError` for data).
+        The error to raise (:class:`~symmle.base.errors.SpecError` for a spec file,
+        :class:`~symmle.base.errors.DataError` for data).
     label : str
         How messages name the file, e.g. ``"spec file model.toml"``.
     hint : str, optional
@@ -75,12 +75,12 @@ def open_regular(path: str | Path, error: type[SymmleError], label: str, hint: s
     Examples
     --------
     >>> import tempfile
-    >>> from symmle.errors import DataError
+    >>> from symmle.base.errors import DataError
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     open_regular(tmp, DataError, "data file x")
     Traceback (most recent call last):
         ...
-    symmle.errors.DataError: data file x is a directory, not a regular file
+    symmle.DataError: data file x is a directory, not a regular file
     """
     try:
         mode = os.stat(path).st_mode

@@ -6,7 +6,7 @@ index), ``.txt`` (one number per line, or columns separated by white space,
 picked with ``column``), or ``-`` for standard input.  Text (``.csv``,
 ``.txt`` or standard input) is comma-separated if its first
 :data:`HEAD_LINES` lines hold a comma, else separated by white space.
-Every problem is a :class:`~symmle.errors.DataError` with one line naming
+Every problem is a :class:`~symmle.base.errors.DataError` with one line naming
 the first bad line or row.
 
 Text is read as a stream, a block of about :data:`BLOCK_BYTES` at a time, so
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from symmle import _runtime
-from symmle.errors import DataError
-from symmle.files import open_regular
+from symmle.base import _runtime
+from symmle.base.errors import DataError
+from symmle.base.files import open_regular
 
 __all__ = ["BLOCK_BYTES", "HEAD_LENGTH", "HEAD_LINES", "MAX_LINE_LENGTH", "load_data", "validate_data"]
 
@@ -385,7 +385,7 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
     >>> validate_data(np.array([1.0, 2.5]), lo=0, hi=np.inf, discrete=True)
     Traceback (most recent call last):
         ...
-    symmle.errors.DataError: row 2 of the data, x = 2.5, is not an integer (the model is discrete)
+    symmle.DataError: row 2 of the data, x = 2.5, is not an integer (the model is discrete)
     """
     n = int(x.shape[0])
     if n == 0:

@@ -95,7 +95,7 @@ def rounding_bounds(expr: sp.Expr, inputs: Iterable[sp.Symbol]) -> tuple[sp.Expr
     Parameters
     ----------
     expr : Expr
-        The formula as it is evaluated (after the rewrites of :func:`symmle.numeric._stable`).
+        The formula as it is evaluated (after the rewrites of :func:`symmle.base.numeric._stable`).
     inputs : iterable of Symbol
         The symbols that carry rounding error of their own (statistics);
         every other symbol is taken as exact.

@@ -1,7 +1,7 @@
 r"""Fisher information, Cramér–Rao bound, and their numerical verification.
 
 The per-observation information is :math:`I(\theta) = -E[\partial^2 \log f]`.
-With the split of :mod:`symmle.likelihood`, the second derivatives are
+With the split of :mod:`symmle.symbolic.likelihood`, the second derivatives are
 linear in the functions :math:`g_j(x)`, so only the expectations
 :math:`E[g_j(X)]` are needed.  They are found, cheapest first, by
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from symmle.budget import attempt
-from symmle.likelihood import Likelihood
-from symmle.numeric import to_function
-from symmle.quadrature import integrate_support, sum_support
-from symmle.spec import Model, density_function
+from symmle.base.budget import attempt
+from symmle.symbolic.likelihood import Likelihood
+from symmle.base.numeric import to_function
+from symmle.base.quadrature import integrate_support, sum_support
+from symmle.model.spec import Model, density_function
 
 __all__ = ["Information", "fisher_information"]
 
@@ -310,8 +310,8 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
 
     Examples
     --------
-    >>> from symmle.spec import load_model
-    >>> from symmle.likelihood import build_likelihood
+    >>> from symmle.model.spec import load_model
+    >>> from symmle.symbolic.likelihood import build_likelihood
     >>> lam = load_model("exponential").symbols["lam"]
     >>> fisher_information(build_likelihood(load_model("exponential")), [lam]).fisher
     Matrix([[lam**(-2)]])

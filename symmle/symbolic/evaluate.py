@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from symmle import _runtime
-from symmle.likelihood import Likelihood
-from symmle.numeric import to_function
+from symmle.base import _runtime
+from symmle.symbolic.likelihood import Likelihood
+from symmle.base.numeric import to_function
 
 __all__ = ["Formula", "SampleEvaluator", "by_name", "verification_datasets", "stress_datasets"]
 

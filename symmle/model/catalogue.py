@@ -10,8 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from symmle.errors import SpecError
-from symmle.files import read_bounded
+from symmle.base.errors import SpecError
+from symmle.base.files import read_bounded
 
 __all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "catalogue_dir", "family_names", "family_path",
            "read_spec_file", "list_families"]
@@ -28,9 +28,9 @@ def catalogue_dir() -> Path:
     Installed, it is ``symmle/derivations`` (the wheel maps ``derivations/``
     there); in a source checkout it is ``derivations/`` beside the package.
     """
-    here = Path(__file__).resolve().parent
-    installed = here / "derivations"
-    return installed if installed.is_dir() else here.parent / "derivations"
+    package = Path(__file__).resolve().parent.parent  # symmle/
+    installed = package / "derivations"
+    return installed if installed.is_dir() else package.parent / "derivations"
 
 
 def family_names() -> list[str]:

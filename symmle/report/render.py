@@ -1,7 +1,7 @@
-"""Rendering of a :class:`~symmle.derivation.Derivation`: text, JSON, LaTeX, Markdown.
+"""Rendering of a :class:`~symmle.symbolic.derivation.Derivation`: text, JSON, LaTeX, Markdown.
 
 Rendering only reads a Derivation; it never derives anything.  The LaTeX and
-Markdown documents print the derivation's steps (:class:`~symmle.derivation.Step`)
+Markdown documents print the derivation's steps (:class:`~symmle.report.steps.Step`)
 in the notation of a lecture note: each step is a sentence followed by an
 ``align`` block whose continuation lines start with ``&=``.
 
@@ -29,10 +29,11 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from symmle.terminal import printable
+from symmle.base.terminal import printable
 
 if TYPE_CHECKING:
-    from symmle.derivation import Derivation, Step
+    from symmle.report.steps import Step
+    from symmle.symbolic.derivation import Derivation
 
 __all__ = ["latex", "step_latex", "subscript", "symbol_latex", "to_dict", "to_json", "to_latex", "to_markdown", "to_text"]
 

@@ -8,7 +8,7 @@ one of two ways, and the resulting :class:`ModelSampler` records which
     The family's ``[sampler]`` table: a whitelisted
     ``numpy.random.Generator`` method whose arguments (and optional transform
     of the raw draw) are SymPy expressions already parsed by
-    :mod:`symmle.spec`.  Nothing is ever evaluated as Python text.
+    :mod:`symmle.model.spec`.  Nothing is ever evaluated as Python text.
 
 ``"generic"``
     Built from the density itself, for any model (every inline ``--pdf``
@@ -24,7 +24,7 @@ one of two ways, and the resulting :class:`ModelSampler` records which
       (beta or gamma with shape below 1) or a power-law tail (Pareto, Levy)
       is an easy case.  If that fails, PINV is tried in ``x`` itself, and
       last a tabulated CDF in ``y`` inverted by monotone interpolation;
-      otherwise a :class:`~symmle.errors.SymmleError` gives each reason;
+      otherwise a :class:`~symmle.base.errors.SymmleError` gives each reason;
     * discrete: the pmf tabulated on the support's integers, walking out
       from the mode until the mass left is negligible (an infinite support
       is cut where the remaining mass is below about ``1e-16``; the table
@@ -51,11 +51,11 @@ from scipy import interpolate, optimize
 from scipy.special import expit, logit
 from scipy.stats import sampling as unuran
 
-from symmle._runtime import in_domain
-from symmle.errors import SpecError, SymmleError
-from symmle.numeric import to_function
-from symmle.quadrature import integer_argmax
-from symmle.spec import Model
+from symmle.base._runtime import in_domain
+from symmle.base.errors import SpecError, SymmleError
+from symmle.base.numeric import to_function
+from symmle.base.quadrature import integer_argmax
+from symmle.model.spec import Model
 
 __all__ = ["ModelSampler", "draw", "sampler"]
 
@@ -173,7 +173,7 @@ def sampler(model: Model, values: Mapping[str, float], *, generic: bool = False)
     Examples
     --------
     >>> import numpy as np
-    >>> from symmle.spec import load_model, inline_model
+    >>> from symmle.model.spec import load_model, inline_model
     >>> s = sampler(load_model("gamma"), {"a": 2.0, "b": 3.0})
     >>> s.kind, s.method
     ('declared', 'numpy.random.Generator.gamma')
@@ -212,7 +212,7 @@ def draw(
     Examples
     --------
     >>> import numpy as np
-    >>> from symmle.spec import load_model
+    >>> from symmle.model.spec import load_model
     >>> x = draw(load_model("poisson"), {"lam": 3.0}, 4, np.random.default_rng(0), generic=True)
     >>> x.dtype, bool(np.all(x == np.round(x)))
     (dtype('float64'), True)
@@ -346,7 +346,7 @@ class _Density:
 
     Where the direct form over- or underflows (``x**(a-1)*exp(-b*x)`` at
     large ``a``, ``exp(-lam)*lam**k`` at large ``lam``), the value comes from
-    the expanded log-density, as in :func:`symmle.spec.density_function`.
+    the expanded log-density, as in :func:`symmle.model.spec.density_function`.
     """
 
     def __init__(self, model: Model, point: Mapping[sp.Symbol, float]) -> None:

@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sympy as sp
 
-from symmle import _runtime
-from symmle.budget import attempt
-from symmle.errors import DataError, DerivationError
-from symmle.evaluate import Formula, by_name, verification_datasets
-from symmle.numeric import _stable, to_function
-from symmle.rounding import rounding_bounds
+from symmle.base import _runtime
+from symmle.base.budget import attempt
+from symmle.base.errors import DataError, DerivationError
+from symmle.symbolic.evaluate import Formula, by_name, verification_datasets
+from symmle.base.numeric import _stable, to_function
+from symmle.numbers.rounding import rounding_bounds
 
 if TYPE_CHECKING:
-    from symmle.derivation import Derivation
-    from symmle.likelihood import Likelihood
+    from symmle.symbolic.derivation import Derivation
+    from symmle.symbolic.likelihood import Likelihood
 
 __all__ = ["CompiledModel", "Formula", "plan_formulas", "CHUNK"]
 
@@ -205,7 +205,7 @@ def _check_residual(lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual,
 
 def _rounding(name: str, fm: Formula, statistics: set[str],
               timeout: float | None) -> tuple[Formula, Formula] | None:
-    """``(loss, data)`` of a closed form (see :mod:`symmle.rounding`), or ``None`` if it needs no check.
+    """``(loss, data)`` of a closed form (see :mod:`symmle.numbers.rounding`), or ``None`` if it needs no check.
 
     ``loss = ops / (data + |f|)``, with ``f`` read as the parameter's value,
     is how many times the formula's own rounding error may exceed what the
@@ -238,9 +238,9 @@ def _monomial(e: sp.Expr) -> bool:
 
 
 def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, Any]:
-    """The SymPy side of a plan (see :mod:`symmle._runtime`): every formula to compile.
+    """The SymPy side of a plan (see :mod:`symmle.base._runtime`): every formula to compile.
 
-    Shared by :class:`CompiledModel` (lambdify) and :mod:`symmle.codegen`
+    Shared by :class:`CompiledModel` (lambdify) and :mod:`symmle.numbers.codegen`
     (printed source), so both run the same formulas through the same runtime.
     """
     lik = d.likelihood

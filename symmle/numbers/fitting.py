@@ -10,15 +10,15 @@ from typing import Any, Mapping
 import numpy as np
 import sympy as sp
 
-from symmle.budget import DEFAULT_TIMEOUT
-from symmle.compile import CompiledModel
-from symmle.data import fixed_support, validate_data
-from symmle.derivation import Derivation, derive
-from symmle.errors import DataError, DerivationError
-from symmle._runtime import EstimateWarning
-from symmle.quadrature import DIRECT_TERMS
-from symmle.spec import in_domain
-from symmle.terminal import printable
+from symmle.base.budget import DEFAULT_TIMEOUT
+from symmle.numbers.compiled import CompiledModel
+from symmle.numbers.data import fixed_support, validate_data
+from symmle.symbolic.derivation import Derivation, derive
+from symmle.base.errors import DataError, DerivationError
+from symmle.base._runtime import EstimateWarning
+from symmle.base.quadrature import DIRECT_TERMS
+from symmle.model.spec import in_domain
+from symmle.base.terminal import printable
 
 __all__ = ["FitResult", "fit"]
 
@@ -244,7 +244,7 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
     """
     from scipy import integrate
 
-    from symmle.numeric import to_function
+    from symmle.base.numeric import to_function
 
     lo_stat, hi_stat = d.likelihood.order_statistics
     expr = d.solutions[name].expr
@@ -280,7 +280,7 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
             k += 1
         else:
             if k <= length:  # the distance spreads over more values: never one by one, never an array of them
-                from symmle.spec import density_function
+                from symmle.model.spec import density_function
 
                 pmf = density_function(m, at)
                 found = _extreme_distance_sums(pmf, end, sign, k, length, n, mass, first, second)
@@ -320,13 +320,13 @@ def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, 
     ``k`` values nearest the end (``mass`` is ``M(k - 1)``).  ``P(D >= k)``
     falls with ``k``: it is summed term by term (in blocks) for
     ``DIRECT_BUDGET`` values, then by panels of doubling width
-    (:func:`symmle.quadrature.panel_rule`), ``M`` at the panel's nodes
+    (:func:`symmle.base.quadrature.panel_rule`), ``M`` at the panel's nodes
     coming from sums of the pmf between them
-    (:func:`symmle.quadrature.sum_support`), until ``P(D >= k)`` is
+    (:func:`symmle.base.quadrature.sum_support`), until ``P(D >= k)`` is
     negligible.  ``None`` if a sum did not settle or the panels disagree
     with their nested rule.
     """
-    from symmle.quadrature import DIRECT_BUDGET, PANEL_MIN, PANEL_RTOL, panel_nodes, panel_rule, sum_support
+    from symmle.base.quadrature import DIRECT_BUDGET, PANEL_MIN, PANEL_RTOL, panel_nodes, panel_rule, sum_support
 
     def g(j):  # the pmf at distance j from the end
         return pmf(end + sign * np.asarray(j, dtype=float))
@@ -375,7 +375,7 @@ def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, 
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, str):
-        from symmle.parse import parse_number
+        from symmle.model.parse import parse_number
 
         return float(parse_number(value, what=f"constant {name}"))
     return float(value)

@@ -30,10 +30,10 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from symmle.budget import budget
-from symmle.numeric import to_function
-from symmle.quadrature import interior_points
-from symmle.spec import Model
+from symmle.base.budget import budget
+from symmle.base.numeric import to_function
+from symmle.base.quadrature import interior_points
+from symmle.model.spec import Model
 
 __all__ = ["Statistic", "Likelihood", "build_likelihood"]
 
@@ -251,7 +251,7 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
 
     Examples
     --------
-    >>> from symmle.spec import load_model
+    >>> from symmle.model.spec import load_model
     >>> lik = build_likelihood(load_model("exponential"))
     >>> lik.log_likelihood
     N*log(lam) - T1*lam

@@ -11,18 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from symmle.budget import DEFAULT_TIMEOUT, check_timeout, enforced
-from symmle.fisher import Information, fisher_information
-from symmle.likelihood import Likelihood, build_likelihood
-from symmle.solve import Estimator, Stationarity, solve_stationarity
-from symmle.spec import Model, load_model
-from symmle.steps import Step, lecture_steps
+from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced
+from symmle.symbolic.information import Information, fisher_information
+from symmle.symbolic.likelihood import Likelihood, build_likelihood
+from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationarity
+from symmle.model.spec import Model, load_model
+if TYPE_CHECKING:
+    from symmle.report.steps import Step
 
-__all__ = ["Derivation", "Step", "derive"]
+__all__ = ["Derivation", "derive"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +32,7 @@ class Derivation:
 
     Made by :func:`derive`; immutable.  The properties give the results as
     SymPy objects, and the ``to_*`` methods render them (see
-    :mod:`symmle.render`); in Jupyter a Derivation displays itself as
+    :mod:`symmle.report.render`); in Jupyter a Derivation displays itself as
     rendered maths.
 
     Attributes
@@ -46,7 +47,8 @@ class Derivation:
     information : Information
         Fisher information of one observation and the Cramér–Rao bound.
     steps : tuple of Step
-        The derivation as a lecturer would write it, in order.
+        The derivation as a lecturer would write it, in order (built by
+        :mod:`symmle.report` on first use).
     warnings : tuple of str
         What the user should know (fallbacks, discarded roots...).
 
@@ -67,12 +69,18 @@ class Derivation:
     likelihood: Likelihood
     stationarity: Stationarity
     information: Information
-    steps: tuple[Step, ...]
     warnings: tuple[str, ...]
+
+    @cached_property
+    def steps(self) -> tuple[Step, ...]:
+        """The derivation as a lecturer would write it, in order (built by :mod:`symmle.report` on first use)."""
+        from symmle.report.steps import lecture_steps
+
+        return lecture_steps(self.model, self.likelihood, self.stationarity, self.information)
 
     @property
     def solutions(self) -> dict[str, Estimator]:
-        """Every parameter's :class:`~symmle.solve.Estimator` record."""
+        """Every parameter's :class:`~symmle.symbolic.stationarity.Estimator` record."""
         return dict(self.stationarity.estimators)
 
     @cached_property
@@ -108,7 +116,7 @@ class Derivation:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle derive --format json`` (schema 1).
 
-        See :func:`symmle.render.to_dict`.
+        See :func:`symmle.report.render.to_dict`.
 
         Returns
         -------
@@ -126,14 +134,14 @@ class Derivation:
         >>> doc["schema"], doc["estimators"]["lam"]["expr"], doc["crlb"]
         (1, 'T1/N', [['lam/N']])
         """
-        from symmle import render
+        from symmle.report import render
 
         return render.to_dict(self)
 
     def to_text(self) -> str:
         """Return a plain-text summary for the terminal (``symmle derive``).
 
-        See :func:`symmle.render.to_text`.
+        See :func:`symmle.report.render.to_text`.
 
         Returns
         -------
@@ -150,14 +158,14 @@ class Derivation:
         >>> print(next(line for line in text.splitlines() if "lam_hat" in line))
           lam_hat = T1/N    [closed form, verified]
         """
-        from symmle import render
+        from symmle.report import render
 
         return render.to_text(self)
 
     def to_latex(self, standalone: bool = False) -> str:
         r"""Return the derivation as LaTeX lecture notes.
 
-        See :func:`symmle.render.to_latex`.
+        See :func:`symmle.report.render.to_latex`.
 
         Parameters
         ----------
@@ -178,14 +186,14 @@ class Derivation:
         >>> print(d.to_latex(standalone=True).splitlines()[0])
         \documentclass[11pt]{article}
         """
-        from symmle import render
+        from symmle.report import render
 
         return render.to_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
         r"""Return the derivation as Markdown with ``$...$`` maths.
 
-        See :func:`symmle.render.to_markdown`.
+        See :func:`symmle.report.render.to_markdown`.
 
         Returns
         -------
@@ -199,14 +207,14 @@ class Derivation:
         >>> [line for line in md.splitlines() if line.startswith("#")][:3]
         ['# Poisson distribution', '## The model', '## Likelihood']
         """
-        from symmle import render
+        from symmle.report import render
 
         return render.to_markdown(self)
 
     def compile(self, *, timeout: float | None = None):
         """Compile the estimators into fast NumPy functions.
 
-        See :class:`symmle.compile.CompiledModel`.
+        See :class:`symmle.numbers.compiled.CompiledModel`.
 
         Parameters
         ----------
@@ -228,7 +236,7 @@ class Derivation:
         >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
         (2.0, 0.707107)
         """
-        from symmle.compile import CompiledModel
+        from symmle.numbers.compiled import CompiledModel
 
         return CompiledModel(self, timeout=timeout)
 
@@ -286,4 +294,4 @@ def derive(model: str | Path | Model, *, timeout: float | None = DEFAULT_TIMEOUT
     warnings = list(st.warnings) + list(info.warnings)
     if timeout and not enforced():
         warnings.append("time budgets are not enforced outside the main thread")
-    return Derivation(m, lik, st, info, lecture_steps(m, lik, st, info), tuple(warnings))
+    return Derivation(m, lik, st, info, tuple(warnings))

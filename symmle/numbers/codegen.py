@@ -1,8 +1,8 @@
 """``symmle compile``: a standalone Python module of a model's estimators.
 
-The module prints the formulas of :func:`symmle.compile.plan_formulas` as
+The module prints the formulas of :func:`symmle.numbers.compiled.plan_formulas` as
 NumPy code (SciPy's special functions only where a formula needs them) and
-carries a verbatim copy of :mod:`symmle._runtime`, so it runs without SymPy
+carries a verbatim copy of :mod:`symmle.base._runtime`, so it runs without SymPy
 or symmle and gives the same numbers as :meth:`Derivation.compile`.
 """
 
@@ -18,13 +18,13 @@ import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.numpy import NumPyPrinter, SciPyPrinter
 
-from symmle import _runtime
-from symmle.compile import Formula, plan_formulas
-from symmle.errors import DerivationError, SpecError
-from symmle.numeric import _stable
+from symmle.base import _runtime
+from symmle.numbers.compiled import Formula, plan_formulas
+from symmle.base.errors import DerivationError, SpecError
+from symmle.base.numeric import _stable
 
 if TYPE_CHECKING:
-    from symmle.derivation import Derivation
+    from symmle.symbolic.derivation import Derivation
 
 __all__ = ["module_source"]
 

@@ -43,7 +43,7 @@ class SymmleError(Exception):
 
     Examples
     --------
-    >>> from symmle.spec import load_model
+    >>> from symmle.model.spec import load_model
     >>> try:
     ...     load_model("no_such_family")
     ... except SymmleError as exc:
@@ -96,6 +96,12 @@ class VerificationError(SymmleError, ArithmeticError):
 
     exit_code = 6
 
+
+# The public home of these classes is the package (``symmle.SpecError``), and
+# tracebacks name them so, whatever folder defines them.
+for _cls in (SymmleError, SpecError, DataError, DerivationError, DerivationTimeout, VerificationError):
+    _cls.__module__ = "symmle"
+del _cls
 
 EXIT_CODES: dict[type[SymmleError], int] = {
     cls: cls.exit_code

@@ -4,7 +4,7 @@
 stationarity, information) into :class:`Step` records: the likelihood as a
 product, the log-likelihood as a sum, the NLL, each derivative set to zero,
 the estimators, the second-order check, the Fisher information and the
-Cramér–Rao bound.  :mod:`symmle.render` prints them; nothing here derives.
+Cramér–Rao bound.  :mod:`symmle.report.render` prints them; nothing here derives.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 
 import sympy as sp
 
-from symmle.budget import attempt
-from symmle.errors import DerivationTimeout
-from symmle.fisher import Information
-from symmle.likelihood import Likelihood
-from symmle.solve import Stationarity
-from symmle.spec import Model
-from symmle.render import latex, subscript
+from symmle.base.budget import attempt
+from symmle.base.errors import DerivationTimeout
+from symmle.symbolic.information import Information
+from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.stationarity import Stationarity
+from symmle.model.spec import Model
+from symmle.report.render import latex, subscript
 
 __all__ = ["Step", "lecture_steps"]
 
@@ -30,7 +30,7 @@ __all__ = ["Step", "lecture_steps"]
 class Step:
     r"""One step of a derivation: a sentence, aligned equations, a closing sentence.
 
-    The renderers (:mod:`symmle.render`) turn a sequence of steps into
+    The renderers (:mod:`symmle.report.render`) turn a sequence of steps into
     lecture notes; a Step holds no formatting of its own.
 
     Attributes

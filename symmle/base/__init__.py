@@ -1,0 +1,3 @@
+"""What every stage uses: errors, time budgets, the one lambdify door, quadrature, file and
+terminal safety, and the numerical runtime that generated modules embed.
+"""

@@ -1,0 +1,3 @@
+"""What the user declares: the safe expression parser, the Model (the one symbol table),
+spec files and the catalogue.
+"""

@@ -1,0 +1,2 @@
+"""Numbers from a Derivation: compiled estimators, generated modules, data loading and fit.
+"""

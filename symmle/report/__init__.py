@@ -1,0 +1,2 @@
+"""Reads a Derivation for people: the lecture-note steps, LaTeX, Markdown, text and JSON.
+"""

@@ -1,0 +1,2 @@
+"""Sampling from a model and ``check``: Monte Carlo verdicts on the estimators, and plots.
+"""
