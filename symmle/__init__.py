@@ -171,7 +171,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
 def load_model(ref: Any, **kwargs: Any) -> Model:
     """Load a catalogue family or a spec file as a validated model.
 
-    A lazy wrapper of :func:`symmle.model.spec.load_model`; see there for the details.
+    A lazy wrapper of :func:`symmle.model.build.load_model`; see there for the details.
 
     Parameters
     ----------
@@ -199,7 +199,7 @@ def load_model(ref: Any, **kwargs: Any) -> Model:
     >>> m.density, m.support
     (lam*exp(-lam*x), (0, oo))
     """
-    from symmle.model.spec import load_model as _load
+    from symmle.model.build import load_model as _load
 
     return _load(ref, **kwargs)
 
@@ -207,7 +207,7 @@ def load_model(ref: Any, **kwargs: Any) -> Model:
 def inline_model(*args: Any, **kwargs: Any) -> Model:
     """Build a model from the inline form of the command line (``--pdf``...).
 
-    A lazy wrapper of :func:`symmle.model.spec.inline_model`; see there for the details.
+    A lazy wrapper of :func:`symmle.model.build.inline_model`; see there for the details.
 
     Parameters
     ----------
@@ -233,7 +233,7 @@ def inline_model(*args: Any, **kwargs: Any) -> Model:
     >>> symmle.derive(m).estimators["lam"]
     N/T1
     """
-    from symmle.model.spec import inline_model as _inline
+    from symmle.model.build import inline_model as _inline
 
     return _inline(*args, **kwargs)
 

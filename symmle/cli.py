@@ -151,7 +151,7 @@ def _split_consts(consts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
 
 
 def _resolve_model(model: str | None, pdf, var, discrete, support, params, consts):
-    from symmle.model.spec import inline_model, load_model
+    from symmle.model.build import inline_model, load_model
 
     declarations, values = _split_consts(consts)
     if pdf is not None:
@@ -170,7 +170,7 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
         m = load_model(model, validate=False)
     if values:
         m = m.with_constants(values)
-    from symmle.model.spec import check_density
+    from symmle.model.density import check_density
 
     check_density(m)
     return m

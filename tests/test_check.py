@@ -25,7 +25,7 @@ from symmle.model.catalogue import family_names
 from symmle.simulate.checking import CheckResult, check, parse_assignments
 from symmle.cli import cli
 from symmle.base.errors import SpecError, VerificationError
-from symmle.model.spec import model_from_dict
+from symmle.model.build import model_from_dict
 
 SEED = 20261124
 N, REPS, AGREE = 400, 300, 5

@@ -29,7 +29,8 @@ from click.testing import CliRunner
 import symmle
 from symmle.cli import cli
 from symmle.numbers.codegen import _docstring, _literal, module_source
-from symmle.model.spec import Model, Quantity, model_from_dict
+from symmle.model.build import model_from_dict
+from symmle.model.spec import Model, Quantity
 from symmle.base.terminal import printable
 
 #: replaced by the path of a file that must never be created

@@ -68,7 +68,8 @@ def test_fisher_information_of_binomial_with_n_1e9_by_summation():
     out = _python(f"""
         import json, numpy as np
         from symmle.base.quadrature import sum_support
-        from symmle.model.spec import density_function, load_model
+        from symmle.model.build import load_model
+        from symmle.model.density import density_function
         n = {BIG}
         m = load_model("binomial").with_constants({{"n": str(n)}})
         res = []

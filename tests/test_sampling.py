@@ -24,7 +24,7 @@ from symmle.simulate import sampling
 from symmle.model.catalogue import family_names
 from symmle.base.errors import SpecError, SymmleError
 from symmle.simulate.sampling import ModelSampler, draw, sampler
-from symmle.model.spec import model_from_dict
+from symmle.model.build import model_from_dict
 
 FAMILIES = family_names()
 N = 50_000

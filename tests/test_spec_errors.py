@@ -114,7 +114,8 @@ def test_unknown_name_is_spec_error():
 
 def test_density_function_takes_a_scalar_where_the_direct_form_overflows():
     """The logistic density overflows in its direct form far in a tail: a scalar must still work."""
-    from symmle.model.spec import density_function, inline_model
+    from symmle.model.build import inline_model
+    from symmle.model.density import density_function
 
     m = inline_model("exp(-(x-mu)/s)/(s*(1+exp(-(x-mu)/s))**2)", "x", "-oo,oo", ["mu:real", "s:positive"])
     mu, s = m.parameter_symbols

@@ -43,7 +43,7 @@ class SymmleError(Exception):
 
     Examples
     --------
-    >>> from symmle.model.spec import load_model
+    >>> from symmle.model.build import load_model
     >>> try:
     ...     load_model("no_such_family")
     ... except SymmleError as exc:

@@ -15,9 +15,8 @@ from symmle.numbers.compiled import CompiledModel
 from symmle.numbers.data import fixed_support, validate_data
 from symmle.symbolic.derivation import Derivation, derive
 from symmle.base.errors import DataError, DerivationError
-from symmle.base._runtime import EstimateWarning
+from symmle.base._runtime import EstimateWarning, in_domain
 from symmle.base.quadrature import DIRECT_TERMS
-from symmle.model.spec import in_domain
 from symmle.base.terminal import printable
 
 __all__ = ["FitResult", "fit"]
@@ -280,7 +279,7 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
             k += 1
         else:
             if k <= length:  # the distance spreads over more values: never one by one, never an array of them
-                from symmle.model.spec import density_function
+                from symmle.model.density import density_function
 
                 pmf = density_function(m, at)
                 found = _extreme_distance_sums(pmf, end, sign, k, length, n, mass, first, second)

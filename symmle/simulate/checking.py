@@ -114,7 +114,7 @@ import numpy as np
 from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.base.errors import SpecError, SymmleError
 from symmle.base.files import write_output
-from symmle.model.spec import in_domain
+from symmle.base._runtime import in_domain
 from symmle.base.terminal import printable
 
 if TYPE_CHECKING:
@@ -673,7 +673,7 @@ def check(
     """
     from symmle.symbolic.derivation import Derivation, derive
     from symmle.simulate.sampling import sampler as make_sampler
-    from symmle.model.spec import load_model
+    from symmle.model.build import load_model
 
     started = time.perf_counter()
     if isinstance(model, Derivation):

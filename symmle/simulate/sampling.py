@@ -8,7 +8,7 @@ one of two ways, and the resulting :class:`ModelSampler` records which
     The family's ``[sampler]`` table: a whitelisted
     ``numpy.random.Generator`` method whose arguments (and optional transform
     of the raw draw) are SymPy expressions already parsed by
-    :mod:`symmle.model.spec`.  Nothing is ever evaluated as Python text.
+    :mod:`symmle.model.build`.  Nothing is ever evaluated as Python text.
 
 ``"generic"``
     Built from the density itself, for any model (every inline ``--pdf``
@@ -173,7 +173,7 @@ def sampler(model: Model, values: Mapping[str, float], *, generic: bool = False)
     Examples
     --------
     >>> import numpy as np
-    >>> from symmle.model.spec import load_model, inline_model
+    >>> from symmle.model.build import inline_model, load_model
     >>> s = sampler(load_model("gamma"), {"a": 2.0, "b": 3.0})
     >>> s.kind, s.method
     ('declared', 'numpy.random.Generator.gamma')
@@ -212,7 +212,7 @@ def draw(
     Examples
     --------
     >>> import numpy as np
-    >>> from symmle.model.spec import load_model
+    >>> from symmle.model.build import load_model
     >>> x = draw(load_model("poisson"), {"lam": 3.0}, 4, np.random.default_rng(0), generic=True)
     >>> x.dtype, bool(np.all(x == np.round(x)))
     (dtype('float64'), True)
@@ -324,7 +324,7 @@ def _declared(model: Model, point: Mapping[sp.Symbol, float], vals: Mapping[str,
     if s.transform is not None:
         raw_symbol = s.draw if s.draw is not None else model.variable
         transform = to_function([raw_symbol], s.transform.subs(point))
-    method = s.method  # one of spec.SAMPLER_METHODS
+    method = s.method  # one of symmle.model.spec.SAMPLER_METHODS
 
     def raw(size, rng):
         x = np.asarray(getattr(rng, method)(**kwargs, size=size), dtype=float)
@@ -346,7 +346,7 @@ class _Density:
 
     Where the direct form over- or underflows (``x**(a-1)*exp(-b*x)`` at
     large ``a``, ``exp(-lam)*lam**k`` at large ``lam``), the value comes from
-    the expanded log-density, as in :func:`symmle.model.spec.density_function`.
+    the expanded log-density, as in :func:`symmle.model.density.density_function`.
     """
 
     def __init__(self, model: Model, point: Mapping[sp.Symbol, float]) -> None:

@@ -19,7 +19,8 @@ from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced
 from symmle.symbolic.information import Information, fisher_information
 from symmle.symbolic.likelihood import Likelihood, build_likelihood
 from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationarity
-from symmle.model.spec import Model, load_model
+from symmle.model.build import load_model
+from symmle.model.spec import Model
 if TYPE_CHECKING:
     from symmle.report.steps import Step
 

@@ -29,7 +29,8 @@ from symmle.base.budget import attempt
 from symmle.symbolic.likelihood import Likelihood
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, sum_support
-from symmle.model.spec import Model, density_function
+from symmle.model.density import density_function
+from symmle.model.spec import Model
 
 __all__ = ["Information", "fisher_information"]
 
@@ -310,7 +311,7 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
 
     Examples
     --------
-    >>> from symmle.model.spec import load_model
+    >>> from symmle.model.build import load_model
     >>> from symmle.symbolic.likelihood import build_likelihood
     >>> lam = load_model("exponential").symbols["lam"]
     >>> fisher_information(build_likelihood(load_model("exponential")), [lam]).fisher

@@ -251,7 +251,7 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
 
     Examples
     --------
-    >>> from symmle.model.spec import load_model
+    >>> from symmle.model.build import load_model
     >>> lik = build_likelihood(load_model("exponential"))
     >>> lik.log_likelihood
     N*log(lam) - T1*lam

@@ -21,7 +21,8 @@ import sympy as sp
 from symmle.base.budget import attempt
 from symmle.symbolic.evaluate import SampleEvaluator, stress_datasets, verification_datasets
 from symmle.symbolic.likelihood import Likelihood
-from symmle.model.spec import DOMAINS, in_domain
+from symmle.base._runtime import in_domain
+from symmle.model.domains import DOMAINS
 
 __all__ = ["Estimator", "Stationarity", "solve_stationarity"]
 
@@ -257,7 +258,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
 
     Examples
     --------
-    >>> from symmle.model.spec import load_model
+    >>> from symmle.model.build import load_model
     >>> from symmle.symbolic.likelihood import build_likelihood
     >>> st = solve_stationarity(build_likelihood(load_model("poisson")))
     >>> st.estimators["lam"].expr

@@ -1,0 +1,313 @@
+"""Building a :class:`~symmle.model.spec.Model` from a spec table, the inline flags or a file.
+
+This is where a spec is validated: its keys, the names it declares (valid
+identifiers, not reserved, declared once), its names and titles (one line of
+printable text), the domains of its quantities, its support, its density and
+its ``[sampler]`` table.  Each problem is a :class:`~symmle.base.errors.SpecError`
+with a one-line message.  A model is then checked numerically to be a density
+(:func:`symmle.model.density.check_density`).
+
+Expression text is untrusted and is only ever read by
+:func:`symmle.model.parse.parse_expression`.
+"""
+
+from __future__ import annotations
+
+import keyword
+from pathlib import Path
+from typing import Any, Mapping
+
+import sympy as sp
+
+from symmle.base.errors import SpecError
+from symmle.model import catalogue
+from symmle.model.density import check_density
+from symmle.model.domains import DOMAINS, check_value
+from symmle.model.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
+from symmle.model.spec import SAMPLER_METHODS, Model, Quantity, Sampler
+
+__all__ = ["model_from_dict", "inline_model", "load_model"]
+
+# Names used by symmle itself in derived expressions.
+_RESERVED = {"N", "i", "x_i", "I", "S", "Q", "O", "nan", "zoo", "true", "false"}
+_TOP_KEYS = {"name", "title", "variable", "discrete", "support", "density", "parameters", "constants",
+             "sampler"}
+
+
+def _check_label(text: str, key: str, origin: str, limit: int) -> None:
+    # defence in depth: every output escapes names and titles, and they are one line of printable text
+    bad = next((k for k, ch in enumerate(text) if not ch.isprintable()), None)
+    if bad is not None:
+        raise SpecError(f"{origin}: '{key}' must be one line of printable text; "
+                        f"it has {text[bad]!r} at position {bad + 1}")
+    if len(text) > limit:
+        raise SpecError(f"{origin}: '{key}' has {len(text)} characters; at most {limit} are allowed")
+
+
+def _check_name(name: Any, role: str, taken: dict[str, str]) -> str:
+    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
+            or name.startswith("_")):
+        raise SpecError(f"{role} name {name!r} is not a valid identifier")
+    if name in FUNCTIONS or name in CONSTANTS or name in _RESERVED or (name[0] == "T" and name[1:].isdigit()):
+        raise SpecError(f"{role} name '{name}' is reserved (a function, constant or symmle's own symbol)")
+    if name in taken:
+        raise SpecError(f"{role} name '{name}' is already declared as the {taken[name]}")
+    taken[name] = role
+    return name
+
+
+def _quantities(table: Any, role: str, taken: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    if table is None:
+        return []
+    if not isinstance(table, Mapping):
+        raise SpecError(f"[{role}s] must be a table of name = \"domain\"")
+    out = []
+    for name, spec in table.items():
+        _check_name(name, role, taken)
+        if not isinstance(spec, str):
+            raise SpecError(f"domain of {role} '{name}' must be a string, one of {', '.join(DOMAINS)}")
+        domain, _, value = spec.partition("=")
+        domain = domain.strip()
+        if domain not in DOMAINS:
+            raise SpecError(f"unknown domain '{domain}' for {role} '{name}'; use one of {', '.join(DOMAINS)}")
+        out.append((name, domain, value.strip() or None))
+    return out
+
+
+def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: bool = True) -> Model:
+    """Build and validate a :class:`Model` from a parsed spec table.
+
+    Parameters
+    ----------
+    data : mapping
+        The spec as a table (a parsed TOML file; see the README's "Spec
+        files"): ``variable``, ``support``, ``density`` and ``parameters``
+        are required; ``name``, ``title``, ``discrete``, ``constants`` and
+        ``sampler`` are optional.
+    origin : str, optional
+        Where the spec comes from, at the start of error messages.
+    validate : bool, optional
+        Check numerically that the density is a density
+        (:func:`~symmle.model.density.check_density`).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SpecError
+        On any problem with the spec, with a one-line message.
+
+    Examples
+    --------
+    >>> spec = {"variable": "x", "support": ["0", "oo"], "density": "lam*exp(-lam*x)",
+    ...         "parameters": {"lam": "positive"}}
+    >>> model_from_dict(spec).density
+    lam*exp(-lam*x)
+    >>> model_from_dict({"variable": "x", "density": "lam*exp(-lam*x)"}, origin="my.toml")
+    Traceback (most recent call last):
+        ...
+    symmle.SpecError: my.toml: missing 'support'
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{origin}: a spec must be a table")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise SpecError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("variable", "support", "density", "parameters"):
+        if key not in data:
+            raise SpecError(f"{origin}: missing '{key}'")
+    name = data.get("name", "model")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{origin}: 'name' must be a non-empty string")
+    _check_label(name, "name", origin, 100)
+    title = str(data.get("title", name))
+    _check_label(title, "title", origin, 300)
+    taken: dict[str, str] = {}
+    var_name = _check_name(data["variable"], "variable", taken)
+    params = _quantities(data["parameters"], "parameter", taken)
+    consts = _quantities(data.get("constants"), "constant", taken)
+    if not params:
+        raise SpecError(f"{origin}: no parameter to estimate")
+    discrete = data.get("discrete", False)
+    if not isinstance(discrete, bool):
+        raise SpecError(f"{origin}: 'discrete' must be true or false")
+
+    symbols = {}
+    for qname, domain, _ in (*params, *consts):
+        symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
+    support_text = data["support"]
+    if not (isinstance(support_text, (list, tuple)) and len(support_text) == 2
+            and all(isinstance(s, (str, int, float)) for s in support_text)):
+        raise SpecError(f"{origin}: support must be two expressions [lo, hi]")
+    support_text = [str(s) for s in support_text]
+    lo, hi = (parse_expression(s, symbols, what=f"support {end}")
+              for s, end in zip(support_text, ("lower end", "upper end")))
+    if lo in (sp.oo, sp.zoo) or hi in (-sp.oo, sp.zoo) or lo == hi:
+        raise SpecError(f"{origin}: support [{support_text[0]}, {support_text[1]}] is empty or reversed")
+
+    assumptions: dict[str, bool] = {"integer": True} if discrete else {"real": True}
+    if lo.is_nonnegative:
+        assumptions["nonnegative" if discrete else "positive"] = True
+    variable = sp.Symbol(var_name, **assumptions)
+    names = dict(symbols)
+    names[var_name] = variable
+    density_text = data["density"]
+    if not isinstance(density_text, str):
+        raise SpecError(f"{origin}: density must be a string")
+    density = parse_expression(density_text, names, what="density")
+
+    const_q = []
+    for qname, domain, value_text in consts:
+        value = parse_number(value_text, what=f"constant {qname}") if value_text else None
+        if value is not None:
+            check_value(qname, domain, value)
+        const_q.append(Quantity(qname, domain, symbols[qname], value))
+    model = Model(
+        name=name,
+        title=title,
+        variable=variable,
+        discrete=discrete,
+        support=(lo, hi),
+        density=density,
+        parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
+        constants=tuple(const_q),
+        sampler=_sampler(data.get("sampler"), symbols, variable, origin),
+        source={"density": density_text, "support": support_text},
+    )
+    used = density.free_symbols | lo.free_symbols | hi.free_symbols
+    unused = [q.name for q in model.parameters if q.symbol not in used]
+    if unused:
+        raise SpecError(
+            f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support")
+    if validate:
+        check_density(model)
+    return model
+
+
+def _sampler(
+    table: Any, symbols: Mapping[str, sp.Symbol], variable: sp.Symbol, origin: str
+) -> Sampler | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping) or set(table) - {"method", "args", "transform"}:
+        raise SpecError(f"{origin}: [sampler] takes only method, args and transform")
+    method = table.get("method")
+    if method not in SAMPLER_METHODS:
+        raise SpecError(
+            f"{origin}: sampler method {method!r} is not an allowed numpy.random.Generator method")
+    args_table = table.get("args", {})
+    if not isinstance(args_table, Mapping):
+        raise SpecError(f"{origin}: sampler args must be a table")
+    args = []
+    for key, text in args_table.items():
+        if not isinstance(key, str) or not key.isidentifier() or not isinstance(text, (str, int, float)):
+            raise SpecError(f"{origin}: sampler argument {key!r} must be name = \"expression\"")
+        args.append((key, parse_expression(str(text), symbols, what=f"sampler argument {key}")))
+    transform = table.get("transform")
+    if transform is not None:
+        if not isinstance(transform, str):
+            raise SpecError(f"{origin}: sampler transform must be a string")
+        draw = sp.Symbol(variable.name, real=True)
+        expr = parse_expression(transform, {**symbols, variable.name: draw}, what="sampler transform")
+        return Sampler(method, tuple(args), expr, draw)
+    return Sampler(method, tuple(args))
+
+
+def inline_model(
+    pdf: str,
+    var: str,
+    support: str,
+    params: list[str],
+    consts: list[str] = (),  # type: ignore[assignment]
+    *,
+    discrete: bool = False,
+    validate: bool = True,
+) -> Model:
+    """Build a model from the inline command-line form.
+
+    Parameters
+    ----------
+    pdf : str
+        Density text, e.g. ``"lam*exp(-lam*x)"``.
+    var : str
+        Variable name.
+    support : str
+        ``"LO,HI"``, e.g. ``"0,oo"``.
+    params : list of str
+        ``NAME:DOMAIN`` items.
+    consts : list of str
+        ``NAME:DOMAIN`` or ``NAME:DOMAIN=VALUE`` items.
+
+    Examples
+    --------
+    >>> m = inline_model("lam*exp(-lam*x)", "x", "0,oo", ["lam:positive"])
+    >>> m.parameters[0].symbol.is_positive
+    True
+    """
+    parts = [p.strip() for p in support.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise SpecError(f"--support must be LO,HI (got {support!r})")
+
+    def table(items: list[str], role: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in items:
+            name, sep, rest = item.partition(":")
+            if not sep or not name.strip() or not rest.strip():
+                raise SpecError(f"--{role} must be NAME:DOMAIN (got {item!r})")
+            if name.strip() in out:
+                raise SpecError(f"{role} name '{name.strip()}' is declared twice")
+            out[name.strip()] = rest.strip()
+        return out
+
+    data = {
+        "name": "inline",
+        "title": "Inline model",
+        "variable": var,
+        "discrete": discrete,
+        "support": parts,
+        "density": pdf,
+        "parameters": table(list(params), "param"),
+        "constants": table(list(consts), "const"),
+    }
+    return model_from_dict(data, origin="inline model", validate=validate)
+
+
+def load_model(ref: str | Path | Model, *, validate: bool = True) -> Model:
+    """Resolve a catalogue name, a spec file path, or a :class:`Model`.
+
+    Parameters
+    ----------
+    ref : str, Path or Model
+        A catalogue family (see :func:`symmle.model.catalogue.family_names`), the
+        path of a TOML spec file, or a Model (returned as it is).
+    validate : bool, optional
+        Check numerically that the density is a density.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SpecError
+        If ``ref`` is neither a family nor a file, or the spec is invalid.
+
+    Examples
+    --------
+    >>> load_model("exponential").parameters[0].name
+    'lam'
+    """
+    if isinstance(ref, Model):
+        return ref
+    text = str(ref)
+    path = catalogue.family_path(text)
+    if path is None:
+        candidate = Path(text)
+        if candidate.suffix == ".toml" or candidate.is_file():
+            path = candidate
+    if path is None:
+        raise SpecError(f"unknown model '{text}': not a catalogue family (see 'symmle list') nor a spec file")
+    data = catalogue.read_spec_file(path)
+    return model_from_dict(data, origin=path.name, validate=validate)

@@ -1,0 +1,189 @@
+"""Numerical checks of a model's density: it is a density at a parameter point.
+
+:func:`density_function` evaluates the density at fixed parameter values,
+robustly: where its direct form over- or underflows, through the expanded
+log-density, with an estimate of the rounding error to expect.
+:func:`check_density` uses it to verify that the density is real, finite and
+non-negative on the support and integrates (or sums) to one; a sum over a
+support too wide to settle is reported as unverified (a warning), and a sum
+whose terms carry large rounding errors is allowed that error.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+import sympy as sp
+
+from symmle.base._runtime import EstimateWarning  # one definition, shared with generated modules
+from symmle.base.errors import SpecError
+from symmle.base.numeric import to_function
+from symmle.base.quadrature import integrate_support, interior_points, probe_points, sum_support
+
+if TYPE_CHECKING:
+    from symmle.model.spec import Model
+
+__all__ = ["density_function", "check_density"]
+
+
+def density_function(model: Model, point: Mapping[sp.Symbol, float]):
+    """The density at ``point`` as a NumPy function of the variable.
+
+    Where the direct form over- or underflows (``gamma(k + r)/factorial(k)``
+    at large ``k``), the value comes from the expanded log-density instead.
+
+    Parameters
+    ----------
+    model : Model
+    point : mapping of Symbol to float
+        Values of every parameter and constant (e.g. :meth:`~symmle.model.spec.Model.point`).
+
+    Returns
+    -------
+    callable
+        ``f(x)``: a float for a scalar ``x``, an array of the shape of ``x``
+        otherwise.  Its attribute ``f.log(x)`` is the log-density (real,
+        for arrays), and ``f.rounding(x)`` the relative rounding error to
+        expect in ``f(x)``: ``eps`` times the size of the terms that cancel
+        in ``log f`` (``loggamma(n + 1) - loggamma(x + 1) - ...`` at large ``n``).
+
+    Examples
+    --------
+    >>> from symmle.model.build import load_model
+    >>> m = load_model("exponential")
+    >>> f = density_function(m, {m.parameters[0].symbol: 2.0})
+    >>> round(f(0.5), 12)   # 2 exp(-1)
+    0.735758882343
+    >>> f(np.array([0.0, 1.0, 2.0])).shape
+    (3,)
+    """
+    f_expr = model.density.subs(point)
+    direct = to_function([model.variable], f_expr)
+    log_expr = sp.expand_log(sp.log(f_expr), force=True)
+    via_log = to_function([model.variable], log_expr)
+
+    def f(x):
+        with np.errstate(all="ignore"):
+            x = np.asarray(x, dtype=float)
+            # a real array even for a scalar x (0-d products give NumPy scalars)
+            value = np.array(np.broadcast_to(np.asarray(direct(x), dtype=float), x.shape), dtype=float)
+            # overflow (inf, nan) or underflow of a factor (0.35**3.5e6 * binomial(1e7, 3.5e6) = 0)
+            bad = ~np.isfinite(value) | (value == 0)
+            if np.any(bad):
+                alt = np.exp(np.real(np.asarray(via_log(x[bad]), dtype=complex)) * np.ones_like(x[bad]))
+                value[bad] = alt
+            return value if value.ndim else float(value)
+
+    def log_f(x):
+        with np.errstate(all="ignore"):
+            x = np.asarray(x, dtype=float)
+            return np.real(np.asarray(via_log(x), dtype=complex)) * np.ones_like(x)
+
+    size = []
+
+    def rounding(x):
+        if not size:  # compiled on first use: only a check that failed needs it
+            t = sp.Dummy("t", real=True)  # not an integer: SymPy would fold loggamma(k + 1) back into a log
+            logged = sp.expand_log(sp.log(f_expr.subs(model.variable, t).rewrite(sp.gamma)), force=True)
+            size.append(to_function([t], sp.Add(*(sp.Abs(term) for term in sp.Add.make_args(logged)))))
+        with np.errstate(all="ignore"):
+            x = np.asarray(x, dtype=float)
+            s = np.abs(np.real(np.asarray(size[0](x), dtype=complex))) * np.ones_like(x)
+        return np.finfo(float).eps * np.where(np.isfinite(s), np.maximum(s, 1.0), 1.0)
+
+    # the log-density locates the bulk of a sum where the density itself underflows
+    f.log = log_f
+    f.rounding = rounding
+    return f
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def check_density(model: Model) -> None:
+    """Verify numerically that the density is a density at a parameter point.
+
+    Checks that it is finite and non-negative inside the support and that it
+    integrates (or sums) to one, at the point of :meth:`~symmle.model.spec.Model.point`.
+
+    Parameters
+    ----------
+    model : Model
+
+    Raises
+    ------
+    SpecError
+        Naming the failed property and the point used.
+
+    Examples
+    --------
+    >>> from symmle.model.build import inline_model, load_model
+    >>> check_density(load_model("poisson"))   # passes: returns None
+    >>> bad = inline_model("exp(-lam*x)", "x", "0,oo", ["lam:positive"], validate=False)
+    >>> check_density(bad)   # the factor lam is missing: 1/1.7
+    Traceback (most recent call last):
+        ...
+    symmle.SpecError: density does not integrate to 1 over its support: got 0.588235 at lam=1.7
+    """
+    point = model.point()
+    where = ", ".join(f"{s}={v:g}" for s, v in point.items())
+    try:
+        lo, hi = model.support_at(point)
+    except (TypeError, ValueError):
+        raise SpecError("support does not evaluate to numbers at the check point " + where) from None
+    if not lo < hi:
+        raise SpecError(f"support [{lo:g}, {hi:g}] is empty or reversed at {where}")
+    if model.discrete and not all(math.isinf(end) or float(end).is_integer() for end in (lo, hi)):
+        raise SpecError(
+            f"support ends of a discrete model must be integers (got [{lo:g}, {hi:g}] at {where})")
+    try:
+        f = density_function(model, point)
+    except Exception as exc:  # lambdify of an unsupported construct
+        raise SpecError(f"density cannot be evaluated numerically: {_one_line(exc)}") from None
+    if model.discrete:
+        if math.isinf(lo):
+            raise SpecError("a discrete support must have a finite lower end")
+        probe = np.arange(lo, min(hi, lo + 200) + 1)
+        if math.isfinite(hi) and hi > lo + 200:  # and across a long support, up to its top
+            probe = np.union1d(probe, probe_points(int(lo), int(hi)))
+    else:
+        probe = np.asarray(interior_points(lo, hi, 41))
+    with np.errstate(all="ignore"):
+        direct = to_function([model.variable], model.density.subs(point))
+        raw = np.asarray(direct(probe)) * np.ones(probe.shape)
+    complex_at = np.flatnonzero(np.iscomplex(raw)) if np.iscomplexobj(raw) else ()
+    if len(complex_at):
+        k = complex_at[0]
+        raise SpecError(f"density is not real: {raw[k]:.6g} at {model.variable}={probe[k]:g} ({where})")
+    values = np.asarray(f(probe), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < -1e-12))
+    if bad.size:
+        k = bad[0]
+        kind = "negative" if np.isfinite(values[k]) else "not finite"
+        raise SpecError(f"density is {kind} at {model.variable}={probe[k]:g} ({where})")
+    if model.discrete:
+        total, ok = sum_support(f, lo, hi, log_weight=f.log)
+        if not ok and math.isfinite(hi):
+            # a finite sum that could not be bounded is unverified, not wrong
+            warnings.warn(f"the pmf could not be checked to sum to 1 over {model.variable}={lo:g}..{hi:g} "
+                          f"({where}): its sum over so wide a support did not settle",
+                          EstimateWarning, stacklevel=2)
+            return
+        if not ok:
+            raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")
+    else:
+        total, _ = integrate_support(f, lo, hi)
+    if not abs(total - 1.0) < 1e-6 and model.discrete:
+        # the terms may be computed to fewer digits than that (log f cancelling terms of size 1e10):
+        # the sum is then only as good as its terms
+        precision, _ = sum_support(lambda k: f(k) * f.rounding(k), lo, hi, log_weight=f.log)
+        if abs(total - 1.0) < 8 * precision:
+            return
+    if not abs(total - 1.0) < 1e-6:
+        verb = "sum" if model.discrete else "integrate"
+        digits = 6 if abs(total - 1.0) > 1e-5 else 12  # never "got 1"
+        raise SpecError(f"density does not {verb} to 1 over its support: got {total:.{digits}g} at {where}")
