@@ -20,7 +20,7 @@ import sympy as sp
 from scipy import stats
 
 import symmle
-from symmle.simulate import sampling
+from symmle.simulate import inversion
 from symmle.model.catalogue import family_names
 from symmle.base.errors import SpecError, SymmleError
 from symmle.simulate.sampling import ModelSampler, draw, sampler
@@ -217,7 +217,7 @@ def test_heavy_tailed_inline_density_draws_its_median():
 
 def test_tabulated_fallback(monkeypatch):
     """Where PINV cannot be set up, the tabulated CDF takes over and still matches the declared sampler."""
-    monkeypatch.setattr(sampling, "_pinv", lambda *args: (None, "switched off"))
+    monkeypatch.setattr(inversion, "_pinv", lambda *args: (None, "switched off"))
     model = symmle.load_model("gamma")
     values = {"a": 0.4, "b": 2.0}
     generic = sampler(model, values, generic=True)
@@ -229,8 +229,8 @@ def test_tabulated_fallback(monkeypatch):
 
 
 def test_no_generic_sampler_says_why(monkeypatch):
-    monkeypatch.setattr(sampling, "_pinv", lambda *args: (None, "switched off"))
-    monkeypatch.setattr(sampling, "_tabulated", lambda *args: (None, "switched off too"))
+    monkeypatch.setattr(inversion, "_pinv", lambda *args: (None, "switched off"))
+    monkeypatch.setattr(inversion, "_tabulated", lambda *args: (None, "switched off too"))
     with pytest.raises(SymmleError) as err:
         sampler(symmle.load_model("gamma"), {"a": 2.0, "b": 1.0}, generic=True)
     message = str(err.value)
