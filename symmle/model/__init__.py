@@ -1,3 +1,4 @@
-"""What the user declares: the safe expression parser, the Model (the one symbol table),
-spec files and the catalogue.
+"""What the user declares: the safe expression parser, the Model records (the one symbol table)
+and their domains, building models from spec files and the inline form, the numerical density
+checks, and the catalogue.
 """
