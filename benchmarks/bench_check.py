@@ -15,7 +15,7 @@ gamma        a = 2.5, b = 1.5            500     1000   10 s
 
 What is timed, in this one process, after one discarded warm-up run:
 
-* ``check``: ``symmle.simulate.checking.check(d, true, n=..., reps=..., seed=S)`` on a
+* ``check``: ``symmle.simulate.check.check(d, true, n=..., reps=..., seed=S)`` on a
   Derivation ``d`` derived beforehand -- compiling, drawing the replicates
   (also those of the two smaller consistency sizes, n/16 and n/4), estimating,
   coverage, and the independent optimiser on 50 replicates.  Median of R runs
@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 import symmle
-from symmle.simulate.checking import check
+from symmle.simulate.check import check
 
 # name -> (true values, n, reps, target seconds)
 CASES = {

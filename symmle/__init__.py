@@ -22,7 +22,7 @@ from symmle.base.errors import (
 )
 
 if TYPE_CHECKING:
-    from symmle.simulate.checking import CheckResult
+    from symmle.simulate.verdicts import CheckResult
     from symmle.symbolic.derivation import Derivation
     from symmle.numbers.fitting import FitResult
     from symmle.model.spec import Model
@@ -132,7 +132,7 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
 def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     """Check a model's estimators by simulation at known parameter values.
 
-    A lazy wrapper of :func:`symmle.simulate.checking.check`, which also documents
+    A lazy wrapper of :func:`symmle.simulate.check.check`, which also documents
     the keyword arguments (``n``, ``reps``, ``seed``, ``constants``,
     ``sizes``, ``agree``...) and what is checked.
 
@@ -143,7 +143,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     true : mapping
         The true value of every parameter, by name.
     **kwargs
-        Passed on to :func:`symmle.simulate.checking.check`.
+        Passed on to :func:`symmle.simulate.check.check`.
 
     Returns
     -------
@@ -163,7 +163,7 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     >>> c.passed, c.sizes
     (True, (20, 40))
     """
-    from symmle.simulate.checking import check as _check
+    from symmle.simulate.check import check as _check
 
     return _check(model, true, **kwargs)
 

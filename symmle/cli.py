@@ -284,8 +284,9 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
     error shrinking with n.  Exits with 6 if a check fails.
     """
     from symmle.base.budget import DEFAULT_TIMEOUT
-    from symmle.simulate.checking import check as run_check
-    from symmle.simulate.checking import parse_assignments, plot_check, require_matplotlib
+    from symmle.simulate.check import check as run_check
+    from symmle.simulate.check import parse_assignments
+    from symmle.simulate.plots import plot_check, require_matplotlib
     from symmle.base.errors import VerificationError
 
     if not true_values:

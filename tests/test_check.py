@@ -20,9 +20,10 @@ import sympy as sp
 from click.testing import CliRunner
 
 import symmle
-from symmle.simulate import checking
+from symmle.simulate import simulation, verdicts
 from symmle.model.catalogue import family_names
-from symmle.simulate.checking import CheckResult, check, parse_assignments
+from symmle.simulate.check import check, parse_assignments
+from symmle.simulate.verdicts import CheckResult
 from symmle.cli import cli
 from symmle.base.errors import SpecError, VerificationError
 from symmle.model.build import model_from_dict
@@ -87,7 +88,7 @@ def test_catalogue_passes(name, derivation, families):
             assert p.expected_slope == -1.0
         else:
             assert p.checks["efficiency"].passed and p.checks["coverage"].passed
-            assert p.agreement is not None and p.agreement <= checking.AGREE_RTOL
+            assert p.agreement is not None and p.agreement <= verdicts.AGREE_RTOL
             assert p.agreement_rows == AGREE
 
 
@@ -96,7 +97,7 @@ def test_result_is_reproducible_and_block_size_free(derivation, monkeypatch):
     d = derivation("normal")
     one = check(d, {"mu": 3, "sigma2": 4}, n=200, reps=100, seed=5, agree=0)
     again = check(d, {"mu": 3, "sigma2": 4}, n=200, reps=100, seed=5, agree=0)
-    monkeypatch.setattr(checking, "BLOCK_BYTES", 8 * 200 * 7)  # 7 replicates per block
+    monkeypatch.setattr(simulation, "BLOCK_BYTES", 8 * 200 * 7)  # 7 replicates per block
     blocks = check(d, {"mu": 3, "sigma2": 4}, n=200, reps=100, seed=5, agree=0)
     for k in ("mu", "sigma2"):
         np.testing.assert_array_equal(one.estimates[k], again.estimates[k])
@@ -125,7 +126,7 @@ def test_boundary_and_regular_parameters_together():
     r = check(m, {"a": 1.5, "lam": 2}, n=N, reps=REPS, seed=SEED, agree=AGREE)
     assert r.passed, r.to_text()
     assert r.parameters["a"].kind == "boundary" and r.parameters["a"].checks["agreement"].passed
-    assert r.parameters["lam"].checks["agreement"].passed and r.parameters["lam"].agreement <= checking.AGREE_RTOL
+    assert r.parameters["lam"].checks["agreement"].passed and r.parameters["lam"].agreement <= verdicts.AGREE_RTOL
 
 
 def test_declared_and_generic_samplers_agree(derivation):
@@ -279,8 +280,8 @@ def test_json_document(derivation):
         assert 0 <= p["coverage"] <= 1
         assert p["consistency"]["sizes"] == doc["sizes"] and len(p["consistency"]["rmse"]) == len(doc["sizes"])
     assert doc["passed"] is r.passed and doc["verdict"] == ("pass" if r.passed else "fail")
-    assert doc["tolerances"]["z"] == checking.Z
-    assert doc["tolerances"]["constants"]["AGREE_RTOL"] == checking.AGREE_RTOL
+    assert doc["tolerances"]["z"] == verdicts.Z
+    assert doc["tolerances"]["constants"]["AGREE_RTOL"] == verdicts.AGREE_RTOL
 
 
 def test_json_has_nulls_where_nothing_exists(derivation):

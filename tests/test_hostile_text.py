@@ -285,7 +285,7 @@ def test_latex_title_is_text(exponential, case):
 
 def test_text_output_has_no_control_characters(exponential):
     """derive/fit/check text for a model whose name and title carry escape codes."""
-    from symmle.simulate.checking import check
+    from symmle.simulate.check import check
     from symmle.numbers.fitting import fit
 
     d = exponential[0]
@@ -320,8 +320,8 @@ def test_cli_wrote_line_has_no_control_characters(tmp_path):
 
 def test_progress_label_is_plain_text():
     """The check's progress bar shows the model's name as text: '[/]' is not rich markup."""
-    from symmle.simulate.checking import _Progress
+    from symmle.simulate.progress import ProgressBar
 
-    with _Progress(True, 3, "check x[/] \x1b[31m") as bar:
+    with ProgressBar(True, 3, "check x[/] \x1b[31m") as bar:
         bar.advance(1)
         bar.describe("check x[/]: n = 4")
