@@ -32,7 +32,7 @@ class Derivation:
 
     Made by :func:`derive`; immutable.  The properties give the results as
     SymPy objects, and the ``to_*`` methods render them (see
-    :mod:`symmle.report.render`); in Jupyter a Derivation displays itself as
+    :mod:`symmle.report.printer`); in Jupyter a Derivation displays itself as
     rendered maths.
 
     Attributes
@@ -116,7 +116,7 @@ class Derivation:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle derive --format json`` (schema 1).
 
-        See :func:`symmle.report.render.to_dict`.
+        See :func:`symmle.report.printer.to_dict`.
 
         Returns
         -------
@@ -134,14 +134,14 @@ class Derivation:
         >>> doc["schema"], doc["estimators"]["lam"]["expr"], doc["crlb"]
         (1, 'T1/N', [['lam/N']])
         """
-        from symmle.report import render
+        from symmle.report import printer
 
-        return render.to_dict(self)
+        return printer.to_dict(self)
 
     def to_text(self) -> str:
         """Return a plain-text summary for the terminal (``symmle derive``).
 
-        See :func:`symmle.report.render.to_text`.
+        See :func:`symmle.report.printer.to_text`.
 
         Returns
         -------
@@ -158,14 +158,14 @@ class Derivation:
         >>> print(next(line for line in text.splitlines() if "lam_hat" in line))
           lam_hat = T1/N    [closed form, verified]
         """
-        from symmle.report import render
+        from symmle.report import printer
 
-        return render.to_text(self)
+        return printer.to_text(self)
 
     def to_latex(self, standalone: bool = False) -> str:
         r"""Return the derivation as LaTeX lecture notes.
 
-        See :func:`symmle.report.render.to_latex`.
+        See :func:`symmle.report.printer.to_latex`.
 
         Parameters
         ----------
@@ -186,14 +186,14 @@ class Derivation:
         >>> print(d.to_latex(standalone=True).splitlines()[0])
         \documentclass[11pt]{article}
         """
-        from symmle.report import render
+        from symmle.report import printer
 
-        return render.to_latex(self, standalone=standalone)
+        return printer.to_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
         r"""Return the derivation as Markdown with ``$...$`` maths.
 
-        See :func:`symmle.report.render.to_markdown`.
+        See :func:`symmle.report.printer.to_markdown`.
 
         Returns
         -------
@@ -207,9 +207,9 @@ class Derivation:
         >>> [line for line in md.splitlines() if line.startswith("#")][:3]
         ['# Poisson distribution', '## The model', '## Likelihood']
         """
-        from symmle.report import render
+        from symmle.report import printer
 
-        return render.to_markdown(self)
+        return printer.to_markdown(self)
 
     def compile(self, *, timeout: float | None = None):
         """Compile the estimators into fast NumPy functions.
