@@ -16,7 +16,8 @@ from sympy.core.function import AppliedUndef
 
 import symmle
 from symmle.model.catalogue import family_names
-from symmle.report.render import latex, to_dict
+from symmle.report.json_doc import to_dict
+from symmle.report.printer import latex
 
 # --------------------------------------------------------------------------
 # helpers: textbook expressions in the derivation's own symbols
@@ -382,7 +383,7 @@ def test_symbol_names():
 def test_text_is_escaped_for_latex():
     m = symmle.inline_model("lam*exp(-lam*x)", "x", "0,oo", ["lam:positive"], [])
     d = symmle.derive(m)
-    from symmle.report.render import _tex_text
+    from symmle.report.escape import tex_text as _tex_text
 
     assert _tex_text("50% of a_b & $x_i$") == r"50\% of a\_b \& $x_i$"
     assert "_" not in re.sub(r"\$[^$]*\$", "", _tex_text(d.steps[0].text)).replace(r"\_", "")

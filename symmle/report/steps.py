@@ -21,7 +21,7 @@ from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
 from symmle.model.spec import Model
-from symmle.report.render import latex, subscript
+from symmle.report.printer import latex, subscript
 
 __all__ = ["Step", "lecture_steps"]
 

@@ -2,7 +2,7 @@
 
 :func:`derive` runs the pipeline (spec -> likelihood -> stationarity ->
 information) and records the ordered steps a lecturer would write.  The
-consumers (render, compile, check, fit) only read a Derivation.
+consumers (report, compile, check, fit) only read a Derivation.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ class Derivation:
     """The derivation of the maximum-likelihood estimators of one model.
 
     Made by :func:`derive`; immutable.  The properties give the results as
-    SymPy objects, and the ``to_*`` methods render them (see
-    :mod:`symmle.report.render`); in Jupyter a Derivation displays itself as
-    rendered maths.
+    SymPy objects, and the ``to_*`` methods render them (one writer per
+    format in :mod:`symmle.report`); in Jupyter a Derivation displays itself
+    as rendered maths.
 
     Attributes
     ----------
@@ -117,7 +117,7 @@ class Derivation:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle derive --format json`` (schema 1).
 
-        See :func:`symmle.report.render.to_dict`.
+        See :func:`symmle.report.json_doc.to_dict`.
 
         Returns
         -------
@@ -135,14 +135,14 @@ class Derivation:
         >>> doc["schema"], doc["estimators"]["lam"]["expr"], doc["crlb"]
         (1, 'T1/N', [['lam/N']])
         """
-        from symmle.report import render
+        from symmle.report.json_doc import to_dict
 
-        return render.to_dict(self)
+        return to_dict(self)
 
     def to_text(self) -> str:
         """Return a plain-text summary for the terminal (``symmle derive``).
 
-        See :func:`symmle.report.render.to_text`.
+        See :func:`symmle.report.text.to_text`.
 
         Returns
         -------
@@ -159,14 +159,14 @@ class Derivation:
         >>> print(next(line for line in text.splitlines() if "lam_hat" in line))
           lam_hat = T1/N    [closed form, verified]
         """
-        from symmle.report import render
+        from symmle.report.text import to_text
 
-        return render.to_text(self)
+        return to_text(self)
 
     def to_latex(self, standalone: bool = False) -> str:
         r"""Return the derivation as LaTeX lecture notes.
 
-        See :func:`symmle.report.render.to_latex`.
+        See :func:`symmle.report.latex.to_latex`.
 
         Parameters
         ----------
@@ -187,14 +187,14 @@ class Derivation:
         >>> print(d.to_latex(standalone=True).splitlines()[0])
         \documentclass[11pt]{article}
         """
-        from symmle.report import render
+        from symmle.report.latex import to_latex
 
-        return render.to_latex(self, standalone=standalone)
+        return to_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
         r"""Return the derivation as Markdown with ``$...$`` maths.
 
-        See :func:`symmle.report.render.to_markdown`.
+        See :func:`symmle.report.markdown.to_markdown`.
 
         Returns
         -------
@@ -208,9 +208,9 @@ class Derivation:
         >>> [line for line in md.splitlines() if line.startswith("#")][:3]
         ['# Poisson distribution', '## The model', '## Likelihood']
         """
-        from symmle.report import render
+        from symmle.report.markdown import to_markdown
 
-        return render.to_markdown(self)
+        return to_markdown(self)
 
     def compile(self, *, timeout: float | None = None):
         """Compile the estimators into fast NumPy functions.
