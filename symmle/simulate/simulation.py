@@ -23,21 +23,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from symmle.base.errors import SymmleError
+from symmle.numbers.fitting import Z95  # the intervals whose coverage is checked are fit's
 
 if TYPE_CHECKING:
     from symmle.numbers.compiled import CompiledModel
     from symmle.symbolic.derivation import Derivation
     from symmle.model.spec import Model
 
-__all__ = ["BLOCK_BYTES", "NUMERIC_BLOCK", "Z95", "Cover", "Information", "coverer", "simulate", "valid"]
+__all__ = ["BLOCK_BYTES", "NUMERIC_BLOCK", "Cover", "Information", "coverer", "simulate", "valid"]
 
 #: Memory of one block of replicates (the data; estimating them takes about three times more).
 BLOCK_BYTES = 16 << 20
 #: Rows per block for numeric kinds (estimated row by row), so the progress bar moves.
 NUMERIC_BLOCK = 64
-#: Two-sided 95 % normal quantile (as in :mod:`symmle.numbers.fitting`).
-Z95 = 1.959963984540054
-
 #: ``cover(rows, estimates) -> {parameter: array}``, made by :func:`coverer`.
 Cover = Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
