@@ -1,0 +1,1 @@
+"""The lecture-note steps of a derivation."""
