@@ -1,6 +1,6 @@
 """The equations of a derivation step as LaTeX ``align`` rows that fit the page.
 
-A step (:class:`~symmle.report.lecture.scalar.Step`) holds its equations as
+A step (:class:`~symmle.report.lecture.core.Step`) holds its equations as
 ``(left-hand side, right-hand side)`` pairs.  :func:`step_latex` writes them as
 an ``align`` block in the notation of a lecture note (continuation lines start
 with ``&=``, a repeated left-hand side is left out), and :func:`step_aligned` as
@@ -21,7 +21,7 @@ from sympy.core.function import AppliedUndef
 from symmle.report.printer import Printer, common_denominator, exact, function_latex, latex
 
 if TYPE_CHECKING:
-    from symmle.report.lecture.scalar import Step
+    from symmle.report.lecture.core import Step
 
 __all__ = ["step_aligned", "step_latex"]
 

@@ -18,7 +18,7 @@ from symmle.report.escape import tex_text
 from symmle.report.printer import data_symbols, latex
 
 if TYPE_CHECKING:
-    from symmle.report.lecture.scalar import Step
+    from symmle.report.lecture.core import Step
     from symmle.symbolic.derivation import Derivation
 
 __all__ = ["SCHEMA", "to_dict", "to_json"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from symmle.report.lecture.scalar import Step
+    from symmle.report.lecture.core import Step
     from symmle.symbolic.derivation import Derivation
 
 __all__ = ["notes", "sections"]

@@ -22,7 +22,7 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 from symmle.model.build import load_model
 from symmle.model.spec import Model
 if TYPE_CHECKING:
-    from symmle.report.lecture.scalar import Step
+    from symmle.report.lecture.core import Step
 
 __all__ = ["Derivation", "derive"]
 
@@ -75,7 +75,7 @@ class Derivation:
     @cached_property
     def steps(self) -> tuple[Step, ...]:
         """The derivation as a lecturer would write it, in order (built by :mod:`symmle.report` on first use)."""
-        from symmle.report.lecture.scalar import lecture_steps
+        from symmle.report.lecture.steps import lecture_steps
 
         return lecture_steps(self.model, self.likelihood, self.stationarity, self.information)
 
