@@ -1,7 +1,7 @@
 """Write the gallery of the documentation: one page per catalogue family.
 
 Run it from anywhere after changing the catalogue (``derivations/*.toml``) or
-the report writers (``symmle/report/``: the steps, the printer, ``markdown.py``)::
+the report writers (``symmle/report/``: the lecture steps in ``lecture/``, the printer, ``markdown.py``)::
 
     python docs/gen_gallery.py           # rewrite docs/gallery/ and the gallery nav of mkdocs.yml
     python docs/gen_gallery.py --check   # exit 1 and name the stale files, write nothing
