@@ -66,8 +66,22 @@ def _timed(fn):
 
 
 def _cli(name: str, true: dict, n: int, reps: int, seed: int) -> tuple[float, int]:
-    args = [sys.executable, "-m", "symmle", "check", name, "--true", ",".join(f"{k}={v:g}" for k, v in true.items()),
-            "--n", str(n), "--reps", str(reps), "--seed", str(seed), "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "symmle",
+        "check",
+        name,
+        "--true",
+        ",".join(f"{k}={v:g}" for k, v in true.items()),
+        "--n",
+        str(n),
+        "--reps",
+        str(reps),
+        "--seed",
+        str(seed),
+        "--json",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
     return time.perf_counter() - t0, proc.returncode
@@ -116,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"symmle check: median of {args.runs} runs after 1 warm-up, seed {args.seed}")
     print(environment_line(revision, numpy=np.__version__))
     print()
-    print(f"{'family':<8} {'n':>5} {'reps':>5} {'check (s)':>10} {'no optimiser (s)':>17} {'derive (s)':>11} {'CLI (s)':>8} {'target':>7}  result")
+    print(
+        f"{'family':<8} {'n':>5} {'reps':>5} {'check (s)':>10} {'no optimiser (s)':>17} {'derive (s)':>11} {'CLI (s)':>8} {'target':>7}  result"
+    )
     results, ok = {}, True
     for name in names:
         r = bench(name, args.runs, args.seed)
@@ -125,14 +141,25 @@ def main(argv: list[str] | None = None) -> int:
         why = [] if r["passed_check"] and r["cli_exit"] == 0 else ["the check itself failed"]
         if r["check_median"] > r["target_s"]:
             why.append("too slow")
-        print(f"{name:<8} {r['n']:>5} {r['reps']:>5} {r['check_median']:>10.3f} {r['no_optimiser_median']:>17.3f} "
-              f"{r['derive_s']:>11.3f} {r['cli_s']:>8.2f} {r['target_s']:>6g}s  {'PASS' if r['pass'] else 'FAIL (' + ', '.join(why) + ')'}",
-              flush=True)
+        print(
+            f"{name:<8} {r['n']:>5} {r['reps']:>5} {r['check_median']:>10.3f} {r['no_optimiser_median']:>17.3f} "
+            f"{r['derive_s']:>11.3f} {r['cli_s']:>8.2f} {r['target_s']:>6g}s  {'PASS' if r['pass'] else 'FAIL (' + ', '.join(why) + ')'}",
+            flush=True,
+        )
     print()
     print(f"targets: closed form <= 1 s, numeric <= 10 s beyond start-up: {'PASS' if ok else 'FAIL'}")
     if args.json_out:
-        write_json(args.json_out, {**environment(revision), "numpy": np.__version__, "runs": args.runs, "seed": args.seed,
-                                   "results": results, "pass": ok})
+        write_json(
+            args.json_out,
+            {
+                **environment(revision),
+                "numpy": np.__version__,
+                "runs": args.runs,
+                "seed": args.seed,
+                "results": results,
+                "pass": ok,
+            },
+        )
     return 0 if ok else 1
 
 

@@ -137,20 +137,14 @@ def in_process_check() -> dict:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"ok": False, "error": f"exit {proc.returncode}: {tail}"}
     out = json.loads(lines[-1])
-    out["ok"] = not out["after_run"] and all(
-        r["exit_code"] == 0 for r in out["results"].values()
-    )
+    out["ok"] = not out["after_run"] and all(r["exit_code"] == 0 for r in out["results"].values())
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--runs", type=int, default=10, help="timed runs per command (default 10)"
-    )
-    ap.add_argument(
-        "--top", type=int, default=15, help="import-time entries to show (default 15)"
-    )
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per command (default 10)")
+    ap.add_argument("--top", type=int, default=15, help="import-time entries to show (default 15)")
     add_json_option(ap)
     args = ap.parse_args(argv)
     if args.runs < 1:
@@ -223,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if script:
         print(f"(console script: {script})")
     else:
-        print(
-            "(no 'symmle' console script on PATH; install with 'pip install .' to measure it)"
-        )
+        print("(no 'symmle' console script on PATH; install with 'pip install .' to measure it)")
 
     print()
     imp = import_time(args.top)
@@ -235,18 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  {'cumulative ms':>13}  {'self ms':>7}  module")
     for e in imp["top"]:
-        print(
-            f"  {e['cumulative_us'] / 1000:13.1f}  {e['self_us'] / 1000:7.1f}  {e['module']}"
-        )
+        print(f"  {e['cumulative_us'] / 1000:13.1f}  {e['self_us'] / 1000:7.1f}  {e['module']}")
     heavy_ok = imp["returncode"] == 0 and not imp["heavy_imported"]
     ok &= heavy_ok
     print(
         f"  [{'PASS' if heavy_ok else 'FAIL'}] none of {', '.join(HEAVY)} imported by 'import symmle.cli'"
-        + (
-            f" (imported: {', '.join(imp['heavy_imported'][:5])} ...)"
-            if imp["heavy_imported"]
-            else ""
-        )
+        + (f" (imported: {', '.join(imp['heavy_imported'][:5])} ...)" if imp["heavy_imported"] else "")
     )
 
     print()
@@ -255,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if "error" in chk:
         print(f"  [FAIL] in-process CliRunner check: {chk['error']}")
     else:
-        runs = ", ".join(
-            f"'{k}' exit {v['exit_code']}" for k, v in chk["results"].items()
-        )
+        runs = ", ".join(f"'{k}' exit {v['exit_code']}" for k, v in chk["results"].items())
         print(f"  in-process CliRunner: {runs}")
         print(
             f"  heavy modules after 'import symmle.cli': {chk['after_import'] or 'none'}; "

@@ -114,10 +114,7 @@ def bench(name: str, n: int, runs: int, seed: int) -> dict:
         t_comp.append(t)
         t, want = _timed(written)
         t_hand.append(t)
-    rel = {
-        k: abs(float(got[k]) - float(want[k])) / max(abs(float(want[k])), 1e-300)
-        for k in want
-    }
+    rel = {k: abs(float(got[k]) - float(want[k])) / max(abs(float(want[k])), 1e-300) for k in want}
     m_comp, m_hand = statistics.median(t_comp), statistics.median(t_hand)
     return {
         "n": n,
@@ -136,9 +133,7 @@ def bench(name: str, n: int, runs: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10**7, help="sample size (default 10**7)")
-    ap.add_argument(
-        "--runs", type=int, default=5, help="timed runs per side (default 5)"
-    )
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per side (default 5)")
     ap.add_argument("--seed", type=int, default=20261124)
     add_family_option(ap, sorted(CASES))
     add_json_option(ap)
@@ -151,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(environment_line(revision, numpy=np.__version__))
     print()
-    print(
-        f"{'family':<12} {'compiled (s)':>12} {'NumPy (s)':>10} {'ratio':>7} {'max rel diff':>13}  result"
-    )
+    print(f"{'family':<12} {'compiled (s)':>12} {'NumPy (s)':>10} {'ratio':>7} {'max rel diff':>13}  result")
     results = {}
     ok = True
     for name in names:
@@ -166,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "PASS"
             if passed_t and passed_v
             else "FAIL ("
-            + ", ".join(
-                s
-                for s, p in (("slower", passed_t), ("values differ", passed_v))
-                if not p
-            )
+            + ", ".join(s for s, p in (("slower", passed_t), ("values differ", passed_v)) if not p)
             + ")"
         )
         print(

@@ -122,9 +122,7 @@ def _env(preimport: bool) -> dict[str, str]:
     return env
 
 
-def _run_child(
-    code: str, args: list[str], timeout: float, preimport: bool = True
-) -> dict:
+def _run_child(code: str, args: list[str], timeout: float, preimport: bool = True) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
@@ -201,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown families: {', '.join(unknown)}")
         names = [n for n in names if n in args.family]
 
-    print(
-        f"symmle derive benchmark: {len(names)} families, {args.repeat} fresh process(es) each"
-    )
+    print(f"symmle derive benchmark: {len(names)} families, {args.repeat} fresh process(es) each")
     versions = _versions()
     revision = git_revision()
     print(environment_line(revision, **versions))
@@ -217,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         samples, imports, lazies, errors = [], [], [], []
         for _ in range(args.repeat):
             try:
-                out = _run_child(
-                    _CHILD_ONE, [name], args.timeout, not args.lazy_imports_in_timing
-                )
+                out = _run_child(_CHILD_ONE, [name], args.timeout, not args.lazy_imports_in_timing)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors.append(str(exc).splitlines()[0])
                 continue
@@ -279,17 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  median over families        {_fmt(median_over_families)} s")
     if slowest:
         print(f"  slowest family (median)     {_fmt(medians[slowest])} s  ({slowest})")
-    print(
-        f"  total of medians            {_fmt(total_of_medians)} s  ({len(medians)} families)"
-    )
-    imps = [
-        r["import_median"] for r in results.values() if r["import_median"] is not None
-    ]
-    lazy = [
-        r["lazy_import_median"]
-        for r in results.values()
-        if r["lazy_import_median"] is not None
-    ]
+    print(f"  total of medians            {_fmt(total_of_medians)} s  ({len(medians)} families)")
+    imps = [r["import_median"] for r in results.values() if r["import_median"] is not None]
+    lazy = [r["lazy_import_median"] for r in results.values() if r["lazy_import_median"] is not None]
     if imps:
         print(
             f"  imports per fresh process   {_fmt(statistics.median(imps))} s  (excluded; of which SymPy's lazy imports "
@@ -313,11 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue_ok = total_of_medians <= CATALOGUE_TARGET and not failed
     print(
         f"  [{'PASS' if per_family_ok else 'FAIL'}] every family's median <= {PER_FAMILY_TARGET:g} s"
-        + (
-            f"  (over: {', '.join(f'{n} {medians[n]:.2f} s' for n in over)})"
-            if over
-            else ""
-        )
+        + (f"  (over: {', '.join(f'{n} {medians[n]:.2f} s' for n in over)})" if over else "")
         + (f"  (errors: {', '.join(failed)})" if failed else "")
     )
     print(
@@ -328,9 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  [{'PASS' if catalogue_ok else 'FAIL'}] whole catalogue (total of medians) <= {CATALOGUE_TARGET:g} s"
     )
     if sequential is not None and "error" not in sequential:
-        seq_ok = sequential["total"] <= CATALOGUE_TARGET and not any(
-            r["error"] for r in sequential["rows"]
-        )
+        seq_ok = sequential["total"] <= CATALOGUE_TARGET and not any(r["error"] for r in sequential["rows"])
         print(
             f"  [{'PASS' if seq_ok else 'FAIL'}] whole catalogue in one process <= {CATALOGUE_TARGET:g} s (informational)"
         )
@@ -353,9 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             "sequential": sequential,
             "pass": {"per_family": per_family_ok, "catalogue": catalogue_ok},
         }
-        Path(args.json_out).write_text(
-            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
-        )
+        Path(args.json_out).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json_out}")
 
     return 0 if per_family_ok and catalogue_ok else 1

@@ -129,9 +129,7 @@ def write_text(txt: Path, csv: Path, n: int, seed: int, chunk: int = 1 << 20) ->
 def _sample_rss(pid: int, peaks: dict[str, int]) -> None:
     """Fold the current RssAnon/RssFile (kB) of the processes below ``pid`` (the wrapper) into ``peaks``."""
     try:
-        todo = [
-            int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        ]
+        todo = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except (OSError, ValueError):
         return
     seen: set[int] = set()
@@ -143,9 +141,7 @@ def _sample_rss(pid: int, peaks: dict[str, int]) -> None:
         seen.add(p)
         try:
             status = Path(f"/proc/{p}/status").read_text()
-            todo += [
-                int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            ]
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
         except (OSError, ValueError):
             continue
         for key in totals:
@@ -169,9 +165,7 @@ def run_fit(model: str, data: Path, timeout: float, extra: tuple[str, ...] = ())
     t0 = time.perf_counter()
     peaks = {"RssAnon": 0, "RssFile": 0}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
-            full, stdout=out, stderr=err, text=True, env=_env(), cwd=ROOT
-        )
+        proc = subprocess.Popen(full, stdout=out, stderr=err, text=True, env=_env(), cwd=ROOT)
         while proc.poll() is None:
             _sample_rss(proc.pid, peaks)
             if time.perf_counter() - t0 > timeout:
@@ -187,9 +181,7 @@ def run_fit(model: str, data: Path, timeout: float, extra: tuple[str, ...] = ())
         wall = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
-        proc = subprocess.CompletedProcess(
-            full, proc.returncode, out.read(), err.read()
-        )
+        proc = subprocess.CompletedProcess(full, proc.returncode, out.read(), err.read())
     if TIME.exists():
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     else:
@@ -203,9 +195,7 @@ def run_fit(model: str, data: Path, timeout: float, extra: tuple[str, ...] = ())
             pass
     err = None
     if proc.returncode != 0:
-        err = "\n".join(l for l in proc.stderr.splitlines() if not l.startswith("\t"))[
-            -600:
-        ]
+        err = "\n".join(l for l in proc.stderr.splitlines() if not l.startswith("\t"))[-600:]
     return {
         "model": model,
         "returncode": proc.returncode,
@@ -241,17 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--keep", action="store_true", help="do not delete the data file")
-    ap.add_argument(
-        "--no-gamma", action="store_true", help="skip the numeric (gamma) fit"
-    )
+    ap.add_argument("--no-gamma", action="store_true", help="skip the numeric (gamma) fit")
     add_json_option(ap)
     args = ap.parse_args(argv)
 
     base = Path(args.dir or tempfile.gettempdir())
     revision = git_revision()
-    print(
-        f"symmle fit on a {args.n:,}-sample float64 .npy ({args.n * 8 / 1e6:,.0f} MB)"
-    )
+    print(f"symmle fit on a {args.n:,}-sample float64 .npy ({args.n * 8 / 1e6:,.0f} MB)")
     print(environment_line(revision))
     free = shutil.disk_usage(base).free
     print(f"free disk in {base}: {free / 1e9:.1f} GB")
@@ -316,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(("gamma, big file", "gamma", big, GAMMA_LIMIT_S, "gamma"))
         print()
-        print(
-            f"{'command':<40} {'wall (s)':>9} {'peak RSS (MB)':>14} {'anon/file (MB)':>15}  result"
-        )
+        print(f"{'command':<40} {'wall (s)':>9} {'peak RSS (MB)':>14} {'anon/file (MB)':>15}  result")
         text_target_mb = TEXT_RSS_FACTOR * 8 * args.text_n / 2**20
         for label, model, path, limit, key in runs:
             extra = ("--column", "value") if key == "text_csv" else ()
@@ -346,15 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(f"{k} = {v:.10g}" for k, v in (r["estimates"] or {}).items())
                 )
             elif path is big:
-                ok_rss = (
-                    r["peak_rss_mb"] is not None and r["peak_rss_mb"] < RSS_TARGET_MB
-                )
+                ok_rss = r["peak_rss_mb"] is not None and r["peak_rss_mb"] < RSS_TARGET_MB
                 verdict = (
                     ("PASS" if ok_rss else "FAIL")
                     + f" (target < {RSS_TARGET_MB:.0f} MB); n = {r['n']:,}, "
-                    + ", ".join(
-                        f"{k} = {v:.10g}" for k, v in (r["estimates"] or {}).items()
-                    )
+                    + ", ".join(f"{k} = {v:.10g}" for k, v in (r["estimates"] or {}).items())
                 )
             else:
                 verdict = "(reference)"
@@ -375,15 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ndeleted {tmp}")
 
     e = results.get("exponential", {})
-    ok = (
-        e.get("returncode") == 0
-        and e.get("peak_rss_mb") is not None
-        and e["peak_rss_mb"] < RSS_TARGET_MB
-    )
+    ok = e.get("returncode") == 0 and e.get("peak_rss_mb") is not None and e["peak_rss_mb"] < RSS_TARGET_MB
     text_ok = all(
-        results[k].get("returncode") == 0 and results[k].get("rss_above_fixed_mb") is not None
+        results[k].get("returncode") == 0
+        and results[k].get("rss_above_fixed_mb") is not None
         and results[k]["rss_above_fixed_mb"] < TEXT_RSS_FACTOR * 8 * args.text_n / 2**20
-        for k in ("text_txt", "text_csv") if k in results
+        for k in ("text_txt", "text_csv")
+        if k in results
     )
     g = results.get("gamma")
     if g is not None:
@@ -394,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"gamma (numeric): {g['wall_s']:.1f} s, peak RSS {g['peak_rss_mb']:.0f} MB "
                 f"({'below' if g['peak_rss_mb'] < RSS_TARGET_MB else 'ABOVE'} {RSS_TARGET_MB:.0f} MB)"
             )
-    print(
-        f"target (exponential peak RSS < {RSS_TARGET_MB:.0f} MB): {'PASS' if ok else 'FAIL'}"
-    )
+    print(f"target (exponential peak RSS < {RSS_TARGET_MB:.0f} MB): {'PASS' if ok else 'FAIL'}")
     if args.text_n > 0:
         print(
             f"target (text: < {TEXT_RSS_FACTOR:g} x 8 bytes a row above the fixed cost): "

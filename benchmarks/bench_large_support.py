@@ -38,11 +38,36 @@ BIG = "1000000000"
 COMMANDS = {
     "binomial n=1e8": ["derive", "binomial", "--const", "n=100000000"],
     "binomial n=1e9": ["derive", "binomial", "--const", f"n={BIG}"],
-    "inline Poisson on 0..1e9": ["derive", "--pdf", "lam**x*exp(-lam)/factorial(x)", "--var", "x", "--discrete",
-                                 "--support", "0,n", "--param", "lam:positive", "--const", f"n:positive_integer={BIG}"],
-    "flat mixture on 0..1e9": ["derive", "--pdf", "w*(1-q)*q**x + (1-w)/(n+1)", "--var", "x", "--discrete",
-                               "--support", "0,n", "--param", "w:unit", "--const", "q:unit=0.5",
-                               "--const", f"n:positive_integer={BIG}"],
+    "inline Poisson on 0..1e9": [
+        "derive",
+        "--pdf",
+        "lam**x*exp(-lam)/factorial(x)",
+        "--var",
+        "x",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "lam:positive",
+        "--const",
+        f"n:positive_integer={BIG}",
+    ],
+    "flat mixture on 0..1e9": [
+        "derive",
+        "--pdf",
+        "w*(1-q)*q**x + (1-w)/(n+1)",
+        "--var",
+        "x",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "w:unit",
+        "--const",
+        "q:unit=0.5",
+        "--const",
+        f"n:positive_integer={BIG}",
+    ],
 }
 
 # run in a fresh intermediate process so that RUSAGE_CHILDREN is this command's alone
@@ -58,7 +83,18 @@ print(json.dumps({"rc": r.returncode, "wall_s": wall, "peak_mb": peak, "stderr":
 
 def run(args: list[str], timeout: float) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-c", _CHILD, str(timeout), sys.executable, "-m", "symmle", *args, "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(timeout),
+        sys.executable,
+        "-m",
+        "symmle",
+        *args,
+        "--format",
+        "json",
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout + 30)
         return json.loads(out.stdout)
@@ -82,9 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and good
         wall = f"{r['wall_s']:.1f} s" if r["wall_s"] is not None else "-"
         peak = f"{r['peak_mb']:.0f} MB" if r["peak_mb"] is not None else "-"
-        print(f"{started}  {name:<26} exit {r['rc']}  {wall:>8}  peak {peak:>8}  {'ok' if good else 'FAIL ' + r['stderr']}")
+        print(
+            f"{started}  {name:<26} exit {r['rc']}  {wall:>8}  peak {peak:>8}  {'ok' if good else 'FAIL ' + r['stderr']}"
+        )
     if args.json_out:
-        write_json(args.json_out, {"environment": environment(rev), "target_mb": TARGET_MB, "results": results})
+        write_json(
+            args.json_out, {"environment": environment(rev), "target_mb": TARGET_MB, "results": results}
+        )
     return 0 if ok else 1
 
 

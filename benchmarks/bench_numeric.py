@@ -113,9 +113,7 @@ def _nll_beta(x):
     def g(t):
         a, b = t
         dab = special.digamma(a + b)
-        return -np.array(
-            [mlx - special.digamma(a) + dab, ml1x - special.digamma(b) + dab]
-        )
+        return -np.array([mlx - special.digamma(a) + dab, ml1x - special.digamma(b) + dab])
 
     return f, g
 
@@ -134,9 +132,7 @@ def _nll_weibull(x):
         lam, k = t
         z = lx - np.log(lam)
         w = np.exp(k * z)  # (x/lam)**k
-        return -np.array(
-            [(k / lam) * (np.mean(w) - 1), 1 / k + np.mean(z) - np.mean(w * z)]
-        )
+        return -np.array([(k / lam) * (np.mean(w) - 1), 1 / k + np.mean(z) - np.mean(w * z)])
 
     return f, g
 
@@ -149,13 +145,7 @@ def _nll_nbinom(x):
         r, p = t
         if r <= 0 or not 0 < p < 1:
             return np.inf
-        return -np.mean(
-            special.gammaln(x + r)
-            - special.gammaln(r)
-            - lfx
-            + r * np.log(p)
-            + x * np.log1p(-p)
-        )
+        return -np.mean(special.gammaln(x + r) - special.gammaln(r) - lfx + r * np.log(p) + x * np.log1p(-p))
 
     def g(t):
         r, p = t
@@ -183,9 +173,7 @@ def reference(nll, x, start):
     """
     f, g = nll(x)
     t0 = np.asarray(start, dtype=float) * np.array([1.01, 0.99])
-    res = optimize.minimize(
-        f, t0, jac=g, method="BFGS", options={"gtol": 1e-12, "maxiter": 10000}
-    )
+    res = optimize.minimize(f, t0, jac=g, method="BFGS", options={"gtol": 1e-12, "maxiter": 10000})
     pol = optimize.root(g, res.x, method="hybr", options={"xtol": 1e-15})
     # hybr may report "no further improvement" at xtol=1e-15: keep its point if the score is smaller
     better = (
@@ -267,9 +255,7 @@ def _cases():
             lambda rng, n: rng.negative_binomial(3.5, 0.4, n).astype(np.float64),
             None,  # inline model, built in bench()
             ("r", "p"),
-            lambda x: tuple(
-                stats.fit(stats.nbinom, x, bounds=NBINOM_BOUNDS).params[:2]
-            ),
+            lambda x: tuple(stats.fit(stats.nbinom, x, bounds=NBINOM_BOUNDS).params[:2]),
             _nll_nbinom,
             "r = 3.5, p = 0.4",
         ),
@@ -280,9 +266,7 @@ def bench(name, n, runs, seed, scipy_n=None):
     make, model, order, scipy_fit, nll, truth = _cases()[name]
     x = make(np.random.default_rng(seed), n)
     if model is None:
-        model = symmle.inline_model(
-            NBINOM_PDF, "x", "0,oo", ["r:positive", "p:unit"], discrete=True
-        )
+        model = symmle.inline_model(NBINOM_PDF, "x", "0,oo", ["r:positive", "p:unit"], discrete=True)
     est = symmle.derive(model).compile()  # outside the timed region
 
     t_sym, got = _median_time(lambda: est(x), runs)
@@ -292,9 +276,7 @@ def bench(name, n, runs, seed, scipy_n=None):
     slow = name == "negative_binomial"
     xs = x if not scipy_n or scipy_n >= n else x[:scipy_n]
     if slow:
-        print(
-            f"  ({name}: scipy.stats.fit at N = {xs.size:,}, one run ...)", flush=True
-        )
+        print(f"  ({name}: scipy.stats.fit at N = {xs.size:,}, one run ...)", flush=True)
         t_sci, sci = _median_time(lambda: scipy_fit(xs), 1, warmup=False)
     else:
         t_sci, sci = _median_time(lambda: scipy_fit(xs), 3)

@@ -22,10 +22,10 @@ from symmle.base.errors import (
 )
 
 if TYPE_CHECKING:
+    from symmle.model.spec import Model
+    from symmle.numbers.fitting import FitResult
     from symmle.simulate.verdicts import CheckResult
     from symmle.symbolic.derivation import Derivation
-    from symmle.numbers.fitting import FitResult
-    from symmle.model.spec import Model
 
 __all__ = [
     "derive",

@@ -38,7 +38,11 @@ class _Group(click.Group):
             if isinstance(exc, _NO_ARGS) and exc.ctx is not None:
                 click.echo(exc.ctx.get_help())  # `symmle` alone: the help
                 sys.exit(2)
-            hint = f" (see 'symmle {exc.ctx.info_name} --help')" if exc.ctx is not None and exc.ctx.parent is not None else " (see 'symmle --help')"
+            hint = (
+                f" (see 'symmle {exc.ctx.info_name} --help')"
+                if exc.ctx is not None and exc.ctx.parent is not None
+                else " (see 'symmle --help')"
+            )
             _fail(exc.format_message() + hint, 2)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
@@ -126,8 +130,20 @@ def _inline_options(fn):
         click.option("--var", default="x", show_default=True, help="Variable of the inline model."),
         click.option("--discrete", is_flag=True, help="The inline model is a probability mass function."),
         click.option("--support", help="Support of the inline model as LO,HI, e.g. 0,oo."),
-        click.option("--param", "params", multiple=True, metavar="NAME:DOMAIN", help="Parameter to estimate (repeatable)."),
-        click.option("--const", "consts", multiple=True, metavar="NAME[:DOMAIN][=VALUE]", help="Constant: declare it (NAME:DOMAIN), give its value (NAME=VALUE), or both."),
+        click.option(
+            "--param",
+            "params",
+            multiple=True,
+            metavar="NAME:DOMAIN",
+            help="Parameter to estimate (repeatable).",
+        ),
+        click.option(
+            "--const",
+            "consts",
+            multiple=True,
+            metavar="NAME[:DOMAIN][=VALUE]",
+            help="Constant: declare it (NAME:DOMAIN), give its value (NAME=VALUE), or both.",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -203,9 +219,17 @@ def list_cmd(as_json: bool) -> None:
 @cli.command()
 @click.argument("model", required=False)
 @_inline_options
-@click.option("--format", "fmt", type=click.Choice(["text", "latex", "markdown", "json"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "latex", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, output, timeout) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
@@ -248,8 +272,8 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
     """
     from symmle.base.budget import DEFAULT_TIMEOUT
     from symmle.numbers.data import load_data
-    from symmle.symbolic.derivation import derive as run
     from symmle.numbers.fitting import fit as run_fit
+    from symmle.symbolic.derivation import derive as run
 
     expected = 1 if pdf is not None else 2
     if len(args) != expected:
@@ -266,17 +290,76 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
 @cli.command()
 @click.argument("model", required=False)
 @_inline_options
-@click.option("--true", "true_values", multiple=True, metavar="NAME=VALUE[,...]", help="True value of every parameter, e.g. mu=3,sigma2=4.")
-@click.option("--n", "n", type=click.IntRange(min=2), default=1000, show_default=True, help="Sample size of each replicate.")
-@click.option("--reps", type=click.IntRange(min=2), default=1000, show_default=True, help="Replicates at each sample size.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the random generator [default: fresh entropy].")
-@click.option("--sizes", metavar="N1,N2,...", help="Sample sizes of the consistency check [default: n/16, n/4, n].")
-@click.option("--agree", type=click.IntRange(min=0), default=50, show_default=True, help="Replicates cross-checked with an independent optimiser.")
-@click.option("--generic-sampler", is_flag=True, help="Draw from the density by numerical inversion even if the model declares a [sampler].")
-@click.option("--plot", type=click.Path(dir_okay=False, writable=True), metavar="FILE.png", help="Histogram of the estimates and error against n (needs matplotlib).")
+@click.option(
+    "--true",
+    "true_values",
+    multiple=True,
+    metavar="NAME=VALUE[,...]",
+    help="True value of every parameter, e.g. mu=3,sigma2=4.",
+)
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=2),
+    default=1000,
+    show_default=True,
+    help="Sample size of each replicate.",
+)
+@click.option(
+    "--reps",
+    type=click.IntRange(min=2),
+    default=1000,
+    show_default=True,
+    help="Replicates at each sample size.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the random generator [default: fresh entropy].",
+)
+@click.option(
+    "--sizes", metavar="N1,N2,...", help="Sample sizes of the consistency check [default: n/16, n/4, n]."
+)
+@click.option(
+    "--agree",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Replicates cross-checked with an independent optimiser.",
+)
+@click.option(
+    "--generic-sampler",
+    is_flag=True,
+    help="Draw from the density by numerical inversion even if the model declares a [sampler].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="Histogram of the estimates and error against n (needs matplotlib).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-def check(model, pdf, var, discrete, support, params, consts, true_values, n, reps, seed, sizes, agree, generic_sampler, plot, as_json, timeout) -> None:
+def check(
+    model,
+    pdf,
+    var,
+    discrete,
+    support,
+    params,
+    consts,
+    true_values,
+    n,
+    reps,
+    seed,
+    sizes,
+    agree,
+    generic_sampler,
+    plot,
+    as_json,
+    timeout,
+) -> None:
     """Check MODEL's estimators by simulation at known parameter values.
 
     Per parameter: bias, efficiency against the Cramér-Rao bound, coverage
@@ -284,10 +367,10 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
     error shrinking with n.  Exits with 6 if a check fails.
     """
     from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.base.errors import VerificationError
     from symmle.simulate.check import check as run_check
     from symmle.simulate.check import parse_assignments
     from symmle.simulate.plots import plot_check, require_matplotlib
-    from symmle.base.errors import VerificationError
 
     if not true_values:
         raise SpecError("check needs --true NAME=VALUE[,NAME=VALUE...] for every parameter")
@@ -302,8 +385,18 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
         require_matplotlib()
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    result = run_check(m, true, n=n, reps=reps, seed=seed, sizes=size_list, agree=agree, generic_sampler=generic_sampler,
-                       progress=not as_json and sys.stderr.isatty(), timeout=budget)
+    result = run_check(
+        m,
+        true,
+        n=n,
+        reps=reps,
+        seed=seed,
+        sizes=size_list,
+        agree=agree,
+        generic_sampler=generic_sampler,
+        progress=not as_json and sys.stderr.isatty(),
+        timeout=budget,
+    )
     _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
     if plot:
         plot_check(result, plot)
@@ -316,7 +409,13 @@ def check(model, pdf, var, discrete, support, params, consts, true_values, n, re
 @cli.command("compile")
 @click.argument("model", required=False)
 @_inline_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True), help="The module to write, e.g. gamma_mle.py.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The module to write, e.g. gamma_mle.py.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""

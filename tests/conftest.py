@@ -35,7 +35,7 @@ MODULES = ["scipy", "numpy"]
 # --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derive(name: str):
     return symmle.derive(name)
 
@@ -66,13 +66,21 @@ def rng_factory() -> Callable[[int], np.random.Generator]:
 def _stable_log(expr: sp.Expr) -> sp.Expr:
     """``log f`` expanded, with log(gamma) and log(factorial) as loggamma (no overflow)."""
     e = sp.expand_log(sp.log(expr), force=True)
-    e = e.replace(lambda a: isinstance(a, sp.log) and isinstance(a.args[0], sp.gamma), lambda a: sp.loggamma(a.args[0].args[0]))
     e = e.replace(
-        lambda a: isinstance(a, sp.log) and isinstance(a.args[0], sp.factorial), lambda a: sp.loggamma(a.args[0].args[0] + 1)
+        lambda a: isinstance(a, sp.log) and isinstance(a.args[0], sp.gamma),
+        lambda a: sp.loggamma(a.args[0].args[0]),
+    )
+    e = e.replace(
+        lambda a: isinstance(a, sp.log) and isinstance(a.args[0], sp.factorial),
+        lambda a: sp.loggamma(a.args[0].args[0] + 1),
     )
     e = e.replace(
         lambda a: isinstance(a, sp.log) and isinstance(a.args[0], sp.binomial),
-        lambda a: sp.loggamma(a.args[0].args[0] + 1) - sp.loggamma(a.args[0].args[1] + 1) - sp.loggamma(a.args[0].args[0] - a.args[0].args[1] + 1),
+        lambda a: (
+            sp.loggamma(a.args[0].args[0] + 1)
+            - sp.loggamma(a.args[0].args[1] + 1)
+            - sp.loggamma(a.args[0].args[0] - a.args[0].args[1] + 1)
+        ),
     )
     return e
 
@@ -207,7 +215,9 @@ def fisher_by_quadrature(model, point: Mapping[sp.Symbol, float], i: int, j: int
 # --------------------------------------------------------------------------
 
 
-def inverse_cdf_sample(model, point: Mapping[sp.Symbol, float], n: int, rng: np.random.Generator) -> np.ndarray:
+def inverse_cdf_sample(
+    model, point: Mapping[sp.Symbol, float], n: int, rng: np.random.Generator
+) -> np.ndarray:
     """Draws by a numerically inverted CDF (for models without a sampler)."""
     f = density_function(model, point)
     lo, hi = support_at(model, point)
@@ -299,13 +309,20 @@ def optimiser_mle(model, data: np.ndarray, start: Mapping[sp.Symbol, float]) -> 
     u0 = np.array([_TO[d][0](start[p]) for p, d in zip(params, domains)], dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = optimize.minimize(nll, u0, method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 40_000, "maxfev": 40_000})
+        res = optimize.minimize(
+            nll,
+            u0,
+            method="Nelder-Mead",
+            options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 40_000, "maxfev": 40_000},
+        )
         res2 = optimize.minimize(nll, res.x, jac=jac, method="BFGS", options={"gtol": 1e-13, "maxiter": 2000})
     best = res2.x if res2.fun <= res.fun else res.x
     return dict(zip(params, theta_of(best)))
 
 
-def perturbed(point: Mapping[sp.Symbol, float], symbols: Sequence[sp.Symbol], factor: float = 1.1) -> dict[sp.Symbol, float]:
+def perturbed(
+    point: Mapping[sp.Symbol, float], symbols: Sequence[sp.Symbol], factor: float = 1.1
+) -> dict[sp.Symbol, float]:
     """The truth perturbed by 10 % (the catalogue's unit points stay inside (0, 1))."""
     return {s: point[s] * factor if point[s] != 0 else 0.1 for s in symbols}
 
@@ -317,11 +334,17 @@ def statistics(derivation, data: np.ndarray, consts: Mapping[sp.Symbol, float]) 
     syms = {s.symbol.name: s.symbol for s in lik.statistics}
     for name, g in derivation.sufficient_statistics.items():
         fn = sp.lambdify([derivation.model.variable], sp.sympify(g).subs(consts), modules=MODULES)
-        values[syms[name]] = float(np.sum(np.asarray(fn(np.asarray(data, dtype=float)), dtype=float) * np.ones_like(data, dtype=float)))
+        values[syms[name]] = float(
+            np.sum(
+                np.asarray(fn(np.asarray(data, dtype=float)), dtype=float) * np.ones_like(data, dtype=float)
+            )
+        )
     return values
 
 
-def closed_form_estimates(derivation, data: np.ndarray, consts: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, float]:
+def closed_form_estimates(
+    derivation, data: np.ndarray, consts: Mapping[sp.Symbol, float]
+) -> dict[sp.Symbol, float]:
     """The closed-form estimators evaluated on ``data`` by substituting ``N`` and the ``T_j``."""
     stats = statistics(derivation, data, consts)
     out = {}
@@ -419,7 +442,9 @@ def families() -> types.SimpleNamespace:
     """
     return types.SimpleNamespace(
         compiled=_compiled,
-        sample=lambda name, n, seed=None: _family_sample(name, n, family_seed(name) if seed is None else seed),
+        sample=lambda name, n, seed=None: _family_sample(
+            name, n, family_seed(name) if seed is None else seed
+        ),
         constants=constants_by_name,
         seed=family_seed,
     )

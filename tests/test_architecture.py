@@ -33,7 +33,8 @@ def _stage(module: str) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _module_level_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
@@ -94,7 +95,8 @@ def test_imports_flow_down_the_stages(module):
             continue  # the package's own __init__ (errors re-exported) is light
         assert STAGES.index(_stage(imported)) <= rank, (
             f"{module} ({_stage(module) or 'package'}) imports {imported} ({_stage(imported) or 'package'}) "
-            "at module level: a stage may import only the stages above it")
+            "at module level: a stage may import only the stages above it"
+        )
 
 
 def test_module_level_imports_have_no_cycle():
@@ -108,7 +110,7 @@ def test_module_level_imports_have_no_cycle():
             if nxt not in GRAPH or nxt == "symmle":
                 continue
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
+                cycle = path[path.index(nxt) :] + [nxt]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 walk(nxt)

@@ -30,7 +30,9 @@ def test_uniform_maximum(n):
 def test_shifted_exponential_minimum():
     # min of n Exp(lam) shifted by mu is mu + Exp(n lam): sd 1/(n lam)
     d = symmle.derive(symmle.inline_model("lam*exp(-lam*(x-mu))", "x", "mu,oo", ["mu:real", "lam:positive"]))
-    assert order_statistic_stderr(d, "mu", _at(d, mu=2.0, lam=1.5), 400) == pytest.approx(1 / (400 * 1.5), rel=1e-8)
+    assert order_statistic_stderr(d, "mu", _at(d, mu=2.0, lam=1.5), 400) == pytest.approx(
+        1 / (400 * 1.5), rel=1e-8
+    )
 
 
 def test_pareto_scale_minimum():

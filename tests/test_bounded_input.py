@@ -116,8 +116,13 @@ def test_dev_zero_on_standard_input():
 
 def test_endless_line_on_standard_input():
     """An endless line without a NUL byte (`yes 1 | tr -d '\\n'`) was accumulated until memory ran out."""
-    proc = subprocess.Popen(command(["fit", *EXPO, "-"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=ENV)
+    proc = subprocess.Popen(
+        command(["fit", *EXPO, "-"]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
 
     def feed() -> None:
         try:
@@ -134,8 +139,13 @@ def test_endless_line_on_standard_input():
     finally:
         proc.kill()
         writer.join(TIMEOUT)
-    one_line(subprocess.CompletedProcess(proc.args, proc.returncode, b"", err), 3, "standard input", "line 1",
-             "longer than")
+    one_line(
+        subprocess.CompletedProcess(proc.args, proc.returncode, b"", err),
+        3,
+        "standard input",
+        "line 1",
+        "longer than",
+    )
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero-link", "directory"])
@@ -154,11 +164,29 @@ def test_data_file_that_is_not_a_regular_file(tmp_path, kind):
 # --- output files ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [
-    ["derive", *EXPO, "-o"],
-    ["compile", *EXPO, "-o"],
-    ["check", *EXPO, "--true", "lam=2", "--n", "40", "--reps", "20", "--agree", "2", "--seed", "1", "--plot"],
-], ids=["derive", "compile", "check-plot"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["derive", *EXPO, "-o"],
+        ["compile", *EXPO, "-o"],
+        [
+            "check",
+            *EXPO,
+            "--true",
+            "lam=2",
+            "--n",
+            "40",
+            "--reps",
+            "20",
+            "--agree",
+            "2",
+            "--seed",
+            "1",
+            "--plot",
+        ],
+    ],
+    ids=["derive", "compile", "check-plot"],
+)
 def test_output_to_a_fifo(tmp_path, command):
     """-o to a FIFO nobody reads hung (check --plot said 'cannot write ...: None'); with a reader it works."""
     fifo = tmp_path / "out.fifo"

@@ -92,8 +92,12 @@ def test_sampler_matches_density(name, tools, rng):
     # the CDF at the median of the sample is about 1/2 (a bounded statistic, so 5 sigma is tight)
     m = float(np.median(data))
     indicator = sp.Piecewise((1, x <= m), (0, True))
-    cdf = tools.expectation(model, point, indicator) if model.discrete else tools.integrate_over(
-        lambda t: float(tools.density_function(model, point)(t)), lo, m, extra=list(point.values())
+    cdf = (
+        tools.expectation(model, point, indicator)
+        if model.discrete
+        else tools.integrate_over(
+            lambda t: float(tools.density_function(model, point)(t)), lo, m, extra=list(point.values())
+        )
     )
     empirical = float(np.mean(data <= m))
     assert abs(cdf - empirical) < 5 * 0.5 / np.sqrt(data.size) + 1e-3
@@ -251,7 +255,17 @@ def test_fisher_positive_definite_and_crlb(name, derivation):
 # JSON
 # --------------------------------------------------------------------------
 
-DERIVE_KEYS = {"schema", "model", "log_likelihood", "sufficient_statistics", "estimators", "fisher_information", "crlb", "steps", "warnings"}
+DERIVE_KEYS = {
+    "schema",
+    "model",
+    "log_likelihood",
+    "sufficient_statistics",
+    "estimators",
+    "fisher_information",
+    "crlb",
+    "steps",
+    "warnings",
+}
 MODEL_KEYS = {"name", "density", "variable", "discrete", "support", "parameters", "constants"}
 
 
@@ -262,7 +276,9 @@ def plain_order_statistics(expr: sp.Expr) -> sp.Expr:
     """``Min(x)``/``Max(x)`` (undefined functions of the variable) as plain symbols."""
     from sympy.core.function import AppliedUndef
 
-    return expr.replace(lambda a: isinstance(a, AppliedUndef) and a.func.__name__ in ORDER, lambda a: ORDER[a.func.__name__])
+    return expr.replace(
+        lambda a: isinstance(a, AppliedUndef) and a.func.__name__ in ORDER, lambda a: ORDER[a.func.__name__]
+    )
 
 
 def json_symbols(d) -> dict[str, sp.Basic]:

@@ -20,19 +20,41 @@ import sympy as sp
 from click.testing import CliRunner
 
 import symmle
-from symmle.simulate import simulation, verdicts
+from symmle.base.errors import SpecError, VerificationError
+from symmle.cli import cli
+from symmle.model.build import model_from_dict
 from symmle.model.catalogue import family_names
+from symmle.simulate import simulation, verdicts
 from symmle.simulate.check import check, parse_assignments
 from symmle.simulate.verdicts import CheckResult
-from symmle.cli import cli
-from symmle.base.errors import SpecError, VerificationError
-from symmle.model.build import model_from_dict
 
 SEED = 20261124
 N, REPS, AGREE = 400, 300, 5
-LINDLEY = ["--pdf", "th**2/(1+th)*(1+x)*exp(-th*x)", "--var", "x", "--support", "0,oo", "--param", "th:positive"]
-PARAM_KEYS = {"kind", "true", "mean", "bias", "bias_mc_error", "variance", "crlb", "efficiency", "coverage",
-              "agreement", "consistency", "checks", "verdict"}
+LINDLEY = [
+    "--pdf",
+    "th**2/(1+th)*(1+x)*exp(-th*x)",
+    "--var",
+    "x",
+    "--support",
+    "0,oo",
+    "--param",
+    "th:positive",
+]
+PARAM_KEYS = {
+    "kind",
+    "true",
+    "mean",
+    "bias",
+    "bias_mc_error",
+    "variance",
+    "crlb",
+    "efficiency",
+    "coverage",
+    "agreement",
+    "consistency",
+    "checks",
+    "verdict",
+}
 CHECKS = {"bias", "efficiency", "coverage", "agreement", "consistency"}
 
 
@@ -75,7 +97,9 @@ def failed(result: CheckResult) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("name", family_names())
 def test_catalogue_passes(name, derivation, families):
     d = derivation(name)
-    r = check(d, truth(d.model), constants=families.constants(d.model), n=N, reps=REPS, seed=SEED, agree=AGREE)
+    r = check(
+        d, truth(d.model), constants=families.constants(d.model), n=N, reps=REPS, seed=SEED, agree=AGREE
+    )
     assert r.passed, r.to_text()
     assert r.without_mle == 0
     for q in d.model.parameters:
@@ -84,7 +108,11 @@ def test_catalogue_passes(name, derivation, families):
         assert p.checks["bias"].passed and p.checks["consistency"].passed
         assert p.checks["agreement"].passed, p.checks["agreement"]
         if p.kind == "boundary":
-            assert p.crlb is None and p.checks["efficiency"].passed is None and p.checks["coverage"].passed is None
+            assert (
+                p.crlb is None
+                and p.checks["efficiency"].passed is None
+                and p.checks["coverage"].passed is None
+            )
             assert p.expected_slope == -1.0
         else:
             assert p.checks["efficiency"].passed and p.checks["coverage"].passed
@@ -126,12 +154,17 @@ def test_boundary_and_regular_parameters_together():
     r = check(m, {"a": 1.5, "lam": 2}, n=N, reps=REPS, seed=SEED, agree=AGREE)
     assert r.passed, r.to_text()
     assert r.parameters["a"].kind == "boundary" and r.parameters["a"].checks["agreement"].passed
-    assert r.parameters["lam"].checks["agreement"].passed and r.parameters["lam"].agreement <= verdicts.AGREE_RTOL
+    assert (
+        r.parameters["lam"].checks["agreement"].passed
+        and r.parameters["lam"].agreement <= verdicts.AGREE_RTOL
+    )
 
 
 def test_declared_and_generic_samplers_agree(derivation):
     d = derivation("gamma_rate")
-    r = check(d, {"b": 1.7}, constants={"a": 2.2}, n=N, reps=REPS, seed=SEED, agree=AGREE, generic_sampler=True)
+    r = check(
+        d, {"b": 1.7}, constants={"a": 2.2}, n=N, reps=REPS, seed=SEED, agree=AGREE, generic_sampler=True
+    )
     assert r.sampler == "generic" and r.passed, r.to_text()
 
 
@@ -196,10 +229,16 @@ def test_wrong_fisher_information_fails_efficiency(derivation):
 
 def test_sampler_that_does_not_match_the_density_fails():
     """A [sampler] with scale lam instead of 1/lam: the estimates converge to the wrong value."""
-    m = model_from_dict({
-        "name": "bad_exponential", "variable": "x", "support": ["0", "oo"], "density": "lam*exp(-lam*x)",
-        "parameters": {"lam": "positive"}, "sampler": {"method": "exponential", "args": {"scale": "lam"}},
-    })
+    m = model_from_dict(
+        {
+            "name": "bad_exponential",
+            "variable": "x",
+            "support": ["0", "oo"],
+            "density": "lam*exp(-lam*x)",
+            "parameters": {"lam": "positive"},
+            "sampler": {"method": "exponential", "args": {"scale": "lam"}},
+        }
+    )
     r = check(m, {"lam": 2}, n=N, reps=REPS, seed=SEED, agree=AGREE)
     assert {("lam", "bias"), ("lam", "efficiency")} <= failed(r)
     assert r.parameters["lam"].checks["agreement"].passed  # the estimator itself is right
@@ -278,7 +317,9 @@ def test_json_document(derivation):
         assert p["bias"] == pytest.approx(p["mean"] - p["true"])
         assert p["efficiency"] == pytest.approx(p["crlb"] / p["variance"])
         assert 0 <= p["coverage"] <= 1
-        assert p["consistency"]["sizes"] == doc["sizes"] and len(p["consistency"]["rmse"]) == len(doc["sizes"])
+        assert p["consistency"]["sizes"] == doc["sizes"] and len(p["consistency"]["rmse"]) == len(
+            doc["sizes"]
+        )
     assert doc["passed"] is r.passed and doc["verdict"] == ("pass" if r.passed else "fail")
     assert doc["tolerances"]["z"] == verdicts.Z
     assert doc["tolerances"]["constants"]["AGREE_RTOL"] == verdicts.AGREE_RTOL
@@ -294,7 +335,18 @@ def test_json_has_nulls_where_nothing_exists(derivation):
 def test_text_table(derivation):
     text = check(derivation("exponential"), {"lam": 2}, n=100, reps=50, seed=1, agree=2).to_text()
     header = next(line for line in text.splitlines() if "parameter" in line)
-    for column in ("true", "mean", "bias ± MC error", "variance", "CRLB", "efficiency", "coverage", "agreement", "slope", "verdict"):
+    for column in (
+        "true",
+        "mean",
+        "bias ± MC error",
+        "variance",
+        "CRLB",
+        "efficiency",
+        "coverage",
+        "agreement",
+        "slope",
+        "verdict",
+    ):
         assert column in header
     assert any(line.split()[:2] == ["lam", "2"] for line in text.splitlines())
     assert text.rstrip().endswith("PASS: every check passed")
@@ -320,7 +372,23 @@ def test_cli_table():
 
 
 def test_cli_json_with_constants():
-    r = run("check", "weibull_scale", "--true", "lam=2", "--const", "k=1.5", "--json", "--n", 200, "--reps", 100, "--seed", 2, "--agree", 3)
+    r = run(
+        "check",
+        "weibull_scale",
+        "--true",
+        "lam=2",
+        "--const",
+        "k=1.5",
+        "--json",
+        "--n",
+        200,
+        "--reps",
+        100,
+        "--seed",
+        2,
+        "--agree",
+        3,
+    )
     assert r.exit_code == 0, r.output
     doc = strict_json(r.stdout)
     assert doc["schema"] == 1 and doc["constants"] == {"k": 1.5} and doc["passed"] is True
@@ -328,7 +396,9 @@ def test_cli_json_with_constants():
 
 
 def test_cli_inline_generic():
-    r = run("check", *LINDLEY, "--true", "th=0.7", "--n", 300, "--reps", 200, "--seed", 3, "--agree", 3, "--json")
+    r = run(
+        "check", *LINDLEY, "--true", "th=0.7", "--n", 300, "--reps", 200, "--seed", 3, "--agree", 3, "--json"
+    )
     assert r.exit_code == 0, r.output
     doc = strict_json(r.stdout)
     assert doc["sampler"] == "generic" and doc["passed"] is True
@@ -336,8 +406,10 @@ def test_cli_inline_generic():
 
 def test_cli_failure_exit_code(tmp_path):
     spec = tmp_path / "bad.toml"
-    spec.write_text('name = "bad"\nvariable = "x"\nsupport = ["0", "oo"]\ndensity = "lam*exp(-lam*x)"\n'
-                    '[parameters]\nlam = "positive"\n[sampler]\nmethod = "exponential"\nargs = { scale = "lam" }\n')
+    spec.write_text(
+        'name = "bad"\nvariable = "x"\nsupport = ["0", "oo"]\ndensity = "lam*exp(-lam*x)"\n'
+        '[parameters]\nlam = "positive"\n[sampler]\nmethod = "exponential"\nargs = { scale = "lam" }\n'
+    )
     r = run("check", spec, "--true", "lam=2", "--n", 200, "--reps", 100, "--seed", 1, "--agree", 2)
     assert r.exit_code == VerificationError.exit_code == 6
     assert "FAIL" in r.stdout and "Traceback" not in r.output
@@ -372,7 +444,22 @@ def test_cli_bad_input_is_one_line_exit_2(args, message):
 def test_cli_plot(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "check.png"
-    r = run("check", "normal", "--true", "mu=3,sigma2=4", "--n", 200, "--reps", 100, "--seed", 1, "--agree", 2, "--plot", out)
+    r = run(
+        "check",
+        "normal",
+        "--true",
+        "mu=3,sigma2=4",
+        "--n",
+        200,
+        "--reps",
+        100,
+        "--seed",
+        1,
+        "--agree",
+        2,
+        "--plot",
+        out,
+    )
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote {out}" in r.stdout
@@ -382,6 +469,8 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    r = run("check", "normal", "--true", "mu=3,sigma2=4", "--n", 20, "--reps", 10, "--plot", tmp_path / "x.png")
+    r = run(
+        "check", "normal", "--true", "mu=3,sigma2=4", "--n", 20, "--reps", 10, "--plot", tmp_path / "x.png"
+    )
     assert r.exit_code != 0 and "pip install 'symmle[plot]'" in r.stderr
     assert not (tmp_path / "x.png").exists() and r.stdout == ""

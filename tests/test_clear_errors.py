@@ -22,7 +22,9 @@ INLINE = ["--support", "0,oo", "--param", "lam:positive"]
 
 
 def run(args: list[str], stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "symmle", *args], input=stdin, capture_output=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "symmle", *args], input=stdin, capture_output=True, timeout=300, cwd=cwd
+    )
 
 
 def one_line(proc: subprocess.CompletedProcess) -> str:
@@ -50,7 +52,9 @@ def test_timeout_check_accepts_ordinary_budgets():
     assert check_timeout(0.5) == 0.5 and check_timeout("20") == 20.0
 
 
-@pytest.mark.parametrize("density", ["lam*exp(-lam*x)*(1+sqrt(-1)*sin(x))", "lam*exp(-lam*x)*exp(sqrt(-1)*x)"])
+@pytest.mark.parametrize(
+    "density", ["lam*exp(-lam*x)*(1+sqrt(-1)*sin(x))", "lam*exp(-lam*x)*exp(sqrt(-1)*x)"]
+)
 def test_complex_valued_density_is_refused(density):
     """A complex density raised TypeError after a multi-line ComplexWarning."""
     proc = run(["derive", "--pdf", density, *INLINE])
@@ -92,7 +96,9 @@ def test_carriage_return_inside_a_csv_row():
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
-@pytest.mark.parametrize("command", [["derive", *EXPO, "-o", "/dev/full"], ["compile", *EXPO, "-o", "/dev/full"]])
+@pytest.mark.parametrize(
+    "command", [["derive", *EXPO, "-o", "/dev/full"], ["compile", *EXPO, "-o", "/dev/full"]]
+)
 def test_writing_to_a_full_device(command):
     proc = run(command)
     assert proc.returncode == 2
@@ -110,7 +116,22 @@ def test_overflowing_sum_is_not_reported_as_a_missing_mle():
 
 def test_numpy_warnings_do_not_reach_stderr():
     """`check gamma --true a=1e-5,b=1` printed four NumPy RuntimeWarnings before its one-line verdict."""
-    proc = run(["check", "gamma", "--true", "a=1e-5,b=1", "--n", "100", "--reps", "40", "--seed", "1", "--agree", "2"])
+    proc = run(
+        [
+            "check",
+            "gamma",
+            "--true",
+            "a=1e-5,b=1",
+            "--n",
+            "100",
+            "--reps",
+            "40",
+            "--seed",
+            "1",
+            "--agree",
+            "2",
+        ]
+    )
     assert proc.returncode == 6
     assert "check failed" in one_line(proc)
 

@@ -10,14 +10,35 @@ import pytest
 import sympy as sp
 from click.testing import CliRunner
 
-from symmle.model.catalogue import family_names
 from symmle.cli import cli
+from symmle.model.catalogue import family_names
 
 LAM_EXP = ["--pdf", "lam*exp(-lam*x)", "--var", "x", "--support", "0,oo", "--param", "lam:positive"]
-WEIBULL = ["--pdf", "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "--var", "x", "--support", "0,oo", "--param", "lam:positive",
-           "--const", "k:positive=1.8"]
-BINOMIAL = ["--pdf", "binomial(n, k)*p**k*(1-p)**(n-k)", "--var", "k", "--discrete", "--support", "0,n", "--param", "p:unit",
-            "--const", "n:positive_integer"]
+WEIBULL = [
+    "--pdf",
+    "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)",
+    "--var",
+    "x",
+    "--support",
+    "0,oo",
+    "--param",
+    "lam:positive",
+    "--const",
+    "k:positive=1.8",
+]
+BINOMIAL = [
+    "--pdf",
+    "binomial(n, k)*p**k*(1-p)**(n-k)",
+    "--var",
+    "k",
+    "--discrete",
+    "--support",
+    "0,n",
+    "--param",
+    "p:unit",
+    "--const",
+    "n:positive_integer",
+]
 
 
 def run(*args):
@@ -32,8 +53,14 @@ def ok(result):
 
 def sym_table(doc):
     """Symbols for the names of a derive JSON document (assumptions as in the model)."""
-    domain = {"real": {"real": True}, "positive": {"positive": True}, "nonnegative": {"nonnegative": True},
-              "unit": {"positive": True}, "integer": {"integer": True}, "positive_integer": {"integer": True, "positive": True}}
+    domain = {
+        "real": {"real": True},
+        "positive": {"positive": True},
+        "nonnegative": {"nonnegative": True},
+        "unit": {"positive": True},
+        "integer": {"integer": True},
+        "positive_integer": {"integer": True, "positive": True},
+    }
     m = doc["model"]
     names = {k: sp.Symbol(k, **domain[v]) for k, v in {**m["parameters"], **m["constants"]}.items()}
     names["N"] = sp.Symbol("N", positive=True, integer=True)
@@ -46,7 +73,13 @@ def statistic_named(doc, names, g):
     """The ``T_j`` whose expression is ``g`` (a string in the model variable)."""
     x = sp.Symbol(doc["model"]["variable"])
     for t, expr in doc["sufficient_statistics"].items():
-        if sp.simplify(sp.sympify(expr, locals={doc["model"]["variable"]: x}) - sp.sympify(g, locals={doc["model"]["variable"]: x})) == 0:
+        if (
+            sp.simplify(
+                sp.sympify(expr, locals={doc["model"]["variable"]: x})
+                - sp.sympify(g, locals={doc["model"]["variable"]: x})
+            )
+            == 0
+        ):
             return names[t]
     raise AssertionError(f"no statistic {g} in {doc['sufficient_statistics']}")
 
@@ -153,14 +186,32 @@ def test_inline_binomial():
 
 ERRORS = {
     "unknown_model": (["derive", "no_such_family"], "no_such_family"),
-    "unknown_symbol": (["derive", "--pdf", "lam*exp(-mu*x)", "--support", "0,oo", "--param", "lam:positive"], "mu"),
-    "not_normalised": (["derive", "--pdf", "2*lam*exp(-lam*x)", "--support", "0,oo", "--param", "lam:positive"], "1"),
-    "negative_density": (["derive", "--pdf", "1 + a*(2*x - 1)", "--support", "0,1", "--param", "a:positive"], "negative"),
+    "unknown_symbol": (
+        ["derive", "--pdf", "lam*exp(-mu*x)", "--support", "0,oo", "--param", "lam:positive"],
+        "mu",
+    ),
+    "not_normalised": (
+        ["derive", "--pdf", "2*lam*exp(-lam*x)", "--support", "0,oo", "--param", "lam:positive"],
+        "1",
+    ),
+    "negative_density": (
+        ["derive", "--pdf", "1 + a*(2*x - 1)", "--support", "0,1", "--param", "a:positive"],
+        "negative",
+    ),
     "missing_support": (["derive", "--pdf", "lam*exp(-lam*x)", "--param", "lam:positive"], "support"),
-    "bad_domain": (["derive", "--pdf", "lam*exp(-lam*x)", "--support", "0,oo", "--param", "lam:positiv"], "positiv"),
-    "param_is_variable": (["derive", "--pdf", "x*exp(-x*x)", "--support", "0,oo", "--param", "x:positive"], "x"),
+    "bad_domain": (
+        ["derive", "--pdf", "lam*exp(-lam*x)", "--support", "0,oo", "--param", "lam:positiv"],
+        "positiv",
+    ),
+    "param_is_variable": (
+        ["derive", "--pdf", "x*exp(-x*x)", "--support", "0,oo", "--param", "x:positive"],
+        "x",
+    ),
     "duplicate_param": (["derive", *LAM_EXP, "--param", "lam:positive"], "lam"),
-    "reversed_support": (["derive", "--pdf", "lam*exp(-lam*x)", "--support", "5,1", "--param", "lam:positive"], "support"),
+    "reversed_support": (
+        ["derive", "--pdf", "lam*exp(-lam*x)", "--support", "5,1", "--param", "lam:positive"],
+        "support",
+    ),
     "const_bad_syntax": (["derive", *WEIBULL[:-2], "--const", "k"], "--const"),
     "const_bad_value": (["derive", *WEIBULL[:-2], "--const", "k:positive=-2"], "k"),
     "model_and_pdf": (["derive", "normal", *LAM_EXP], "not both"),
@@ -171,8 +222,22 @@ ERRORS = {
     "missing_spec_file": (["derive", "no_such_dir/model.toml"], "model.toml"),
     "unwritable_output": (["derive", "exponential", "-o", "/nonexistent_dir_symmle/out.txt"], "cannot write"),
     "inline_option_with_model": (["derive", "normal", "--param", "mu:real"], "--pdf"),
-    "attribute_access": (["derive", "--pdf", "lam.__class__", "--support", "0,oo", "--param", "lam:positive"], None),
-    "import_in_pdf": (["derive", "--pdf", "__import__('os').system('true')", "--support", "0,oo", "--param", "lam:positive"], None),
+    "attribute_access": (
+        ["derive", "--pdf", "lam.__class__", "--support", "0,oo", "--param", "lam:positive"],
+        None,
+    ),
+    "import_in_pdf": (
+        [
+            "derive",
+            "--pdf",
+            "__import__('os').system('true')",
+            "--support",
+            "0,oo",
+            "--param",
+            "lam:positive",
+        ],
+        None,
+    ),
 }
 
 
@@ -216,13 +281,19 @@ def test_derive_spec_file(tmp_path):
     doc = json.loads(ok(run("derive", str(path), "--format", "json")))
     assert doc["model"]["name"] == "rate"
     names = sym_table(doc)
-    assert same(sp.sympify(doc["estimators"]["lam"]["expr"], locals=names), names["N"] / statistic_named(doc, names, "x"))
+    assert same(
+        sp.sympify(doc["estimators"]["lam"]["expr"], locals=names),
+        names["N"] / statistic_named(doc, names, "x"),
+    )
 
 
 def test_derive_catalogue_with_constant_value():
     doc = json.loads(ok(run("derive", "binomial", "--const", "n=7", "--format", "json")))
     names = sym_table(doc)
-    assert same(sp.sympify(doc["estimators"]["p"]["expr"], locals=names), statistic_named(doc, names, "x") / (names["N"] * names["n"]))
+    assert same(
+        sp.sympify(doc["estimators"]["p"]["expr"], locals=names),
+        statistic_named(doc, names, "x") / (names["N"] * names["n"]),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -242,7 +313,9 @@ def test_python_m_symmle(args):
 
 def test_closed_pipe_is_not_an_error():
     """`symmle list | head -1` must not print an error when the reader closes the pipe."""
-    proc = subprocess.Popen([sys.executable, "-m", "symmle", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "symmle", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()  # the reader is gone before symmle writes anything
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=60)

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import symmle
-from symmle.model.catalogue import family_names
 from symmle.cli import cli
+from symmle.model.catalogue import family_names
 from symmle.numbers.codegen import module_source
 
 FAMILIES = family_names()
@@ -49,7 +49,9 @@ print(json.dumps({
 def run_generated(path, data_path, constants) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", RUNNER, str(path), str(data_path), json.dumps(constants)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)

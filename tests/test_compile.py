@@ -86,7 +86,10 @@ def test_formulas_are_what_runs(name, derivation, families):
     for p, f in est.formulas.items():
         if f.has(sp.Sum):
             continue  # sums over the data are not among the statistics
-        f = f.replace(lambda a: isinstance(a, AppliedUndef) and a.func.__name__ in order, lambda a: sp.Float(order[a.func.__name__], 17))
+        f = f.replace(
+            lambda a: isinstance(a, AppliedUndef) and a.func.__name__ in order,
+            lambda a: sp.Float(order[a.func.__name__], 17),
+        )
         values = {**stats, **consts}
         missing = {s.name for s in f.free_symbols} - set(values)
         assert not missing, (p, f, missing)
@@ -106,7 +109,11 @@ def test_log_likelihood_equals_density_sum(name, derivation, families, tools):
     est = families.compiled(name)
     truth = model.point()
     fitted = {model.symbols[p]: v for p, v in est(data, **consts).items()}
-    points = [truth, {**tools.perturbed(truth, model.parameter_symbols), **consts_sym}, {**fitted, **consts_sym}]
+    points = [
+        truth,
+        {**tools.perturbed(truth, model.parameter_symbols), **consts_sym},
+        {**fitted, **consts_sym},
+    ]
     for point in points:
         f = tools.density_function(model, point)
         with np.errstate(all="ignore"):
@@ -153,7 +160,11 @@ def test_statistics_match_independent_sums(name, derivation, families, tools):
     for sym, v in ours.items():
         if sym == d.likelihood.N:
             continue
-        g = sp.lambdify([model.variable], sp.sympify(d.sufficient_statistics[sym.name]).subs(consts_sym), modules=tools.MODULES)
+        g = sp.lambdify(
+            [model.variable],
+            sp.sympify(d.sufficient_statistics[sym.name]).subs(consts_sym),
+            modules=tools.MODULES,
+        )
         scale = float(np.sum(np.abs(np.asarray(g(data), dtype=float) * np.ones_like(data))))
         assert abs(stats[sym.name] - v) <= 1e-12 * scale, (sym, stats[sym.name], v)
 

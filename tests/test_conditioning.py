@@ -23,10 +23,10 @@ from click.testing import CliRunner
 
 import symmle
 from symmle.base import _runtime
-from symmle.model.catalogue import family_names
-from symmle.cli import cli
-from symmle.numbers.codegen import _Writer, module_source
 from symmle.base.numeric import to_function
+from symmle.cli import cli
+from symmle.model.catalogue import family_names
+from symmle.numbers.codegen import _Writer, module_source
 
 ZTP = ("lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "x", "1,oo", ["lam:positive"])
 ZTP_ARGS = ["--pdf", ZTP[0], "--var", "x", "--discrete", "--support", "1,oo", "--param", "lam:positive"]
@@ -179,6 +179,7 @@ def test_logarithm_near_one():
 
 # well-conditioned closed forms are untouched ------------------------------------
 
+
 def _closed_at(plan, x, constants):
     values = _runtime.constant_values(plan, constants)
     values.update(_runtime.statistics(plan, x, values))
@@ -235,8 +236,10 @@ def test_catalogue_closed_forms_are_far_from_the_threshold(name, derivation, too
                     assert _runtime._loss(plan, p, values, x * scale) < _runtime.LOSS / 20, (p, scale)
 
 
-@pytest.mark.parametrize("name", ["normal", "lognormal", "inverse_gaussian", "negative_binomial", "pareto",
-                                  "weibull_scale", "weibull"])
+@pytest.mark.parametrize(
+    "name",
+    ["normal", "lognormal", "inverse_gaussian", "negative_binomial", "pareto", "weibull_scale", "weibull"],
+)
 def test_a_forced_check_confirms_good_closed_forms(name, derivation, tools, monkeypatch):
     """Checked against the score whatever their bound, good closed forms stand, silently.
 

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 import symmle
 import symmle.base._runtime
 import symmle.numbers.data as data_module
+from symmle.base.errors import DataError
 from symmle.cli import cli
 from symmle.numbers.data import load_data, validate_data
-from symmle.base.errors import DataError
 
 
 def write(path, text):
@@ -35,33 +35,163 @@ def npy(path, array):
 
 # (id, make(tmp_path) -> path, model, extra CLI args, constants for fit, column, words the message must contain)
 CASES = [
-    ("nan-npy", lambda t: npy(t / "x.npy", [1.0, 2.0, np.nan, 3.0]), "exponential", [], {}, None, ["row 3", "nan"]),
-    ("inf-npy", lambda t: npy(t / "x.npy", [1.0, np.inf, 3.0]), "exponential", [], {}, None, ["row 2", "inf"]),
-    ("minus-inf-npy", lambda t: npy(t / "x.npy", [0.5, 1.0, 2.0, -np.inf]), "normal", [], {}, None, ["row 4", "inf"]),
+    (
+        "nan-npy",
+        lambda t: npy(t / "x.npy", [1.0, 2.0, np.nan, 3.0]),
+        "exponential",
+        [],
+        {},
+        None,
+        ["row 3", "nan"],
+    ),
+    (
+        "inf-npy",
+        lambda t: npy(t / "x.npy", [1.0, np.inf, 3.0]),
+        "exponential",
+        [],
+        {},
+        None,
+        ["row 2", "inf"],
+    ),
+    (
+        "minus-inf-npy",
+        lambda t: npy(t / "x.npy", [0.5, 1.0, 2.0, -np.inf]),
+        "normal",
+        [],
+        {},
+        None,
+        ["row 4", "inf"],
+    ),
     ("nan-txt", lambda t: write(t / "x.txt", "1.0\nnan\n2.0\n"), "normal", [], {}, None, ["row 2", "nan"]),
-    ("empty-csv-field", lambda t: write(t / "data.csv", "id,height\n1,170.5\n2,\n3,180.25\n"), "normal", ["--column", "height"], {},
-     "height", ["row 2"]),
+    (
+        "empty-csv-field",
+        lambda t: write(t / "data.csv", "id,height\n1,170.5\n2,\n3,180.25\n"),
+        "normal",
+        ["--column", "height"],
+        {},
+        "height",
+        ["row 2"],
+    ),
     ("empty-file", lambda t: write(t / "x.txt", ""), "exponential", [], {}, None, ["x.txt", "empty"]),
     ("blank-file", lambda t: write(t / "x.csv", "\n  \n"), "exponential", [], {}, None, ["x.csv", "empty"]),
-    ("header-only-csv", lambda t: write(t / "x.csv", "id,height\n"), "normal", ["--column", "height"], {}, "height", ["no data"]),
-    ("empty-array", lambda t: npy(t / "x.npy", np.array([], dtype=float)), "exponential", [], {}, None, ["empty"]),
-    ("negative-exponential", lambda t: write(t / "x.txt", "1.0\n2.0\n-0.5\n3.0\n"), "exponential", [], {}, None,
-     ["row 3", "-0.5", "support"]),
-    ("negative-exponential-npy", lambda t: npy(t / "x.npy", [1.0, 2.0, 3.0, 4.0, -2.0]), "exponential", [], {}, None,
-     ["row 5", "support"]),
-    ("above-beta-support", lambda t: write(t / "x.txt", "0.2\n0.5\n1.5\n"), "beta", [], {}, None, ["row 3", "1.5", "support"]),
-    ("non-integer-poisson", lambda t: write(t / "x.txt", "1\n2\n1.5\n3\n"), "poisson", [], {}, None, ["row 3", "1.5", "integer"]),
-    ("binomial-above-n", lambda t: write(t / "x.txt", "1\n7\n2\n"), "binomial", ["--const", "n=6"], {"n": 6}, None, ["row 2", "support"]),
+    (
+        "header-only-csv",
+        lambda t: write(t / "x.csv", "id,height\n"),
+        "normal",
+        ["--column", "height"],
+        {},
+        "height",
+        ["no data"],
+    ),
+    (
+        "empty-array",
+        lambda t: npy(t / "x.npy", np.array([], dtype=float)),
+        "exponential",
+        [],
+        {},
+        None,
+        ["empty"],
+    ),
+    (
+        "negative-exponential",
+        lambda t: write(t / "x.txt", "1.0\n2.0\n-0.5\n3.0\n"),
+        "exponential",
+        [],
+        {},
+        None,
+        ["row 3", "-0.5", "support"],
+    ),
+    (
+        "negative-exponential-npy",
+        lambda t: npy(t / "x.npy", [1.0, 2.0, 3.0, 4.0, -2.0]),
+        "exponential",
+        [],
+        {},
+        None,
+        ["row 5", "support"],
+    ),
+    (
+        "above-beta-support",
+        lambda t: write(t / "x.txt", "0.2\n0.5\n1.5\n"),
+        "beta",
+        [],
+        {},
+        None,
+        ["row 3", "1.5", "support"],
+    ),
+    (
+        "non-integer-poisson",
+        lambda t: write(t / "x.txt", "1\n2\n1.5\n3\n"),
+        "poisson",
+        [],
+        {},
+        None,
+        ["row 3", "1.5", "integer"],
+    ),
+    (
+        "binomial-above-n",
+        lambda t: write(t / "x.txt", "1\n7\n2\n"),
+        "binomial",
+        ["--const", "n=6"],
+        {"n": 6},
+        None,
+        ["row 2", "support"],
+    ),
     ("missing-constant", lambda t: npy(t / "x.npy", [1.0, 2.0, 3.0]), "weibull_scale", [], {}, None, ["k"]),
-    ("unknown-column", lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"), "normal", ["--column", "weight"], {}, "weight",
-     ["weight"]),
-    ("several-columns", lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"), "normal", [], {}, None, ["--column"]),
-    ("several-columns-no-header", lambda t: write(t / "data.txt", "1 170\n2 180\n"), "normal", [], {}, None, ["--column"]),
-    ("column-out-of-range", lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"), "normal", ["--column", "3"], {}, "3",
-     ["3"]),
-    ("non-numeric-cell-csv", lambda t: write(t / "data.csv", "id,height\n1,170\n2,abc\n3,180\n"), "normal", ["--column", "height"], {},
-     "height", ["line 3", "abc"]),
-    ("non-numeric-cell-txt", lambda t: write(t / "x.txt", "1.0\n2.0\nfoo\n"), "normal", [], {}, None, ["line 3", "foo"]),
+    (
+        "unknown-column",
+        lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"),
+        "normal",
+        ["--column", "weight"],
+        {},
+        "weight",
+        ["weight"],
+    ),
+    (
+        "several-columns",
+        lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"),
+        "normal",
+        [],
+        {},
+        None,
+        ["--column"],
+    ),
+    (
+        "several-columns-no-header",
+        lambda t: write(t / "data.txt", "1 170\n2 180\n"),
+        "normal",
+        [],
+        {},
+        None,
+        ["--column"],
+    ),
+    (
+        "column-out-of-range",
+        lambda t: write(t / "data.csv", "id,height\n1,170\n2,180\n"),
+        "normal",
+        ["--column", "3"],
+        {},
+        "3",
+        ["3"],
+    ),
+    (
+        "non-numeric-cell-csv",
+        lambda t: write(t / "data.csv", "id,height\n1,170\n2,abc\n3,180\n"),
+        "normal",
+        ["--column", "height"],
+        {},
+        "height",
+        ["line 3", "abc"],
+    ),
+    (
+        "non-numeric-cell-txt",
+        lambda t: write(t / "x.txt", "1.0\n2.0\nfoo\n"),
+        "normal",
+        [],
+        {},
+        None,
+        ["line 3", "foo"],
+    ),
     ("missing-file", lambda t: t / "nowhere.csv", "normal", [], {}, None, ["nowhere.csv"]),
     ("npy-2d", lambda t: npy(t / "x.npy", np.ones((5, 3))), "normal", [], {}, None, ["--column"]),
     ("npy-3d", lambda t: npy(t / "x.npy", np.ones((2, 2, 2))), "normal", [], {}, None, ["dimension"]),
@@ -158,7 +288,13 @@ def test_good_files_load(tmp_path):
 
 def test_real_process_prints_one_line(tmp_path):
     path = write(tmp_path / "x.txt", "1.0\n2.0\n-0.5\n")
-    out = subprocess.run([sys.executable, "-m", "symmle", "fit", "exponential", str(path)], capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "symmle", "fit", "exponential", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 3, out.stderr
     assert out.stdout == ""
     lines = out.stderr.splitlines()
@@ -201,8 +337,13 @@ def test_structured_npy_with_a_sub_array_field_is_refused(tmp_path):
 def test_structured_npy_scalar_field_is_read_by_name(tmp_path):
     """A named scalar field is still a column (next to the sub-array field that is refused)."""
     path = tmp_path / "x.npy"
-    np.save(path, np.array([(1, [0.0, 0.0], 2.5), (2, [0.0, 0.0], 3.5)],
-                           dtype=[("id", "i4"), ("pair", "f8", (2,)), ("h", "f8")]))
+    np.save(
+        path,
+        np.array(
+            [(1, [0.0, 0.0], 2.5), (2, [0.0, 0.0], 3.5)],
+            dtype=[("id", "i4"), ("pair", "f8", (2,)), ("h", "f8")],
+        ),
+    )
     assert load_data(path, "h").tolist() == [2.5, 3.5]
     with pytest.raises(DataError, match="shape"):
         load_data(path, "pair")

@@ -66,7 +66,11 @@ def test_gallery_is_up_to_date(derivation):
             problems.append(f"{rel(path)} is missing")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{rel(path)} is stale")
-    problems += [f"{rel(p)} is left over (no such family)" for p in sorted((DOCS / "gallery").glob("*.md")) if p not in files]
+    problems += [
+        f"{rel(p)} is left over (no such family)"
+        for p in sorted((DOCS / "gallery").glob("*.md"))
+        if p not in files
+    ]
     assert not problems, "; ".join(problems) + f". Regenerate the gallery with: {REGENERATE}"
 
 
@@ -76,7 +80,9 @@ def test_gallery_covers_the_catalogue():
     names = family_names()
     index = (DOCS / "gallery" / "index.md").read_text(encoding="utf-8")
     missing = [n for n in names if not (DOCS / "gallery" / f"{n}.md").is_file() or f"]({n}.md)" not in index]
-    assert not missing, f"no gallery page or index entry for {', '.join(missing)}; regenerate with: {REGENERATE}"
+    assert not missing, (
+        f"no gallery page or index entry for {', '.join(missing)}; regenerate with: {REGENERATE}"
+    )
     for n in names:
         page = (DOCS / "gallery" / f"{n}.md").read_text(encoding="utf-8")
         assert f"symmle derive {n} --format latex --standalone" in page
@@ -164,7 +170,12 @@ def test_link_checker_finds_links():
 # --------------------------------------------------------------------------
 
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-EXAMPLE_PAGES = [p for p in PAGES if "gallery" not in p.parts and any(">>>" in b for b in _PYTHON_BLOCK.findall(p.read_text(encoding="utf-8")))]
+EXAMPLE_PAGES = [
+    p
+    for p in PAGES
+    if "gallery" not in p.parts
+    and any(">>>" in b for b in _PYTHON_BLOCK.findall(p.read_text(encoding="utf-8")))
+]
 
 
 @pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=[str(p.relative_to(DOCS)) for p in EXAMPLE_PAGES])
@@ -183,7 +194,9 @@ def test_python_examples_run(page):
         test = parser.get_doctest(block, globs, f"{page.relative_to(ROOT)}:{line}", str(page), line)
         runner.run(test, out=out.write, clear_globs=False)
         globs.update(test.globs)  # a DocTest runs in a copy: carry names over to the next block
-    assert runner.failures == 0, f"{runner.failures} example(s) of {page.relative_to(ROOT)} failed:\n{out.getvalue()}"
+    assert runner.failures == 0, (
+        f"{runner.failures} example(s) of {page.relative_to(ROOT)} failed:\n{out.getvalue()}"
+    )
     assert runner.tries > 0
 
 
@@ -200,12 +213,28 @@ def test_mkdocs_build_strict(tmp_path):
     missing = [m for m in ("mkdocs", "pymdownx") if not _importable(m)]
     if missing:
         if os.environ.get("SYMMLE_REQUIRE_DOCS"):
-            pytest.fail(f"SYMMLE_REQUIRE_DOCS is set but {', '.join(missing)} cannot be imported: pip install '.[docs]'")
+            pytest.fail(
+                f"SYMMLE_REQUIRE_DOCS is set but {', '.join(missing)} cannot be imported: pip install '.[docs]'"
+            )
         pytest.skip(f"{', '.join(missing)} not installed (pip install '.[docs]')")
     site = tmp_path / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     assert (site / "index.html").is_file()
@@ -215,7 +244,9 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 def test_extras_install_the_docs_toolchain():
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
     for extra in ("test", "docs"):
         names = {re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0].lower() for req in extras[extra]}
         assert {"mkdocs", "pymdown-extensions"} <= names, (extra, extras[extra])

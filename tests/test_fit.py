@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from scipy import optimize, special, stats
 
 import symmle
-from symmle.model.catalogue import family_names
-from symmle.cli import cli
 from symmle.base.errors import DataError
+from symmle.cli import cli
+from symmle.model.catalogue import family_names
 
 FAMILIES = family_names()
 N_SAMPLE = 2000
@@ -95,7 +95,12 @@ def beta_mle(x: np.ndarray) -> dict[str, float]:
     theta = np.array([a, b], dtype=float)
     for _ in range(100):
         a, b = theta
-        f = np.array([special.digamma(a) - special.digamma(a + b) - g1, special.digamma(b) - special.digamma(a + b) - g2])
+        f = np.array(
+            [
+                special.digamma(a) - special.digamma(a + b) - g1,
+                special.digamma(b) - special.digamma(a + b) - g2,
+            ]
+        )
         t, ta, tb = special.polygamma(1, a + b), special.polygamma(1, a), special.polygamma(1, b)
         J = np.array([[ta - t, -t], [-t, tb - t]])
         step = np.linalg.solve(J, f)
@@ -129,11 +134,15 @@ SCIPY_LOGPDF = {
 }
 
 
-def observed_information_se(model, data: np.ndarray, estimates: dict[str, float], names: list[str], tools) -> dict[str, float]:
+def observed_information_se(
+    model, data: np.ndarray, estimates: dict[str, float], names: list[str], tools
+) -> dict[str, float]:
     """Standard errors from a central finite-difference Hessian of sum(log f(x_i)) built from the density."""
     consts = tools.constant_values(model)
     syms = [q.symbol for q in model.parameters]
-    lf = sp.lambdify([model.variable, *syms], tools.log_density_expr(model).subs(consts), modules=tools.MODULES)
+    lf = sp.lambdify(
+        [model.variable, *syms], tools.log_density_expr(model).subs(consts), modules=tools.MODULES
+    )
 
     def ell(theta):
         with np.errstate(all="ignore"):
@@ -145,13 +154,16 @@ def observed_information_se(model, data: np.ndarray, estimates: dict[str, float]
     H = np.empty((len(idx), len(idx)))
     for a, i in enumerate(idx):
         for b, j in enumerate(idx):
+
             def at(di, dj, i=i, j=j):
                 t = list(base)
                 t[i] += di
                 t[j] += dj
                 return ell(t)
 
-            H[a, b] = (at(h[a], h[b]) - at(h[a], -h[b]) - at(-h[a], h[b]) + at(-h[a], -h[b])) / (4 * h[a] * h[b])
+            H[a, b] = (at(h[a], h[b]) - at(h[a], -h[b]) - at(-h[a], h[b]) + at(-h[a], -h[b])) / (
+                4 * h[a] * h[b]
+            )
     cov = np.linalg.inv(-H)
     return {n: math.sqrt(cov[a, a]) for a, n in enumerate(names)}
 
@@ -180,7 +192,11 @@ def test_fit_equals_optimiser(name, derivation, families, tools):
     start = tools.perturbed(model.point(), model.parameter_symbols)
     fitted = tools.optimiser_mle(model, data, start)
     for q in model.parameters:
-        assert rel(r.estimates[q.name], fitted[q.symbol]) <= 1e-6, (q.name, r.estimates[q.name], fitted[q.symbol])
+        assert rel(r.estimates[q.name], fitted[q.symbol]) <= 1e-6, (
+            q.name,
+            r.estimates[q.name],
+            fitted[q.symbol],
+        )
     # the reported log-likelihood is that of the density at the estimate, and not below the optimiser's
     point = {**tools.constant_values(model), **{q.symbol: r.estimates[q.name] for q in model.parameters}}
     with np.errstate(all="ignore"):
@@ -419,10 +435,25 @@ def test_cli_inline_weibull_numeric(tmp_path, derivation):
     truth = {"k": 2.2, "lam": 1.7}
     data = truth["lam"] * np.random.default_rng(17).weibull(truth["k"], 3000)
     np.save(tmp_path / "data.npy", data)
-    doc = strict_json(ok(run(
-        "fit", "--pdf", "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "--var", "x", "--support", "0,oo",
-        "--param", "k:positive", "--param", "lam:positive", tmp_path / "data.npy", "--json",
-    )))
+    doc = strict_json(
+        ok(
+            run(
+                "fit",
+                "--pdf",
+                "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)",
+                "--var",
+                "x",
+                "--support",
+                "0,oo",
+                "--param",
+                "k:positive",
+                "--param",
+                "lam:positive",
+                tmp_path / "data.npy",
+                "--json",
+            )
+        )
+    )
     assert list(doc["estimates"]) == ["k", "lam"]
     assert doc["kind"] == {"k": "numeric", "lam": "numeric"}
     ref = weibull_mle(data)
@@ -437,8 +468,23 @@ def test_cli_inline_weibull_numeric(tmp_path, derivation):
 def test_cli_inline_boundary(tmp_path):
     data = 2.0 * np.random.default_rng(23).uniform(size=3000) ** (1 / 3)
     np.save(tmp_path / "x.npy", data)
-    doc = strict_json(ok(run("fit", "--pdf", "3*x**2/theta**3", "--var", "x", "--support", "0,theta",
-                             "--param", "theta:positive", tmp_path / "x.npy", "--json")))
+    doc = strict_json(
+        ok(
+            run(
+                "fit",
+                "--pdf",
+                "3*x**2/theta**3",
+                "--var",
+                "x",
+                "--support",
+                "0,theta",
+                "--param",
+                "theta:positive",
+                tmp_path / "x.npy",
+                "--json",
+            )
+        )
+    )
     assert doc["estimates"]["theta"] == float(np.max(data))
     assert doc["kind"] == {"theta": "boundary"}
     # M/theta ~ Beta(3n, 1) at the estimate
@@ -450,6 +496,12 @@ def test_cli_stdin():
     doc = strict_json(ok(run("fit", "poisson", "-", "--json", input="1\n3\n2\n2\n")))
     assert doc["estimates"] == {"lam": 2.0}
     assert doc["n"] == 4
-    doc = strict_json(ok(run("fit", "normal", "-", "--column", "height", "--json", input="id,height\n1,1.5\n2,2.5\n3,3.5\n")))
+    doc = strict_json(
+        ok(
+            run(
+                "fit", "normal", "-", "--column", "height", "--json", input="id,height\n1,1.5\n2,2.5\n3,3.5\n"
+            )
+        )
+    )
     assert doc["estimates"]["mu"] == pytest.approx(2.5, rel=1e-15)
     assert doc["estimates"]["sigma2"] == pytest.approx(2 / 3, rel=1e-14)

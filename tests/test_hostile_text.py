@@ -27,11 +27,11 @@ import sympy as sp
 from click.testing import CliRunner
 
 import symmle
+from symmle.base.terminal import printable
 from symmle.cli import cli
-from symmle.numbers.codegen import _docstring, _literal, module_source
 from symmle.model.build import model_from_dict
 from symmle.model.spec import Model, Quantity
-from symmle.base.terminal import printable
+from symmle.numbers.codegen import _docstring, _literal, module_source
 
 #: replaced by the path of a file that must never be created
 SENTINEL = "SENTINEL"
@@ -40,7 +40,7 @@ TOUCH = "__import__('pathlib').Path('SENTINEL').touch()"
 #: one line of printable text: a spec file may hold these
 PRINTABLE = {
     "triple_double_quotes": f'X"""; {TOUCH}; """',
-    "triple_single_quotes": 'X\'\'\'; __import__("pathlib").Path("SENTINEL").touch(); \'\'\'',
+    "triple_single_quotes": "X'''; __import__(\"pathlib\").Path(\"SENTINEL\").touch(); '''",
     "trailing_quote": 'a trailing quote"',
     "trailing_backslash": "C:\\Users\\N{x}\\",
     "named_escape": "\\N{x} \\x41 \\u0041 {x} {{x}}",
@@ -120,9 +120,15 @@ def _check_module(source: str, reference: str, title: str, name: str, tmp_path: 
     module = tmp_path / "hostile_mle.py"
     module.write_text(source, encoding="utf-8")
     run = subprocess.run(
-        [sys.executable, "-c",
-         "import numpy, hostile_mle as m; print(m.estimate(numpy.array([1., 2, 5]))['lam'])"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import numpy, hostile_mle as m; print(m.estimate(numpy.array([1., 2, 5]))['lam'])",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert float(run.stdout) == pytest.approx(3 / 8)
@@ -173,8 +179,7 @@ def test_issue_example_as_a_user_runs_it(tmp_path):
     sentinel = tmp_path / "PWNED"
     spec = tmp_path / "evil.toml"
     spec.write_text(
-        f"name = \"expo\"\ntitle = '''X\"\"\"\nimport os; os.system(\"touch {sentinel}\")\n\"\"\"'''\n"
-        + BODY,
+        f'name = "expo"\ntitle = \'\'\'X"""\nimport os; os.system("touch {sentinel}")\n"""\'\'\'\n' + BODY,
         encoding="utf-8",
     )
     command = [sys.executable, "-m", "symmle", "compile", str(spec), "-o", str(tmp_path / "evil_mle.py")]
@@ -187,8 +192,9 @@ def test_issue_example_as_a_user_runs_it(tmp_path):
     assert "\n" not in tomllib.loads(spec.read_text())["title"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    imported = subprocess.run([sys.executable, "-c", "import evil_mle"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import evil_mle"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert imported.returncode == 0, imported.stderr
     assert not sentinel.exists()
 
@@ -198,8 +204,15 @@ def test_symbol_names_are_identifiers_or_refused(tmp_path):
     sentinel = tmp_path / "PWNED"
     lam = sp.Symbol(f"lam) or {_hostile(TOUCH, sentinel)} or (lam", positive=True)
     x = sp.Symbol("x", positive=True)
-    model = Model(name="hand", title="Hand-built", variable=x, discrete=False, support=(sp.S.Zero, sp.oo),
-                  density=lam * sp.exp(-lam * x), parameters=(Quantity(lam.name, "positive", lam),))
+    model = Model(
+        name="hand",
+        title="Hand-built",
+        variable=x,
+        discrete=False,
+        support=(sp.S.Zero, sp.oo),
+        density=lam * sp.exp(-lam * x),
+        parameters=(Quantity(lam.name, "positive", lam),),
+    )
     with pytest.raises(symmle.SpecError, match="not an identifier"):
         module_source(symmle.derive(model))
     assert not sentinel.exists()
@@ -208,8 +221,29 @@ def test_symbol_names_are_identifiers_or_refused(tmp_path):
 def test_literals_read_back_exactly():
     """Every string, however hostile, is written as a literal that reads back as itself."""
     rng = random.Random(16)
-    pool = ['"', "'", "\\", "\n", "\r", "\x00", "\x1b", "\x7f", "\x85", "\u2028", "\u202e", "\udc80",
-            "\U0001f600", "N", "{", "}", "x", "é", " ", "\t", "\x0c"]
+    pool = [
+        '"',
+        "'",
+        "\\",
+        "\n",
+        "\r",
+        "\x00",
+        "\x1b",
+        "\x7f",
+        "\x85",
+        "\u2028",
+        "\u202e",
+        "\udc80",
+        "\U0001f600",
+        "N",
+        "{",
+        "}",
+        "x",
+        "é",
+        " ",
+        "\t",
+        "\x0c",
+    ]
     for _ in range(3000):
         text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
         nested = {text: [text, (text,)]}
@@ -226,8 +260,9 @@ def test_literals_read_back_exactly():
 
 
 @pytest.mark.parametrize("field", ["title", "name"])
-@pytest.mark.parametrize("text", ["\x1b[31mred", "a\x00b", "two\nlines", "over\rwrite", "a\u2028b",
-                                  "\u202eevil", "x" * 400])
+@pytest.mark.parametrize(
+    "text", ["\x1b[31mred", "a\x00b", "two\nlines", "over\rwrite", "a\u2028b", "\u202eevil", "x" * 400]
+)
 def test_spec_refuses_control_characters(tmp_path, field, text):
     result = CliRunner().invoke(cli, ["derive", str(_spec(tmp_path, **{field: text}))], color=True)
     assert result.exit_code == 2, result.output
@@ -285,8 +320,8 @@ def test_latex_title_is_text(exponential, case):
 
 def test_text_output_has_no_control_characters(exponential):
     """derive/fit/check text for a model whose name and title carry escape codes."""
-    from symmle.simulate.check import check
     from symmle.numbers.fitting import fit
+    from symmle.simulate.check import check
 
     d = exponential[0]
     text = "\x1b[31mred\x1b[0m \x1b]0;title\x07 over\rwrite \u202e\x00"
@@ -298,12 +333,15 @@ def test_text_output_has_no_control_characters(exponential):
         assert "red" in out and "overwrite" in out  # the words stay, the codes go
 
 
-@pytest.mark.parametrize("args", [
-    ["derive", "evil\x1b]0;pwned\x07\r.toml"],
-    ["derive", "exp\x1b[31monential"],
-    ["fit", "exponential", "data\x1b[2J\x00.csv"],
-    ["check", "exponential", "--true", "lam=\x1b[31m1"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["derive", "evil\x1b]0;pwned\x07\r.toml"],
+        ["derive", "exp\x1b[31monential"],
+        ["fit", "exponential", "data\x1b[2J\x00.csv"],
+        ["check", "exponential", "--true", "lam=\x1b[31m1"],
+    ],
+)
 def test_cli_errors_have_no_control_characters(args):
     result = CliRunner().invoke(cli, args, color=True)  # color: click keeps ANSI codes, as on a terminal
     assert result.exit_code in (2, 3), result.output

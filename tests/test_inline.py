@@ -8,8 +8,8 @@ CDF otherwise (``tools.inverse_cdf_sample``).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -34,27 +34,87 @@ class Case:
 
 
 CASES = [
-    Case("exponential_rate", "lam*exp(-lam*x)", "x", "0,oo", ("lam:positive",),
-         draw=lambda g, v, n: g.exponential(1 / v["lam"], n)),
-    Case("weibull_known_shape", "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ("lam:positive",), ("k:positive=1.8",),
-         draw=lambda g, v, n: v["lam"] * g.weibull(v["k"], n)),
-    Case("binomial_in_k", "binomial(n, k)*p**k*(1-p)**(n-k)", "k", "0,n", ("p:unit",), ("n:positive_integer=7",), discrete=True,
-         draw=lambda g, v, n: g.binomial(int(v["n"]), v["p"], n)),
-    Case("rayleigh_s2", "x/s2*exp(-x**2/(2*s2))", "x", "0,oo", ("s2:positive",),
-         draw=lambda g, v, n: g.rayleigh(np.sqrt(v["s2"]), n)),
-    Case("shifted_exponential", "lam*exp(-lam*(x-c))", "x", "c,oo", ("lam:positive",), ("c:real=0.5",),
-         draw=lambda g, v, n: v["c"] + g.exponential(1 / v["lam"], n)),
-    Case("geometric_from_zero", "(1-th)*th**x", "x", "0,oo", ("th:unit",), discrete=True,
-         draw=lambda g, v, n: g.geometric(1 - v["th"], n) - 1.0),
-    Case("power_on_unit", "a*x**(a-1)", "x", "0,1", ("a:positive",),
-         draw=lambda g, v, n: g.power(v["a"], n)),
+    Case(
+        "exponential_rate",
+        "lam*exp(-lam*x)",
+        "x",
+        "0,oo",
+        ("lam:positive",),
+        draw=lambda g, v, n: g.exponential(1 / v["lam"], n),
+    ),
+    Case(
+        "weibull_known_shape",
+        "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)",
+        "x",
+        "0,oo",
+        ("lam:positive",),
+        ("k:positive=1.8",),
+        draw=lambda g, v, n: v["lam"] * g.weibull(v["k"], n),
+    ),
+    Case(
+        "binomial_in_k",
+        "binomial(n, k)*p**k*(1-p)**(n-k)",
+        "k",
+        "0,n",
+        ("p:unit",),
+        ("n:positive_integer=7",),
+        discrete=True,
+        draw=lambda g, v, n: g.binomial(int(v["n"]), v["p"], n),
+    ),
+    Case(
+        "rayleigh_s2",
+        "x/s2*exp(-x**2/(2*s2))",
+        "x",
+        "0,oo",
+        ("s2:positive",),
+        draw=lambda g, v, n: g.rayleigh(np.sqrt(v["s2"]), n),
+    ),
+    Case(
+        "shifted_exponential",
+        "lam*exp(-lam*(x-c))",
+        "x",
+        "c,oo",
+        ("lam:positive",),
+        ("c:real=0.5",),
+        draw=lambda g, v, n: v["c"] + g.exponential(1 / v["lam"], n),
+    ),
+    Case(
+        "geometric_from_zero",
+        "(1-th)*th**x",
+        "x",
+        "0,oo",
+        ("th:unit",),
+        discrete=True,
+        draw=lambda g, v, n: g.geometric(1 - v["th"], n) - 1.0,
+    ),
+    Case("power_on_unit", "a*x**(a-1)", "x", "0,1", ("a:positive",), draw=lambda g, v, n: g.power(v["a"], n)),
     Case("power_inverse_cdf", "a*x**(a-1)", "x", "0,1", ("a:positive",)),
     # Lindley: a mixture with no single NumPy sampler; its MLE is a root of a quadratic
-    Case("lindley", "theta**2/(theta+1)*(1+x)*exp(-theta*x)", "x", "0,oo", ("theta:positive",),
-         draw=lambda g, v, n: g.gamma(1.0 + (g.random(n) >= v["theta"] / (1 + v["theta"])), 1 / v["theta"])),
-    Case("cauchy", "1/(pi*g*(1+((x-m)/g)**2))", "x", "-oo,oo", ("m:real", "g:positive"), kind="numeric",
-         draw=lambda g, v, n: v["m"] + v["g"] * g.standard_cauchy(n)),
-    Case("cauchy_inverse_cdf", "1/(pi*g*(1+((x-m)/g)**2))", "x", "-oo,oo", ("m:real", "g:positive"), kind="numeric"),
+    Case(
+        "lindley",
+        "theta**2/(theta+1)*(1+x)*exp(-theta*x)",
+        "x",
+        "0,oo",
+        ("theta:positive",),
+        draw=lambda g, v, n: g.gamma(1.0 + (g.random(n) >= v["theta"] / (1 + v["theta"])), 1 / v["theta"]),
+    ),
+    Case(
+        "cauchy",
+        "1/(pi*g*(1+((x-m)/g)**2))",
+        "x",
+        "-oo,oo",
+        ("m:real", "g:positive"),
+        kind="numeric",
+        draw=lambda g, v, n: v["m"] + v["g"] * g.standard_cauchy(n),
+    ),
+    Case(
+        "cauchy_inverse_cdf",
+        "1/(pi*g*(1+((x-m)/g)**2))",
+        "x",
+        "-oo,oo",
+        ("m:real", "g:positive"),
+        kind="numeric",
+    ),
 ]
 IDS = [c.id for c in CASES]
 
@@ -66,7 +126,9 @@ def derived():
     def get(case: Case):
         key = (case.pdf, case.var, case.support, case.params, case.consts, case.discrete)
         if key not in cache:
-            model = symmle.inline_model(case.pdf, case.var, case.support, list(case.params), list(case.consts), discrete=case.discrete)
+            model = symmle.inline_model(
+                case.pdf, case.var, case.support, list(case.params), list(case.consts), discrete=case.discrete
+            )
             cache[key] = symmle.derive(model)
         return cache[key]
 

@@ -59,7 +59,9 @@ def test_derive_binomial_with_huge_n(n):
     d = _derive("binomial", "--const", f"n={n}")
     names = {"n": sp.Symbol("n", positive=True, integer=True), "p": sp.Symbol("p", positive=True)}
     assert d["warnings"] == []
-    assert d["estimators"]["p"]["verified"] and _same(d["estimators"]["p"]["expr"], "T1/(N*n)", {**names, "T1": sp.Symbol("T1"), "N": sp.Symbol("N")})
+    assert d["estimators"]["p"]["verified"] and _same(
+        d["estimators"]["p"]["expr"], "T1/(N*n)", {**names, "T1": sp.Symbol("T1"), "N": sp.Symbol("N")}
+    )
     assert _same(d["fisher_information"][0][0], "n/(p*(1 - p))", names)
 
 
@@ -102,9 +104,29 @@ def test_fit_binomial_with_n_1e9(tmp_path):
 
 
 def test_check_inline_binomial_with_n_1e9_samples_the_bulk_only():
-    r = _cli("check", "--pdf", "binomial(n, k)*p**k*(1-p)**(n-k)", "--var", "k", "--discrete", "--support", "0,n",
-             "--param", "p:unit", "--const", f"n:positive_integer={BIG}", "--true", "p=0.999", "--n", "200",
-             "--reps", "100", "--seed", "3", "--json")
+    r = _cli(
+        "check",
+        "--pdf",
+        "binomial(n, k)*p**k*(1-p)**(n-k)",
+        "--var",
+        "k",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "p:unit",
+        "--const",
+        f"n:positive_integer={BIG}",
+        "--true",
+        "p=0.999",
+        "--n",
+        "200",
+        "--reps",
+        "100",
+        "--seed",
+        "3",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["sampler"] == "generic"
@@ -121,8 +143,19 @@ def test_check_inline_binomial_with_n_1e9_samples_the_bulk_only():
     ],
 )
 def test_derive_inline_poisson_on_0_to_1e9(pdf, estimator):
-    d = _derive("--pdf", pdf, "--var", "x", "--discrete", "--support", "0,n", "--param", "lam:positive",
-                "--const", f"n:positive_integer={BIG}")
+    d = _derive(
+        "--pdf",
+        pdf,
+        "--var",
+        "x",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "lam:positive",
+        "--const",
+        f"n:positive_integer={BIG}",
+    )
     names = {s: sp.Symbol(s) for s in ("T1", "N", "n")} | {"lam": sp.Symbol("lam", positive=True)}
     assert d["warnings"] == []
     assert d["estimators"]["lam"]["verified"] and _same(d["estimators"]["lam"]["expr"], estimator, names)
@@ -148,8 +181,21 @@ def test_flat_pmf_on_0_to_1e9_is_summed_term_for_term():
 
 def test_flat_part_of_a_mixture_on_0_to_1e9_counts():
     """A pmf whose mass is spread over all of 0..1e9 is checked to sum to 1: and refused when it does not."""
-    common = ["--var", "x", "--discrete", "--support", "0,n", "--param", "w:unit", "--const", "q:unit=0.5",
-              "--const", f"n:positive_integer={BIG}", "--format", "json"]
+    common = [
+        "--var",
+        "x",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "w:unit",
+        "--const",
+        "q:unit=0.5",
+        "--const",
+        f"n:positive_integer={BIG}",
+        "--format",
+        "json",
+    ]
     good = _cli("derive", "--pdf", "w*(1-q)*q**x + (1-w)/(n+1)", *common)
     assert good.returncode == 0, good.stderr
     bad = _cli("derive", "--pdf", "w*(1-q)*q**x + 2*(1-w)/(n+1)", *common)
@@ -161,8 +207,20 @@ def test_standard_error_of_a_discrete_maximum_on_0_to_1e9(tmp_path):
     x = np.random.default_rng(16).integers(0, BIG + 1, size=1000)
     path = tmp_path / "flat.txt"
     np.savetxt(path, x, fmt="%d")
-    r = _cli("fit", "--pdf", "1/(n+1)", "--var", "x", "--discrete", "--support", "0,n", "--param", "n:positive_integer",
-             str(path), "--json")
+    r = _cli(
+        "fit",
+        "--pdf",
+        "1/(n+1)",
+        "--var",
+        "x",
+        "--discrete",
+        "--support",
+        "0,n",
+        "--param",
+        "n:positive_integer",
+        str(path),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     fit = json.loads(r.stdout)
     top, size = float(x.max()), x.size

@@ -41,7 +41,11 @@ def compile_tex(engine: str, tex: str, directory: Path, name: str) -> tuple[Path
     source.write_text(tex, encoding="utf-8")
     run = subprocess.run(
         [engine, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", source.name],
-        cwd=directory, capture_output=True, text=True, timeout=120, check=False,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     log = (directory / f"{name}.log").read_text(encoding="latin-1")
     errors = [line for line in log.splitlines() if line.startswith("!")]
@@ -62,7 +66,13 @@ def test_family_document_compiles(engine, derivation, tmp_path, name):
 
 INLINE = {
     "shifted_exponential": ("lam*exp(-lam*(x-th))", "x", "th,oo", ["lam:positive", "th:real"], []),
-    "weibull_known_shape": ("k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ["lam:positive"], ["k:positive=1.8"]),
+    "weibull_known_shape": (
+        "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)",
+        "x",
+        "0,oo",
+        ["lam:positive"],
+        ["k:positive=1.8"],
+    ),
 }
 
 
@@ -88,7 +98,11 @@ def test_normal_page_renders(engine, derivation, tmp_path):
     pdftoppm = shutil.which("pdftoppm")
     if pdftoppm is None:
         pytest.skip("pdftoppm is not installed")
-    subprocess.run([pdftoppm, "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
     (png,) = tmp_path.glob("page*.png")
     assert png.stat().st_size > 10_000
 

@@ -28,8 +28,10 @@ class _Annotated(ScalarLecture):
 
     def steps(self):
         hat = self.hats[self.theta[0]]
-        return [*super().steps(), Step("Remark", f"${self.tex(hat)}$ is the sample mean.", (), kind="remark",
-                                       section=MAXIMISING)]
+        return [
+            *super().steps(),
+            Step("Remark", f"${self.tex(hat)}$ is the sample mean.", (), kind="remark", section=MAXIMISING),
+        ]
 
 
 def test_a_scalar_model_is_written_by_the_scalar_builder():
@@ -39,8 +41,9 @@ def test_a_scalar_model_is_written_by_the_scalar_builder():
 
 def test_the_first_builder_that_fits_writes_the_lecture(monkeypatch):
     monkeypatch.setattr(entry, "BUILDERS", (_Annotated, ScalarLecture))
-    plain = ScalarLecture(*(lambda d: (d.model, d.likelihood, d.stationarity, d.information))(
-        symmle.derive("poisson"))).steps()
+    plain = ScalarLecture(
+        *(lambda d: (d.model, d.likelihood, d.stationarity, d.information))(symmle.derive("poisson"))
+    ).steps()
     steps = symmle.derive("poisson").steps
     assert steps[:-1] == tuple(plain)
     assert steps[-1].kind == "remark" and steps[-1].text == r"$\hat{\lambda}$ is the sample mean."

@@ -225,8 +225,9 @@ def _t_location_reference(x: np.ndarray) -> tuple[np.ndarray, list[float]]:
                 peak &= ll >= pad[i : i + ll.shape[0], j : j + ll.shape[1]]
     maxima = []
     for a, b in zip(*np.nonzero(peak)):
-        t = optimize.minimize(nll, [m[a, b], lk[a, b]], method="Nelder-Mead",
-                              options={"xatol": 1e-11, "fatol": 1e-13}).x
+        t = optimize.minimize(
+            nll, [m[a, b], lk[a, b]], method="Nelder-Mead", options={"xatol": 1e-11, "fatol": 1e-13}
+        ).x
         maxima.append((-nll(t), t))
     maxima.sort(key=lambda r: -r[0])
     return np.array([maxima[0][1][0], np.exp(maxima[0][1][1])]), [v for v, _ in maxima]

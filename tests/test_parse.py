@@ -17,8 +17,8 @@ import time
 import pytest
 import sympy as sp
 
-from symmle.model import parse as parse_module
 from symmle.base.errors import SpecError
+from symmle.model import parse as parse_module
 from symmle.model.parse import CONSTANTS, FUNCTIONS, MAX_DEPTH, MAX_LENGTH, parse_expression, parse_number
 
 WHAT = "density"
@@ -30,8 +30,18 @@ sigma2 = sp.Symbol("sigma2", positive=True)
 alpha, beta_, lam, k, theta = sp.symbols("alpha beta_ lam k theta", positive=True)
 p = sp.Symbol("p", positive=True)
 n = sp.Symbol("n", integer=True, nonnegative=True)
-NAMES = {"x": x, "mu": mu, "sigma2": sigma2, "alpha": alpha, "b": beta_, "lam": lam,
-         "k": k, "theta": theta, "p": p, "n": n}
+NAMES = {
+    "x": x,
+    "mu": mu,
+    "sigma2": sigma2,
+    "alpha": alpha,
+    "b": beta_,
+    "lam": lam,
+    "k": k,
+    "theta": theta,
+    "p": p,
+    "n": n,
+}
 
 
 def parse(text: str) -> sp.Expr:
@@ -47,12 +57,21 @@ def same(a: sp.Expr, b: sp.Expr) -> bool:
 # ---------------------------------------------------------------------------
 
 CATALOGUE = [
-    ("exp(-(x - mu)**2/(2*sigma2))/sqrt(2*pi*sigma2)",
-     sp.exp(-(x - mu) ** 2 / (2 * sigma2)) / sp.sqrt(2 * sp.pi * sigma2)),
-    ("lam**alpha/gamma(alpha)*x**(alpha - 1)*exp(-lam*x)",
-     lam**alpha / sp.gamma(alpha) * x ** (alpha - 1) * sp.exp(-lam * x)),
-    ("gamma(alpha + b)/(gamma(alpha)*gamma(b))*x**(alpha - 1)*(1 - x)**(b - 1)",
-     sp.gamma(alpha + beta_) / (sp.gamma(alpha) * sp.gamma(beta_)) * x ** (alpha - 1) * (1 - x) ** (beta_ - 1)),
+    (
+        "exp(-(x - mu)**2/(2*sigma2))/sqrt(2*pi*sigma2)",
+        sp.exp(-((x - mu) ** 2) / (2 * sigma2)) / sp.sqrt(2 * sp.pi * sigma2),
+    ),
+    (
+        "lam**alpha/gamma(alpha)*x**(alpha - 1)*exp(-lam*x)",
+        lam**alpha / sp.gamma(alpha) * x ** (alpha - 1) * sp.exp(-lam * x),
+    ),
+    (
+        "gamma(alpha + b)/(gamma(alpha)*gamma(b))*x**(alpha - 1)*(1 - x)**(b - 1)",
+        sp.gamma(alpha + beta_)
+        / (sp.gamma(alpha) * sp.gamma(beta_))
+        * x ** (alpha - 1)
+        * (1 - x) ** (beta_ - 1),
+    ),
     ("binomial(n, x)*p**x*(1 - p)**(n - x)", sp.binomial(n, x) * p**x * (1 - p) ** (n - x)),
     ("k/lam*(x/lam)**(k - 1)*exp(-(x/lam)**k)", k / lam * (x / lam) ** (k - 1) * sp.exp(-((x / lam) ** k))),
     ("lam^x*exp(-lam)/factorial(x)", lam**x * sp.exp(-lam) / sp.factorial(x)),
@@ -73,33 +92,57 @@ def test_piecewise_uniform():
 
 def test_piecewise_chained_and_boolean_conditions():
     got = parse("Piecewise((1, 0 <= x < theta), (2, x >= theta and x < 2*theta or x > 9), (0, True))")
-    want = sp.Piecewise((1, sp.And(x >= 0, x < theta)),
-                        (2, sp.Or(sp.And(x >= theta, x < 2 * theta), x > 9)), (0, True))
+    want = sp.Piecewise(
+        (1, sp.And(x >= 0, x < theta)), (2, sp.Or(sp.And(x >= theta, x < 2 * theta), x > 9)), (0, True)
+    )
     assert got == want
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("x^2", x**2), ("x^2 + 1", x**2 + 1), ("-x^2", -(x**2)), ("2^3^2", sp.Integer(512)),
-    ("x^-1", 1 / x), ("x**(-3/2)", x ** sp.Rational(-3, 2)), ("exp(-x**2)", sp.exp(-(x**2))),
-    ("2**10", sp.Integer(1024)), ("+x - -mu", x + mu), ("log(x, 2)", sp.log(x) / sp.log(2)),
-    ("Min(x, mu) + Max(x, 0, mu)", sp.Min(x, mu) + sp.Max(x, 0, mu)),
-    ("polygamma(1, x) + digamma(x) + loggamma(x) + beta(x, mu)",
-     sp.polygamma(1, x) + sp.digamma(x) + sp.loggamma(x) + sp.beta(x, mu)),
-    ("erf(x) + atan(x) + tanh(x) + sinh(x)*cosh(x) + sin(x)*cos(x)/tan(x)",
-     sp.erf(x) + sp.atan(x) + sp.tanh(x) + sp.sinh(x) * sp.cosh(x) + sp.sin(x) * sp.cos(x) / sp.tan(x)),
-    ("E**x + oo", sp.exp(x) + sp.oo), ("-oo", -sp.oo),
-    ("(x\n + 1)", x + 1), ("  x  ", x),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("x^2", x**2),
+        ("x^2 + 1", x**2 + 1),
+        ("-x^2", -(x**2)),
+        ("2^3^2", sp.Integer(512)),
+        ("x^-1", 1 / x),
+        ("x**(-3/2)", x ** sp.Rational(-3, 2)),
+        ("exp(-x**2)", sp.exp(-(x**2))),
+        ("2**10", sp.Integer(1024)),
+        ("+x - -mu", x + mu),
+        ("log(x, 2)", sp.log(x) / sp.log(2)),
+        ("Min(x, mu) + Max(x, 0, mu)", sp.Min(x, mu) + sp.Max(x, 0, mu)),
+        (
+            "polygamma(1, x) + digamma(x) + loggamma(x) + beta(x, mu)",
+            sp.polygamma(1, x) + sp.digamma(x) + sp.loggamma(x) + sp.beta(x, mu),
+        ),
+        (
+            "erf(x) + atan(x) + tanh(x) + sinh(x)*cosh(x) + sin(x)*cos(x)/tan(x)",
+            sp.erf(x) + sp.atan(x) + sp.tanh(x) + sp.sinh(x) * sp.cosh(x) + sp.sin(x) * sp.cos(x) / sp.tan(x),
+        ),
+        ("E**x + oo", sp.exp(x) + sp.oo),
+        ("-oo", -sp.oo),
+        ("(x\n + 1)", x + 1),
+        ("  x  ", x),
+    ],
+)
 def test_operators_and_functions(text, expected):
     got = parse(text)
     assert got == expected or same(got, expected)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("0.1", sp.Rational(1, 10)), ("1.8", sp.Rational(9, 5)), ("1e-3", sp.Rational(1, 1000)),
-    ("2.5e2", sp.Integer(250)), (".5", sp.Rational(1, 2)), ("1_000.25", sp.Rational(4001, 4)),
-    ("0.3989422804014327", sp.Rational(3989422804014327, 10**16)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.1", sp.Rational(1, 10)),
+        ("1.8", sp.Rational(9, 5)),
+        ("1e-3", sp.Rational(1, 1000)),
+        ("2.5e2", sp.Integer(250)),
+        (".5", sp.Rational(1, 2)),
+        ("1_000.25", sp.Rational(4001, 4)),
+        ("0.3989422804014327", sp.Rational(3989422804014327, 10**16)),
+    ],
+)
 def test_float_literals_become_exact_rationals(text, expected):
     got = parse(text)
     assert got == expected and got.is_Rational
@@ -127,9 +170,30 @@ def test_identifiers_match_after_unicode_normalisation():
 
 
 def test_public_tables():
-    assert set(FUNCTIONS) == {"exp", "log", "sqrt", "Abs", "gamma", "loggamma", "factorial", "binomial", "beta",
-                              "digamma", "polygamma", "erf", "sin", "cos", "tan", "sinh", "cosh", "tanh", "atan",
-                              "Min", "Max", "Piecewise"}
+    assert set(FUNCTIONS) == {
+        "exp",
+        "log",
+        "sqrt",
+        "Abs",
+        "gamma",
+        "loggamma",
+        "factorial",
+        "binomial",
+        "beta",
+        "digamma",
+        "polygamma",
+        "erf",
+        "sin",
+        "cos",
+        "tan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "atan",
+        "Min",
+        "Max",
+        "Piecewise",
+    }
     assert dict(CONSTANTS) == {"pi": sp.pi, "E": sp.E, "oo": sp.oo}
     assert (MAX_LENGTH, MAX_DEPTH) == (2000, 40)
     with pytest.raises(TypeError):
@@ -252,31 +316,34 @@ def test_hostile_text_is_refused(text):
     refusal(parse_expression, text, NAMES)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("x.__class__", "attribute access is not allowed"),
-    ("x[0]", "subscripts"),
-    ("'abc'", "strings"),
-    ("f'{x}'", "f-strings"),
-    ("lambda: 1", "lambda"),
-    ("exp(x=1)", "keyword arguments"),
-    ("(y:=1)", ":="),
-    ("y + x", "unknown symbol 'y'; declared names: x, mu, sigma2"),
-    ("unknownfunc(x)", "unknown function 'unknownfunc'"),
-    ("x < 1", "comparisons are only allowed in Piecewise conditions"),
-    ("x and 1", "boolean operators"),
-    ("1j*x", "complex"),
-    ("exp(x, x)", "exp() takes 1 argument"),
-    ("x +", "invalid syntax"),
-    ("9**9**9", "exponent is too large"),
-    ("(2**1000)**1000", "too large"),
-    ("factorial(10**9)", "factorial() constant argument is too large"),
-    ("x+" * 50000, "too long"),
-    ("exp(" * 100 + "x" + ")" * 100, "nested too deeply"),
-    ("(" * 500 + "x" + ")" * 500, "nested too deeply"),
-    ("1" + "0" * 40, "more than 30 digits"),
-    ("", "empty"),
-    ("x/0", "undefined"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("x.__class__", "attribute access is not allowed"),
+        ("x[0]", "subscripts"),
+        ("'abc'", "strings"),
+        ("f'{x}'", "f-strings"),
+        ("lambda: 1", "lambda"),
+        ("exp(x=1)", "keyword arguments"),
+        ("(y:=1)", ":="),
+        ("y + x", "unknown symbol 'y'; declared names: x, mu, sigma2"),
+        ("unknownfunc(x)", "unknown function 'unknownfunc'"),
+        ("x < 1", "comparisons are only allowed in Piecewise conditions"),
+        ("x and 1", "boolean operators"),
+        ("1j*x", "complex"),
+        ("exp(x, x)", "exp() takes 1 argument"),
+        ("x +", "invalid syntax"),
+        ("9**9**9", "exponent is too large"),
+        ("(2**1000)**1000", "too large"),
+        ("factorial(10**9)", "factorial() constant argument is too large"),
+        ("x+" * 50000, "too long"),
+        ("exp(" * 100 + "x" + ")" * 100, "nested too deeply"),
+        ("(" * 500 + "x" + ")" * 500, "nested too deeply"),
+        ("1" + "0" * 40, "more than 30 digits"),
+        ("", "empty"),
+        ("x/0", "undefined"),
+    ],
+)
 def test_refusal_messages_name_the_problem(text, fragment):
     assert fragment in refusal(parse_expression, text, NAMES)
 
@@ -295,7 +362,7 @@ def _balanced(items: list[str], op: str) -> str:
     # Shallow trees of many nodes: they pass the depth limit, so only the
     # per-operation limits and the time budget stand between them and SymPy.
     while len(items) > 1:
-        items = [f"({a}{op}{b})" for a, b in zip(items[::2], items[1::2])] + items[len(items) // 2 * 2:]
+        items = [f"({a}{op}{b})" for a, b in zip(items[::2], items[1::2])] + items[len(items) // 2 * 2 :]
     return items[0]
 
 
@@ -305,7 +372,13 @@ COST_BOMBS = [
     _balanced([f"factorial({1000 - i})" for i in range(110)], "*"),
     _balanced([f"exp({9000 - i})" for i in range(120)], "*"),
     _balanced([f"polygamma({3 + i % 2}, {900 - i})" for i in range(80)], "+"),
-    _balanced([f"Max(x^{i},x^{i+1},x^{i+2},x^{i+3},x^{i+4},x^{i+5},x^{i+6},x^{i+7})" for i in range(28)], "+"),
+    _balanced(
+        [
+            f"Max(x^{i},x^{i + 1},x^{i + 2},x^{i + 3},x^{i + 4},x^{i + 5},x^{i + 6},x^{i + 7})"
+            for i in range(28)
+        ],
+        "+",
+    ),
     "Min(" + ",".join("Max(" + ",".join(f"x**{i * 6 + j}" for j in range(6)) + ")" for i in range(6)) + ")",
 ]
 
@@ -323,9 +396,11 @@ def test_cost_bombs_finish_quickly(text):
 
 def test_nothing_is_executed(tmp_path):
     target = tmp_path / f"symmle_pwned_{secrets.token_hex(8)}"
-    for text in (f"__import__('os').system('touch {target}')",
-                 f"exp(__import__('os').system('touch {target}'))",
-                 f"Piecewise((1, __import__('os').system('touch {target}') < 1))"):
+    for text in (
+        f"__import__('os').system('touch {target}')",
+        f"exp(__import__('os').system('touch {target}'))",
+        f"Piecewise((1, __import__('os').system('touch {target}') < 1))",
+    ):
         refusal(parse_expression, text, NAMES)
     assert not target.exists()
 
@@ -356,8 +431,11 @@ def test_no_eval_or_sympify_on_text(monkeypatch):
 
 def test_module_source_has_no_evaluators():
     tree = ast.parse(inspect.getsource(parse_module))
-    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
-              for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    called = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
     assert not called & {"eval", "exec", "compile", "sympify", "parse_expr", "S", "__import__"}
 
 
@@ -365,26 +443,39 @@ def test_module_source_has_no_evaluators():
 # parse_number
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("1.8", sp.Rational(9, 5)), ("sqrt(2)", sp.sqrt(2)), ("-3/4", sp.Rational(-3, 4)), ("pi", sp.pi),
-    ("2^0.5", sp.sqrt(2)), ("1e-3", sp.Rational(1, 1000)), ("exp(1)", sp.E), ("42", sp.Integer(42)),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1.8", sp.Rational(9, 5)),
+        ("sqrt(2)", sp.sqrt(2)),
+        ("-3/4", sp.Rational(-3, 4)),
+        ("pi", sp.pi),
+        ("2^0.5", sp.sqrt(2)),
+        ("1e-3", sp.Rational(1, 1000)),
+        ("exp(1)", sp.E),
+        ("42", sp.Integer(42)),
+    ],
+)
 def test_parse_number(text, expected):
     got = parse_number(text)
     assert got == expected
     assert not got.free_symbols and not got.atoms(sp.Float)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("x", "unknown symbol 'x'"),
-    ("1/0", "not a finite number"),
-    ("oo", "not a finite number"),
-    ("-oo", "not a finite number"),
-    ("oo - oo", "not a finite number"),
-    ("sqrt(-1)", "not a real number"),
-    ("9**9**9", "exponent is too large"),
-    ("__import__('os')", "unknown function"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("x", "unknown symbol 'x'"),
+        ("1/0", "not a finite number"),
+        ("oo", "not a finite number"),
+        ("-oo", "not a finite number"),
+        ("oo - oo", "not a finite number"),
+        ("sqrt(-1)", "not a real number"),
+        ("9**9**9", "exponent is too large"),
+        ("__import__('os')", "unknown function"),
+        ("", "empty"),
+    ],
+)
 def test_parse_number_refusals(text, fragment):
     assert fragment in refusal(parse_number, text, what="constant n")

@@ -35,7 +35,7 @@ def split(expr):
     """Sums over the sample split by linearity: ``sum(a x_i + b) -> a sum(x_i) + N b``."""
 
     def one(s):
-        (i, lo, hi), = s.limits
+        ((i, lo, hi),) = s.limits
         out = sp.S.Zero
         for t in sp.Add.make_args(sp.expand(s.function)):
             c, g = sp.factor_terms(t).as_independent(i, as_Add=False)
@@ -65,7 +65,9 @@ def rhs_values(step):
     for _, rhs in step.lines:
         if isinstance(rhs, str) or not isinstance(rhs, (sp.Basic, sp.MatrixBase)):
             continue
-        if isinstance(rhs, sp.Basic) and rhs.atoms(AppliedUndef) - {a for a in rhs.atoms(AppliedUndef) if str(a.func) in ("Min", "Max")}:
+        if isinstance(rhs, sp.Basic) and rhs.atoms(AppliedUndef) - {
+            a for a in rhs.atoms(AppliedUndef) if str(a.func) in ("Min", "Max")
+        }:
             continue
         out.append(rhs)
     return out
@@ -77,8 +79,12 @@ def estimators(d):
     shown = {lhs.name[4:]: rhs for lhs, rhs in step.lines}
     for _ in range(len(shown)):
         values = {sp.Symbol(f"hat_{n}"): v for n, v in shown.items()}
-        shown = {n: v.xreplace({h: values[sp.Symbol(h.name)] for h in v.free_symbols if sp.Symbol(h.name) in values})
-                 for n, v in shown.items()}
+        shown = {
+            n: v.xreplace(
+                {h: values[sp.Symbol(h.name)] for h in v.free_symbols if sp.Symbol(h.name) in values}
+            )
+            for n, v in shown.items()
+        }
     return shown
 
 
@@ -98,7 +104,7 @@ def test_normal_likelihood_is_the_product_of_densities(normal):
     (step,) = steps(normal, "likelihood")
     product = step.lines[-1][1]
     assert isinstance(product, sp.Product)
-    textbook = sp.exp(-(xi - mu) ** 2 / (2 * s2)) / sp.sqrt(2 * sp.pi * s2)
+    textbook = sp.exp(-((xi - mu) ** 2) / (2 * s2)) / sp.sqrt(2 * sp.pi * s2)
     assert sp.simplify(product.function - textbook) == 0
     assert product.limits[0][1:] == (1, N)
 
@@ -358,7 +364,9 @@ def test_every_family_reads_as_a_lecture_note(derivation, name):
 
 
 def test_known_constants_and_no_floats():
-    m = symmle.inline_model("k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ["lam:positive"], ["k:positive=1.8"])
+    m = symmle.inline_model(
+        "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ["lam:positive"], ["k:positive=1.8"]
+    )
     tex = symmle.derive(m).to_latex()
     assert "known constant" in tex and r"k = \frac{9}{5}" in tex
     assert not FLOAT.search(tex)

@@ -29,8 +29,12 @@ def test_logarithmic_series_log_density_is_real_and_fits():
     assert not d.likelihood.log_density.has(sp.I)
     x = np.random.default_rng(0).logseries(0.7, 3000).astype(float)
     est = symmle.fit(d, x).estimates["p"]
-    ref = optimize.minimize_scalar(lambda p: -stats.logser.logpmf(x, p).sum(), bounds=(0.01, 0.99),
-                                   method="bounded", options={"xatol": 1e-12}).x
+    ref = optimize.minimize_scalar(
+        lambda p: -stats.logser.logpmf(x, p).sum(),
+        bounds=(0.01, 0.99),
+        method="bounded",
+        options={"xatol": 1e-12},
+    ).x
     assert est == pytest.approx(ref, rel=1e-8)
 
 
@@ -110,8 +114,12 @@ def test_yule_simon_fits_like_scipy():
     x = stats.yulesimon.rvs(1.7, size=2000, random_state=np.random.default_rng(0)).astype(float)
     m = symmle.inline_model("r*beta(x, r+1)", "x", "1,oo", ["r:positive"], discrete=True)
     est = symmle.fit(m, x).estimates["r"]
-    ref = optimize.minimize_scalar(lambda a: -stats.yulesimon.logpmf(x, a).sum(), bounds=(0.1, 10),
-                                   method="bounded", options={"xatol": 1e-12}).x
+    ref = optimize.minimize_scalar(
+        lambda a: -stats.yulesimon.logpmf(x, a).sum(),
+        bounds=(0.1, 10),
+        method="bounded",
+        options={"xatol": 1e-12},
+    ).x
     assert est == pytest.approx(ref, rel=1e-7)
 
 
@@ -122,7 +130,9 @@ def test_generated_lambertw_estimator_is_real_without_warnings(tmp_path):
 
     from symmle.numbers.codegen import module_source
 
-    m = symmle.inline_model("lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "x", "1,oo", ["lam:positive"], discrete=True)
+    m = symmle.inline_model(
+        "lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "x", "1,oo", ["lam:positive"], discrete=True
+    )
     d = symmle.derive(m)
     assert d.solutions["lam"].expr.has(sp.LambertW)
     path = tmp_path / "ztp_mle.py"

@@ -41,7 +41,9 @@ def test_tabulated_solve_equals_the_plain_one(nbinom, monkeypatch):
 
 def test_tabulate_refuses_non_integers_and_wide_ranges():
     rng = np.random.default_rng(0)
-    assert not isinstance(_runtime.tabulate(rng.poisson(3.0, 1000) + rng.uniform(0, 0.5, 1000)), _runtime.Tabulated)
+    assert not isinstance(
+        _runtime.tabulate(rng.poisson(3.0, 1000) + rng.uniform(0, 0.5, 1000)), _runtime.Tabulated
+    )
     # a shifted lattice is tabulated exactly: every value is min + an integer
     shifted = _runtime.tabulate(rng.poisson(3.0, 1000) + 0.5)
     assert np.all(shifted.values % 1 == 0.5)

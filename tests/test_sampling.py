@@ -20,11 +20,11 @@ import sympy as sp
 from scipy import stats
 
 import symmle
-from symmle.simulate import inversion
-from symmle.model.catalogue import family_names
 from symmle.base.errors import SpecError, SymmleError
-from symmle.simulate.sampling import ModelSampler, draw, sampler
 from symmle.model.build import model_from_dict
+from symmle.model.catalogue import family_names
+from symmle.simulate import inversion
+from symmle.simulate.sampling import ModelSampler, draw, sampler
 
 FAMILIES = family_names()
 N = 50_000
@@ -148,7 +148,20 @@ def test_generic_set_up_is_fast():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["gamma", "beta", "lognormal", "inverse_gaussian", "weibull", "half_normal", "poisson", "negative_binomial", "binomial"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gamma",
+        "beta",
+        "lognormal",
+        "inverse_gaussian",
+        "weibull",
+        "half_normal",
+        "poisson",
+        "negative_binomial",
+        "binomial",
+    ],
+)
 def test_declared_mean_matches_density(name, tools):
     model = symmle.load_model(name)
     point = model.point()
@@ -174,13 +187,52 @@ def test_declared_draws_are_the_numpy_call():
 
 INLINE = [
     # id, pdf, support, params, discrete, values, mean
-    ("lindley", "th**2/(1+th)*(1+x)*exp(-th*x)", "0,oo", ["th:positive"], False, {"th": 1.3}, lambda v: (v["th"] + 2) / (v["th"] * (v["th"] + 1))),
-    ("rayleigh_s2", "x/s2*exp(-x**2/(2*s2))", "0,oo", ["s2:positive"], False, {"s2": 2.5}, lambda v: math.sqrt(math.pi * v["s2"] / 2)),
+    (
+        "lindley",
+        "th**2/(1+th)*(1+x)*exp(-th*x)",
+        "0,oo",
+        ["th:positive"],
+        False,
+        {"th": 1.3},
+        lambda v: (v["th"] + 2) / (v["th"] * (v["th"] + 1)),
+    ),
+    (
+        "rayleigh_s2",
+        "x/s2*exp(-x**2/(2*s2))",
+        "0,oo",
+        ["s2:positive"],
+        False,
+        {"s2": 2.5},
+        lambda v: math.sqrt(math.pi * v["s2"] / 2),
+    ),
     ("power_pole", "a*x**(a-1)", "0,1", ["a:positive"], False, {"a": 0.3}, lambda v: v["a"] / (v["a"] + 1)),
-    ("triangular", "Piecewise((2*x/c, x < c), (2*(1-x)/(1-c), True))", "0,1", ["c:unit"], False, {"c": 0.3}, lambda v: (1 + v["c"]) / 3),
-    ("shifted_exponential", "lam*exp(-lam*(x-c))", "c,oo", ["lam:positive", "c:real"], False, {"lam": 2.0, "c": -3.0}, lambda v: v["c"] + 1 / v["lam"]),
-    ("zero_truncated_poisson", "lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))", "1,oo", ["lam:positive"], True, {"lam": 2.5},
-     lambda v: v["lam"] / (1 - math.exp(-v["lam"]))),
+    (
+        "triangular",
+        "Piecewise((2*x/c, x < c), (2*(1-x)/(1-c), True))",
+        "0,1",
+        ["c:unit"],
+        False,
+        {"c": 0.3},
+        lambda v: (1 + v["c"]) / 3,
+    ),
+    (
+        "shifted_exponential",
+        "lam*exp(-lam*(x-c))",
+        "c,oo",
+        ["lam:positive", "c:real"],
+        False,
+        {"lam": 2.0, "c": -3.0},
+        lambda v: v["c"] + 1 / v["lam"],
+    ),
+    (
+        "zero_truncated_poisson",
+        "lam**x*exp(-lam)/(factorial(x)*(1-exp(-lam)))",
+        "1,oo",
+        ["lam:positive"],
+        True,
+        {"lam": 2.5},
+        lambda v: v["lam"] / (1 - math.exp(-v["lam"])),
+    ),
     ("discrete_uniform", "1/m", "1,m", ["m:positive_integer"], True, {"m": 9.0}, lambda v: (v["m"] + 1) / 2),
 ]
 
@@ -239,14 +291,18 @@ def test_no_generic_sampler_says_why(monkeypatch):
 
 def test_heavy_discrete_tail_is_refused():
     """P(X > k) ~ k**-0.5: no table holds all but 1e-14 of the mass."""
-    model = symmle.inline_model("1/x**a - 1/(x+1)**a", "x", "1,oo", ["a:positive"], discrete=True, validate=False)
+    model = symmle.inline_model(
+        "1/x**a - 1/(x+1)**a", "x", "1,oo", ["a:positive"], discrete=True, validate=False
+    )
     with pytest.raises(SymmleError, match="tail is too heavy"):
         sampler(model, {"a": 0.5})
     assert sampler(model, {"a": 3.0})(10, np.random.default_rng(0)).min() >= 1
 
 
 def test_unnormalised_pmf_is_refused():
-    model = symmle.inline_model("2*lam**x*exp(-lam)/factorial(x)", "x", "0,oo", ["lam:positive"], discrete=True, validate=False)
+    model = symmle.inline_model(
+        "2*lam**x*exp(-lam)/factorial(x)", "x", "0,oo", ["lam:positive"], discrete=True, validate=False
+    )
     with pytest.raises(SymmleError, match="sums to 2"):
         sampler(model, {"lam": 1.7})
 
@@ -256,7 +312,10 @@ def test_unnormalised_pmf_is_refused():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, generic", [("gamma", False), ("gamma", True), ("poisson", False), ("poisson", True), ("normal", True)])
+@pytest.mark.parametrize(
+    "name, generic",
+    [("gamma", False), ("gamma", True), ("poisson", False), ("poisson", True), ("normal", True)],
+)
 def test_shape_reps_by_n(name, generic):
     model = symmle.load_model(name)
     s = sampler(model, by_name(model.point()), generic=generic)
@@ -327,7 +386,9 @@ def test_declared_sampler_outside_support_is_caught():
 
 def test_symbols_as_keys_and_fixed_constants():
     """Values may be keyed by the model's symbols; a constant fixed in the model may be left out."""
-    model = symmle.inline_model("k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ["lam:positive"], ["k:positive=1.8"])
+    model = symmle.inline_model(
+        "k/lam*(x/lam)**(k-1)*exp(-(x/lam)**k)", "x", "0,oo", ["lam:positive"], ["k:positive=1.8"]
+    )
     lam = model.symbols["lam"]
     s = sampler(model, {lam: 2.0})
     assert s.values == {"lam": 2.0, "k": 1.8}

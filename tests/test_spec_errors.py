@@ -39,13 +39,15 @@ def spec(**changes: str | None) -> str:
 CASES = {
     "broken_toml": ('name = "x"\ndensity = \n', "TOML"),
     "missing_density": (spec(density=None), "density"),
-    "unknown_top_level_key": (GOOD.replace('title = ', 'colour = "red"\ntitle = '), "colour"),
+    "unknown_top_level_key": (GOOD.replace("title = ", 'colour = "red"\ntitle = '), "colour"),
     "no_parameters": (GOOD.replace('lam = "positive"\n', ""), "parameter"),
     "parameters_missing": (GOOD.replace('[parameters]\nlam = "positive"\n', ""), "parameters"),
     "unknown_domain": (GOOD.replace('lam = "positive"', 'lam = "positiv"'), "positiv"),
     "undeclared_symbol": (spec(density='"lam*exp(-mu*x)"'), "mu"),
     "negative_density": (
-        spec(support='["0", "1"]', density='"1 + lam*(2*x - 1)"'),  # integrates to 1 on (0, 1), < 0 near 0 for lam > 1
+        spec(
+            support='["0", "1"]', density='"1 + lam*(2*x - 1)"'
+        ),  # integrates to 1 on (0, 1), < 0 near 0 for lam > 1
         "negative",
     ),
     "not_integrating_to_one": (spec(density='"2*lam*exp(-lam*x)"'), "integrate"),
@@ -59,10 +61,19 @@ CASES = {
     "parameter_and_constant_clash": (GOOD + '\n[constants]\nlam = "positive"\n', "lam"),
     "reserved_N": (spec(density='"N*exp(-N*x)"').replace('lam = "positive"', 'N = "positive"'), "'N'"),
     "reserved_T1": (spec(density='"T1*exp(-T1*x)"').replace('lam = "positive"', 'T1 = "positive"'), "T1"),
-    "reserved_gamma": (spec(density='"gamma*exp(-gamma*x)"').replace('lam = "positive"', 'gamma = "positive"'), "gamma"),
+    "reserved_gamma": (
+        spec(density='"gamma*exp(-gamma*x)"').replace('lam = "positive"', 'gamma = "positive"'),
+        "gamma",
+    ),
     "sampler_method_not_allowed": (GOOD + '\n[sampler]\nmethod = "system"\nargs = {}\n', "system"),
-    "sampler_attribute_access": (GOOD + '\n[sampler]\nmethod = "exponential"\nargs = { scale = "lam.__class__" }\n', "sampler"),
-    "sampler_dunder_call": (GOOD + '\n[sampler]\nmethod = "exponential"\nargs = { scale = "__import__(\'os\').getcwd()" }\n', "sampler"),
+    "sampler_attribute_access": (
+        GOOD + '\n[sampler]\nmethod = "exponential"\nargs = { scale = "lam.__class__" }\n',
+        "sampler",
+    ),
+    "sampler_dunder_call": (
+        GOOD + '\n[sampler]\nmethod = "exponential"\nargs = { scale = "__import__(\'os\').getcwd()" }\n',
+        "sampler",
+    ),
     "transform_attribute_access": (
         GOOD + '\n[sampler]\nmethod = "exponential"\nargs = { scale = "1/lam" }\ntransform = "x.func"\n',
         "transform",

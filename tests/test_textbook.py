@@ -117,7 +117,12 @@ def test_estimator_is_textbook(name, derivation, tools):
     got = tools.closed_form_estimates(d, data, consts)
     ev = SampleEvaluator(d.likelihood, data, consts)
     for q in model.parameters:
-        assert tools.rel_err(got[q.symbol], expected[q.name]) < 1e-10, (q.name, d.estimators[q.name], got[q.symbol], expected[q.name])
+        assert tools.rel_err(got[q.symbol], expected[q.name]) < 1e-10, (
+            q.name,
+            d.estimators[q.name],
+            got[q.symbol],
+            expected[q.name],
+        )
         assert tools.rel_err(ev(d.estimators[q.name], {}), expected[q.name]) < 1e-10
 
 
@@ -185,7 +190,10 @@ def test_beta_equations_hold_at_textbook_mle(derivation, tools):
 
     def eqs(u):
         a_, b_ = np.exp(u)
-        return [special.digamma(a_) - special.digamma(a_ + b_) - s1, special.digamma(b_) - special.digamma(a_ + b_) - s2]
+        return [
+            special.digamma(a_) - special.digamma(a_ + b_) - s1,
+            special.digamma(b_) - special.digamma(a_ + b_) - s2,
+        ]
 
     sol = optimize.root(eqs, [0.0, 0.0], tol=1e-14)
     # judged by the residual: hybr may report "xtol too small" once it has converged

@@ -196,7 +196,9 @@ def statistics(plan, x, values, size=None, needed=None):
     residual = [g for g in plan.get("residual", ()) if needed is None or set(g[1]) & needed]
     extremes = needed is None or "_xmin" in needed or "_xmax" in needed
     # sums of the raw data need no temporaries: one call over an array in memory
-    whole = {} if isinstance(x, np.memmap) else {s: float(np.sum(x)) for s in stats if s in plan.get("raw", ())}
+    whole = (
+        {} if isinstance(x, np.memmap) else {s: float(np.sum(x)) for s in stats if s in plan.get("raw", ())}
+    )
     stats = [s for s in stats if s not in whole]
     if extremes and not isinstance(x, np.memmap) and x.shape[0]:
         extremes = False
@@ -214,7 +216,12 @@ def statistics(plan, x, values, size=None, needed=None):
                 parts[s].append(_total(plan["stats"][s](values, chunk), chunk))
             if not centred:
                 for h, powers, pilot_name in groups:
-                    pilot = float(np.mean(np.asarray(h(values, chunk[:PILOT]), dtype=float) * np.ones(min(PILOT, chunk.size))))
+                    pilot = float(
+                        np.mean(
+                            np.asarray(h(values, chunk[:PILOT]), dtype=float)
+                            * np.ones(min(PILOT, chunk.size))
+                        )
+                    )
                     centred.append((h, powers, pilot_name, pilot, {k: [] for k in powers}))
             if not around:
                 for pilot_name, sums in residual:
@@ -227,7 +234,9 @@ def statistics(plan, x, values, size=None, needed=None):
             for h, _, _, pilot, acc in centred:
                 u = np.asarray(h(values, chunk), dtype=float) - pilot
                 for k in acc:
-                    acc[k].append(float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k)))
+                    acc[k].append(
+                        float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k))
+                    )
     out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi, **whole}
     if any(math.isinf(v) for v in whole.values()) and np.all(np.isfinite(x)):
         _overflow()
@@ -484,8 +493,12 @@ def maximise(plan, values, x, size=None):
             search = _Objective(plan, sub_values, sample, subsample=True)
     centre, scale, spread = _centre_scale(sample, weights, robust="real" in domains)
     most = max(32, min(DATA_STARTS if len(names) == 1 else MESH_DATA_STARTS, SEARCH_WORK // 2 // search.size))
-    grids = [np.unique(np.r_[candidates(d, scale, centre), data_starts(sample, weights, most)]) if d == "real"
-             else candidates(d, spread, centre) for d in domains]
+    grids = [
+        np.unique(np.r_[candidates(d, scale, centre), data_starts(sample, weights, most)])
+        if d == "real"
+        else candidates(d, spread, centre)
+        for d in domains
+    ]
     polish = _polisher(names, domains, grids, optimize)
     if len(names) == 1:
         found, failed = _search_line(search, grids[0], polish, domains[0], sample)
@@ -561,8 +574,11 @@ def _fill(grid, lo, hi, spacing, most):
     total = float(need.sum())
     if total > most:
         need = np.floor(need * (most / total))
-    parts = [a + (b - a) * np.arange(1, k + 1) / (k + 1)
-             for a, b, k in zip(inside[:-1], inside[1:], need.astype(int)) if k]
+    parts = [
+        a + (b - a) * np.arange(1, k + 1) / (k + 1)
+        for a, b, k in zip(inside[:-1], inside[1:], need.astype(int))
+        if k
+    ]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -613,7 +629,9 @@ def _search_mesh(obj, grids, polish):
 
 def _nowhere(scores):
     if not np.any(np.isfinite(scores)):
-        raise NoMLE("the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data")
+        raise NoMLE(
+            "the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data"
+        )
     return scores
 
 
@@ -692,10 +710,15 @@ def _choose(names, found, failed):
         ll2, theta2, _ = found[1]
         where = ", ".join(f"{n} = {t:.6g}" for n, t in zip(names, theta2))
         gap = ll - ll2
-        how = ("as high: the maximum-likelihood estimate is not unique" if gap <= 1e-9 * max(1.0, abs(ll))
-               else f"lower by {gap:.4g} in log-likelihood")
-        caution(f"the log-likelihood has several local maxima ({len(found)} found): the estimate is the "
-                f"highest; the next, at {where}, is {how} (standard errors describe the highest peak alone)")
+        how = (
+            "as high: the maximum-likelihood estimate is not unique"
+            if gap <= 1e-9 * max(1.0, abs(ll))
+            else f"lower by {gap:.4g} in log-likelihood"
+        )
+        caution(
+            f"the log-likelihood has several local maxima ({len(found)} found): the estimate is the "
+            f"highest; the next, at {where}, is {how} (standard errors describe the highest peak alone)"
+        )
     return theta
 
 
@@ -726,12 +749,20 @@ def _trust(obj, domains, start, optimize):
     # where the log-likelihood is not concave
     with np.errstate(all="ignore"):
         try:
-            res = optimize.minimize(neg, z0, jac=neg_grad, hess=neg_hess, method="trust-exact",
-                                    options={"gtol": 1e-10, "maxiter": 500})
+            res = optimize.minimize(
+                neg,
+                z0,
+                jac=neg_grad,
+                hess=neg_hess,
+                method="trust-exact",
+                options={"gtol": 1e-10, "maxiter": 500},
+            )
         except (ArithmeticError, ValueError, NameError, np.linalg.LinAlgError):
             # trust-exact can fail on a degenerate Hessian (SciPy 1.17 raises
             # UnboundLocalError there): quasi-Newton needs no Hessian
-            res = optimize.minimize(neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+            res = optimize.minimize(
+                neg, z0, jac=neg_grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 500}
+            )
     return np.array(theta_of(res.x))
 
 
@@ -750,13 +781,21 @@ def _inside_search(theta, domain, grid):
         span = grid[-1] - grid[0]
         escaped = not grid[0] - 1e8 * span < theta < grid[-1] + 1e8 * span
     if escaped or not math.isfinite(theta):
-        raise NoMLE(f"the likelihood keeps increasing towards the edge of the domain ({domain}), up to {theta:.3g}: "
-                    "the MLE does not exist for these data (or lies beyond what double precision resolves)")
+        raise NoMLE(
+            f"the likelihood keeps increasing towards the edge of the domain ({domain}), up to {theta:.3g}: "
+            "the MLE does not exist for these data (or lies beyond what double precision resolves)"
+        )
 
 
 def _brent(name, domain, best, grid, grad, optimize):
     """The root of the score bracketed by the grid's neighbours of ``best`` (widened until it turns over)."""
-    zs = np.log(grid) if domain in ("positive", "nonnegative") else np.log(grid / (1 - grid)) if domain == "unit" else np.asarray(grid, dtype=float)
+    zs = (
+        np.log(grid)
+        if domain in ("positive", "nonnegative")
+        else np.log(grid / (1 - grid))
+        if domain == "unit"
+        else np.asarray(grid, dtype=float)
+    )
     k = int(np.argmin(np.abs(zs - to_z(best, domain))))
     lo, hi = zs[max(k - 1, 0)], zs[min(k + 1, len(zs) - 1)]
 
@@ -778,7 +817,9 @@ def _brent(name, domain, best, grid, grad, optimize):
             step_hi *= 1.5
             f_hi = score(hi)
     if not (f_lo > 0 > f_hi):
-        raise NoMLE(f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})")
+        raise NoMLE(
+            f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})"
+        )
     z = optimize.brentq(score, lo, hi, xtol=1e-10, rtol=1e-12, maxiter=200)  # Newton polishes
     return np.array([from_z(z, domain)])
 
@@ -802,11 +843,18 @@ def _newton(names, domains, theta, grad, hess):
             break
     g, h = grad(theta), hess(theta)
     label = ", ".join(names)
-    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(h))) or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0:
-        raise NoMLE(f"numerical maximisation for {label} did not reach a maximum (the MLE may not exist for these data)")
+    if (
+        not (np.all(np.isfinite(theta)) and np.all(np.isfinite(h)))
+        or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0
+    ):
+        raise NoMLE(
+            f"numerical maximisation for {label} did not reach a maximum (the MLE may not exist for these data)"
+        )
     # distance to the stationary point in standard-error units: |g| / sqrt(|H_ii|)
     if np.any(np.abs(g) > 1e-6 * np.sqrt(np.abs(np.diag(h)))):
-        raise NoMLE(f"numerical maximisation for {label} did not converge: the score does not vanish at the last iterate")
+        raise NoMLE(
+            f"numerical maximisation for {label} did not converge: the score does not vanish at the last iterate"
+        )
     return theta
 
 
@@ -814,7 +862,9 @@ def constant_values(plan, constants):
     values = dict(plan["known"])
     for name, v in constants.items():
         if name not in plan["constants"]:
-            raise NoMLE(f"unknown constant '{name}'; this model's constants: {', '.join(plan['constants']) or '(none)'}")
+            raise NoMLE(
+                f"unknown constant '{name}'; this model's constants: {', '.join(plan['constants']) or '(none)'}"
+            )
         values[name] = float(v)
     for name in plan["constants"]:
         if name not in values:
@@ -887,12 +937,16 @@ def _confirm_closed(plan, values, x, data, size, names):
         unknowns = [p for p in regular if p in lost or p in plan["reduced"] or p in profile]
     if len(lost) == 1:
         ((name, factor),) = lost.items()
-        what = (f"the closed form of {name} is ill-conditioned at these data "
-                f"(its rounding error can reach {factor:.0e}")
+        what = (
+            f"the closed form of {name} is ill-conditioned at these data "
+            f"(its rounding error can reach {factor:.0e}"
+        )
     else:
         factors = ", ".join(f"{factor:.0e} ({name})" for name, factor in lost.items())
-        what = (f"the closed forms of {', '.join(lost)} are ill-conditioned at these data "
-                f"(their rounding errors can reach {factors}")
+        what = (
+            f"the closed forms of {', '.join(lost)} are ill-conditioned at these data "
+            f"(their rounding errors can reach {factors}"
+        )
     what += " times the statistics' own)"
     if plan.get("observed") is None or not plan.get("score") or len(unknowns) < len(lost):
         caution(f"{what}, and cannot be checked against the score: the estimate may have lost digits")
@@ -902,8 +956,11 @@ def _confirm_closed(plan, values, x, data, size, names):
     observed = [[plan["observed"][i][j] for j in idx] for i in idx]
     v = dict(values)
     # the score may read statistics the closed forms did not need (then one more pass, only here)
-    stats = {*plan["stats"], *(u for _, powers, _ in plan["centred"] for u in powers.values()),
-             *(n for _, sums in plan.get("residual", ()) for n in sums)} - set(v)
+    stats = {
+        *plan["stats"],
+        *(u for _, powers, _ in plan["centred"] for u in powers.values()),
+        *(n for _, sums in plan.get("residual", ()) for n in sums),
+    } - set(v)
     if stats:
         v.update({k: val for k, val in statistics(plan, x, v, size, stats).items() if k not in v})
 
@@ -924,8 +981,10 @@ def _confirm_closed(plan, values, x, data, size, names):
         with np.errstate(all="ignore"):
             root = _newton(unknowns, [plan["domains"][p] for p in unknowns], start, grad, hess)
     except NoMLE:
-        caution(f"{what}, and the numeric solution from the score did not converge: the estimate is the "
-                "closed form's value, which may have lost digits")
+        caution(
+            f"{what}, and the numeric solution from the score did not converge: the estimate is the "
+            "closed form's value, which may have lost digits"
+        )
         return
     moved = []
     for p, t, t0 in zip(unknowns, root, start):
@@ -933,8 +992,10 @@ def _confirm_closed(plan, values, x, data, size, names):
             with np.errstate(all="ignore"):
                 cond = abs(float(real_value(plan["rounding"][p][1](values, data))))
             if not abs(t - t0) <= AGREE * UNIT * (cond + abs(t0)):
-                moved.append(f"{p} = {t:.12g} (the closed form gave {t0:.12g}, "
-                             f"a relative difference of {abs(t - t0) / abs(t):.1e})")
+                moved.append(
+                    f"{p} = {t:.12g} (the closed form gave {t0:.12g}, "
+                    f"a relative difference of {abs(t - t0) / abs(t):.1e})"
+                )
     if not moved:
         return
     values.update(zip(unknowns, (float(t) for t in root)))

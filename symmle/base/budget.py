@@ -50,6 +50,7 @@ def check_timeout(seconds: object) -> float:
         raise SpecError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}] (got {seconds})")
     return value
 
+
 T = TypeVar("T")
 
 

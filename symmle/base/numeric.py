@@ -73,7 +73,11 @@ def _polygamma(n: sp.Expr, z: sp.Expr) -> sp.Expr:
 
 def _log_binomial(n: sp.Expr, k: sp.Expr) -> sp.Expr:
     """``log(binomial(n, k))`` through ``loggamma``, which does not overflow at large ``n``."""
-    return sp.loggamma(n + 1, evaluate=False) - sp.loggamma(k + 1, evaluate=False) - sp.loggamma(n - k + 1, evaluate=False)
+    return (
+        sp.loggamma(n + 1, evaluate=False)
+        - sp.loggamma(k + 1, evaluate=False)
+        - sp.loggamma(n - k + 1, evaluate=False)
+    )
 
 
 #: Integers beyond this are not exact in float64, and overflow NumPy's int64 as literals.
@@ -84,8 +88,11 @@ def _minus_one(e: sp.Basic) -> bool:
     """``e`` is a sum of a number and a number times ``exp(a)`` (and other terms): ``expm1`` may apply."""
     if not (e.is_Add and any(a.is_Number for a in e.args)):
         return False
-    return any(isinstance(a, sp.exp) or (a.is_Mul and len(a.args) == 2 and a.args[0].is_Number
-                                         and isinstance(a.args[1], sp.exp)) for a in e.args)
+    return any(
+        isinstance(a, sp.exp)
+        or (a.is_Mul and len(a.args) == 2 and a.args[0].is_Number and isinstance(a.args[1], sp.exp))
+        for a in e.args
+    )
 
 
 def _one_plus(e: sp.Basic) -> bool:
@@ -108,7 +115,9 @@ def _stable(expr: sp.Expr) -> sp.Expr:
     expr = expr.replace(
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], (sp.gamma, sp.factorial)),
         # unevaluated: SymPy turns loggamma(k + 1) of an integer k back into log(gamma(k + 1))
-        lambda e: sp.loggamma(e.args[0].args[0] + (1 if isinstance(e.args[0], sp.factorial) else 0), evaluate=False),
+        lambda e: sp.loggamma(
+            e.args[0].args[0] + (1 if isinstance(e.args[0], sp.factorial) else 0), evaluate=False
+        ),
     )
     expr = expr.replace(
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.binomial),
@@ -121,7 +130,9 @@ def _stable(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.polygamma), lambda e: _polygamma(*e.args))
 
 
-def to_function(args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[str] = MODULES) -> Callable[..., Any]:
+def to_function(
+    args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[str] = MODULES
+) -> Callable[..., Any]:
     """Compile ``expr`` into a numeric function of ``args`` (in that order).
 
     Parameters

@@ -17,7 +17,15 @@ import numpy as np
 from numpy.polynomial import chebyshev as C
 from scipy import integrate, special
 
-__all__ = ["integrate_support", "sum_support", "integer_argmax", "panel_rule", "panel_nodes", "probe_points", "interior_points"]
+__all__ = [
+    "integrate_support",
+    "sum_support",
+    "integer_argmax",
+    "panel_rule",
+    "panel_nodes",
+    "probe_points",
+    "interior_points",
+]
 
 #: Largest number of terms summed for a discrete model with infinite support.
 MAX_TERMS = 2_000_000
@@ -292,8 +300,9 @@ def _march(fn, lo: int, hi: int | None, modes: list[int], rtol: float, budget: i
     return total, converged
 
 
-def panel_rule(fn, first: int, width: int, values: np.ndarray | None = None
-               ) -> tuple[float, float, float, float]:
+def panel_rule(
+    fn, first: int, width: int, values: np.ndarray | None = None
+) -> tuple[float, float, float, float]:
     """Sum of ``fn`` over ``first..first+width-1`` (``width >= PANEL_MIN``) from its values at 33 nodes.
 
     The weights sum exactly every polynomial of degree 32 over the panel's

@@ -14,8 +14,9 @@ Expression text is untrusted and is only ever read by
 from __future__ import annotations
 
 import keyword
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -30,23 +31,38 @@ __all__ = ["model_from_dict", "inline_model", "load_model"]
 
 # Names used by symmle itself in derived expressions.
 _RESERVED = {"N", "i", "x_i", "I", "S", "Q", "O", "nan", "zoo", "true", "false"}
-_TOP_KEYS = {"name", "title", "variable", "discrete", "support", "density", "parameters", "constants",
-             "sampler"}
+_TOP_KEYS = {
+    "name",
+    "title",
+    "variable",
+    "discrete",
+    "support",
+    "density",
+    "parameters",
+    "constants",
+    "sampler",
+}
 
 
 def _check_label(text: str, key: str, origin: str, limit: int) -> None:
     # defence in depth: every output escapes names and titles, and they are one line of printable text
     bad = next((k for k, ch in enumerate(text) if not ch.isprintable()), None)
     if bad is not None:
-        raise SpecError(f"{origin}: '{key}' must be one line of printable text; "
-                        f"it has {text[bad]!r} at position {bad + 1}")
+        raise SpecError(
+            f"{origin}: '{key}' must be one line of printable text; "
+            f"it has {text[bad]!r} at position {bad + 1}"
+        )
     if len(text) > limit:
         raise SpecError(f"{origin}: '{key}' has {len(text)} characters; at most {limit} are allowed")
 
 
 def _check_name(name: Any, role: str, taken: dict[str, str]) -> str:
-    if (not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name)
-            or name.startswith("_")):
+    if (
+        not isinstance(name, str)
+        or not name.isidentifier()
+        or keyword.iskeyword(name)
+        or name.startswith("_")
+    ):
         raise SpecError(f"{role} name {name!r} is not a valid identifier")
     if name in FUNCTIONS or name in CONSTANTS or name in _RESERVED or (name[0] == "T" and name[1:].isdigit()):
         raise SpecError(f"{role} name '{name}' is reserved (a function, constant or symmle's own symbol)")
@@ -60,7 +76,7 @@ def _quantities(table: Any, role: str, taken: dict[str, str]) -> list[tuple[str,
     if table is None:
         return []
     if not isinstance(table, Mapping):
-        raise SpecError(f"[{role}s] must be a table of name = \"domain\"")
+        raise SpecError(f'[{role}s] must be a table of name = "domain"')
     out = []
     for name, spec in table.items():
         _check_name(name, role, taken)
@@ -138,12 +154,17 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     for qname, domain, _ in (*params, *consts):
         symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
     support_text = data["support"]
-    if not (isinstance(support_text, (list, tuple)) and len(support_text) == 2
-            and all(isinstance(s, (str, int, float)) for s in support_text)):
+    if not (
+        isinstance(support_text, (list, tuple))
+        and len(support_text) == 2
+        and all(isinstance(s, (str, int, float)) for s in support_text)
+    ):
         raise SpecError(f"{origin}: support must be two expressions [lo, hi]")
     support_text = [str(s) for s in support_text]
-    lo, hi = (parse_expression(s, symbols, what=f"support {end}")
-              for s, end in zip(support_text, ("lower end", "upper end")))
+    lo, hi = (
+        parse_expression(s, symbols, what=f"support {end}")
+        for s, end in zip(support_text, ("lower end", "upper end"))
+    )
     if lo in (sp.oo, sp.zoo) or hi in (-sp.oo, sp.zoo) or lo == hi:
         raise SpecError(f"{origin}: support [{support_text[0]}, {support_text[1]}] is empty or reversed")
 
@@ -180,7 +201,8 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     unused = [q.name for q in model.parameters if q.symbol not in used]
     if unused:
         raise SpecError(
-            f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support")
+            f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support"
+        )
     if validate:
         check_density(model)
     return model
@@ -196,14 +218,15 @@ def _sampler(
     method = table.get("method")
     if method not in SAMPLER_METHODS:
         raise SpecError(
-            f"{origin}: sampler method {method!r} is not an allowed numpy.random.Generator method")
+            f"{origin}: sampler method {method!r} is not an allowed numpy.random.Generator method"
+        )
     args_table = table.get("args", {})
     if not isinstance(args_table, Mapping):
         raise SpecError(f"{origin}: sampler args must be a table")
     args = []
     for key, text in args_table.items():
         if not isinstance(key, str) or not key.isidentifier() or not isinstance(text, (str, int, float)):
-            raise SpecError(f"{origin}: sampler argument {key!r} must be name = \"expression\"")
+            raise SpecError(f'{origin}: sampler argument {key!r} must be name = "expression"')
         args.append((key, parse_expression(str(text), symbols, what=f"sampler argument {key}")))
     transform = table.get("transform")
     if transform is not None:

@@ -13,8 +13,15 @@ from typing import Any
 from symmle.base.errors import SpecError
 from symmle.base.files import read_bounded
 
-__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "catalogue_dir", "family_names", "family_path",
-           "read_spec_file", "list_families"]
+__all__ = [
+    "MAX_SPEC_BYTES",
+    "MAX_SPEC_DEPTH",
+    "catalogue_dir",
+    "family_names",
+    "family_path",
+    "read_spec_file",
+    "list_families",
+]
 
 #: The largest spec file read, in bytes (the catalogue's largest is a few kB).
 MAX_SPEC_BYTES = 100_000
@@ -103,8 +110,9 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise SpecError(f"{label} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
-                        "is it a binary file?") from None
+        raise SpecError(
+            f"{label} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): is it a binary file?"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

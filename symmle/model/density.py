@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -139,7 +140,8 @@ def check_density(model: Model) -> None:
         raise SpecError(f"support [{lo:g}, {hi:g}] is empty or reversed at {where}")
     if model.discrete and not all(math.isinf(end) or float(end).is_integer() for end in (lo, hi)):
         raise SpecError(
-            f"support ends of a discrete model must be integers (got [{lo:g}, {hi:g}] at {where})")
+            f"support ends of a discrete model must be integers (got [{lo:g}, {hi:g}] at {where})"
+        )
     try:
         f = density_function(model, point)
     except Exception as exc:  # lambdify of an unsupported construct
@@ -169,9 +171,12 @@ def check_density(model: Model) -> None:
         total, ok = sum_support(f, lo, hi, log_weight=f.log)
         if not ok and math.isfinite(hi):
             # a finite sum that could not be bounded is unverified, not wrong
-            warnings.warn(f"the pmf could not be checked to sum to 1 over {model.variable}={lo:g}..{hi:g} "
-                          f"({where}): its sum over so wide a support did not settle",
-                          EstimateWarning, stacklevel=2)
+            warnings.warn(
+                f"the pmf could not be checked to sum to 1 over {model.variable}={lo:g}..{hi:g} "
+                f"({where}): its sum over so wide a support did not settle",
+                EstimateWarning,
+                stacklevel=2,
+            )
             return
         if not ok:
             raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")

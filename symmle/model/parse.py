@@ -42,34 +42,81 @@ _MAX_MINMAX_ARGS = 8  # Min/Max compare arguments pairwise; 60 take > 1 s
 _MAX_SECONDS = 1.0  # safety net for costs that add up over many small nodes
 _LOG10_E = math.log10(math.e)
 
-FUNCTIONS: Mapping[str, Callable] = MappingProxyType({
-    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "Abs": sp.Abs,
-    "gamma": sp.gamma, "loggamma": sp.loggamma, "factorial": sp.factorial,
-    "binomial": sp.binomial, "beta": sp.beta, "digamma": sp.digamma, "polygamma": sp.polygamma,
-    "erf": sp.erf, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "atan": sp.atan,
-    "Min": sp.Min, "Max": sp.Max, "Piecewise": sp.Piecewise,
-})
+FUNCTIONS: Mapping[str, Callable] = MappingProxyType(
+    {
+        "exp": sp.exp,
+        "log": sp.log,
+        "sqrt": sp.sqrt,
+        "Abs": sp.Abs,
+        "gamma": sp.gamma,
+        "loggamma": sp.loggamma,
+        "factorial": sp.factorial,
+        "binomial": sp.binomial,
+        "beta": sp.beta,
+        "digamma": sp.digamma,
+        "polygamma": sp.polygamma,
+        "erf": sp.erf,
+        "sin": sp.sin,
+        "cos": sp.cos,
+        "tan": sp.tan,
+        "sinh": sp.sinh,
+        "cosh": sp.cosh,
+        "tanh": sp.tanh,
+        "atan": sp.atan,
+        "Min": sp.Min,
+        "Max": sp.Max,
+        "Piecewise": sp.Piecewise,
+    }
+)
 CONSTANTS: Mapping[str, sp.Basic] = MappingProxyType({"pi": sp.pi, "E": sp.E, "oo": sp.oo})
 
-_ARITY = {"log": (1, 2), "binomial": (2, 2), "beta": (2, 2), "polygamma": (2, 2),
-          "Min": (2, None), "Max": (2, None), "Piecewise": (1, None)}  # others: exactly 1
+_ARITY = {
+    "log": (1, 2),
+    "binomial": (2, 2),
+    "beta": (2, 2),
+    "polygamma": (2, 2),
+    "Min": (2, None),
+    "Max": (2, None),
+    "Piecewise": (1, None),
+}  # others: exactly 1
 _EXP_LIKE = ("exp", "sinh", "cosh")
 _SPECIAL = ("gamma", "loggamma", "factorial", "binomial", "beta", "digamma", "polygamma")
 _STIRLING = (sp.gamma, sp.loggamma, sp.factorial, sp.binomial, sp.beta, sp.polygamma)
 _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
-_OPERATORS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>",
-              ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^", ast.Invert: "~",
-              ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+_OPERATORS = {
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitAnd: "&",
+    ast.BitXor: "^",
+    ast.Invert: "~",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 _REFUSED = {
-    ast.Attribute: "attribute access is not allowed", ast.Subscript: "subscripts are not allowed",
-    ast.Slice: "slices are not allowed", ast.Lambda: "lambda expressions are not allowed",
-    ast.ListComp: "comprehensions are not allowed", ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed", ast.GeneratorExp: "comprehensions are not allowed",
-    ast.List: "list literals are not allowed", ast.Dict: "dict literals are not allowed",
-    ast.Set: "set literals are not allowed", ast.IfExp: "conditional expressions are not allowed",
-    ast.NamedExpr: "assignment expressions (:=) are not allowed", ast.JoinedStr: "f-strings are not allowed",
-    ast.FormattedValue: "f-strings are not allowed", ast.Starred: "starred arguments are not allowed",
+    ast.Attribute: "attribute access is not allowed",
+    ast.Subscript: "subscripts are not allowed",
+    ast.Slice: "slices are not allowed",
+    ast.Lambda: "lambda expressions are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
+    ast.List: "list literals are not allowed",
+    ast.Dict: "dict literals are not allowed",
+    ast.Set: "set literals are not allowed",
+    ast.IfExp: "conditional expressions are not allowed",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed",
+    ast.Starred: "starred arguments are not allowed",
     ast.Tuple: "tuples are only allowed as Piecewise arguments (expression, condition)",
     ast.Compare: "comparisons are only allowed in Piecewise conditions",
     ast.BoolOp: "boolean operators are only allowed in Piecewise conditions",
@@ -134,8 +181,11 @@ def _coefficient_size(e: sp.Basic) -> float:
 def _radical_digits(e: sp.Basic) -> int:
     # SymPy merges numeric radicals in a product (sqrt(a)*sqrt(b) -> sqrt(a*b))
     # and then factors the merged radicand, so their sizes add up.
-    return sum(max(_digits(f.base.p), _digits(f.base.q)) for f in sp.Mul.make_args(e)
-               if f.is_Pow and f.base.is_Rational and not f.exp.is_Integer)
+    return sum(
+        max(_digits(f.base.p), _digits(f.base.q))
+        for f in sp.Mul.make_args(e)
+        if f.is_Pow and f.base.is_Rational and not f.exp.is_Integer
+    )
 
 
 def _depth(node: ast.AST) -> int:
@@ -227,7 +277,9 @@ class _Builder:
             self.fail(f"function '{ident}' must be called, e.g. {ident}(x)")
         if self.declared:
             self.fail(f"unknown symbol '{ident}'; declared names: {', '.join(self.declared)}")
-        self.fail(f"unknown symbol '{ident}'; only numbers, {', '.join(CONSTANTS)} and functions are allowed here")
+        self.fail(
+            f"unknown symbol '{ident}'; only numbers, {', '.join(CONSTANTS)} and functions are allowed here"
+        )
 
     def binop(self, node: ast.BinOp) -> sp.Expr:
         left, right = self.expr(node.left), self.expr(node.right)
@@ -285,8 +337,11 @@ class _Builder:
             self.fail(f"{fname}() of a constant this large is too large to represent")
         if fname in _SPECIAL and not all(_abs_bound(a) <= _MAX_SPECIAL_ARG for a in const):
             self.fail(f"{fname}() constant argument is too large (limit {_MAX_SPECIAL_ARG} in magnitude)")
-        if fname == "polygamma" and len(const) == 2 and not (
-                (_abs_bound(args[0]) + 1) * max(1.0, _abs_bound(args[1])) <= _MAX_DIGITS):
+        if (
+            fname == "polygamma"
+            and len(const) == 2
+            and not ((_abs_bound(args[0]) + 1) * max(1.0, _abs_bound(args[1])) <= _MAX_DIGITS)
+        ):
             self.fail("polygamma() order times argument is too large to evaluate")
         if fname in ("Min", "Max"):
             cls = FUNCTIONS[fname]
@@ -344,7 +399,11 @@ def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
             raise _error(what, "expression is nested too deeply") from None
         where = ""
         if exc.offset and "^" not in stripped:  # '^' -> '**' shifts columns
-            where = f" at line {exc.lineno}, column {exc.offset}" if (exc.lineno or 1) > 1 else f" at column {exc.offset}"
+            where = (
+                f" at line {exc.lineno}, column {exc.offset}"
+                if (exc.lineno or 1) > 1
+                else f" at column {exc.offset}"
+            )
         detail = "" if message == "invalid syntax" else f": {message}"
         raise _error(what, f"invalid syntax{where}{detail}") from None
     except ValueError as exc:  # e.g. null bytes on some Python versions

@@ -15,8 +15,9 @@ numerically by :mod:`symmle.model.density`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -252,4 +253,3 @@ def _to_float(e: sp.Expr) -> float:
     if e == -sp.oo:
         return -math.inf
     return float(e)
-

@@ -1,2 +1,1 @@
-"""Numbers from a Derivation: compiled estimators, generated modules, data loading and fit.
-"""
+"""Numbers from a Derivation: compiled estimators, generated modules, data loading and fit."""

@@ -19,9 +19,9 @@ from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.numpy import NumPyPrinter, SciPyPrinter
 
 from symmle.base import _runtime
-from symmle.numbers.compiled import Formula, plan_formulas
 from symmle.base.errors import DerivationError, SpecError
 from symmle.base.numeric import _stable
+from symmle.numbers.compiled import Formula, plan_formulas
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -40,7 +40,10 @@ class _Writer:
     def expr(self, e: sp.Expr) -> str:
         e = _stable(e)
         # NumPy alone where it suffices; SciPy for special functions
-        for printer in (NumPyPrinter({"fully_qualified_modules": True}), SciPyPrinter({"fully_qualified_modules": True})):
+        for printer in (
+            NumPyPrinter({"fully_qualified_modules": True}),
+            SciPyPrinter({"fully_qualified_modules": True}),
+        ):
             try:
                 text = printer.doprint(e)
             except PrintMethodNotImplementedError:
@@ -213,20 +216,40 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     model = d.model
     stats = {name: w.pointwise(g, var) for name, g in f["stats"].items()}
     centred = [(w.pointwise(h, var, "h"), powers, pilot) for h, powers, pilot in f["centred"]]
-    residual = [(pilot, {name: w.pointwise(q, var, "r") for name, q in sums.items()}) for pilot, sums in f["residual"]]
-    closed = {name: w.formula(fm, f"{name} = {sp.sstr(f['display'][name])}") for name, fm in f["closed"].items()}
+    residual = [
+        (pilot, {name: w.pointwise(q, var, "r") for name, q in sums.items()}) for pilot, sums in f["residual"]
+    ]
+    closed = {
+        name: w.formula(fm, f"{name} = {sp.sstr(f['display'][name])}") for name, fm in f["closed"].items()
+    }
     profile = [(name, w.formula(fm, f"{name} given the reduced parameters")) for name, fm in f["profile"]]
-    observed = None if f["observed"] is None else [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
-    fisher = None if f["fisher"] is None else [[w.formula(fm, prefix="fisher") for fm in row] for row in f["fisher"]]
+    observed = (
+        None
+        if f["observed"] is None
+        else [[w.formula(fm, prefix="obs") for fm in row] for row in f["observed"]]
+    )
+    fisher = (
+        None
+        if f["fisher"] is None
+        else [[w.formula(fm, prefix="fisher") for fm in row] for row in f["fisher"]]
+    )
     logf = w.pointwise(f["logf"], var, "logf")
     score = [w.formula(fm, prefix="score") for fm in f["score"]]
-    bounds = {name: b and f"({w.formula(b[0], prefix='loss')}, {w.formula(b[1], prefix='cond')})"
-              for name, b in f["rounding"].items()}
+    bounds = {
+        name: b and f"({w.formula(b[0], prefix='loss')}, {w.formula(b[1], prefix='cond')})"
+        for name, b in f["rounding"].items()
+    }
     numeric = {}
     if f["reduced"]:
         numeric["objective"] = w.formula(f["objective"], "profile log-likelihood", "objective")
         numeric["gradient"] = "[" + ", ".join(w.formula(fm, prefix="grad") for fm in f["gradient"]) + "]"
-        numeric["hessian"] = "[" + ", ".join("[" + ", ".join(w.formula(fm, prefix="hess") for fm in row) + "]" for row in f["hessian"]) + "]"
+        numeric["hessian"] = (
+            "["
+            + ", ".join(
+                "[" + ", ".join(w.formula(fm, prefix="hess") for fm in row) + "]" for row in f["hessian"]
+            )
+            + "]"
+        )
 
     def grid(rows):
         return "None" if rows is None else "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
@@ -234,16 +257,32 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     def functions(table):  # a dict literal of names to generated functions
         return "{" + ", ".join(f"{_literal(k)}: {v}" for k, v in table.items()) + "}"
 
-    lit = {k: _literal(f[k]) for k in ("parameters", "constants", "known", "domains", "raw", "reduced",
-                                       "regular", "vectorised", "rowwise", "discrete", "sums")}
+    lit = {
+        k: _literal(f[k])
+        for k in (
+            "parameters",
+            "constants",
+            "known",
+            "domains",
+            "raw",
+            "reduced",
+            "regular",
+            "vectorised",
+            "rowwise",
+            "discrete",
+            "sums",
+        )
+    }
     plan = [
         *[f'"{k}": {lit[k]}' for k in ("parameters", "constants", "known", "domains")],
         f'"stats": {functions(stats)}',
         f'"raw": {lit["raw"]}',
         '"centred": ['
-        + ", ".join(f"({h}, {_literal(powers)}, {_literal(pilot)})" for h, powers, pilot in centred) + "]",
+        + ", ".join(f"({h}, {_literal(powers)}, {_literal(pilot)})" for h, powers, pilot in centred)
+        + "]",
         '"residual": ['
-        + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual) + "]",
+        + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual)
+        + "]",
         f'"closed": {functions(closed)}',
         f'"reduced": {lit["reduced"]}',
         '"profile": [' + ", ".join(f"({_literal(k)}, {v})" for k, v in profile) + "]",
@@ -260,35 +299,45 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     formulas = _formula_doc(d, f)
     imports = sorted(m for m in w.imports if m not in ("numpy", "math"))
     lo, hi = (sp.sstr(e) for e in model.support)
-    header = _docstring(
-        f"{model.title}: maximum-likelihood estimators generated by symmle.\n\n"
-        f"Model ({model.name}): f({var}) = {sp.sstr(model.density)} for {var} in [{lo}, {hi}]"
-        f"{' (integers)' if model.discrete else ''}.\n\n"
-        f"{formulas}\n"
-        "Use::\n\n"
-        "    import numpy as np\n"
-        f"    estimate(x{_const_args(f)})        # {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
-        f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
-        "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
-        f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
-        "and runs without SymPy or symmle.\n"
-    ) + """
+    header = (
+        _docstring(
+            f"{model.title}: maximum-likelihood estimators generated by symmle.\n\n"
+            f"Model ({model.name}): f({var}) = {sp.sstr(model.density)} for {var} in [{lo}, {hi}]"
+            f"{' (integers)' if model.discrete else ''}.\n\n"
+            f"{formulas}\n"
+            "Use::\n\n"
+            "    import numpy as np\n"
+            f"    estimate(x{_const_args(f)})        # {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
+            f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
+            "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
+            f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
+            "and runs without SymPy or symmle.\n"
+        )
+        + """
 
 import math
 import warnings
 
 import numpy
 import numpy as np
-""" + "".join(f"import {m}\n" for m in imports)
+"""
+        + "".join(f"import {m}\n" for m in imports)
+    )
     plan_text = textwrap.indent(",\n".join(plan), "    ")
     information = "expected" if f["fisher"] is not None else "observed"
-    estimate_doc = _docstring(f"Maximum-likelihood estimates of {', '.join(f['parameters'])} "
-                              f"from data ``x``.\n\n{textwrap.indent(formulas, '    ')}\n    ")
-    stderr_doc = _docstring(f"Asymptotic standard errors at the estimate, from the {information} information "
-                            "(None where none exists).")
-    loglik_doc = _docstring("Log-likelihood sum_i log f(x_i) at the given values.\n\n"
-                            f"    log f({var}) = {sp.sstr(f['logf'])}\n    ")
-    api = f'''
+    estimate_doc = _docstring(
+        f"Maximum-likelihood estimates of {', '.join(f['parameters'])} "
+        f"from data ``x``.\n\n{textwrap.indent(formulas, '    ')}\n    "
+    )
+    stderr_doc = _docstring(
+        f"Asymptotic standard errors at the estimate, from the {information} information "
+        "(None where none exists)."
+    )
+    loglik_doc = _docstring(
+        "Log-likelihood sum_i log f(x_i) at the given values.\n\n"
+        f"    log f({var}) = {sp.sstr(f['logf'])}\n    "
+    )
+    api = f"""
 
 PARAMETERS = {_literal(tuple(f["parameters"]))}
 CONSTANTS = {_literal(tuple(f["constants"]))}
@@ -311,7 +360,7 @@ def stderr(x, **constants):
 def log_likelihood(x, **params_and_constants):
     {loglik_doc}
     return run_log_likelihood(PLAN, x, params_and_constants)
-'''
+"""
     return header + "\n\n" + _runtime_source() + "\n\n" + "\n\n".join(w.functions) + api
 
 
@@ -326,11 +375,15 @@ def _formula_doc(d: Derivation, f: dict[str, Any]) -> str:
     lines += [f"    {s.symbol} = sum_i {sp.sstr(s.expr)}" for s in lik.statistics]
     for h, powers, pilot in f["centred"]:
         ks = ", ".join(powers.values())
-        lines.append(f"    {ks}: sums of ({sp.sstr(h)} - {pilot})**k, {pilot} the mean of the first values (for stability)")
+        lines.append(
+            f"    {ks}: sums of ({sp.sstr(h)} - {pilot})**k, {pilot} the mean of the first values (for stability)"
+        )
     lines.append("Estimators:")
     for name, e in d.solutions.items():
         if name in f["display"]:
             lines.append(f"    {name} = {sp.sstr(f['display'][name])}    [{e.kind}]")
         elif e.equation is not None:
-            lines.append(f"    {name} solves {sp.sstr(e.equation.lhs)} = {sp.sstr(e.equation.rhs)}    [numeric]")
+            lines.append(
+                f"    {name} solves {sp.sstr(e.equation.lhs)} = {sp.sstr(e.equation.rhs)}    [numeric]"
+            )
     return "\n".join(lines) + "\n"

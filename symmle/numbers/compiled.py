@@ -31,9 +31,9 @@ import sympy as sp
 from symmle.base import _runtime
 from symmle.base.budget import attempt
 from symmle.base.errors import DataError, DerivationError
-from symmle.symbolic.evaluate import Formula, by_name, verification_datasets
 from symmle.base.numeric import _stable, to_function
 from symmle.numbers.rounding import rounding_bounds
+from symmle.symbolic.evaluate import Formula, by_name, verification_datasets
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -80,7 +80,9 @@ def _polynomial_base(g: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Poly] | None
     return None
 
 
-def _centre(lik: Likelihood, exprs: Mapping[str, sp.Expr], timeout: float | None) -> tuple[dict[str, sp.Expr], list[_Centred]]:
+def _centre(
+    lik: Likelihood, exprs: Mapping[str, sp.Expr], timeout: float | None
+) -> tuple[dict[str, sp.Expr], list[_Centred]]:
     """Rewrite estimators in centred statistics where the pilot cancels exactly."""
     x = lik.model.variable
     groups: dict[sp.Expr, dict[sp.Symbol, sp.Poly]] = {}
@@ -108,7 +110,9 @@ def _centre(lik: Likelihood, exprs: Mapping[str, sp.Expr], timeout: float | None
     for name, e in exprs.items():
         if not (e.free_symbols & set(subs)):
             continue
-        new, _ = attempt(f"centre the estimator of {name}", timeout, lambda e=e: sp.cancel(sp.expand(e.subs(subs))))
+        new, _ = attempt(
+            f"centre the estimator of {name}", timeout, lambda e=e: sp.cancel(sp.expand(e.subs(subs)))
+        )
         if new is not None and not (new.free_symbols & pilots):
             out[name] = sp.factor_terms(new)
     used = set().union(*(e.free_symbols for e in out.values())) if out else set()
@@ -183,7 +187,9 @@ def _residual(lik: Likelihood, e: sp.Expr, index: int) -> tuple[sp.Expr, _Residu
     return new, _Residual(c, sums)
 
 
-def _check_residual(lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual, point: Mapping[sp.Symbol, float]) -> bool:
+def _check_residual(
+    lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual, point: Mapping[sp.Symbol, float]
+) -> bool:
     """The rewrite equals the original on admissible data sets (pilot: the data's mean)."""
     x = lik.model.variable
     consts = {q.symbol: point[q.symbol] for q in lik.model.constants}
@@ -203,8 +209,9 @@ def _check_residual(lik: Likelihood, old: sp.Expr, new: sp.Expr, res: _Residual,
     return True
 
 
-def _rounding(name: str, fm: Formula, statistics: set[str],
-              timeout: float | None) -> tuple[Formula, Formula] | None:
+def _rounding(
+    name: str, fm: Formula, statistics: set[str], timeout: float | None
+) -> tuple[Formula, Formula] | None:
     """``(loss, data)`` of a closed form (see :mod:`symmle.numbers.rounding`), or ``None`` if it needs no check.
 
     ``loss = ops / (data + |f|)``, with ``f`` read as the parameter's value,
@@ -215,8 +222,11 @@ def _rounding(name: str, fm: Formula, statistics: set[str],
     """
     inputs = [s for s in fm.outer.free_symbols if s.name in statistics or s.name in dict(fm.sums)]
     outer = _stable(fm.outer)
-    found, _ = attempt(f"bound the rounding error of the estimator of {name}", timeout,
-                       lambda: rounding_bounds(outer, inputs))
+    found, _ = attempt(
+        f"bound the rounding error of the estimator of {name}",
+        timeout,
+        lambda: rounding_bounds(outer, inputs),
+    )
     if found is None:
         return None
     ops, data = found
@@ -233,8 +243,10 @@ def _rounding(name: str, fm: Formula, statistics: set[str],
 
 def _monomial(e: sp.Expr) -> bool:
     """``e`` is a number times a product of powers of symbols with numeric exponents."""
-    return all(a.is_Symbol or a.is_Number or a.is_Mul or (a.is_Pow and a.exp.is_Number)
-               for a in sp.preorder_traversal(e))
+    return all(
+        a.is_Symbol or a.is_Number or a.is_Mul or (a.is_Pow and a.exp.is_Number)
+        for a in sp.preorder_traversal(e)
+    )
 
 
 def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, Any]:
@@ -253,7 +265,11 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     for name, e in list(closed.items()):
         if e.free_symbols & {u for c in centred for u in c.powers.values()}:
             continue  # already centred
-        found, _ = attempt(f"rewrite the estimator of {name} around a pilot", timeout, lambda e=e: _residual(lik, e, len(residual)))
+        found, _ = attempt(
+            f"rewrite the estimator of {name} around a pilot",
+            timeout,
+            lambda e=e: _residual(lik, e, len(residual)),
+        )
         if found is not None and _check_residual(lik, e, found[0], found[1], point):
             closed[name] = found[0]
             residual.append(found[1])
@@ -278,8 +294,11 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "variable": model.variable,
         "display": closed,
     }
-    statistics = {*out["stats"], *(u for _, powers, _ in out["centred"] for u in powers.values()),
-                  *(name for _, sums in out["residual"] for name in sums)}
+    statistics = {
+        *out["stats"],
+        *(u for _, powers, _ in out["centred"] for u in powers.values()),
+        *(name for _, sums in out["residual"] for name in sums),
+    }
     # order statistics (boundary kinds) are exact: no bound
     checked = [(n, fm) for n, fm in out["closed"].items() if out["kinds"].get(n) != "boundary"]
     checked += out["profile"]
@@ -290,8 +309,10 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         kinked = [p for p in st.reduced if sp.diff(prof, p, 2).has(sp.DiracDelta)]
         if kinked:
             names = ", ".join(p.name for p in kinked)
-            raise DerivationError(f"the log-likelihood is not twice differentiable in {names} (a kink such as Abs(x - {kinked[0].name})): "
-                                  "symmle's numeric solver needs second derivatives, so it cannot fit this model")
+            raise DerivationError(
+                f"the log-likelihood is not twice differentiable in {names} (a kink such as Abs(x - {kinked[0].name})): "
+                "symmle's numeric solver needs second derivatives, so it cannot fit this model"
+            )
         out["objective"] = Formula.of(prof, lik)
         # without sums over the data, the objective takes arrays of parameter values
         out["vectorised"] = not out["objective"].sums
@@ -308,11 +329,15 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     n = len(st.parameters)
     smooth = not any(e.has(sp.DiracDelta) for e in st.hessian)
     # a log-likelihood with a kink (Abs(x - m)) has no observed information there
-    out["observed"] = [[Formula.of(st.hessian[i, j], lik) for j in range(n)] for i in range(n)] if smooth else None
+    out["observed"] = (
+        [[Formula.of(st.hessian[i, j], lik) for j in range(n)] for i in range(n)] if smooth else None
+    )
     idx = [list(model.parameter_symbols).index(p) for p in st.parameters]
     fisher = d.fisher.extract(idx, idx) if idx else sp.Matrix()
     complete = bool(idx) and not any(e == sp.nan for e in fisher)
-    out["fisher"] = [[Formula.of(fisher[i, j], lik) for j in range(n)] for i in range(n)] if complete else None
+    out["fisher"] = (
+        [[Formula.of(fisher[i, j], lik) for j in range(n)] for i in range(n)] if complete else None
+    )
     return out
 
 
@@ -345,14 +370,19 @@ class CompiledModel:
             "stats": {name: _pointwise(g, var) for name, g in f["stats"].items()},
             "raw": f["raw"],
             "centred": [(_pointwise(h, var), powers, pilot) for h, powers, pilot in f["centred"]],
-            "residual": [(pilot, {name: _pointwise(q, var) for name, q in sums.items()}) for pilot, sums in f["residual"]],
+            "residual": [
+                (pilot, {name: _pointwise(q, var) for name, q in sums.items()})
+                for pilot, sums in f["residual"]
+            ],
             "closed": {name: fm.compile() for name, fm in f["closed"].items()},
             "reduced": f["reduced"],
             "profile": [(name, fm.compile()) for name, fm in f["profile"]],
             "regular": f["regular"],
             "score": [fm.compile() for fm in f["score"]],
             "rounding": {name: b and (b[0].compile(), b[1].compile()) for name, b in f["rounding"].items()},
-            "observed": None if f["observed"] is None else [[fm.compile() for fm in row] for row in f["observed"]],
+            "observed": None
+            if f["observed"] is None
+            else [[fm.compile() for fm in row] for row in f["observed"]],
             "fisher": None if f["fisher"] is None else [[fm.compile() for fm in row] for row in f["fisher"]],
             "logf": _pointwise(f["logf"], var),
             "needed": sorted(f["needed"]),
@@ -406,11 +436,15 @@ class CompiledModel:
         values = self.constant_values(**constants)
         return self._run(_runtime.statistics, _runtime.as_data(x), values, size=CHUNK)
 
-    def covariance(self, x: Any, estimates: Mapping[str, float], **constants: float) -> tuple[np.ndarray | None, str]:
+    def covariance(
+        self, x: Any, estimates: Mapping[str, float], **constants: float
+    ) -> tuple[np.ndarray | None, str]:
         """Asymptotic covariance of the regular parameters and its source (expected/observed information)."""
         return self._run(_runtime.run_covariance, x, dict(estimates), constants, size=CHUNK)
 
-    def estimate_with_stderr(self, x: Any, **constants: float) -> tuple[dict[str, float], dict[str, float | None], str]:
+    def estimate_with_stderr(
+        self, x: Any, **constants: float
+    ) -> tuple[dict[str, float], dict[str, float | None], str]:
         """``(estimates, standard errors, "expected" | "observed" | "")`` from one reduction of the data."""
         return self._run(_runtime.run_fit, x, constants, size=CHUNK)
 

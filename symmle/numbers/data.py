@@ -122,8 +122,9 @@ def _load_npy(path: Path, column: str | None) -> np.ndarray:
         where = f"field '{column}' of {path.name}"
         shape = arr.dtype.fields[column][0].shape
         if shape:  # a sub-array field: arr[column] would be 2-D, and read as one long column
-            raise DataError(f"{where} holds an array of shape {shape} in each row; "
-                            "expected one number per row")
+            raise DataError(
+                f"{where} holds an array of shape {shape} in each row; expected one number per row"
+            )
         arr = arr[column]
         if arr.ndim != 1:
             raise DataError(f"{path.name} has {arr.ndim} dimensions; expected one record per row")
@@ -179,8 +180,9 @@ def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int
             piece = decoder.decode(chunk, final=end)
         except UnicodeDecodeError as exc:
             at = line + chunk.count(b"\n", 0, max(exc.start - pending, 0))
-            raise DataError(f"{where}, line {at} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): "
-                            "binary data?") from None
+            raise DataError(
+                f"{where}, line {at} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): binary data?"
+            ) from None
         if first and piece:
             first = False
             piece = piece.removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write
@@ -198,8 +200,9 @@ def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int
         first_end = text.find("\n")
         if first_end > MAX_LINE_LENGTH or len(carry) > MAX_LINE_LENGTH:
             at = line if first_end > MAX_LINE_LENGTH else line + text.count("\n")
-            raise DataError(f"{where}, line {at} is longer than {MAX_LINE_LENGTH:,} characters: "
-                            "not a table of numbers")
+            raise DataError(
+                f"{where}, line {at} is longer than {MAX_LINE_LENGTH:,} characters: not a table of numbers"
+            )
         if text:
             yield line, text
             line += text.count("\n")
@@ -230,7 +233,7 @@ class _Lines:
     def rest(self) -> Iterator[tuple[int, str]]:
         """The lines not read by :meth:`next`, as blocks ``(number of the first line, text)``."""
         if self._pos < len(self._lines):
-            yield self._start + self._pos, "\n".join(self._lines[self._pos:]) + "\n"
+            yield self._start + self._pos, "\n".join(self._lines[self._pos :]) + "\n"
         self._lines = []
         yield from self._blocks
 
@@ -336,8 +339,15 @@ def _convert_block(start: int, text: str, comma: bool, usecols: list[int] | None
     if not text.strip():
         return np.empty((0, width))
     try:
-        out = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter="," if comma else None, comments=None,
-                         usecols=usecols, ndmin=2, quotechar='"' if comma else None)
+        out = np.loadtxt(
+            io.StringIO(text),
+            dtype=np.float64,
+            delimiter="," if comma else None,
+            comments=None,
+            usecols=usecols,
+            ndmin=2,
+            quotechar='"' if comma else None,
+        )
         if out.shape[1] == width:
             return out
     except ValueError:  # a cell that is not a number, an empty or missing cell: found below
@@ -398,12 +408,16 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
         out = (chunk < lo) | (chunk > hi)
         if out.any():
             k = int(np.flatnonzero(out)[0])
-            raise DataError(f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is outside the support [{lo:g}, {hi:g}]")
+            raise DataError(
+                f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is outside the support [{lo:g}, {hi:g}]"
+            )
         if discrete:
             frac = chunk != np.round(chunk)
             if frac.any():
                 k = int(np.flatnonzero(frac)[0])
-                raise DataError(f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is not an integer (the model is discrete)")
+                raise DataError(
+                    f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is not an integer (the model is discrete)"
+                )
 
 
 def fixed_support(support: tuple, parameters: set, constants: Mapping) -> tuple[float, float]:

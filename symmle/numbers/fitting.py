@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import warnings as _warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from symmle.base._runtime import EstimateWarning, in_domain
 from symmle.base.budget import DEFAULT_TIMEOUT
+from symmle.base.errors import DataError, DerivationError
+from symmle.base.quadrature import DIRECT_TERMS
+from symmle.base.terminal import printable
 from symmle.numbers.compiled import CompiledModel
 from symmle.numbers.data import fixed_support, validate_data
 from symmle.symbolic.derivation import Derivation, derive
-from symmle.base.errors import DataError, DerivationError
-from symmle.base._runtime import EstimateWarning, in_domain
-from symmle.base.quadrature import DIRECT_TERMS
-from symmle.base.terminal import printable
 
 __all__ = ["FitResult", "fit"]
 
@@ -134,8 +135,15 @@ class FitResult:
         for name, value in self.estimates.items():
             se = self.stderr.get(name)
             ci = self.ci95.get(name)
-            rows.append((name, f"{value:.10g}", "n/a" if se is None else f"{se:.4g}",
-                         "n/a" if ci is None else f"[{ci[0]:.6g}, {ci[1]:.6g}]", self.kind[name]))
+            rows.append(
+                (
+                    name,
+                    f"{value:.10g}",
+                    "n/a" if se is None else f"{se:.4g}",
+                    "n/a" if ci is None else f"[{ci[0]:.6g}, {ci[1]:.6g}]",
+                    self.kind[name],
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [f"{self.model}: maximum-likelihood fit to n = {self.n} observations", ""]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -147,7 +155,13 @@ class FitResult:
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
 
 
-def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, timeout: float | None = DEFAULT_TIMEOUT) -> FitResult:
+def fit(
+    model: Any,
+    data: Any,
+    constants: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
     Parameters
@@ -193,32 +207,57 @@ def fit(model: Any, data: Any, constants: Mapping[str, Any] | None = None, *, ti
         if v is None or not np.isfinite(v):
             raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
         if not in_domain(v, q.domain):
-            raise DataError(f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})")
+            raise DataError(
+                f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})"
+            )
     at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
     if any(e.free_symbols & set(m.parameter_symbols) for e in m.support):
         # the data must lie in the support at the estimate (boundary estimators bind it)
         lo_hat, hi_hat = (float(sp.sympify(e).subs(at)) for e in m.support)
-        validate_data(x, lo=lo_hat - 1e-12 * abs(lo_hat), hi=hi_hat + 1e-12 * abs(hi_hat), discrete=m.discrete, variable=m.variable.name)
+        validate_data(
+            x,
+            lo=lo_hat - 1e-12 * abs(lo_hat),
+            hi=hi_hat + 1e-12 * abs(hi_hat),
+            discrete=m.discrete,
+            variable=m.variable.name,
+        )
     for name, kind in compiled.kinds.items():
         if kind != "boundary":
             continue
         se = order_statistic_stderr(d, name, at, int(x.shape[0]))
         if se is None and d.solutions[name].expr in d.likelihood.order_statistics:
-            warnings.append(f"no standard error for {name}: the distribution of its MLE, a sample extreme, "
-                            "could not be summed or integrated to the accuracy needed")
+            warnings.append(
+                f"no standard error for {name}: the distribution of its MLE, a sample extreme, "
+                "could not be summed or integrated to the accuracy needed"
+            )
         elif se is None:
             warnings.append(f"no standard error for {name}: its MLE is not a plain sample minimum or maximum")
         else:
             stderr[name] = se
-            warnings.append(f"the standard error of {name} is the standard deviation of the sample "
-                            f"{'maximum' if d.solutions[name].expr == d.likelihood.order_statistics[1] else 'minimum'} "
-                            f"at the estimate (exact, not asymptotic); it has no 95% Wald interval, since its distribution is not normal")
-    ci95 = {k: (None if se is None or compiled.kinds[k] == "boundary" else (estimates[k] - Z95 * se, estimates[k] + Z95 * se))
-            for k, se in stderr.items()}
+            warnings.append(
+                f"the standard error of {name} is the standard deviation of the sample "
+                f"{'maximum' if d.solutions[name].expr == d.likelihood.order_statistics[1] else 'minimum'} "
+                f"at the estimate (exact, not asymptotic); it has no 95% Wald interval, since its distribution is not normal"
+            )
+    ci95 = {
+        k: (
+            None
+            if se is None or compiled.kinds[k] == "boundary"
+            else (estimates[k] - Z95 * se, estimates[k] + Z95 * se)
+        )
+        for k, se in stderr.items()
+    }
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     return FitResult(
-        model=m.name, n=int(x.shape[0]), estimates=estimates, kind=dict(compiled.kinds), stderr=stderr,
-        ci95=ci95, log_likelihood=loglik, information=source, warnings=warnings,
+        model=m.name,
+        n=int(x.shape[0]),
+        estimates=estimates,
+        kind=dict(compiled.kinds),
+        stderr=stderr,
+        ci95=ci95,
+        log_likelihood=loglik,
+        information=source,
+        warnings=warnings,
     )
 
 
@@ -310,8 +349,9 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
     return float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else None
 
 
-def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, n: int, mass: float,
-                           first: float, second: float) -> tuple[float, float] | None:
+def _extreme_distance_sums(
+    pmf, end: float, sign: float, k: int, length: float, n: int, mass: float, first: float, second: float
+) -> tuple[float, float] | None:
     """Carry ``sum_k P(D >= k)`` and ``sum_k (2k - 1) P(D >= k)`` on from ``k`` to ``length``.
 
     ``D`` is the distance of the extreme of ``n`` draws from the support's
@@ -325,7 +365,13 @@ def _extreme_distance_sums(pmf, end: float, sign: float, k: int, length: float, 
     negligible.  ``None`` if a sum did not settle or the panels disagree
     with their nested rule.
     """
-    from symmle.base.quadrature import DIRECT_BUDGET, PANEL_MIN, PANEL_RTOL, panel_nodes, panel_rule, sum_support
+    from symmle.base.quadrature import (
+        DIRECT_BUDGET,
+        PANEL_MIN,
+        panel_nodes,
+        panel_rule,
+        sum_support,
+    )
 
     def g(j):  # the pmf at distance j from the end
         return pmf(end + sign * np.asarray(j, dtype=float))

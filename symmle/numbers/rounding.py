@@ -51,8 +51,11 @@ def _ops(expr: sp.Expr) -> sp.Expr | None:
                 # each partial sum is rounded; they are bounded by the sum of |terms|
                 r = sp.Add(*errs) + sp.Add(*[sp.Abs(a) for a in e.args])
             else:
-                parts = [err * sp.Mul(*[sp.Abs(b) for j, b in enumerate(e.args) if j != i])
-                         for i, err in enumerate(errs) if err != 0]
+                parts = [
+                    err * sp.Mul(*[sp.Abs(b) for j, b in enumerate(e.args) if j != i])
+                    for i, err in enumerate(errs)
+                    if err != 0
+                ]
                 r = sp.Add(*parts) + (len(e.args) - 1) * sp.Abs(e)
         elif e.is_Pow:
             b, k = e.args

@@ -1,2 +1,1 @@
-"""Reads a Derivation for people: the lecture-note steps, LaTeX, Markdown, text and JSON.
-"""
+"""Reads a Derivation for people: the lecture-note steps, LaTeX, Markdown, text and JSON."""

@@ -30,7 +30,15 @@ __all__ = ["step_aligned", "step_latex"]
 # --------------------------------------------------------------------------
 
 _SPACING = {
-    r"\left", r"\right", r"\,", r"\;", r"\!", r"\quad", r"\qquad", r"\notag", r"\displaystyle",
+    r"\left",
+    r"\right",
+    r"\,",
+    r"\;",
+    r"\!",
+    r"\quad",
+    r"\qquad",
+    r"\notag",
+    r"\displaystyle",
 }
 
 
@@ -51,7 +59,7 @@ def _width(tex: str) -> float:
         m = _PMATRIX.search(tex)
         if not m:
             break
-        tex = tex[: m.start()] + "M" * round(_matrix_width(m.group(1))) + tex[m.end():]
+        tex = tex[: m.start()] + "M" * round(_matrix_width(m.group(1))) + tex[m.end() :]
     return _group_width(tex, 0)[0]
 
 

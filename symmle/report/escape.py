@@ -21,11 +21,32 @@ from symmle.report.printer import GREEK, greek_letter
 __all__ = ["md_plain", "md_text", "tex_plain", "tex_text", "tex_title"]
 
 _TEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "^": r"\^{}",
-    "{": r"\{", "}": r"\}", "~": r"\~{}", "<": r"\textless{}", ">": r"\textgreater{}",
-    "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''",
-    "é": r"\'{e}", "è": r"\`{e}", "ö": r"\"{o}", "ü": r"\"{u}",
-    "…": r"\dots{}", "×": r"$\times$", "≤": r"$\le$", "≥": r"$\ge$",
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "^": r"\^{}",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\~{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "–": "--",
+    "—": "---",
+    "’": "'",
+    "‘": "`",
+    "“": "``",
+    "”": "''",
+    "é": r"\'{e}",
+    "è": r"\`{e}",
+    "ö": r"\"{o}",
+    "ü": r"\"{u}",
+    "…": r"\dots{}",
+    "×": r"$\times$",
+    "≤": r"$\le$",
+    "≥": r"$\ge$",
 }
 
 
@@ -52,8 +73,15 @@ def _segments(text: str) -> list[tuple[bool, str]]:
 
 #: combining accents and the TeX accent commands that put them on a letter
 _ACCENTS = {
-    "\u0301": "'", "\u0300": "`", "\u0302": "^", "\u0308": '"', "\u0303": "~",
-    "\u0327": "c", "\u030c": "v", "\u030a": "r", "\u0304": "=",
+    "\u0301": "'",
+    "\u0300": "`",
+    "\u0302": "^",
+    "\u0308": '"',
+    "\u0303": "~",
+    "\u0327": "c",
+    "\u030c": "v",
+    "\u030a": "r",
+    "\u0304": "=",
 }
 
 

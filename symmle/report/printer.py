@@ -45,16 +45,52 @@ __all__ = [
 ]
 
 #: Greek letters that LaTeX has as commands (``\lambda``, ``\Gamma``)
-GREEK = frozenset({
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
-    "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
-    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
-})
+GREEK = frozenset(
+    {
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+        "nu",
+        "xi",
+        "pi",
+        "rho",
+        "sigma",
+        "tau",
+        "upsilon",
+        "phi",
+        "chi",
+        "psi",
+        "omega",
+        "Gamma",
+        "Delta",
+        "Theta",
+        "Lambda",
+        "Xi",
+        "Pi",
+        "Sigma",
+        "Upsilon",
+        "Phi",
+        "Psi",
+        "Omega",
+    }
+)
 _ALIASES = {"lam": "lambda", "lamda": "lambda", "th": "theta", "eps": "epsilon"}
 #: names whose trailing 2 is a square (a variance), not an index: sigma2 -> sigma^2
 _SQUARED = {"sigma", "tau", "s", "omega"}
 _FUNCTION_NAMES = {
-    "ell": r"\ell", "E": r"\mathrm{E}", "Var": r"\operatorname{Var}", "Cov": r"\operatorname{Cov}",
+    "ell": r"\ell",
+    "E": r"\mathrm{E}",
+    "Var": r"\operatorname{Var}",
+    "Cov": r"\operatorname{Cov}",
 }
 
 
@@ -367,7 +403,8 @@ class Printer(LatexPrinter):
     def _simple(arg: sp.Basic) -> bool:
         """Arguments that need no growing parentheses."""
         return isinstance(arg, (sp.Symbol, sp.Indexed, sp.Number, sp.NumberSymbol)) or (
-            isinstance(arg, AppliedUndef) and str(arg.func) in ("Min", "Max"))
+            isinstance(arg, AppliedUndef) and str(arg.func) in ("Min", "Max")
+        )
 
     def _call(self, head: str, arg: sp.Basic, exp=None) -> str:
         inner = self._print(arg)
@@ -414,7 +451,6 @@ class Printer(LatexPrinter):
 
     def _print_loggamma(self, expr, exp=None):
         return self._call(r"\log\Gamma", expr.args[0], exp)
-
 
     def _print_Function(self, expr, exp=None):
         if not isinstance(expr, AppliedUndef):

@@ -59,9 +59,13 @@ def to_text(d: Derivation) -> str:
     )
     lines.append("  parameters   " + ", ".join(f"{q.name} ({q.domain})" for q in m.parameters))
     if m.constants:
-        lines.append("  constants    " + ", ".join(
-            f"{q.name} ({q.domain}{'' if q.value is None else ' = ' + _fmt(q.value)})" for q in m.constants
-        ))
+        lines.append(
+            "  constants    "
+            + ", ".join(
+                f"{q.name} ({q.domain}{'' if q.value is None else ' = ' + _fmt(q.value)})"
+                for q in m.constants
+            )
+        )
     lines += ["", "Log-density", f"  log f = {_fmt(lik.log_density)}", ""]
     if lik.statistics:
         lines.append("Sufficient statistics (sums over the N samples)")

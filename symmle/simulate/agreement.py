@@ -25,8 +25,8 @@ import numpy as np
 from symmle.simulate.verdicts import AGREE_RTOL, BOUNDARY_STEP
 
 if TYPE_CHECKING:
-    from symmle.symbolic.derivation import Derivation
     from symmle.model.spec import Model
+    from symmle.symbolic.derivation import Derivation
 
 __all__ = ["agreement"]
 
@@ -37,8 +37,11 @@ _UNCONSTRAINED: dict[str, tuple[_Map, _Map, _Map]] = {
     "real": (lambda t: t, lambda z: z, lambda t: 1.0),
     "positive": (math.log, lambda z: math.exp(min(z, 700.0)), lambda t: t),
     "nonnegative": (lambda t: math.log(max(t, 1e-300)), lambda z: math.exp(min(z, 700.0)), lambda t: t),
-    "unit": (lambda t: math.log(t / (1 - t)), lambda z: 1 / (1 + math.exp(-max(min(z, 700.0), -700.0))),
-             lambda t: t * (1 - t)),
+    "unit": (
+        lambda t: math.log(t / (1 - t)),
+        lambda z: 1 / (1 + math.exp(-max(min(z, 700.0), -700.0))),
+        lambda t: t * (1 - t),
+    ),
 }
 
 
@@ -103,12 +106,18 @@ class _DensityLikelihood:
     def gradient(self, x: np.ndarray, theta: Mapping[str, float]) -> np.ndarray:
         args = self._args(theta)
         with np.errstate(all="ignore"):
-            return np.array([float(np.sum(np.asarray(g(x, *args), dtype=float) * np.ones_like(x)))
-                             for g in self.grad])
+            return np.array(
+                [float(np.sum(np.asarray(g(x, *args), dtype=float) * np.ones_like(x))) for g in self.grad]
+            )
 
 
-def _optimise(lik: _DensityLikelihood, x: np.ndarray, start: Mapping[str, float], fixed: Mapping[str, float],
-              spread: Mapping[str, float]) -> dict[str, float] | None:
+def _optimise(
+    lik: _DensityLikelihood,
+    x: np.ndarray,
+    start: Mapping[str, float],
+    fixed: Mapping[str, float],
+    spread: Mapping[str, float],
+) -> dict[str, float] | None:
     """Maximise the likelihood over ``lik.free`` from ``start``.
 
     Coordinates are unconstrained by domain (log, logit), then centred at the
@@ -151,8 +160,9 @@ def _optimise(lik: _DensityLikelihood, x: np.ndarray, start: Mapping[str, float]
             return None
         u = optimize.minimize(f, u, jac=g, method="BFGS", options={"gtol": 1e-9, "maxiter": 500}).x
         if not small(u):
-            u = optimize.minimize(f, u, method="Nelder-Mead",
-                                  options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x
+            u = optimize.minimize(
+                f, u, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}
+            ).x
             u = optimize.minimize(f, u, jac=g, method="BFGS", options={"gtol": 1e-9, "maxiter": 500}).x
         for _ in range(3):  # Newton polish
             gu = g(u)
@@ -172,8 +182,9 @@ def _optimise(lik: _DensityLikelihood, x: np.ndarray, start: Mapping[str, float]
     return {k: v for k, v in theta_of(u).items() if k in names}
 
 
-def _boundary_tight(lik: _DensityLikelihood, x: np.ndarray, est: Mapping[str, float], name: str,
-                    scale: float) -> bool:
+def _boundary_tight(
+    lik: _DensityLikelihood, x: np.ndarray, est: Mapping[str, float], name: str, scale: float
+) -> bool:
     """The estimate sits on the data's edge: feasible, a small move one way leaves data outside the support,
     and no small move raises the likelihood."""
     ll0 = lik.loglik(x, est)
@@ -192,9 +203,16 @@ def _boundary_tight(lik: _DensityLikelihood, x: np.ndarray, est: Mapping[str, fl
     return infeasible >= 1
 
 
-def agreement(m: Model, d: Derivation, consts: Mapping[str, float], theta: Mapping[str, float],
-              est: Mapping[str, np.ndarray], ok: np.ndarray, rows: np.ndarray | None,
-              advance: Callable[[int], None]) -> dict[str, tuple[float | None, int, bool | None, str]]:
+def agreement(
+    m: Model,
+    d: Derivation,
+    consts: Mapping[str, float],
+    theta: Mapping[str, float],
+    est: Mapping[str, np.ndarray],
+    ok: np.ndarray,
+    rows: np.ndarray | None,
+    advance: Callable[[int], None],
+) -> dict[str, tuple[float | None, int, bool | None, str]]:
     """Cross-check the compiled estimates of the kept replicates with the independent optimiser.
 
     Parameters
@@ -272,8 +290,12 @@ def agreement(m: Model, d: Derivation, consts: Mapping[str, float], theta: Mappi
         if not t:
             out[k] = (None, 0, None, "no replicate with an MLE")
         elif bad:
-            out[k] = (None, len(t), False,
-                      f"the estimate is not on the data's edge in {bad} of {len(t)} replicates")
+            out[k] = (
+                None,
+                len(t),
+                False,
+                f"the estimate is not on the data's edge in {bad} of {len(t)} replicates",
+            )
         else:
             out[k] = (None, len(t), True, "on the data's edge in every replicate")
     for k in integer:
@@ -296,8 +318,12 @@ def _move(value: float, domain: str, spread: float) -> float:
     return from_z(to_z(value) + (spread or 1.0))
 
 
-def _rel(found: Mapping[str, float] | None, est: Mapping[str, float], names: Sequence[str],
-         scale: Mapping[str, float]) -> dict[str, float] | None:
+def _rel(
+    found: Mapping[str, float] | None,
+    est: Mapping[str, float],
+    names: Sequence[str],
+    scale: Mapping[str, float],
+) -> dict[str, float] | None:
     if found is None:
         return None
     out = {}
@@ -305,5 +331,3 @@ def _rel(found: Mapping[str, float] | None, est: Mapping[str, float], names: Seq
         a, b = est[k], found[k]
         out[k] = abs(a - b) / max(abs(a), abs(b), scale.get(k, 0.0), 1e-300)
     return out
-
-

@@ -47,17 +47,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symmle.base._runtime import in_domain
 from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.base.errors import SpecError
-from symmle.base._runtime import in_domain
 from symmle.simulate.agreement import agreement
 from symmle.simulate.progress import ProgressBar
 from symmle.simulate.simulation import Information, coverer, simulate, valid
 from symmle.simulate.verdicts import CheckResult, ParameterCheck, existence_verdict, parameter_check
 
 if TYPE_CHECKING:
-    from symmle.symbolic.derivation import Derivation
     from symmle.model.spec import Model
+    from symmle.symbolic.derivation import Derivation
 
 __all__ = ["AGREE_DEFAULT", "MAX_DRAWS", "MIN_SIZE", "check", "parse_assignments"]
 
@@ -118,12 +118,16 @@ def _true_values(model: Model, true: Mapping[str, Any]) -> dict[str, float]:
     names = [q.name for q in model.parameters]
     unknown = [k for k in true if k not in names]
     if unknown:
-        raise SpecError(f"unknown parameter '{unknown[0]}' in the true values; "
-                        f"this model's parameters: {', '.join(names)}")
+        raise SpecError(
+            f"unknown parameter '{unknown[0]}' in the true values; "
+            f"this model's parameters: {', '.join(names)}"
+        )
     missing = [k for k in names if k not in true]
     if missing:
-        raise SpecError(f"missing true value of parameter '{missing[0]}' "
-                        f"(give every parameter: {','.join(f'{k}=VALUE' for k in names)})")
+        raise SpecError(
+            f"missing true value of parameter '{missing[0]}' "
+            f"(give every parameter: {','.join(f'{k}=VALUE' for k in names)})"
+        )
     out = {}
     for q in model.parameters:
         v = _number(true[q.name], f"true value of {q.name}")
@@ -224,9 +228,9 @@ def check(
     >>> r.passed, r.parameters["lam"].checks["bias"].label
     (True, 'pass')
     """
-    from symmle.symbolic.derivation import Derivation, derive
-    from symmle.simulate.sampling import sampler as make_sampler
     from symmle.model.build import load_model
+    from symmle.simulate.sampling import sampler as make_sampler
+    from symmle.symbolic.derivation import Derivation, derive
 
     started = time.perf_counter()
     if isinstance(model, Derivation):
@@ -235,8 +239,9 @@ def check(
     else:
         d, m = None, load_model(model)
     if constants:
-        m = m.with_constants({k: (v if isinstance(v, str) else _number(v, f"constant {k}"))
-                              for k, v in constants.items()})
+        m = m.with_constants(
+            {k: (v if isinstance(v, str) else _number(v, f"constant {k}")) for k, v in constants.items()}
+        )
     consts = _constant_values(m)
     theta = _true_values(m, true)
     n, reps, agree = int(n), int(reps), int(agree)
@@ -250,9 +255,11 @@ def check(
     all_sizes = _sizes(n, sizes)
     draws = reps * sum(all_sizes)
     if draws > MAX_DRAWS:
-        raise SpecError(f"the simulation would draw {draws:.3g} values "
-                        f"(reps x the sample sizes {', '.join(map(str, all_sizes))}); "
-                        f"the limit is {MAX_DRAWS:.0e}: lower --n or --reps")
+        raise SpecError(
+            f"the simulation would draw {draws:.3g} values "
+            f"(reps x the sample sizes {', '.join(map(str, all_sizes))}); "
+            f"the limit is {MAX_DRAWS:.0e}: lower --n or --reps"
+        )
     if d is None:
         d = derive(m, timeout=timeout)
     compiled = d.compile(timeout=timeout)
@@ -274,8 +281,18 @@ def check(
             bar.describe(f"check {m.name}: n = {size}")
             main_size = size == n
             rng = np.random.default_rng(streams[size])
-            est, rows, hits = simulate(compiled, draw, rng, size, reps, consts, keep=agree if main_size else 0,
-                                       rowwise=rowwise, advance=bar.advance, cover=cover if main_size else None)
+            est, rows, hits = simulate(
+                compiled,
+                draw,
+                rng,
+                size,
+                reps,
+                consts,
+                keep=agree if main_size else 0,
+                rowwise=rowwise,
+                advance=bar.advance,
+                cover=cover if main_size else None,
+            )
             runs[size] = est
             if main_size:
                 kept, covered = rows, hits
@@ -299,15 +316,30 @@ def check(
 
     params: dict[str, ParameterCheck] = {}
     for q in m.parameters:
-        params[q.name] = parameter_check(q.name, kinds[q.name], theta[q.name], main[q.name][ok],
-                                         crlb.get(q.name), coverage.get(q.name),
-                                         agreed.get(q.name, (None, 0, None, "not run (agree=0)")), n,
-                                         {s: runs[s][q.name][with_mle[s]] for s in all_sizes})
+        params[q.name] = parameter_check(
+            q.name,
+            kinds[q.name],
+            theta[q.name],
+            main[q.name][ok],
+            crlb.get(q.name),
+            coverage.get(q.name),
+            agreed.get(q.name, (None, 0, None, "not run (agree=0)")),
+            n,
+            {s: runs[s][q.name][with_mle[s]] for s in all_sizes},
+        )
     return CheckResult(
-        model=m.name, n=n, reps=reps, seed=int(seq.entropy), true=theta, constants=consts, sampler=draw.kind,
-        parameters=params, without_mle=without, existence=existence, sizes=all_sizes,
-        seconds=time.perf_counter() - started, warnings=warn,
+        model=m.name,
+        n=n,
+        reps=reps,
+        seed=int(seq.entropy),
+        true=theta,
+        constants=consts,
+        sampler=draw.kind,
+        parameters=params,
+        without_mle=without,
+        existence=existence,
+        sizes=all_sizes,
+        seconds=time.perf_counter() - started,
+        warnings=warn,
         estimates={k: v.copy() for k, v in main.items()},
     )
-
-

@@ -69,8 +69,11 @@ def continuous_sampler(
     if math.isinf(lo) and math.isinf(hi):
         # on the real line no point is special: invert around the centre, so that a narrow
         # peak far from 0 keeps its digits (PINV works with absolute tolerances in x)
-        natural = ("PINV", lambda: _pinv(lambda u: f.at(xc + u), (-math.inf, math.inf), 0.0),
-                   lambda u: xc + u)
+        natural = (
+            "PINV",
+            lambda: _pinv(lambda u: f.at(xc + u), (-math.inf, math.inf), 0.0),
+            lambda u: xc + u,
+        )
     else:
         natural = ("PINV", lambda: _pinv(f.at, (lo, hi), xc), lambda x: x)
     smooth = (f"PINV in {coord.name}", lambda: _pinv(pdf_y, (-math.inf, math.inf), yc), coord.x)
@@ -88,8 +91,7 @@ def continuous_sampler(
     if table is not None:
         return f"tabulated CDF in {coord.name}", lambda size, rng: coord.x(table(rng.random(size)))
     reasons.append(f"tabulated CDF in {coord.name}: {why}")
-    raise SymmleError(
-        f"cannot build a sampler for {model.name} at {where(vals)}: " + "; ".join(reasons))
+    raise SymmleError(f"cannot build a sampler for {model.name} at {where(vals)}: " + "; ".join(reasons))
 
 
 def _pinv_draws(gen, to_x):
@@ -284,8 +286,12 @@ def _center(f: Density, lo: float, hi: float, vals: Mapping[str, float]) -> tupl
     best, top = float(xs[i]), float(s[i])
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     if a < b:
-        res = optimize.minimize_scalar(lambda x: -score(x)[0], bounds=(a, b), method="bounded",
-                                       options={"xatol": 1e-10 * max(abs(best), 1e-300)})
+        res = optimize.minimize_scalar(
+            lambda x: -score(x)[0],
+            bounds=(a, b),
+            method="bounded",
+            options={"xatol": 1e-10 * max(abs(best), 1e-300)},
+        )
         if np.isfinite(res.fun) and -res.fun > top:
             best, top = float(res.x), float(-res.fun)
     # width: the nearest distance at which the score falls by 2
@@ -325,10 +331,13 @@ def _pinv(pdf: Callable[[float], float], domain: tuple[float, float], center: fl
         warnings.simplefilter("always")
         try:
             gen = unuran.NumericalInversePolynomial(
-                _Pdf(pdf), domain=domain, center=center, u_resolution=U_RESOLUTION)
+                _Pdf(pdf), domain=domain, center=center, u_resolution=U_RESOLUTION
+            )
         except _OutOfBudget:
-            return None, (f"no inverse to u-error {U_RESOLUTION:g} within {PINV_CALLS} evaluations of "
-                          f"the density or {PINV_SECONDS:g} s")
+            return None, (
+                f"no inverse to u-error {U_RESOLUTION:g} within {PINV_CALLS} evaluations of "
+                f"the density or {PINV_SECONDS:g} s"
+            )
         except (RuntimeError, ArithmeticError, ValueError, TypeError) as exc:  # UNURANError is a RuntimeError
             return None, unuran_message(exc)
     # a warning that the inverse may miss the requested accuracy counts as a failure

@@ -81,27 +81,43 @@ def plot_check(result: CheckResult, path: str | Path) -> Path:
         p = result.parameters[name]
         est = result.estimates[name]
         est = est[np.isfinite(est)]
-        left.hist(est, bins=min(60, max(10, int(math.sqrt(est.size)))), density=True, color="0.75",
-                  edgecolor="0.5", label="estimates")
+        left.hist(
+            est,
+            bins=min(60, max(10, int(math.sqrt(est.size)))),
+            density=True,
+            color="0.75",
+            edgecolor="0.5",
+            label="estimates",
+        )
         left.axvline(p.true, color="k", lw=1, label="true value")
         if p.crlb:
             sd = math.sqrt(p.crlb)
             t = np.linspace(min(est.min(), p.true - 4 * sd), max(est.max(), p.true + 4 * sd), 400)
-            left.plot(t, np.exp(-0.5 * ((t - p.true) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)), color="C0",
-                      label=r"$N(\theta, \mathrm{CRLB})$")
+            left.plot(
+                t,
+                np.exp(-0.5 * ((t - p.true) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
+                color="C0",
+                label=r"$N(\theta, \mathrm{CRLB})$",
+            )
         left.set_title(f"{name}: {p.kind}, n = {result.n}, {est.size} replicates")
         left.set_xlabel(f"estimate of {name}")
         left.legend(fontsize="small")
         pts = [(s, r) for s, r in zip(p.sizes, p.rmse) if r]
         if pts:
             s, r = np.array(pts, dtype=float).T
-            right.loglog(s, r, "o-", color="C1",
-                         label="RMSE" + (f", slope {p.slope:.3f}" if p.slope is not None else ""))
+            right.loglog(
+                s,
+                r,
+                "o-",
+                color="C1",
+                label="RMSE" + (f", slope {p.slope:.3f}" if p.slope is not None else ""),
+            )
             ref = r[-1] * (s / s[-1]) ** p.expected_slope
             right.loglog(s, ref, "--", color="0.4", label=f"slope {p.expected_slope:g}")
             if p.crlb:
-                right.loglog(s, np.sqrt(p.crlb * result.n / s), ":", color="C0",
-                             label=r"$\sqrt{\mathrm{CRLB}}$")
+                right.loglog(
+                    s, np.sqrt(p.crlb * result.n / s), ":", color="C0", label=r"$\sqrt{\mathrm{CRLB}}$"
+                )
             right.set_xticks(s, [str(int(v)) for v in s])
             right.xaxis.set_minor_formatter(NullFormatter())
             right.legend(fontsize="small")

@@ -42,9 +42,14 @@ class ProgressBar:
             )
 
             # the label holds the model's name: plain text, never rich markup ("[/]" would raise)
-            self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                                transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.task = self.bar.add_task(printable(label, newlines=False), total=total)
 
     def __enter__(self) -> Self:
@@ -65,4 +70,3 @@ class ProgressBar:
         """Show ``text`` (plain, printable) as the bar's description."""
         if self.bar is not None:
             self.bar.update(self.task, description=printable(text, newlines=False))
-

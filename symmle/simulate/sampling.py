@@ -206,8 +206,10 @@ def _values(model: Model, values: Mapping[Any, Any]) -> dict[str, float]:
     names = {q.name for q in quantities}
     unknown = sorted(set(given) - names)
     if unknown:
-        raise SpecError(f"unknown name '{unknown[0]}' for model {model.name}; "
-                        f"it has {', '.join(q.name for q in quantities)}")
+        raise SpecError(
+            f"unknown name '{unknown[0]}' for model {model.name}; "
+            f"it has {', '.join(q.name for q in quantities)}"
+        )
     out: dict[str, float] = {}
     for q in quantities:
         role = "parameter" if q in model.parameters else "constant"
@@ -241,8 +243,10 @@ def _support(
         if math.isinf(lo):
             raise SymmleError(f"cannot sample {model.name}: a discrete support needs a finite lower end")
         if not float(lo).is_integer() or not (math.isinf(hi) or float(hi).is_integer()):
-            raise SpecError(f"the support [{lo:g}, {hi:g}] of discrete {model.name} has a non-integer end "
-                            f"at {where(vals)}")
+            raise SpecError(
+                f"the support [{lo:g}, {hi:g}] of discrete {model.name} has a non-integer end "
+                f"at {where(vals)}"
+            )
     return lo, hi
 
 
@@ -256,8 +260,10 @@ def _inside(x: np.ndarray, support: tuple[float, float], model: Model, kind: str
     else:
         bad = (x < lo) | (x > hi)
     if bad.any():
-        raise SymmleError(f"the {kind} sampler of {model.name} drew {x[bad].flat[0]:g}, "
-                          f"outside the support [{lo:g}, {hi:g}]")
+        raise SymmleError(
+            f"the {kind} sampler of {model.name} drew {x[bad].flat[0]:g}, "
+            f"outside the support [{lo:g}, {hi:g}]"
+        )
     if not model.discrete:
         # an end of the support (also an infinite one) is not a value of the variable
         low = math.nextafter(lo, math.inf) if math.isfinite(lo) else -_BIG
@@ -283,8 +289,10 @@ def _declared(model: Model, point: Mapping[sp.Symbol, float], vals: Mapping[str,
         except TypeError:
             number = math.nan
         if not math.isfinite(number):
-            raise SpecError(f"sampler argument {key} = {expr} of {model.name} is not a finite real number "
-                            f"at {where(vals)}")
+            raise SpecError(
+                f"sampler argument {key} = {expr} of {model.name} is not a finite real number "
+                f"at {where(vals)}"
+            )
         kwargs[key] = number
     call = f"numpy.random.Generator.{s.method}({', '.join(f'{k}={v:g}' for k, v in kwargs.items())})"
     try:  # NumPy validates its arguments: ask it once, here, rather than at the first draw

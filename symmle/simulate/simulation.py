@@ -26,9 +26,9 @@ from symmle.base.errors import SymmleError
 from symmle.numbers.fitting import Z95  # the intervals whose coverage is checked are fit's
 
 if TYPE_CHECKING:
+    from symmle.model.spec import Model
     from symmle.numbers.compiled import CompiledModel
     from symmle.symbolic.derivation import Derivation
-    from symmle.model.spec import Model
 
 __all__ = ["BLOCK_BYTES", "NUMERIC_BLOCK", "Cover", "Information", "coverer", "simulate", "valid"]
 
@@ -40,10 +40,19 @@ NUMERIC_BLOCK = 64
 Cover = Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def simulate(compiled: CompiledModel, draw: Any, rng: np.random.Generator, n: int, reps: int,
-             consts: dict[str, float], *, keep: int, rowwise: bool, advance: Callable[[int], None],
-             cover: Cover | None = None,
-             ) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]:
+def simulate(
+    compiled: CompiledModel,
+    draw: Any,
+    rng: np.random.Generator,
+    n: int,
+    reps: int,
+    consts: dict[str, float],
+    *,
+    keep: int,
+    rowwise: bool,
+    advance: Callable[[int], None],
+    cover: Cover | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]:
     """Draw and estimate ``reps`` replicates of size ``n``, a block at a time.
 
     Parameters
@@ -158,8 +167,10 @@ class Information:
         self.incomplete = bool(idx) and any(e.has(sp.nan) for e in block)
         self.entries: list[list[Callable[..., Any]]] | None = None
         if idx and not self.incomplete:
-            self.entries = [[to_function(syms, sp.sympify(block[i, j]).subs(subs)) for j in range(len(idx))]
-                            for i in range(len(idx))]
+            self.entries = [
+                [to_function(syms, sp.sympify(block[i, j]).subs(subs)) for j in range(len(idx))]
+                for i in range(len(idx))
+            ]
 
     def matrix(self, values: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:
         """``I(theta)`` at ``values`` (scalars or arrays of ``shape``): an array ``shape + (k, k)``."""
@@ -180,8 +191,10 @@ class Information:
         if info is None:
             return {}
         cov = _inverse(n * info[None])[0]
-        return {name: (float(cov[i, i]) if np.isfinite(cov[i, i]) and cov[i, i] > 0 else None)
-                for i, name in enumerate(self.regular)}
+        return {
+            name: (float(cov[i, i]) if np.isfinite(cov[i, i]) and cov[i, i] > 0 else None)
+            for i, name in enumerate(self.regular)
+        }
 
 
 def _inverse(a: np.ndarray) -> np.ndarray:
@@ -200,8 +213,14 @@ def _inverse(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def coverer(info: Information, compiled: CompiledModel, model: Model, theta: Mapping[str, float], n: int,
-            consts: Mapping[str, float]) -> Cover | None:
+def coverer(
+    info: Information,
+    compiled: CompiledModel,
+    model: Model,
+    theta: Mapping[str, float],
+    n: int,
+    consts: Mapping[str, float],
+) -> Cover | None:
     """``cover(rows, estimates) -> {param: array}``: 1 where the row's 95 % Wald interval covers the
     truth, 0 where it does not (or the row has no standard error), ``nan`` where the row has no MLE.
 
@@ -233,10 +252,9 @@ def coverer(info: Information, compiled: CompiledModel, model: Model, theta: Map
         with np.errstate(invalid="ignore"):
             se = np.sqrt(np.where(var > 0, var, np.nan))
             for i, k in enumerate(names):
-                out[k][ok] = np.where(np.isfinite(se[:, i]), np.abs(sub[k] - theta[k]) <= Z95 * se[:, i],
-                                      False)
+                out[k][ok] = np.where(
+                    np.isfinite(se[:, i]), np.abs(sub[k] - theta[k]) <= Z95 * se[:, i], False
+                )
         return out
 
     return cover
-
-

@@ -60,7 +60,8 @@ def discrete_sampler(
         if bad.any():
             what = "negative" if np.isfinite(p[bad][0]) else "not finite"
             raise SymmleError(
-                f"cannot sample {subject}: the pmf is {what} at {model.variable}={ks[bad][0]:g}")
+                f"cannot sample {subject}: the pmf is {what} at {model.variable}={ks[bad][0]:g}"
+            )
         return p
 
     mode = _discrete_mode(f, lo, hi, vals)

@@ -164,8 +164,13 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict as JSON (non-finite numbers become ``None``)."""
-        return {"passed": self.passed, "value": _num(self.value), "target": _num(self.target),
-                "tolerance": _num(self.tolerance), "note": self.note or None}
+        return {
+            "passed": self.passed,
+            "value": _num(self.value),
+            "target": _num(self.target),
+            "tolerance": _num(self.tolerance),
+            "note": self.note or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -258,8 +263,12 @@ class ParameterCheck:
             "efficiency": _num(self.efficiency),
             "coverage": _num(self.coverage),
             "agreement": {"max_rel_diff": _num(self.agreement), "replicates": self.agreement_rows},
-            "consistency": {"sizes": list(self.sizes), "rmse": [_num(v) for v in self.rmse],
-                            "slope": _num(self.slope), "expected_slope": self.expected_slope},
+            "consistency": {
+                "sizes": list(self.sizes),
+                "rmse": [_num(v) for v in self.rmse],
+                "slope": _num(self.slope),
+                "expected_slope": self.expected_slope,
+            },
             "checks": {name: v.to_dict() for name, v in self.checks.items()},
             "verdict": "pass" if self.passed else "fail",
         }
@@ -375,41 +384,80 @@ class CheckResult:
         """
         seed = f"seed {self.seed}"
         consts = ", ".join(f"{k} = {v:g}" for k, v in self.constants.items())
-        head = [f"{self.model}: simulation check, n = {self.n}, {self.reps} replicates, {seed}, "
-                f"{self.sampler} sampler" + (f"; {consts}" if consts else "")]
-        rows = [("parameter", "true", "mean", "bias ± MC error", "variance", "CRLB", "efficiency",
-                 "coverage", "agreement", "slope (expected)", "verdict")]
+        head = [
+            f"{self.model}: simulation check, n = {self.n}, {self.reps} replicates, {seed}, "
+            f"{self.sampler} sampler" + (f"; {consts}" if consts else "")
+        ]
+        rows = [
+            (
+                "parameter",
+                "true",
+                "mean",
+                "bias ± MC error",
+                "variance",
+                "CRLB",
+                "efficiency",
+                "coverage",
+                "agreement",
+                "slope (expected)",
+                "verdict",
+            )
+        ]
         for name, p in self.parameters.items():
             c = p.checks
-            rows.append((
-                name, f"{p.true:.6g}", _fmt(p.mean, ".6g"),
-                "n/a" if p.bias is None else f"{p.bias:.3g} ± {p.bias_mc_error:.2g}" + _mark(c["bias"]),
-                _fmt(p.variance, ".4g"), _fmt(p.crlb, ".4g"),
-                _fmt(p.efficiency, ".4f") + _mark(c["efficiency"]),
-                _fmt(p.coverage, ".3f") + _mark(c["coverage"]),
-                ("n/a" if c["agreement"].passed is None else
-                 f"{p.agreement:.1e}" if p.agreement is not None else c["agreement"].label)
-                + _mark(c["agreement"]),
-                ("n/a" if p.slope is None else f"{p.slope:.3f} ({p.expected_slope:g})")
-                + _mark(c["consistency"]),
-                "pass" if p.passed else "FAIL",
-            ))
+            rows.append(
+                (
+                    name,
+                    f"{p.true:.6g}",
+                    _fmt(p.mean, ".6g"),
+                    "n/a" if p.bias is None else f"{p.bias:.3g} ± {p.bias_mc_error:.2g}" + _mark(c["bias"]),
+                    _fmt(p.variance, ".4g"),
+                    _fmt(p.crlb, ".4g"),
+                    _fmt(p.efficiency, ".4f") + _mark(c["efficiency"]),
+                    _fmt(p.coverage, ".3f") + _mark(c["coverage"]),
+                    (
+                        "n/a"
+                        if c["agreement"].passed is None
+                        else f"{p.agreement:.1e}"
+                        if p.agreement is not None
+                        else c["agreement"].label
+                    )
+                    + _mark(c["agreement"]),
+                    ("n/a" if p.slope is None else f"{p.slope:.3f} ({p.expected_slope:g})")
+                    + _mark(c["consistency"]),
+                    "pass" if p.passed else "FAIL",
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = head + [""] + ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
-                               for r in rows]
+        lines = (
+            head
+            + [""]
+            + ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        )
         agreed = max((p.agreement_rows for p in self.parameters.values()), default=0)
-        lines += ["", (f"  sizes {', '.join(map(str, self.sizes))}; agreement on up to {agreed} replicates; "
-                       f"{self.without_mle} replicate(s) at n without an MLE; {self.seconds:.2f} s")]
-        failed = [(name, cname, v) for name, p in self.parameters.items()
-                  for cname, v in p.checks.items() if v.passed is False]
+        lines += [
+            "",
+            (
+                f"  sizes {', '.join(map(str, self.sizes))}; agreement on up to {agreed} replicates; "
+                f"{self.without_mle} replicate(s) at n without an MLE; {self.seconds:.2f} s"
+            ),
+        ]
+        failed = [
+            (name, cname, v)
+            for name, p in self.parameters.items()
+            for cname, v in p.checks.items()
+            if v.passed is False
+        ]
         if self.existence.passed is False:
             lines.append(f"  FAIL estimates: {self.existence.note}")
         for name, cname, v in failed:
             lines.append(f"  FAIL {name} {cname}: {_explain(v)}")
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
-        lines += ["", "PASS: every check passed" if self.passed
-                  else f"FAIL: {len(self.failures())} check(s) failed"]
+        lines += [
+            "",
+            "PASS: every check passed" if self.passed else f"FAIL: {len(self.failures())} check(s) failed",
+        ]
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
 
 
@@ -435,20 +483,26 @@ def tolerances() -> dict[str, Any]:
     return {
         "z": Z,
         "bias": f"|bias| <= z*s/sqrt(reps) + {BIAS_ALLOWANCE:g}*s/sqrt(n) (regular), "
-                f"+ {BOUNDARY_BIAS_ALLOWANCE:g}*s (boundary)",
+        f"+ {BOUNDARY_BIAS_ALLOWANCE:g}*s (boundary)",
         "efficiency": f"|CRLB/s^2 - 1| <= z*sqrt((kurtosis-1)/reps) + {EFFICIENCY_ALLOWANCE:g}/n",
         "coverage": f"|coverage - 0.95| <= z*sqrt(0.95*0.05/reps) + {COVERAGE_ALLOWANCE:g}/sqrt(n) "
-                    f"+ {SHAPE_ALLOWANCE:g}*(skewness^2 + |excess kurtosis|)",
+        f"+ {SHAPE_ALLOWANCE:g}*(skewness^2 + |excess kurtosis|)",
         "agreement": f"|a-b|/max(|a|,|b|,s) <= {AGREE_RTOL:g} on every replicate checked; "
-                     f"boundary: tight to {BOUNDARY_STEP:g} relative",
+        f"boundary: tight to {BOUNDARY_STEP:g} relative",
         "consistency": f"|slope - expected| <= z*se(slope) "
-                       f"+ 0.5*ln(1 + {SLOPE_ALLOWANCE:g}/n_min)/ln(n_max/n_min)",
+        f"+ 0.5*ln(1 + {SLOPE_ALLOWANCE:g}/n_min)/ln(n_max/n_min)",
         "existence": f"at most {FAILURE_LIMIT:g} of the replicates at n without an MLE",
-        "constants": {"BIAS_ALLOWANCE": BIAS_ALLOWANCE, "BOUNDARY_BIAS_ALLOWANCE": BOUNDARY_BIAS_ALLOWANCE,
-                      "EFFICIENCY_ALLOWANCE": EFFICIENCY_ALLOWANCE, "COVERAGE_ALLOWANCE": COVERAGE_ALLOWANCE,
-                      "SHAPE_ALLOWANCE": SHAPE_ALLOWANCE, "SLOPE_ALLOWANCE": SLOPE_ALLOWANCE,
-                      "AGREE_RTOL": AGREE_RTOL, "BOUNDARY_STEP": BOUNDARY_STEP,
-                      "FAILURE_LIMIT": FAILURE_LIMIT},
+        "constants": {
+            "BIAS_ALLOWANCE": BIAS_ALLOWANCE,
+            "BOUNDARY_BIAS_ALLOWANCE": BOUNDARY_BIAS_ALLOWANCE,
+            "EFFICIENCY_ALLOWANCE": EFFICIENCY_ALLOWANCE,
+            "COVERAGE_ALLOWANCE": COVERAGE_ALLOWANCE,
+            "SHAPE_ALLOWANCE": SHAPE_ALLOWANCE,
+            "SLOPE_ALLOWANCE": SLOPE_ALLOWANCE,
+            "AGREE_RTOL": AGREE_RTOL,
+            "BOUNDARY_STEP": BOUNDARY_STEP,
+            "FAILURE_LIMIT": FAILURE_LIMIT,
+        },
     }
 
 
@@ -476,14 +530,23 @@ def _explain(v: Verdict) -> str:
         parts.append(v.note)
     return "; ".join(parts) or "failed"
 
+
 # --------------------------------------------------------------------------
 # verdicts
 # --------------------------------------------------------------------------
 
 
-def parameter_check(name: str, kind: str, true: float, est: np.ndarray, crlb: float | None,
-                    coverage: float | None, agreement: tuple[float | None, int, bool | None, str], n: int,
-                    by_size: Mapping[int, np.ndarray]) -> ParameterCheck:
+def parameter_check(
+    name: str,
+    kind: str,
+    true: float,
+    est: np.ndarray,
+    crlb: float | None,
+    coverage: float | None,
+    agreement: tuple[float | None, int, bool | None, str],
+    n: int,
+    by_size: Mapping[int, np.ndarray],
+) -> ParameterCheck:
     """Hold one parameter's simulated estimates against the theory: its five verdicts.
 
     Parameters
@@ -537,15 +600,20 @@ def parameter_check(name: str, kind: str, true: float, est: np.ndarray, crlb: fl
         tol = Z * math.sqrt(max(kurt - 1.0, 0.0) / k) + EFFICIENCY_ALLOWANCE / n
         checks["efficiency"] = Verdict(abs(eff - 1.0) <= tol, eff, 1.0, tol)
     else:
-        checks["efficiency"] = Verdict(None, note="order statistic: no Fisher information" if boundary
-                                       else "no Cramér–Rao bound")
+        checks["efficiency"] = Verdict(
+            None, note="order statistic: no Fisher information" if boundary else "no Cramér–Rao bound"
+        )
     if coverage is not None:
-        tol = (Z * math.sqrt(0.95 * 0.05 / k) + COVERAGE_ALLOWANCE / math.sqrt(n)
-               + SHAPE_ALLOWANCE * (skew**2 + abs(kurt - 3.0)))
+        tol = (
+            Z * math.sqrt(0.95 * 0.05 / k)
+            + COVERAGE_ALLOWANCE / math.sqrt(n)
+            + SHAPE_ALLOWANCE * (skew**2 + abs(kurt - 3.0))
+        )
         checks["coverage"] = Verdict(abs(coverage - 0.95) <= tol, coverage, 0.95, tol)
     else:
-        checks["coverage"] = Verdict(None, note="order statistic: no standard error" if boundary
-                                     else "no standard error")
+        checks["coverage"] = Verdict(
+            None, note="order statistic: no standard error" if boundary else "no standard error"
+        )
     worst, rows_compared, agreed, note = agreement
     if boundary or worst is None:
         checks["agreement"] = Verdict(agreed, note=note)
@@ -561,9 +629,22 @@ def parameter_check(name: str, kind: str, true: float, est: np.ndarray, crlb: fl
     else:
         checks["consistency"] = Verdict(None, note="needs two sample sizes with estimates")
     return ParameterCheck(
-        name=name, kind=kind, true=true, mean=mean, bias=bias, bias_mc_error=mc, variance=var, crlb=crlb,
-        efficiency=eff, coverage=coverage, agreement=worst,
-        agreement_rows=rows_compared, sizes=sizes, rmse=tuple(rmse), slope=slope, expected_slope=expected,
+        name=name,
+        kind=kind,
+        true=true,
+        mean=mean,
+        bias=bias,
+        bias_mc_error=mc,
+        variance=var,
+        crlb=crlb,
+        efficiency=eff,
+        coverage=coverage,
+        agreement=worst,
+        agreement_rows=rows_compared,
+        sizes=sizes,
+        rmse=tuple(rmse),
+        slope=slope,
+        expected_slope=expected,
         checks={c: checks[c] for c in _CHECKS},
     )
 
@@ -571,12 +652,18 @@ def parameter_check(name: str, kind: str, true: float, est: np.ndarray, crlb: fl
 def existence_verdict(without: int, reps: int) -> Verdict:
     """Whether few enough replicates at ``n`` lack an MLE: ``without`` of ``reps``, at most
     :data:`FAILURE_LIMIT` of them."""
-    return Verdict(without <= FAILURE_LIMIT * reps, without / reps, 0.0, FAILURE_LIMIT,
-                   f"{without} of {reps} replicates without an MLE")
+    return Verdict(
+        without <= FAILURE_LIMIT * reps,
+        without / reps,
+        0.0,
+        FAILURE_LIMIT,
+        f"{without} of {reps} replicates without an MLE",
+    )
 
 
-def _consistency(by_size: Mapping[int, np.ndarray],
-                 true: float) -> tuple[list[float | None], float | None, float | None]:
+def _consistency(
+    by_size: Mapping[int, np.ndarray], true: float
+) -> tuple[list[float | None], float | None, float | None]:
     """RMSE per size, and the weighted least-squares slope of log RMSE on log n with its standard error."""
     rmse: list[float | None] = []
     xs, ys, ws = [], [], []
@@ -603,4 +690,3 @@ def _consistency(by_size: Mapping[int, np.ndarray],
         return rmse, None, None
     slope = float(np.sum(w * (x - xm) * (y - np.sum(w * y) / np.sum(w))) / sxx)
     return rmse, slope, math.sqrt(1.0 / sxx)
-

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced
+from symmle.model.build import load_model
+from symmle.model.spec import Model
 from symmle.symbolic.information import Information, fisher_information
 from symmle.symbolic.likelihood import Likelihood, build_likelihood
 from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationarity
-from symmle.model.build import load_model
-from symmle.model.spec import Model
+
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
 
@@ -87,7 +88,9 @@ class Derivation:
     @cached_property
     def estimators(self) -> dict[str, sp.Expr | Estimator]:
         """Closed-form estimators as SymPy expressions; a record where there is none."""
-        return {k: (e.expr if e.kind == "closed_form" else e) for k, e in self.stationarity.estimators.items()}
+        return {
+            k: (e.expr if e.kind == "closed_form" else e) for k, e in self.stationarity.estimators.items()
+        }
 
     @property
     def fisher(self) -> sp.Matrix:
@@ -254,7 +257,12 @@ class Derivation:
         return self.to_markdown()
 
 
-def derive(model: str | Path | Model, *, timeout: float | None = DEFAULT_TIMEOUT, constants: Mapping[str, Any] | None = None) -> Derivation:
+def derive(
+    model: str | Path | Model,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    constants: Mapping[str, Any] | None = None,
+) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
     Parameters

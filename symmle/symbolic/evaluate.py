@@ -15,8 +15,8 @@ import numpy as np
 import sympy as sp
 
 from symmle.base import _runtime
-from symmle.symbolic.likelihood import Likelihood
 from symmle.base.numeric import to_function
+from symmle.symbolic.likelihood import Likelihood
 
 __all__ = ["Formula", "SampleEvaluator", "by_name", "verification_datasets", "stress_datasets"]
 
@@ -118,7 +118,13 @@ class SampleEvaluator:
             raise KeyError(f"no value for {exc.args[0]}") from None
 
 
-def verification_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float], point: Mapping[sp.Symbol, float], count: int = 3, size: int = 15) -> list[np.ndarray]:
+def verification_datasets(
+    lik: Likelihood,
+    constants: Mapping[sp.Symbol, float],
+    point: Mapping[sp.Symbol, float],
+    count: int = 3,
+    size: int = 15,
+) -> list[np.ndarray]:
     """Small, varied data sets inside the support at ``point``.
 
     They need not come from the model: any data inside the support gives
@@ -147,7 +153,9 @@ def verification_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float],
     return out
 
 
-def stress_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float], point: Mapping[sp.Symbol, float], size: int = 15) -> list[np.ndarray]:
+def stress_datasets(
+    lik: Likelihood, constants: Mapping[sp.Symbol, float], point: Mapping[sp.Symbol, float], size: int = 15
+) -> list[np.ndarray]:
     """Data sets crowded near an end of the support, or far from the origin.
 
     A closed-form root must stay in its parameter's domain for every
@@ -161,7 +169,11 @@ def stress_datasets(lik: Likelihood, constants: Mapping[sp.Symbol, float], point
     rng = np.random.default_rng(1124)
     if model.discrete:
         top = hi if np.isfinite(hi) else lo + 60
-        base = [np.r_[np.full(size - 1, lo), lo + 1], np.r_[np.full(size - 1, top), top - 1], lo + rng.poisson(30.0, size)]
+        base = [
+            np.r_[np.full(size - 1, lo), lo + 1],
+            np.r_[np.full(size - 1, top), top - 1],
+            lo + rng.poisson(30.0, size),
+        ]
         out = [np.clip(b, lo, top) for b in base]
     elif np.isfinite(lo) and np.isfinite(hi):
         out = [lo + (hi - lo) * rng.beta(0.3, 6.0, size), lo + (hi - lo) * rng.beta(6.0, 0.3, size)]

@@ -26,11 +26,11 @@ import numpy as np
 import sympy as sp
 
 from symmle.base.budget import attempt
-from symmle.symbolic.likelihood import Likelihood
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, sum_support
 from symmle.model.density import density_function
 from symmle.model.spec import Model
+from symmle.symbolic.likelihood import Likelihood
 
 __all__ = ["Information", "fisher_information"]
 
@@ -76,15 +76,21 @@ class Information:
     warnings: tuple[str, ...] = ()
 
 
-def _expectation_by_identities(lik: Likelihood, regular: list[sp.Symbol], timeout: float | None) -> dict[sp.Expr, sp.Expr]:
+def _expectation_by_identities(
+    lik: Likelihood, regular: list[sp.Symbol], timeout: float | None
+) -> dict[sp.Expr, sp.Expr]:
     """Solve the score identities :math:`E[\\partial_k \\log f] = 0` for the :math:`E[g_j]`."""
-    unknowns = {s.expr: sp.Dummy(f"E{s.symbol.name}") for s, c in lik.coefficients if c.free_symbols & set(regular)}
+    unknowns = {
+        s.expr: sp.Dummy(f"E{s.symbol.name}") for s, c in lik.coefficients if c.free_symbols & set(regular)
+    }
     if not unknowns:
         return {}
     coupled_unknowns = []
     eqs = []
     for p in regular:
-        e = sp.diff(lik.baseline, p) + sum((sp.diff(c, p) * unknowns[s.expr] for s, c in lik.coefficients if s.expr in unknowns), sp.S.Zero)
+        e = sp.diff(lik.baseline, p) + sum(
+            (sp.diff(c, p) * unknowns[s.expr] for s, c in lik.coefficients if s.expr in unknowns), sp.S.Zero
+        )
         if lik.coupled != 0 and lik.coupled.has(p):
             # E[d h / d theta] is an unknown of its own, left undetermined
             d = sp.Dummy("Eh")
@@ -171,10 +177,13 @@ def _standardise(model: Model) -> _Standard | None:
     return None
 
 
-def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std: _Standard | None = None) -> sp.Expr | None:
+def _integrate_expectation(
+    model: Model, g: sp.Expr, timeout: float | None, std: _Standard | None = None
+) -> sp.Expr | None:
     """:math:`E[g(X)]` by symbolic integration or summation, or ``None``."""
     x, f = model.variable, model.density
     lo, hi = model.support
+
     def direct():
         if model.discrete:
             r = sp.summation(g * f, (x, lo, hi))
@@ -187,6 +196,7 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
         if value is not None:
             return value
     if std is not None:
+
         def standardised():
             h = sp.simplify(g.subs(x, std.loc + std.scale * std.t))
             r = sp.integrate(h * std.density, (std.t, *std.support), conds="none")
@@ -203,7 +213,11 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
 
     def by_log():
         integrand = sp.expand_log((g * f).subs(x, sp.exp(u)) * sp.exp(u), force=True)
-        r = sp.integrate(sp.powsimp(integrand), (u, sp.log(lo) if lo != 0 else -sp.oo, sp.log(hi) if hi != sp.oo else sp.oo), conds="none")
+        r = sp.integrate(
+            sp.powsimp(integrand),
+            (u, sp.log(lo) if lo != 0 else -sp.oo, sp.log(hi) if hi != sp.oo else sp.oo),
+            conds="none",
+        )
         return None if r.has(sp.Integral, sp.nan, sp.zoo) else sp.simplify(r)
 
     value, _ = _attempt(f"E[{g}] with u = log {x}", timeout, by_log)
@@ -212,7 +226,15 @@ def _integrate_expectation(model: Model, g: sp.Expr, timeout: float | None, std:
 
 #: What SymPy raises when a strategy does not apply (an undecidable condition in
 #: ``integrate``, an unsupported form): the strategy has failed, nothing more.
-_SYMPY_FAILURES = (TypeError, ValueError, NotImplementedError, AttributeError, ZeroDivisionError, RecursionError, sp.PolynomialError)
+_SYMPY_FAILURES = (
+    TypeError,
+    ValueError,
+    NotImplementedError,
+    AttributeError,
+    ZeroDivisionError,
+    RecursionError,
+    sp.PolynomialError,
+)
 
 
 def _attempt(step: str, seconds: float | None, fn):
@@ -270,7 +292,15 @@ def _numeric_entry(model: Model, expr_x: sp.Expr, point: Mapping[sp.Symbol, floa
     return value, rounding
 
 
-def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbol, q: sp.Symbol, timeout: float | None, std: _Standard | None = None):
+def _entry(
+    lik: Likelihood,
+    logf_parts: sp.Expr,
+    expectations: dict,
+    p: sp.Symbol,
+    q: sp.Symbol,
+    timeout: float | None,
+    std: _Standard | None = None,
+):
     """``(E[-d2 log f / dp dq], -d2 log f / dp dq)`` or ``None`` if an expectation is not found."""
     model = lik.model
     inner = None if timeout is None else timeout / 3
@@ -297,7 +327,9 @@ def _entry(lik: Likelihood, logf_parts: sp.Expr, expectations: dict, p: sp.Symbo
     return sp.simplify(value), d2
 
 
-def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: float | None = None) -> Information:
+def fisher_information(
+    lik: Likelihood, regular: list[sp.Symbol], *, timeout: float | None = None
+) -> Information:
     """Per-observation Fisher information of ``lik``'s model.
 
     Parameters
@@ -341,23 +373,37 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
             name = f"I[{p},{q}]"
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0.05:
-                warnings.append(f"Fisher information entry {name} was not attempted: the {timeout:g} s budget of the Fisher information ran out")
+                warnings.append(
+                    f"Fisher information entry {name} was not attempted: the {timeout:g} s budget of the Fisher information ran out"
+                )
                 continue
-            found, timed_out = _attempt(f"Fisher information {name}", left, lambda p=p, q=q, left=left: _entry(lik, logf_parts, expectations, p, q, left, std))
+            found, timed_out = _attempt(
+                f"Fisher information {name}",
+                left,
+                lambda p=p, q=q, left=left: _entry(lik, logf_parts, expectations, p, q, left, std),
+            )
             if found is None:
-                why = f"timed out after {timeout:g} s" if timed_out else "has no closed form that symmle could find"
+                why = (
+                    f"timed out after {timeout:g} s"
+                    if timed_out
+                    else "has no closed form that symmle could find"
+                )
                 warnings.append(f"Fisher information entry {name} {why}")
                 continue
             value, d2 = found
             if d2.has(sp.DiracDelta) or value.has(sp.DiracDelta):
-                warnings.append(f"Fisher information entry {name} does not exist: the log-density is not twice differentiable in {p} and {q}")
+                warnings.append(
+                    f"Fisher information entry {name} does not exist: the log-density is not twice differentiable in {p} and {q}"
+                )
                 continue
             try:
                 found_numeric = _numeric_entry(model, d2, point)
             except (*_SYMPY_FAILURES, NameError):
                 found_numeric = None
             if found_numeric is None:
-                warnings.append(f"Fisher information entry {name} = {value} could not be checked numerically; not reported")
+                warnings.append(
+                    f"Fisher information entry {name} = {value} could not be checked numerically; not reported"
+                )
                 continue
             numeric, rounding = found_numeric
             symbolic = _as_real(value.subs(point))
@@ -366,7 +412,9 @@ def fisher_information(lik: Likelihood, regular: list[sp.Symbol], *, timeout: fl
                 # the sum is only as good as its terms: a pmf computed to 1e-5 (huge n) widens the check
                 ok = abs(symbolic - numeric) <= 8 * rounding()
             if not ok:
-                warnings.append(f"Fisher information entry {name} = {value} failed its numerical check ({symbolic:.8g} vs quadrature {numeric:.8g}); not reported")
+                warnings.append(
+                    f"Fisher information entry {name} = {value} failed its numerical check ({symbolic:.8g} vs quadrature {numeric:.8g}); not reported"
+                )
                 continue
             entries[a][b] = entries[b][a] = value
             verified[a][b] = verified[b][a] = True

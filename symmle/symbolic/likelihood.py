@@ -142,7 +142,13 @@ class Likelihood:
         (SymPy's own ``Max(x)`` would collapse to ``x``).
         """
         x = self.model.variable
-        kw = {"positive": True} if x.is_positive else {"nonnegative": True} if x.is_nonnegative else {"real": True}
+        kw = (
+            {"positive": True}
+            if x.is_positive
+            else {"nonnegative": True}
+            if x.is_nonnegative
+            else {"real": True}
+        )
         if self.model.discrete:
             kw["integer"] = True
         return sp.Function("Min", **kw)(x), sp.Function("Max", **kw)(x)
@@ -151,11 +157,17 @@ class Likelihood:
     def statistic_map(self) -> dict[sp.Symbol, sp.Expr]:
         return {s.symbol: s.expr for s in self.statistics}
 
-    def statistic_values(self, data: np.ndarray, constants: Mapping[sp.Symbol, float]) -> dict[sp.Symbol, float]:
+    def statistic_values(
+        self, data: np.ndarray, constants: Mapping[sp.Symbol, float]
+    ) -> dict[sp.Symbol, float]:
         """Numeric ``N`` and ``T_j`` of ``data`` (constants substituted)."""
         data = np.asarray(data, dtype=float)
         lo, hi = self.order_statistics
-        values: dict[sp.Symbol, float] = {self.N: float(data.size), lo: float(np.min(data)), hi: float(np.max(data))}
+        values: dict[sp.Symbol, float] = {
+            self.N: float(data.size),
+            lo: float(np.min(data)),
+            hi: float(np.max(data)),
+        }
         for s in self.statistics:
             g = to_function([self.model.variable], s.expr.subs(constants))
             values[s.symbol] = float(np.sum(np.asarray(g(data), dtype=float) * np.ones_like(data)))
@@ -188,7 +200,9 @@ def _log_density(model: Model) -> sp.Expr:
     return expanded
 
 
-def _real_branch(expanded: sp.Expr, x: sp.Symbol, point: Mapping[sp.Symbol, float], probe: Sequence[float]) -> sp.Expr:
+def _real_branch(
+    expanded: sp.Expr, x: sp.Symbol, point: Mapping[sp.Symbol, float], probe: Sequence[float]
+) -> sp.Expr:
     """Logarithms of negative factors written as ``log(-u) + i pi``, and the ``i pi`` terms cancelled.
 
     The forced expansion of ``log(-p**x/(x*log(1 - p)))`` gives
@@ -215,7 +229,9 @@ def _real_branch(expanded: sp.Expr, x: sp.Symbol, point: Mapping[sp.Symbol, floa
     return real if turns.is_integer else expanded
 
 
-def _split(term: sp.Expr, x: sp.Symbol, params: Sequence[sp.Symbol], depth: int = 0) -> list[tuple[sp.Expr, sp.Expr]]:
+def _split(
+    term: sp.Expr, x: sp.Symbol, params: Sequence[sp.Symbol], depth: int = 0
+) -> list[tuple[sp.Expr, sp.Expr]]:
     """Split an additive term into ``(c(theta), g(x))`` pairs.
 
     A pair with ``g`` = ``None`` marks a term that does not separate.
@@ -283,7 +299,9 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
         )
         N = sp.Symbol("N", positive=True, integer=True)
         i = sp.Symbol("i", positive=True, integer=True)
-        base_assumptions = {"positive": True} if x.is_positive else {"real": True} if not model.discrete else {}
+        base_assumptions = (
+            {"positive": True} if x.is_positive else {"real": True} if not model.discrete else {}
+        )
         sample = sp.IndexedBase(x.name, **({"integer": True} if model.discrete else base_assumptions))
         coefficients = []
         for j, g in enumerate(order, start=1):

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from symmle.base._runtime import in_domain
 from symmle.base.budget import attempt
+from symmle.model.domains import DOMAINS
 from symmle.symbolic.evaluate import SampleEvaluator, stress_datasets, verification_datasets
 from symmle.symbolic.likelihood import Likelihood
-from symmle.base._runtime import in_domain
-from symmle.model.domains import DOMAINS
 
 __all__ = ["Estimator", "Stationarity", "solve_stationarity"]
 
@@ -156,7 +156,9 @@ def _show(data: np.ndarray) -> str:
 class _Checker:
     """Numeric checks of candidate solutions on several data sets."""
 
-    def __init__(self, lik: Likelihood, params: Sequence[sp.Symbol], score: Sequence[sp.Expr], hessian: sp.Matrix) -> None:
+    def __init__(
+        self, lik: Likelihood, params: Sequence[sp.Symbol], score: Sequence[sp.Expr], hessian: sp.Matrix
+    ) -> None:
         model = lik.model
         point = model.point()
         constants = model.constant_point()
@@ -165,7 +167,9 @@ class _Checker:
         self.fixed = {q.symbol: point[q.symbol] for q in model.parameters if q.symbol not in params}
         self.score = list(score)
         self.hessian = hessian
-        self.evaluators = [SampleEvaluator(lik, d, constants) for d in verification_datasets(lik, constants, point)]
+        self.evaluators = [
+            SampleEvaluator(lik, d, constants) for d in verification_datasets(lik, constants, point)
+        ]
         self.stress = [SampleEvaluator(lik, d, constants) for d in stress_datasets(lik, constants, point)]
 
     def leaves_domain(self, solution: Mapping[sp.Symbol, sp.Expr]) -> str:
@@ -191,7 +195,12 @@ class _Checker:
             for p, s in zip(self.params, self.score):
                 if not _vanishes(ev, s, values):
                     return False, f"the score for {p} does not vanish at the solution"
-            h = np.array([[ev(self.hessian[i, j], values) for j in range(len(self.params))] for i in range(len(self.params))])
+            h = np.array(
+                [
+                    [ev(self.hessian[i, j], values) for j in range(len(self.params))]
+                    for i in range(len(self.params))
+                ]
+            )
             if not np.all(np.isfinite(h)) or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0:
                 return False, "the Hessian is not negative definite at the solution"
         return True, ""
@@ -209,7 +218,9 @@ def _inside_sum(expr: sp.Expr, symbol: sp.Symbol) -> bool:
     return any(symbol in s.function.free_symbols for s in expr.atoms(sp.Sum))
 
 
-def _solve(eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None, step: str) -> list[dict[sp.Symbol, sp.Expr]] | None:
+def _solve(
+    eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None, step: str
+) -> list[dict[sp.Symbol, sp.Expr]] | None:
     # No closed form can isolate a parameter trapped inside a sum over the data.
     if any(_inside_sum(e, u) for e in eqs for u in unknowns):
         return []
@@ -247,7 +258,9 @@ def _tidy_equation_with(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol, dee
     if all(t.has(N) for t in sp.Add.make_args(e) if t.free_symbols & params):
         e = sp.expand(sp.expand_log(e / N, force=True))
     left = sp.Add(*[t for t in sp.Add.make_args(e) if t.free_symbols & params])
-    right = sp.logcombine(-sp.Add(*[t for t in sp.Add.make_args(e) if not (t.free_symbols & params)]), force=True)
+    right = sp.logcombine(
+        -sp.Add(*[t for t in sp.Add.make_args(e) if not (t.free_symbols & params)]), force=True
+    )
     if left.could_extract_minus_sign():
         left, right = -left, -right
     return sp.Eq(left, right, evaluate=False)
@@ -287,7 +300,9 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     score = tuple(sp.diff(ell, p) for p in regular)
     hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
     if not regular:
-        return Stationarity((), (), sp.Matrix(), estimators, (), tuple(warnings), boundary=tuple(boundary.items()))
+        return Stationarity(
+            (), (), sp.Matrix(), estimators, (), tuple(warnings), boundary=tuple(boundary.items())
+        )
     domains = {q.symbol: q.domain for q in model.parameters}
     checker = _Checker(lik, regular, score, hessian)
 
@@ -298,10 +313,14 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     eqs = [sp.together(s) for s in score]
     solutions = _solve(eqs, regular, timeout, "solve the score equations")
     if solutions is None:
-        warnings.append(f"solving the score equations timed out after {timeout:g} s; reducing them one at a time")
+        warnings.append(
+            f"solving the score equations timed out after {timeout:g} s; reducing them one at a time"
+        )
         solutions = []
     every = set(model.parameter_symbols)
-    candidates = [s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & every for p in regular)]
+    candidates = [
+        s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & every for p in regular)
+    ]
 
     # 2. otherwise eliminate one parameter at a time: each from its own score
     #    equation first, then from the others
@@ -324,17 +343,25 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     if candidates:
         verified = []
         for sol in candidates:
-            tidy, _ = attempt("simplify the estimators", timeout, lambda sol=sol: {p: sp.simplify(sol[p]) for p in regular})
+            tidy, _ = attempt(
+                "simplify the estimators", timeout, lambda sol=sol: {p: sp.simplify(sol[p]) for p in regular}
+            )
             sol = tidy or sol
             ok, why = checker.check(sol)
             if ok:
                 verified.append(sol)
             else:
-                warnings.append(f"discarded a stationary point ({', '.join(f'{p} = {sol[p]}' for p in regular)}): {why}")
+                warnings.append(
+                    f"discarded a stationary point ({', '.join(f'{p} = {sol[p]}' for p in regular)}): {why}"
+                )
         if len(verified) > 1:
             # several maxima: keep the one with the largest likelihood on every data set
             lls = [checker.loglik(lik, s) for s in verified]
-            best = [i for i in range(len(verified)) if all(lls[i][d] >= max(l[d] for l in lls) - 1e-9 for d in range(len(lls[i])))]
+            best = [
+                i
+                for i in range(len(verified))
+                if all(lls[i][d] >= max(l[d] for l in lls) - 1e-9 for d in range(len(lls[i])))
+            ]
             verified = [verified[best[0]]] if best else []
             if not best:
                 warnings.append("several local maxima with no uniform best; solving numerically")
@@ -349,14 +376,23 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
                 if outside:
                     # not a closed form of the MLE: the maximum must be sought inside the domain
                     estimators[p.name] = Estimator(
-                        p.name, "numeric", equation=sp.Eq(p, verified[0][p]), verified=False,
+                        p.name,
+                        "numeric",
+                        equation=sp.Eq(p, verified[0][p]),
+                        verified=False,
                         note="stationary point, valid only for data where it lies in the domain; otherwise maximise within the domain",
                     )
                 else:
                     estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
             return Stationarity(
-                tuple(regular), score, hessian, _ordered(model, estimators), (), tuple(warnings),
-                reduced=tuple(regular) if outside else (), boundary=tuple(boundary.items()),
+                tuple(regular),
+                score,
+                hessian,
+                _ordered(model, estimators),
+                (),
+                tuple(warnings),
+                reduced=tuple(regular) if outside else (),
+                boundary=tuple(boundary.items()),
             )
         profile, remaining = {}, list(zip(regular, eqs))
 
@@ -367,19 +403,38 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
         eq, _ = attempt(f"tidy the equation for {p}", timeout, lambda e=e: _tidy_equation(e, pset, lik.N))
         eq = eq if eq is not None else sp.Eq(e, 0)
         reduced.append(eq)
-        estimators[p.name] = Estimator(p.name, "numeric", equation=eq, verified=False, note="no closed form found; solve the equation numerically")
+        estimators[p.name] = Estimator(
+            p.name,
+            "numeric",
+            equation=eq,
+            verified=False,
+            note="no closed form found; solve the equation numerically",
+        )
     for p, (v, source) in profile.items():
         ok = _verify_profile(checker, p, v, source)
         estimators[p.name] = Estimator(
-            p.name, "numeric", equation=sp.Eq(p, v), verified=ok,
+            p.name,
+            "numeric",
+            equation=sp.Eq(p, v),
+            verified=ok,
             note="closed form given the other parameters" + ("" if ok else " (numerical check failed)"),
         )
         if not ok:
             warnings.append(f"the profile relation {p} = {v} failed its numerical check")
-    warnings.append("no closed form for " + ", ".join(p.name for p, _ in remaining) + "; the reduced equation(s) must be solved numerically")
+    warnings.append(
+        "no closed form for "
+        + ", ".join(p.name for p, _ in remaining)
+        + "; the reduced equation(s) must be solved numerically"
+    )
     return Stationarity(
-        tuple(regular), score, hessian, _ordered(model, estimators), tuple(reduced), tuple(warnings),
-        reduced=tuple(p for p, _ in remaining), profile=tuple((p, v) for p, (v, _) in profile.items()),
+        tuple(regular),
+        score,
+        hessian,
+        _ordered(model, estimators),
+        tuple(reduced),
+        tuple(warnings),
+        reduced=tuple(p for p, _ in remaining),
+        profile=tuple((p, v) for p, (v, _) in profile.items()),
         boundary=tuple(boundary.items()),
     )
 
@@ -415,7 +470,11 @@ def _boundary_estimator(lik: Likelihood, theta: sp.Symbol, timeout: float | None
     order_stat = lik.order_statistics[1 if in_hi else 0]
     others = set(model.parameter_symbols) - {theta}
     roots = _solve([end - order_stat], [theta], timeout, f"solve the support constraint for {name}")
-    good = [r[theta] for r in roots or [] if theta in r and _admissible(r[theta], domain) and not (r[theta].free_symbols & others)]
+    good = [
+        r[theta]
+        for r in roots or []
+        if theta in r and _admissible(r[theta], domain) and not (r[theta].free_symbols & others)
+    ]
     if len(good) != 1:
         return Estimator(name, "none", note="the binding support constraint has no unique solution")
     root = good[0]
@@ -435,12 +494,17 @@ def _boundary_estimator(lik: Likelihood, theta: sp.Symbol, timeout: float | None
     side = "largest" if in_hi else "smallest"
     direction = "decreasing" if above else "increasing"
     return Estimator(
-        name, "boundary", expr=root, verified=True,
+        name,
+        "boundary",
+        expr=root,
+        verified=True,
         note=f"the log-likelihood is {direction} in {name} on the feasible set, so the constraint from the {side} observation binds",
     )
 
 
-def _monotone_on_data(lik: Likelihood, theta: sp.Symbol, root: sp.Expr, dl: sp.Expr, above: bool, want: int) -> bool:
+def _monotone_on_data(
+    lik: Likelihood, theta: sp.Symbol, root: sp.Expr, dl: sp.Expr, above: bool, want: int
+) -> bool:
     """Check the sign of the derivative over the feasible set on test data."""
     model = lik.model
     point = model.point()
@@ -452,8 +516,13 @@ def _monotone_on_data(lik: Likelihood, theta: sp.Symbol, root: sp.Expr, dl: sp.E
         if not np.isfinite(r):
             return False
         for _ in range(3):
-            values = {q.symbol: point[q.symbol] * float(rng.uniform(0.5, 1.5)) if q.domain not in ("integer", "positive_integer") else point[q.symbol]
-                      for q in model.parameters if q.symbol is not theta}
+            values = {
+                q.symbol: point[q.symbol] * float(rng.uniform(0.5, 1.5))
+                if q.domain not in ("integer", "positive_integer")
+                else point[q.symbol]
+                for q in model.parameters
+                if q.symbol is not theta
+            }
             for step in (1e-6, 1e-3, 0.1, 1.0, 10.0, 1e3):
                 t = r + (1 if above else -1) * step * (abs(r) + 1)
                 v = ev(dl, {**values, theta: t})
@@ -473,7 +542,11 @@ def _eliminate_one(remaining, domains, timeout):
         if p not in eq.free_symbols:
             continue
         roots = _solve([eq], [p], timeout, f"solve d/d{q} = 0 for {p}")
-        good = [r[p] for r in roots or [] if p in r and _admissible(r[p], domains[p]) and p not in r[p].free_symbols]
+        good = [
+            r[p]
+            for r in roots or []
+            if p in r and _admissible(r[p], domains[p]) and p not in r[p].free_symbols
+        ]
         if len(good) == 1:
             return p, q, good[0], eq
     return None
@@ -487,7 +560,11 @@ def _verify_profile(checker: _Checker, p: sp.Symbol, value: sp.Expr, score_p: sp
         for _ in range(2):
             values = dict(checker.fixed)
             for q in others:
-                values[q] = DOMAINS[checker.domains[q]][1] * float(rng.uniform(0.6, 1.4)) if checker.domains[q] not in ("integer", "positive_integer") else DOMAINS[checker.domains[q]][1]
+                values[q] = (
+                    DOMAINS[checker.domains[q]][1] * float(rng.uniform(0.6, 1.4))
+                    if checker.domains[q] not in ("integer", "positive_integer")
+                    else DOMAINS[checker.domains[q]][1]
+                )
             values[p] = ev(value, values)
             if not np.isfinite(values[p]):
                 return False

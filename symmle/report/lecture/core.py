@@ -34,8 +34,16 @@ from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
 
 __all__ = [
-    "INFORMATION", "LIKELIHOOD", "MAXIMISING", "MODEL", "SECOND_ORDER", "SHOW_SECONDS",
-    "Lecture", "Step", "combine_logs", "quick",
+    "INFORMATION",
+    "LIKELIHOOD",
+    "MAXIMISING",
+    "MODEL",
+    "SECOND_ORDER",
+    "SHOW_SECONDS",
+    "Lecture",
+    "Step",
+    "combine_logs",
+    "quick",
 ]
 
 #: The section headings every lecture is written under, in order.
@@ -210,8 +218,11 @@ class Lecture:
             # x_i - mu rather than mu - x_i (but 1 - x_i stays as it is)
             data = [t for t in g.args if t.has(i)]
             rest = [t for t in g.args if not t.has(i)]
-            if (data and all(t.could_extract_minus_sign() for t in data)
-                    and any(t.free_symbols & set(self.theta) for t in rest)):
+            if (
+                data
+                and all(t.could_extract_minus_sign() for t in data)
+                and any(t.free_symbols & set(self.theta) for t in rest)
+            ):
                 c, g = -c, -g
         return c * sp.Sum(g, *s.limits)
 
@@ -298,8 +309,11 @@ class Lecture:
         if at is not None:
             density = density.subs(x, at)
         c, rest = density.as_independent(x if at is None else at, as_Add=False)
-        roots = [f for f in sp.Mul.make_args(c)
-                 if f.is_Pow and f.exp in (sp.S.Half, -sp.S.Half) and f.base.free_symbols]
+        roots = [
+            f
+            for f in sp.Mul.make_args(c)
+            if f.is_Pow and f.exp in (sp.S.Half, -sp.S.Half) and f.base.free_symbols
+        ]
         if not roots:
             return density
 
@@ -344,8 +358,9 @@ class Lecture:
         def check() -> bool:
             u, v = self.linearise(self.explicit(a)), self.linearise(self.explicit(b))
             atoms = u.atoms(sp.Sum) | v.atoms(sp.Sum)
-            dummies = {s: sp.Dummy(positive=True) if s.function.is_positive else sp.Dummy(real=True)
-                       for s in atoms}
+            dummies = {
+                s: sp.Dummy(positive=True) if s.function.is_positive else sp.Dummy(real=True) for s in atoms
+            }
             return sp.simplify(u.xreplace(dummies) - v.xreplace(dummies)) == 0
 
         return quick("compare two forms of an estimator", check) is True
@@ -366,8 +381,9 @@ class Lecture:
 
         return quick("tidy an estimator", tidy) or e
 
-    def at_estimate(self, H: sp.Matrix, regular: list[sp.Symbol],
-                    shown: dict[sp.Symbol, sp.Expr]) -> sp.Matrix | None:
+    def at_estimate(
+        self, H: sp.Matrix, regular: list[sp.Symbol], shown: dict[sp.Symbol, sp.Expr]
+    ) -> sp.Matrix | None:
         """The Hessian at the estimate, in the estimates, where the data sums can be eliminated.
 
         Each displayed estimator (``shown``, in hats) is a relation between the
@@ -384,10 +400,14 @@ class Lecture:
         values = {p: hats[p] for p in self.theta if p in shown}
         out = H.xreplace(values).applyfunc(self.linearise)
         if atoms and any(e.has(sp.Sum) for e in out):
-
             dummies = {s: sp.Dummy() for s in atoms}
-            solutions = sp.solve([e.xreplace(dummies) for e in eqs], list(dummies.values()),
-                                 dict=True, check=False, simplify=False)
+            solutions = sp.solve(
+                [e.xreplace(dummies) for e in eqs],
+                list(dummies.values()),
+                dict=True,
+                check=False,
+                simplify=False,
+            )
             if len(solutions) != 1:
                 return None
             sub = {s: solutions[0][u] for s, u in dummies.items() if u in solutions[0]}
@@ -432,8 +452,10 @@ class Lecture:
         for e in exprs:
             values = list(e) if isinstance(e, sp.MatrixBase) else [e] if isinstance(e, sp.Basic) else []
             for v in values:
-                atoms |= {(type(a), a.args[0] if isinstance(a, sp.polygamma) else None)
-                          for a in v.atoms(sp.polygamma, sp.gamma)}
+                atoms |= {
+                    (type(a), a.args[0] if isinstance(a, sp.polygamma) else None)
+                    for a in v.atoms(sp.polygamma, sp.gamma)
+                }
                 if v.has(sp.EulerGamma):
                     atoms.add((type(sp.EulerGamma), None))
         orders = {int(m) for t, m in atoms if t is sp.polygamma and m is not None and m.is_Integer}

@@ -15,7 +15,14 @@ import sympy as sp
 
 from symmle.model.spec import Model
 from symmle.report.lecture.core import (
-    INFORMATION, LIKELIHOOD, MAXIMISING, MODEL, SECOND_ORDER, Lecture, Step, quick,
+    INFORMATION,
+    LIKELIHOOD,
+    MAXIMISING,
+    MODEL,
+    SECOND_ORDER,
+    Lecture,
+    Step,
+    quick,
 )
 from symmle.report.printer import subscript
 from symmle.symbolic.information import Information
@@ -76,11 +83,15 @@ class ScalarLecture(Lecture):
         """The model: the density, its support, the parameters and the known constants."""
         m = self.model
         xs = rf"{subscript(self.tex(self.x), '1')}, \dots, {subscript(self.tex(self.x), 'N')}"
-        text = (f"We are given $N$ independent, identically distributed (IID) observations ${xs}$, "
-                f"each a draw from the {self.density_word}")
+        text = (
+            f"We are given $N$ independent, identically distributed (IID) observations ${xs}$, "
+            f"each a draw from the {self.density_word}"
+        )
         many = len(m.parameters) > 1
-        after = (f"for ${self.support_tex()}$. The unknown parameter{'s are' if many else ' is'} "
-                 f"{self.listing([self.domain_tex(q) for q in m.parameters])}")
+        after = (
+            f"for ${self.support_tex()}$. The unknown parameter{'s are' if many else ' is'} "
+            f"{self.listing([self.domain_tex(q) for q in m.parameters])}"
+        )
         if m.constants:
             known = []
             for q in m.constants:
@@ -100,38 +111,57 @@ class ScalarLecture(Lecture):
         """The likelihood as a product, the log-likelihood as a sum, and the NLL."""
         lik, N, i, xi = self.lik, self.N, self.i, self.xi
         sample = lik.sample
-        chain = (rf"{self.tex(self.f(sample[1], *self.theta))} \, {self.tex(self.f(sample[2], *self.theta))} "
-                 rf"\cdots {self.tex(self.f(sample[N], *self.theta))}")
+        chain = (
+            rf"{self.tex(self.f(sample[1], *self.theta))} \, {self.tex(self.f(sample[2], *self.theta))} "
+            rf"\cdots {self.tex(self.f(sample[N], *self.theta))}"
+        )
         joint = "joint probability" if self.model.discrete else "joint density"
-        steps = [Step(
-            "Likelihood",
-            f"The observations are independent, so their {joint} is the product of their "
-            f"{self.densities_word}. "
-            f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
-            "it is the likelihood:",
-            ((self.L, chain), (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
-             (self.L, sp.Product(self.density_shown(self.model.density, self.x, xi), (i, 1, N)))),
-            kind="likelihood", section=LIKELIHOOD,
-        )]
+        steps = [
+            Step(
+                "Likelihood",
+                f"The observations are independent, so their {joint} is the product of their "
+                f"{self.densities_word}. "
+                f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
+                "it is the likelihood:",
+                (
+                    (self.L, chain),
+                    (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
+                    (self.L, sp.Product(self.density_shown(self.model.density, self.x, xi), (i, 1, N))),
+                ),
+                kind="likelihood",
+                section=LIKELIHOOD,
+            )
+        ]
         per = self.per_sample(self.logf, self.x).subs(self.x, xi)
         stats = [s for s in lik.statistics if s.informative]
         sums = self.listing([f"${self.tex(lik.sum_over_sample(s.expr))}$" for s in stats])
         if stats and lik.coupled == 0:
-            after = (f"The data enter only through {sums}: {'these are' if len(stats) > 1 else 'this is'} "
-                     "sufficient for the parameters.")
+            after = (
+                f"The data enter only through {sums}: {'these are' if len(stats) > 1 else 'this is'} "
+                "sufficient for the parameters."
+            )
         elif stats:
             after = f"The data enter through {sums} and through sums that involve the parameters themselves."
         else:
-            after = ("The data do not enter the log-likelihood at all: "
-                     "only the support constrains the parameters.")
-        steps.append(Step(
-            "Log-likelihood",
-            "Instead of maximising the likelihood directly, it is easier to maximise its logarithm, "
-            "the log-likelihood: the logarithm turns the product into a sum.",
-            ((self.ell, sp.log(self.L)), (self.ell, sp.Sum(sp.log(self.f(xi, *self.theta)), (i, 1, N))),
-             (self.ell, sp.Sum(per, (i, 1, N))), (self.ell, self.ell_sum)),
-            after=after, kind="log_likelihood", section=LIKELIHOOD,
-        ))
+            after = (
+                "The data do not enter the log-likelihood at all: only the support constrains the parameters."
+            )
+        steps.append(
+            Step(
+                "Log-likelihood",
+                "Instead of maximising the likelihood directly, it is easier to maximise its logarithm, "
+                "the log-likelihood: the logarithm turns the product into a sum.",
+                (
+                    (self.ell, sp.log(self.L)),
+                    (self.ell, sp.Sum(sp.log(self.f(xi, *self.theta)), (i, 1, N))),
+                    (self.ell, sp.Sum(per, (i, 1, N))),
+                    (self.ell, self.ell_sum),
+                ),
+                after=after,
+                kind="log_likelihood",
+                section=LIKELIHOOD,
+            )
+        )
         nll = -self.ell_sum
         lines = [(self.J, -self.ell), (self.J, nll)]
         inside = any(s.function.free_symbols & set(self.theta) for s in nll.atoms(sp.Sum))
@@ -139,11 +169,15 @@ class ScalarLecture(Lecture):
             expanded = quick("the NLL in the sums", lambda: self.in_statistics(lik.nll))
             if expanded is not None and expanded != nll:
                 lines.append((self.J, expanded))
-        steps.append(Step(
-            "Negative log-likelihood",
-            "Maximising the log-likelihood is the same as minimising the negative log-likelihood (NLL):",
-            tuple(lines), kind="nll", section=LIKELIHOOD,
-        ))
+        steps.append(
+            Step(
+                "Negative log-likelihood",
+                "Maximising the log-likelihood is the same as minimising the negative log-likelihood (NLL):",
+                tuple(lines),
+                kind="nll",
+                section=LIKELIHOOD,
+            )
+        )
         return steps
 
     # ------------------------------------------------------------------ maximisation
@@ -160,9 +194,11 @@ class ScalarLecture(Lecture):
             slope = self.tidy(sp.diff(self.ell_sum, p))
             sign = True if slope.is_positive else False if slope.is_negative else None
 
-            text = (f"The support depends on ${self.tex(p)}$, so the likelihood is zero unless every "
-                    f"observation lies in it, that is unless ${constraint}$. "
-                    "On this feasible set the derivative of the log-likelihood is")
+            text = (
+                f"The support depends on ${self.tex(p)}$, so the likelihood is zero unless every "
+                f"observation lies in it, that is unless ${constraint}$. "
+                "On this feasible set the derivative of the log-likelihood is"
+            )
             if sign is True:
                 why = f"It is positive, so the log-likelihood increases with ${self.tex(p)}$"
             elif sign is False:
@@ -170,11 +206,22 @@ class ScalarLecture(Lecture):
             else:
                 why = f"symmle checked on test data that {e.note}"
             side = "largest" if upper else "smallest"
-            after = (f"{why}, and the maximum is where the constraint binds: at the {side} observation."
-                     if sign is not None else f"{why[0].upper()}{why[1:]}.")
-            steps.append(Step(f"Support constraint on {p.name}", text,
-                              ((sp.Derivative(self.ell, p), slope),), after=after, kind="boundary",
-                              parameter=p.name, section=MAXIMISING))
+            after = (
+                f"{why}, and the maximum is where the constraint binds: at the {side} observation."
+                if sign is not None
+                else f"{why[0].upper()}{why[1:]}."
+            )
+            steps.append(
+                Step(
+                    f"Support constraint on {p.name}",
+                    text,
+                    ((sp.Derivative(self.ell, p), slope),),
+                    after=after,
+                    kind="boundary",
+                    parameter=p.name,
+                    section=MAXIMISING,
+                )
+            )
             self.shown[p] = value
         return steps
 
@@ -201,17 +248,29 @@ class ScalarLecture(Lecture):
             if lin != d:
                 lines.append((sp.Derivative(self.J, p), lin))
             section = MAXIMISING
-            steps.append(Step(f"Partial derivative in {p.name}",
-                              f"Differentiate the NLL with respect to ${self.tex(p)}$:",
-                              tuple(lines), kind="derivative", parameter=p.name, section=section))
+            steps.append(
+                Step(
+                    f"Partial derivative in {p.name}",
+                    f"Differentiate the NLL with respect to ${self.tex(p)}$:",
+                    tuple(lines),
+                    kind="derivative",
+                    parameter=p.name,
+                    section=section,
+                )
+            )
             e = self.st.estimators[p.name]
             target = None
             if e.kind == "closed_form":
                 target = e.expr
             elif p in profile:
                 target = profile[p]
-            roots = quick(f"solve dJ/d{p} = 0 for {p}",
-                          lambda p=p, lin=lin: self.solve_own(p, self.linearise(lin, linear_only=True))) or []
+            roots = (
+                quick(
+                    f"solve dJ/d{p} = 0 for {p}",
+                    lambda p=p, lin=lin: self.solve_own(p, self.linearise(lin, linear_only=True)),
+                )
+                or []
+            )
             chosen = None
             for r in roots:
                 if target is None:
@@ -230,22 +289,41 @@ class ScalarLecture(Lecture):
                 after = ""
                 if rest:
                     names = self.listing([f"${self.tex(q)}$" for q in rest])
-                    after = (f"This holds for any value of {names}; "
-                             + ("at the maximum it takes its estimate." if len(rest) == 1
-                                else "at the maximum they take their estimates."))
-                steps.append(Step(f"Stationarity in {p.name}",
-                                  f"Setting ${dp} = 0$ and solving for ${self.tex(p)}$ gives",
-                                  ((p, chosen),), after=after, kind="stationary", parameter=p.name,
-                                  section=section))
+                    after = f"This holds for any value of {names}; " + (
+                        "at the maximum it takes its estimate."
+                        if len(rest) == 1
+                        else "at the maximum they take their estimates."
+                    )
+                steps.append(
+                    Step(
+                        f"Stationarity in {p.name}",
+                        f"Setting ${dp} = 0$ and solving for ${self.tex(p)}$ gives",
+                        ((p, chosen),),
+                        after=after,
+                        kind="stationary",
+                        parameter=p.name,
+                        section=section,
+                    )
+                )
             else:
                 # no closed form for p on its own: the condition is the derivative above, set to zero
                 self.joint = True
-                why = (f"Setting ${dp} = 0$ gives an equation with no closed-form solution for "
-                       f"${self.tex(p)}$ on its own." if e.kind != "closed_form"
-                       else "It is set to zero below, together with the other conditions.")
+                why = (
+                    f"Setting ${dp} = 0$ gives an equation with no closed-form solution for "
+                    f"${self.tex(p)}$ on its own."
+                    if e.kind != "closed_form"
+                    else "It is set to zero below, together with the other conditions."
+                )
                 last = steps[-1]
-                steps[-1] = Step(last.title, last.text, last.lines, after=why, kind=last.kind,
-                                 parameter=last.parameter, section=last.section)
+                steps[-1] = Step(
+                    last.title,
+                    last.text,
+                    last.lines,
+                    after=why,
+                    kind=last.kind,
+                    parameter=last.parameter,
+                    section=last.section,
+                )
         return steps
 
     def numeric_steps(self) -> list[Step]:
@@ -267,22 +345,30 @@ class ScalarLecture(Lecture):
                     notes.append(f"For ${self.tex(p)}$: {e.note.replace('$', chr(92) + '$')}.")
         if st.profile:
             given = self.listing([f"${self.tex(p)} = {self.tex(self.explicit(v))}$" for p, v in st.profile])
-            text = (f"Substituting {given} into the remaining stationarity "
-                    f"condition{'s' if len(st.reduced) > 1 else ''} "
-                    f"leaves {'one equation' if len(lines) == 1 else f'{len(lines)} equations'} "
-                    f"in {names} alone:")
+            text = (
+                f"Substituting {given} into the remaining stationarity "
+                f"condition{'s' if len(st.reduced) > 1 else ''} "
+                f"leaves {'one equation' if len(lines) == 1 else f'{len(lines)} equations'} "
+                f"in {names} alone:"
+            )
         else:
             text = f"The stationarity conditions for {names} reduce to"
         count = len(st.reduced)
-        method = ("Brent's method on the score" if count == 1
-                  else "a trust region on the exact Hessian of the profile log-likelihood")
-        after = (("It has" if len(lines) == 1 else "They have") + " no closed-form solution, "
-                 "so symmle solves " + ("it" if len(lines) == 1 else "them")
-                 + " numerically: a coarse search of the profile log-likelihood, "
-                 f"then {method} ({'one parameter' if count == 1 else 'several parameters'}), "
-                 "then Newton steps on exact derivatives. "
-                 "The result must be a maximum (a negative definite Hessian); "
-                 "otherwise symmle reports that the MLE was not reached.")
+        method = (
+            "Brent's method on the score"
+            if count == 1
+            else "a trust region on the exact Hessian of the profile log-likelihood"
+        )
+        after = (
+            ("It has" if len(lines) == 1 else "They have") + " no closed-form solution, "
+            "so symmle solves "
+            + ("it" if len(lines) == 1 else "them")
+            + " numerically: a coarse search of the profile log-likelihood, "
+            f"then {method} ({'one parameter' if count == 1 else 'several parameters'}), "
+            "then Newton steps on exact derivatives. "
+            "The result must be a maximum (a negative definite Hessian); "
+            "otherwise symmle reports that the MLE was not reached."
+        )
         gloss = self.glossary(*[a for row in lines for a in row])
         after = " ".join([*notes, after, gloss]).strip()
         return [Step("Reduced equation", text, tuple(lines), after=after, kind="reduced", section=MAXIMISING)]
@@ -309,8 +395,9 @@ class ScalarLecture(Lecture):
         order: list[sp.Symbol] = []
         pending = [p for p in self.theta if p in shown]
         while pending:
-            ready = [p for p in pending
-                     if not any(hats[q] in shown[p].free_symbols for q in pending if q is not p)]
+            ready = [
+                p for p in pending if not any(hats[q] in shown[p].free_symbols for q in pending if q is not p)
+            ]
             ready = ready or pending[:1]
             order += [ready[0]]
             pending.remove(ready[0])
@@ -326,27 +413,42 @@ class ScalarLecture(Lecture):
         many = len(lines) > 1
         if numeric:
             roots = self.listing([f"${self.tex(hats[p])}$" for p in numeric])
-            text = (f"With {roots} the root{'s' if len(numeric) > 1 else ''} of the reduced equation"
-                    f"{'s' if len(self.st.equations) > 1 else ''} above, the "
-                    + ("other maximum-likelihood estimators are" if many
-                       else "other maximum-likelihood estimator is"))
+            text = (
+                f"With {roots} the root{'s' if len(numeric) > 1 else ''} of the reduced equation"
+                f"{'s' if len(self.st.equations) > 1 else ''} above, the "
+                + (
+                    "other maximum-likelihood estimators are"
+                    if many
+                    else "other maximum-likelihood estimator is"
+                )
+            )
         elif self.joint:
-            text = ("Solving the stationarity conditions jointly gives the maximum-likelihood estimator"
-                    + ("s" if many else ""))
+            text = "Solving the stationarity conditions jointly gives the maximum-likelihood estimator" + (
+                "s" if many else ""
+            )
         else:
-            text = ("The maximum-likelihood estimators are therefore" if many
-                    else "The maximum-likelihood estimator is therefore")
+            text = (
+                "The maximum-likelihood estimators are therefore"
+                if many
+                else "The maximum-likelihood estimator is therefore"
+            )
         if not lines:
             if numeric:
-                after.insert(0, f"The maximum-likelihood estimate{'s' if len(numeric) > 1 else ''} {roots} "
-                                f"{'are the roots' if len(numeric) > 1 else 'is the root'} "
-                                "of the reduced equation"
-                                f"{'s' if len(self.st.equations) > 1 else ''} above.")
+                after.insert(
+                    0,
+                    f"The maximum-likelihood estimate{'s' if len(numeric) > 1 else ''} {roots} "
+                    f"{'are the roots' if len(numeric) > 1 else 'is the root'} "
+                    "of the reduced equation"
+                    f"{'s' if len(self.st.equations) > 1 else ''} above.",
+                )
             if not after:
                 return []
             return [Step("Estimators", " ".join(after), (), kind="estimators", section=MAXIMISING)]
-        return [Step("Estimators", text, tuple(lines), after=" ".join(after), kind="estimators",
-                     section=MAXIMISING)]
+        return [
+            Step(
+                "Estimators", text, tuple(lines), after=" ".join(after), kind="estimators", section=MAXIMISING
+            )
+        ]
 
     def hessian_steps(self) -> list[Step]:
         """The Hessian of the log-likelihood, at the estimate where the data sums can be eliminated."""
@@ -364,35 +466,58 @@ class ScalarLecture(Lecture):
         at = quick("the Hessian at the estimate", lambda: self.at_estimate(H, regular, self.shown))
         claims = []
         closed = all(self.st.estimators[p.name].kind == "closed_form" for p in regular)
-        negative = at is not None and all(at[a, a].is_negative for a in range(k)) and all(
-            at[a, b] == 0 for a in range(k) for b in range(k) if a != b)
+        negative = (
+            at is not None
+            and all(at[a, a].is_negative for a in range(k))
+            and all(at[a, b] == 0 for a in range(k) for b in range(k) if a != b)
+        )
         if at is not None and (negative or any(e.has(sp.Sum) for e in H)):
             if k == 1:
                 p = regular[0]
-                name: Any = (rf"\left.\frac{{\partial^{{2}} \ell}}{{\partial {self.squared(p)}}}\right|"
-                             rf"_{{{self.tex(p)} = {self.tex(self.hats[p])}}}")
+                name: Any = (
+                    rf"\left.\frac{{\partial^{{2}} \ell}}{{\partial {self.squared(p)}}}\right|"
+                    rf"_{{{self.tex(p)} = {self.tex(self.hats[p])}}}"
+                )
             else:
                 name = sp.Function("H")(*[self.hats[p] for p in regular])
             lines.append((name, at[0, 0] if k == 1 else at))
             if negative:
-                claims.append("Its diagonal entries are negative and the others vanish, so it is negative "
-                              "definite and the stationary point is a maximum." if k > 1 else
-                              "This is negative, so the stationary point is a maximum.")
+                claims.append(
+                    "Its diagonal entries are negative and the others vanish, so it is negative "
+                    "definite and the stationary point is a maximum."
+                    if k > 1
+                    else "This is negative, so the stationary point is a maximum."
+                )
         verified = all(self.st.estimators[p.name].verified for p in regular)
         if closed and verified:
-            claims.append("symmle also checked on several test data sets that the score vanishes at the "
-                          "estimate and that the Hessian is negative definite there.")
+            claims.append(
+                "symmle also checked on several test data sets that the score vanishes at the "
+                "estimate and that the Hessian is negative definite there."
+            )
         elif not closed:
-            claims.append("For the parameters found numerically, symmle checks that this matrix is negative "
-                          "definite at the solution of each data set.")
+            claims.append(
+                "For the parameters found numerically, symmle checks that this matrix is negative "
+                "definite at the solution of each data set."
+            )
         else:
-            claims.append("The numerical check of the maximum did not pass for every parameter "
-                          "(see the notes).")
-        text = ("To confirm a maximum rather than a minimum or a saddle point, the Hessian of the "
-                "log-likelihood must be negative definite at the estimate."
-                + (" It is" if k > 1 else " The second derivative is"))
-        return [Step("Second-order check", text, tuple(lines), after=" ".join(claims), kind="hessian",
-                     section=SECOND_ORDER)]
+            claims.append(
+                "The numerical check of the maximum did not pass for every parameter (see the notes)."
+            )
+        text = (
+            "To confirm a maximum rather than a minimum or a saddle point, the Hessian of the "
+            "log-likelihood must be negative definite at the estimate."
+            + (" It is" if k > 1 else " The second derivative is")
+        )
+        return [
+            Step(
+                "Second-order check",
+                text,
+                tuple(lines),
+                after=" ".join(claims),
+                kind="hessian",
+                section=SECOND_ORDER,
+            )
+        ]
 
     def _expectation(self, h: sp.Expr) -> sp.Expr | None:
         """``E[h(X)]`` from the expectations the information was computed with, by linearity."""
@@ -436,8 +561,9 @@ class ScalarLecture(Lecture):
                 if isinstance(h, sp.Add):
                     data = [u for u in h.args if u.has(self.X)]
                     rest = [u for u in h.args if not u.has(self.X)]
-                    if (all(u.could_extract_minus_sign() for u in data)
-                            and any(u.free_symbols & set(theta) for u in rest)):
+                    if all(u.could_extract_minus_sign() for u in data) and any(
+                        u.free_symbols & set(theta) for u in rest
+                    ):
                         c, h = -c, -h  # E[X - mu], not E[mu - X]
                 out += c * E(h) if h.has(self.X) else t
             return out
@@ -459,37 +585,57 @@ class ScalarLecture(Lecture):
         if middle != final:
             lines.append((I, final))
         after = []
-        needed = sorted({e for v in inner if v is not sp.nan for e in v.atoms(sp.Function) if e.func == E},
-                        key=sp.default_sort_key)
-        known = quick("expectations by linearity",
-                      lambda: {e: self._expectation(e.args[0]) for e in needed}) or {}
+        needed = sorted(
+            {e for v in inner if v is not sp.nan for e in v.atoms(sp.Function) if e.func == E},
+            key=sp.default_sort_key,
+        )
+        known = (
+            quick("expectations by linearity", lambda: {e: self._expectation(e.args[0]) for e in needed})
+            or {}
+        )
         if needed and all(known.get(e) is not None for e in needed):
             values = [f"${self.tex(e)} = {self.tex(known[e])}$" for e in needed]
             after.append("Here " + self.listing(values) + ".")
         elif needed and info.expectations:
-            used = [f"$\\mathrm{{E}}[{self.tex(g.subs(self.x, self.X))}] = {self.tex(v)}$"
-                    for g, v in info.expectations.items()]
+            used = [
+                f"$\\mathrm{{E}}[{self.tex(g.subs(self.x, self.X))}] = {self.tex(v)}$"
+                for g, v in info.expectations.items()
+            ]
             after.append("The expectations needed follow from " + self.listing(used) + ".")
         irregular = [p for p in theta if p not in regular]
         if not regular:
             names = self.listing([f"${self.tex(p)}$" for p in irregular])
-            steps.append(Step("Fisher information",
-                              f"The support depends on {names}, so the regularity conditions behind the "
-                              "Fisher information fail: it does not exist, and neither does the Cramér–Rao "
-                              "bound. (Estimators at the boundary of the support "
-                              "typically converge at rate $1/N$ rather than $1/\\sqrt{N}$.)",
-                              (), kind="fisher", section=section))
+            steps.append(
+                Step(
+                    "Fisher information",
+                    f"The support depends on {names}, so the regularity conditions behind the "
+                    "Fisher information fail: it does not exist, and neither does the Cramér–Rao "
+                    "bound. (Estimators at the boundary of the support "
+                    "typically converge at rate $1/N$ rather than $1/\\sqrt{N}$.)",
+                    (),
+                    kind="fisher",
+                    section=section,
+                )
+            )
             return steps
         if irregular:
             names = self.listing([f"${self.tex(p)}$" for p in irregular])
-            after.append(f"The entries for {names} do not exist (marked $\\text{{--}}$): the support depends "
-                         f"on {'it' if len(irregular) == 1 else 'them'}, so the regularity conditions behind "
-                         "the Fisher information fail.")
-        missing = [(a, b) for a in range(k) for b in range(a, k)
-                   if theta[a] in regular and theta[b] in regular and info.fisher[a, b] is sp.nan]
+            after.append(
+                f"The entries for {names} do not exist (marked $\\text{{--}}$): the support depends "
+                f"on {'it' if len(irregular) == 1 else 'them'}, so the regularity conditions behind "
+                "the Fisher information fail."
+            )
+        missing = [
+            (a, b)
+            for a in range(k)
+            for b in range(a, k)
+            if theta[a] in regular and theta[b] in regular and info.fisher[a, b] is sp.nan
+        ]
         if missing:
-            after.append("Entries marked $\\text{--}$ for regular parameters could not be found in closed "
-                         "form or failed their numerical check (see the notes).")
+            after.append(
+                "Entries marked $\\text{--}$ for regular parameters could not be found in closed "
+                "form or failed their numerical check (see the notes)."
+            )
         checked = [info.verified[a][b] for a in range(k) for b in range(k) if info.fisher[a, b] is not sp.nan]
         if checked and all(checked):
             method = "summation" if self.model.discrete else "integration"
@@ -497,10 +643,20 @@ class ScalarLecture(Lecture):
         gloss = self.glossary(info.fisher)
         if gloss:
             after.append(gloss)
-        text = (f"The Fisher information of one observation ${self.tex(self.X)}$ is minus the expected "
-                f"second derivative of its log-{self.density_word}:")
-        steps.append(Step("Fisher information", text, tuple(lines), after=" ".join(after), kind="fisher",
-                          section=section))
+        text = (
+            f"The Fisher information of one observation ${self.tex(self.X)}$ is minus the expected "
+            f"second derivative of its log-{self.density_word}:"
+        )
+        steps.append(
+            Step(
+                "Fisher information",
+                text,
+                tuple(lines),
+                after=" ".join(after),
+                kind="fisher",
+                section=section,
+            )
+        )
         if info.crlb is not None and regular:
             steps.append(self.crlb_step(regular, irregular))
         return steps
@@ -513,23 +669,41 @@ class ScalarLecture(Lecture):
         Ireg = sp.Function("I")(*theta)
         if len(regular) == 1:
             p = regular[0]
-            lines = [(sp.Function("Var")(self.hats[p]), rf"\frac{{1}}{{N {self.tex(Ireg)}}}"),
-                     (None, bound[0, 0])]
-            text = (f"By the Cramér–Rao inequality, any unbiased estimator of ${self.tex(p)}$ from $N$ "
-                    "observations has variance at least the inverse of the total information:")
+            lines = [
+                (sp.Function("Var")(self.hats[p]), rf"\frac{{1}}{{N {self.tex(Ireg)}}}"),
+                (None, bound[0, 0]),
+            ]
+            text = (
+                f"By the Cramér–Rao inequality, any unbiased estimator of ${self.tex(p)}$ from $N$ "
+                "observations has variance at least the inverse of the total information:"
+            )
             rel = ("\\ge", "=")
         else:
-            inverse = (rf"\left(N {self.tex(Ireg)}\right)^{{-1}}" if len(regular) == len(theta)
-                       else r"\left(N I\right)^{-1}")
+            inverse = (
+                rf"\left(N {self.tex(Ireg)}\right)^{{-1}}"
+                if len(regular) == len(theta)
+                else r"\left(N I\right)^{-1}"
+            )
             lines = [(sp.Function("Cov")(*[self.hats[p] for p in regular]), inverse), (None, bound)]
-            text = ("By the Cramér–Rao inequality, any unbiased estimator of "
-                    f"$({self.args_tex(regular)})$ from $N$ observations has covariance at least the inverse "
-                    "of the total information "
-                    r"($A \succeq B$: $A - B$ is positive semidefinite):")
+            text = (
+                "By the Cramér–Rao inequality, any unbiased estimator of "
+                f"$({self.args_tex(regular)})$ from $N$ observations has covariance at least the inverse "
+                "of the total information "
+                r"($A \succeq B$: $A - B$ is positive semidefinite):"
+            )
             rel = ("\\succeq", "=")
-        after = ("Under the usual regularity conditions the maximum-likelihood estimator attains this bound "
-                 "as $N \\to \\infty$; the bound gives its asymptotic variance and standard errors.")
+        after = (
+            "Under the usual regularity conditions the maximum-likelihood estimator attains this bound "
+            "as $N \\to \\infty$; the bound gives its asymptotic variance and standard errors."
+        )
         if irregular:
             after += f" No such bound applies to {self.listing([f'${self.tex(p)}$' for p in irregular])}."
-        return Step("Cramér–Rao bound", text, tuple(lines), after=after, kind="crlb", section=INFORMATION,
-                    relations=rel)
+        return Step(
+            "Cramér–Rao bound",
+            text,
+            tuple(lines),
+            after=after,
+            kind="crlb",
+            section=INFORMATION,
+            relations=rel,
+        )
