@@ -39,15 +39,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-from _common import add_family_option, add_json_option, environment, environment_line, write_json
-from _common import revision as git_revision
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np
+from _common import ROOT, add_family_option, add_json_option, environment, environment_line, write_json
+from _common import revision as git_revision
+
+sys.path.insert(0, str(ROOT))  # the checkout's symmle, installed or not
 
 import symmle
 from symmle.simulate.check import check
