@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print(
-        f"targets: ratio <= {RATIO_TARGET} and relative difference <= {REL_TARGET:g}: {'PASS' if ok else 'FAIL'}"
+        f"targets: ratio <= {RATIO_TARGET} and relative difference <= {REL_TARGET:g}: "
+        f"{'PASS' if ok else 'FAIL'}"
     )
     if args.json_out:
         payload = {
