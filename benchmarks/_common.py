@@ -44,8 +44,14 @@ def environment(revision: str) -> dict[str, object]:
 
 
 def environment_line(revision: str, **versions: str) -> str:
-    """The line each benchmark prints about where it ran: ``symmle REV; python X on PLATFORM, N CPUs; numpy V``."""
-    line = f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs"
+    """The line each benchmark prints about where it ran.
+
+    ``symmle REV; python X on PLATFORM, N CPUs; numpy V``
+    """
+    line = (
+        f"symmle {revision}; python {platform.python_version()} on {platform.platform()}, "
+        f"{os.cpu_count()} CPUs"
+    )
     return line + ("; " + ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else "")
 
 

@@ -39,15 +39,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-from _common import add_family_option, add_json_option, environment, environment_line, write_json
-from _common import revision as git_revision
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np
+from _common import ROOT, add_family_option, add_json_option, environment, environment_line, write_json
+from _common import revision as git_revision
+
+sys.path.insert(0, str(ROOT))  # the checkout's symmle, installed or not
 
 import symmle
 from symmle.simulate.check import check
@@ -131,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     print(environment_line(revision, numpy=np.__version__))
     print()
     print(
-        f"{'family':<8} {'n':>5} {'reps':>5} {'check (s)':>10} {'no optimiser (s)':>17} {'derive (s)':>11} {'CLI (s)':>8} {'target':>7}  result"
+        f"{'family':<8} {'n':>5} {'reps':>5} {'check (s)':>10} {'no optimiser (s)':>17} "
+        f"{'derive (s)':>11} {'CLI (s)':>8} {'target':>7}  result"
     )
     results, ok = {}, True
     for name in names:
@@ -141,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         why = [] if r["passed_check"] and r["cli_exit"] == 0 else ["the check itself failed"]
         if r["check_median"] > r["target_s"]:
             why.append("too slow")
+        verdict = "PASS" if r["pass"] else f"FAIL ({', '.join(why)})"
         print(
-            f"{name:<8} {r['n']:>5} {r['reps']:>5} {r['check_median']:>10.3f} {r['no_optimiser_median']:>17.3f} "
-            f"{r['derive_s']:>11.3f} {r['cli_s']:>8.2f} {r['target_s']:>6g}s  {'PASS' if r['pass'] else 'FAIL (' + ', '.join(why) + ')'}",
+            f"{name:<8} {r['n']:>5} {r['reps']:>5} {r['check_median']:>10.3f} "
+            f"{r['no_optimiser_median']:>17.3f} {r['derive_s']:>11.3f} {r['cli_s']:>8.2f} "
+            f"{r['target_s']:>6g}s  {verdict}",
             flush=True,
         )
     print()

@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--runs must be at least 1")
 
     print(
-        f"symmle CLI start-up benchmark: median of {args.runs} runs (1 warm-up discarded), target < {TARGET:g} s"
+        f"symmle CLI start-up benchmark: median of {args.runs} runs (1 warm-up discarded), "
+        f"target < {TARGET:g} s"
     )
     revision = git_revision()
     print(environment_line(revision))

@@ -33,15 +33,12 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
-
-from _common import add_family_option, add_json_option, environment, environment_line, write_json
-from _common import revision as git_revision
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np
+from _common import ROOT, add_family_option, add_json_option, environment, environment_line, write_json
+from _common import revision as git_revision
+
+sys.path.insert(0, str(ROOT))  # the checkout's symmle, installed or not
 
 import symmle
 
@@ -169,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print(
-        f"targets: ratio <= {RATIO_TARGET} and relative difference <= {REL_TARGET:g}: {'PASS' if ok else 'FAIL'}"
+        f"targets: ratio <= {RATIO_TARGET} and relative difference <= {REL_TARGET:g}: "
+        f"{'PASS' if ok else 'FAIL'}"
     )
     if args.json_out:
         payload = {

@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lazy-imports-in-timing",
         action="store_true",
-        help="do not pre-import the SymPy modules SymPy loads lazily on first use; their ~0.15 s then counts in each fresh-process timing",
+        help="do not pre-import the SymPy modules SymPy loads lazily on first use; "
+        "their ~0.15 s then counts in each fresh-process timing",
     )
     ap.add_argument(
         "--no-sequential",
@@ -277,9 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     imps = [r["import_median"] for r in results.values() if r["import_median"] is not None]
     lazy = [r["lazy_import_median"] for r in results.values() if r["lazy_import_median"] is not None]
     if imps:
+        lazy_note = (
+            ", none pre-imported: they are IN the timings"
+            if args.lazy_imports_in_timing
+            else ", pre-imported"
+        )
         print(
-            f"  imports per fresh process   {_fmt(statistics.median(imps))} s  (excluded; of which SymPy's lazy imports "
-            f"{statistics.median(lazy):.3f} s{', pre-imported' if not args.lazy_imports_in_timing else ', none pre-imported: they are IN the timings'})"
+            f"  imports per fresh process   {_fmt(statistics.median(imps))} s  "
+            f"(excluded; of which SymPy's lazy imports {statistics.median(lazy):.3f} s{lazy_note})"
         )
     if sequential is not None:
         if "error" in sequential:
@@ -289,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             slow = max(sequential["rows"], key=lambda r: r["seconds"])
             print(
                 f"  one-process total           {_fmt(sequential['total'])} s"
-                f"  (slowest {slow['name']} {slow['seconds']:.3f} s; imports {sequential['import_seconds']:.2f} s excluded)"
+                f"  (slowest {slow['name']} {slow['seconds']:.3f} s; "
+                f"imports {sequential['import_seconds']:.2f} s excluded)"
             )
             for r in seq_errors:
                 print(f"    ERROR in one-process run: {r['name']}: {r['error'][:100]}")
@@ -302,17 +309,20 @@ def main(argv: list[str] | None = None) -> int:
         + (f"  (over: {', '.join(f'{n} {medians[n]:.2f} s' for n in over)})" if over else "")
         + (f"  (errors: {', '.join(failed)})" if failed else "")
     )
+    median_ok = median_over_families is not None and median_over_families <= PER_FAMILY_TARGET
     print(
-        f"  [{'PASS' if median_over_families is not None and median_over_families <= PER_FAMILY_TARGET else 'FAIL'}]"
+        f"  [{'PASS' if median_ok else 'FAIL'}]"
         f" median over families <= {PER_FAMILY_TARGET:g} s (informational)"
     )
     print(
-        f"  [{'PASS' if catalogue_ok else 'FAIL'}] whole catalogue (total of medians) <= {CATALOGUE_TARGET:g} s"
+        f"  [{'PASS' if catalogue_ok else 'FAIL'}] whole catalogue (total of medians) "
+        f"<= {CATALOGUE_TARGET:g} s"
     )
     if sequential is not None and "error" not in sequential:
         seq_ok = sequential["total"] <= CATALOGUE_TARGET and not any(r["error"] for r in sequential["rows"])
         print(
-            f"  [{'PASS' if seq_ok else 'FAIL'}] whole catalogue in one process <= {CATALOGUE_TARGET:g} s (informational)"
+            f"  [{'PASS' if seq_ok else 'FAIL'}] whole catalogue in one process <= {CATALOGUE_TARGET:g} s "
+            "(informational)"
         )
 
     if args.json_out:

@@ -195,7 +195,7 @@ def run_fit(model: str, data: Path, timeout: float, extra: tuple[str, ...] = ())
             pass
     err = None
     if proc.returncode != 0:
-        err = "\n".join(l for l in proc.stderr.splitlines() if not l.startswith("\t"))[-600:]
+        err = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("\t"))[-600:]
     return {
         "model": model,
         "returncode": proc.returncode,
@@ -246,9 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             f"SKIPPED: less than {MIN_FREE_BYTES / 1e9:.0f} GB free in {base}; pass --dir to use another disk"
         )
         return 0
-    print(
-        f"peak RSS measured with {'/usr/bin/time -v' if TIME.exists() else 'resource.getrusage(RUSAGE_CHILDREN)'}"
-    )
+    meter = "/usr/bin/time -v" if TIME.exists() else "resource.getrusage(RUSAGE_CHILDREN)"
+    print(f"peak RSS measured with {meter}")
     print()
 
     tmp = Path(tempfile.mkdtemp(prefix="symmle-bench-", dir=base))
@@ -310,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             results[key] = r
             if "timeout" in r:
                 print(
-                    f"{label:<40} {'> ' + format(limit, '.0f'):>9} {'-':>14} {'-':>15}  did not finish within {limit:.0f} s (killed)",
+                    f"{label:<40} {'> ' + format(limit, '.0f'):>9} {'-':>14} {'-':>15}  "
+                    f"did not finish within {limit:.0f} s (killed)",
                     flush=True,
                 )
                 continue

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = f"{r['wall_s']:.1f} s" if r["wall_s"] is not None else "-"
         peak = f"{r['peak_mb']:.0f} MB" if r["peak_mb"] is not None else "-"
         print(
-            f"{started}  {name:<26} exit {r['rc']}  {wall:>8}  peak {peak:>8}  {'ok' if good else 'FAIL ' + r['stderr']}"
+            f"{started}  {name:<26} exit {r['rc']}  {wall:>8}  peak {peak:>8}  "
+            f"{'ok' if good else 'FAIL ' + r['stderr']}"
         )
     if args.json_out:
         write_json(

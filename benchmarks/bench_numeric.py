@@ -57,17 +57,14 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
-
-from _common import add_family_option, add_json_option, environment, environment_line, write_json
-from _common import revision as git_revision
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import scipy
+from _common import ROOT, add_family_option, add_json_option, environment, environment_line, write_json
+from _common import revision as git_revision
 from scipy import optimize, special, stats
+
+sys.path.insert(0, str(ROOT))  # the checkout's symmle, installed or not
 
 import symmle
 
@@ -324,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="M",
-        help="run scipy.stats.fit for the negative binomial on the first M observations only (default: all N)",
+        help="run scipy.stats.fit for the negative binomial on the first M observations only "
+        "(default: all N)",
     )
     add_family_option(ap, sorted(SPEEDUP_TARGET))
     add_json_option(ap)
@@ -333,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
     revision = git_revision()
     print(
-        f"numeric estimators vs SciPy: N = {args.n:,}; symmle median of {args.runs}, SciPy median of 3 (stats.fit: 1 run)"
+        f"numeric estimators vs SciPy: N = {args.n:,}; symmle median of {args.runs}, "
+        "SciPy median of 3 (stats.fit: 1 run)"
     )
     print(environment_line(revision, numpy=np.__version__, scipy=scipy.__version__))
     print()
@@ -358,30 +357,35 @@ def main(argv: list[str] | None = None) -> int:
         at = "" if r["scipy_n"] == r["n"] else f" [both at N = {r['scipy_n']:,}]"
         print(
             f"{name}: symmle {r['symmle_at_scipy_n']:.4f} s, SciPy {r['scipy_median']:.4f} s, "
-            f"speed-up {r['speedup']:.1f}x (target >= {SPEEDUP_TARGET[name]:g}x){at}: {'PASS' if p_speed else 'FAIL'}",
+            f"speed-up {r['speedup']:.1f}x (target >= {SPEEDUP_TARGET[name]:g}x){at}: "
+            f"{'PASS' if p_speed else 'FAIL'}",
             flush=True,
         )
         print(
-            f"  estimate {est} (truth {r['truth']}); rel. diff. from reference: symmle {r['rel_diff_symmle']:.1e} "
+            f"  estimate {est} (truth {r['truth']}); "
+            f"rel. diff. from reference: symmle {r['rel_diff_symmle']:.1e} "
             f"(target <= {REL_TARGET:g}): {'PASS' if p_acc else 'FAIL'}; SciPy {r['rel_diff_scipy']:.1e}",
             flush=True,
         )
         ri = r["reference_info"]
         print(
             f"  reference: BFGS {ri['message']} ({ri['nit']} iterations, |score| {ri['grad_norm']:.1e}; "
-            f"symmle differs from it by {r['rel_diff_symmle_bfgs']:.1e}); score polished to |score| {ri['polished_grad_norm']:.1e}"
+            f"symmle differs from it by {r['rel_diff_symmle_bfgs']:.1e}); "
+            f"score polished to |score| {ri['polished_grad_norm']:.1e}"
         )
 
     print()
     print(
-        f"{'family':<18} {'symmle (s)':>10} {'SciPy (s)':>10} {'speed-up':>9} {'target':>7} {'rel diff':>9} {'SciPy rel':>9}  result"
+        f"{'family':<18} {'symmle (s)':>10} {'SciPy (s)':>10} {'speed-up':>9} {'target':>7} "
+        f"{'rel diff':>9} {'SciPy rel':>9}  result"
     )
     for name, r in rows:
         res = "PASS" if r["pass_speed"] and r["pass_accuracy"] else "FAIL"
         note = "" if r["scipy_n"] == r["n"] else f"  (at N = {r['scipy_n']:,})"
         print(
-            f"{name:<18} {r['symmle_at_scipy_n']:>10.4f} {r['scipy_median']:>10.4f} {r['speedup']:>8.1f}x "
-            f"{SPEEDUP_TARGET[name]:>6g}x {r['rel_diff_symmle']:>9.1e} {r['rel_diff_scipy']:>9.1e}  {res}{note}"
+            f"{name:<18} {r['symmle_at_scipy_n']:>10.4f} {r['scipy_median']:>10.4f} "
+            f"{r['speedup']:>8.1f}x {SPEEDUP_TARGET[name]:>6g}x {r['rel_diff_symmle']:>9.1e} "
+            f"{r['rel_diff_scipy']:>9.1e}  {res}{note}"
         )
     print()
     print(f"all targets: {'PASS' if ok else 'FAIL'}")

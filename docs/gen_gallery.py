@@ -76,7 +76,8 @@ def family_page(entry: dict[str, Any], d: Any) -> str:
         "",
         "| | |",
         "| --- | --- |",
-        f"| Family | `{name}` ({'discrete' if entry['discrete'] else 'continuous'}), spec file `derivations/{name}.toml` |",
+        f"| Family | `{name}` ({'discrete' if entry['discrete'] else 'continuous'}), "
+        f"spec file `derivations/{name}.toml` |",
         f"| Parameters | {_quantities(entry['parameters'])} |",
         f"| Known constants | {_quantities(entry['constants'])} |",
         f"| Estimators | {_kinds(d)} |",

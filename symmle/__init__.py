@@ -253,8 +253,9 @@ def list_families() -> list[dict[str, Any]]:
     Examples
     --------
     >>> import symmle
-    >>> [f for f in symmle.list_families() if f["name"] == "poisson"]
-    [{'name': 'poisson', 'title': 'Poisson distribution', 'discrete': True, 'parameters': {'lam': 'positive'}, 'constants': {}}]
+    >>> [f for f in symmle.list_families() if f["name"] == "poisson"]  # doctest: +NORMALIZE_WHITESPACE
+    [{'name': 'poisson', 'title': 'Poisson distribution', 'discrete': True,
+      'parameters': {'lam': 'positive'}, 'constants': {}}]
     """
     from symmle.model.catalogue import list_families as _list
 

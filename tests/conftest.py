@@ -425,7 +425,10 @@ def _family_sample(name: str, n: int, seed: int) -> np.ndarray:
 
 
 def constants_by_name(model) -> dict[str, float]:
-    """Values of the constants at ``model.point()``, by name (as ``fit`` and compiled estimators take them)."""
+    """Values of the constants at ``model.point()``, by name.
+
+    As ``fit`` and compiled estimators take them.
+    """
     point = model.point()
     return {q.name: point[q.symbol] for q in model.constants}
 

@@ -238,17 +238,17 @@ def test_fisher_matches_quadrature(name, derivation, tools):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_fisher_positive_definite_and_crlb(name, derivation):
     d = derivation(name)
-    I = d.fisher
-    if any(e == sp.nan for e in I):
+    info = d.fisher
+    if any(e == sp.nan for e in info):
         assert name == "uniform"
         return
     point = d.model.point()
-    values = np.array(I.subs(point).evalf(30).tolist(), dtype=float)
+    values = np.array(info.subs(point).evalf(30).tolist(), dtype=float)
     assert np.all(np.linalg.eigvalsh(values) > 0)
     N = d.likelihood.N
     assert d.crlb is not None
-    diff = (d.crlb - (N * I).inv()).applyfunc(sp.simplify)
-    assert diff == sp.zeros(*I.shape), diff
+    diff = (d.crlb - (N * info).inv()).applyfunc(sp.simplify)
+    assert diff == sp.zeros(*info.shape), diff
 
 
 # --------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_json_document(name, derivation):
             assert entry["latex"]
         elif e.kind == "boundary":
             x = model.variable.name
-            order = {k: (lambda v, k=k: ORDER[k] if str(v) == x else None) for k in ORDER}
+            order = {k: (lambda v, k=k, x=x: ORDER[k] if str(v) == x else None) for k in ORDER}
             parsed = sp.sympify(entry["expr"], locals={**names, **order, x: sp.Symbol(x)})
             assert parsed.free_symbols <= set(names.values()) | set(ORDER.values())
             assert sp.simplify(parsed - plain_order_statistics(e.expr)) == 0, (entry["expr"], e.expr)

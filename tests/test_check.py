@@ -1,4 +1,6 @@
-"""``symmle.check`` and ``symmle check``: simulation checks that pass for right estimators and fail for wrong ones.
+"""``symmle.check`` and ``symmle check``: simulation checks.
+
+They pass for right estimators and fail for wrong ones.
 
 Every family of the catalogue must pass at modest n and replicates with a
 fixed seed.  Then the check is shown able to fail: a wrong estimator

@@ -75,7 +75,7 @@ def test_compiled_equals_symbolic(name, derivation, families, tools):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_formulas_are_what_runs(name, derivation, families):
-    """``est.formulas`` (possibly in centred statistics) evaluated on ``est.statistics`` gives the estimate."""
+    """``est.formulas`` (possibly in centred statistics) on ``est.statistics`` give the estimate."""
     d, _model, data, consts, _ = setup(name, derivation, families)
     est = families.compiled(name)
     got = est(data, **consts)
@@ -274,7 +274,9 @@ def test_lognormal_variance_far_from_origin(derivation):
 
 
 def test_inverse_gaussian_lam_keeps_its_digits_at_a_tiny_spread(derivation):
-    """lam_hat = N / sum(1/x_i - 1/mean) mixes sums of x and 1/x: centring cannot help, the pilot rewrite must.
+    """lam_hat = N / sum(1/x_i - 1/mean) mixes sums of x and 1/x.
+
+    Centring cannot help; the pilot rewrite must.
 
     At lam = 1e10 (coefficient of variation 1e-5) the plain formula
     N T1 / (T1 T2 - N**2) loses about 10 digits; the rewrite keeps all but two.

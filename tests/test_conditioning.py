@@ -113,7 +113,10 @@ def test_issue_generated_module(ztp, issue_data, tmp_path):
 
 @pytest.mark.parametrize("n, twos", [(1_000_000, 1), (100_000, 1), (10_000_000, 3), (1000, 1)])
 def test_ztp_near_the_branch_point(ztp, n, twos):
-    """Where the data resolve lam better, the root is accurate to 1e-9 (the closed form: 1e-10 to 2e-4 off)."""
+    """Where the data resolve lam better, the root is accurate to 1e-9.
+
+    The closed form was 1e-10 to 2e-4 off.
+    """
     x = ones_and_twos(n, twos)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -146,7 +149,8 @@ def test_rows_are_checked_one_by_one_where_needed(ztp):
     assert len(cautions([str(w.message) for w in caught])) == 3  # rows 0, 2 and 3
     for r in range(4):
         mean = mpmath.mpf(float(rows[r].sum())) / rows.shape[1]
-        exact = mpmath.findroot(lambda t: t / -mpmath.expm1(-t) - mean, 2 * (mean - 1) if mean < 1.1 else 1)
+        start = 2 * (mean - 1) if mean < 1.1 else 1
+        exact = mpmath.findroot(lambda t, mean=mean: t / -mpmath.expm1(-t) - mean, start)
         assert relative(got[r], exact) < 1e-10, r
     assert got[1] == est.plan["closed"]["lam"]({"N": 1e5, "T1": float(rows[1].sum())}, rows[1])
 

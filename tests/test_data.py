@@ -33,7 +33,8 @@ def npy(path, array):
     return path
 
 
-# (id, make(tmp_path) -> path, model, extra CLI args, constants for fit, column, words the message must contain)
+# (id, make(tmp_path) -> path, model, extra CLI args, constants for fit, column,
+#  words the message must contain)
 CASES = [
     (
         "nan-npy",

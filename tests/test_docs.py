@@ -214,7 +214,8 @@ def test_mkdocs_build_strict(tmp_path):
     if missing:
         if os.environ.get("SYMMLE_REQUIRE_DOCS"):
             pytest.fail(
-                f"SYMMLE_REQUIRE_DOCS is set but {', '.join(missing)} cannot be imported: pip install '.[docs]'"
+                f"SYMMLE_REQUIRE_DOCS is set but {', '.join(missing)} cannot be imported: "
+                "pip install '.[docs]'"
             )
         pytest.skip(f"{', '.join(missing)} not installed (pip install '.[docs]')")
     site = tmp_path / "site"

@@ -89,7 +89,10 @@ def gamma_mle(x: np.ndarray) -> dict[str, float]:
 
 
 def beta_mle(x: np.ndarray) -> dict[str, float]:
-    """digamma(a) - digamma(a+b) = mean log x, digamma(b) - digamma(a+b) = mean log(1-x): Newton from SciPy's fit."""
+    """digamma(a) - digamma(a+b) = mean log x, digamma(b) - digamma(a+b) = mean log(1-x).
+
+    Newton from SciPy's fit.
+    """
     g1, g2 = fsum_mean(np.log(x)), fsum_mean(np.log1p(-x))
     a, b, _, _ = stats.beta.fit(x, floc=0, fscale=1)
     theta = np.array([a, b], dtype=float)
@@ -208,7 +211,10 @@ def test_fit_equals_optimiser(name, derivation, families, tools):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_large_sample_estimates_near_truth(name, derivation, families):
-    """10**5 draws at model.point(): regular estimates within 5 standard errors, boundary ones within 20 exact ones."""
+    """10**5 draws at model.point().
+
+    Regular estimates land within 5 standard errors, boundary ones within 20 exact ones.
+    """
     d = derivation(name)
     model = d.model
     data = families.sample(name, N_LARGE)

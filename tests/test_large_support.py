@@ -163,14 +163,18 @@ def test_derive_inline_poisson_on_0_to_1e9(pdf, estimator):
 
 
 def test_flat_pmf_on_0_to_1e9_is_summed_term_for_term():
-    """Every one of the 1e9 terms matters: summed by panels, exact for a polynomial, and a wrong weight shows."""
+    """Every one of the 1e9 terms matters.
+
+    Summed by panels, exact for a polynomial, and a wrong weight shows.
+    """
     out = _python(f"""
         import json, numpy as np
         from symmle.base.quadrature import sum_support
         n = {BIG}
         flat = sum_support(lambda k: np.full(np.shape(k), 1.0 / (n + 1)), 0, n)
         ramp = sum_support(lambda k: 2.0 * (k + 1) / ((n + 1) * (n + 2)), 0, n)
-        even = sum_support(lambda k: np.where(k % 2 == 0, 2.0 / (n + 2), 0.0), 0, n)   # a lattice: no panel rule holds
+        # a lattice: no panel rule holds
+        even = sum_support(lambda k: np.where(k % 2 == 0, 2.0 / (n + 2), 0.0), 0, n)
         print(json.dumps([flat, ramp, even]))
     """)
     (flat, ok_flat), (ramp, ok_ramp), (_, ok_even) = out
@@ -243,12 +247,15 @@ def test_separate_bulks_of_a_long_support_are_all_found():
         from symmle.base.quadrature import sum_support
         n = {BIG}
         two = lambda k: 0.5 * stats.binom.pmf(k, n, 0.2) + 0.5 * stats.poisson.pmf(k, 5e8)
-        log_two = lambda k: np.logaddexp(stats.binom.logpmf(k, n, 0.2), stats.poisson.logpmf(k, 5e8)) + np.log(0.5)
+        log_two = lambda k: (np.logaddexp(stats.binom.logpmf(k, n, 0.2), stats.poisson.logpmf(k, 5e8))
+                             + np.log(0.5))
         far = lambda k: stats.poisson.pmf(k, 1e9)
+        log_far = lambda k: stats.poisson.logpmf(k, 1e9)
         near_far = lambda k: 0.5 * stats.poisson.pmf(k, 1.0) + 0.5 * far(k)
-        log_near_far = lambda k: np.logaddexp(stats.poisson.logpmf(k, 1.0), stats.poisson.logpmf(k, 1e9)) + np.log(0.5)
+        log_near_far = lambda k: (np.logaddexp(stats.poisson.logpmf(k, 1.0), stats.poisson.logpmf(k, 1e9))
+                                  + np.log(0.5))
         print(json.dumps([sum_support(two, 0, n, log_weight=log_two),
-                          sum_support(far, 0, float("inf"), log_weight=lambda k: stats.poisson.logpmf(k, 1e9)),
+                          sum_support(far, 0, float("inf"), log_weight=log_far),
                           sum_support(far, 0, float("inf")),
                           sum_support(near_far, 0, float("inf"), log_weight=log_near_far)]))
     """)

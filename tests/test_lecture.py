@@ -54,7 +54,7 @@ def test_the_first_builder_that_fits_writes_the_lecture(monkeypatch):
 def test_a_model_no_builder_fits_is_a_derivation_error(monkeypatch):
     monkeypatch.setattr(entry, "BUILDERS", ())
     with pytest.raises(DerivationError, match="poisson"):
-        symmle.derive("poisson").steps
+        _ = symmle.derive("poisson").steps
     result = CliRunner().invoke(cli, ["derive", "poisson", "--format", "latex"], catch_exceptions=True)
     assert result.exit_code == 4
     assert "lecture builder" in result.output and "Traceback" not in result.output

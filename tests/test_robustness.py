@@ -23,7 +23,10 @@ LOGSER = ("-p**x/(x*log(1-p))", "x", "1,oo", ["p:unit"])
 
 
 def test_logarithmic_series_log_density_is_real_and_fits():
-    """log(-p**x/(x log(1-p))) expanded term by term gave i*pi + ... - log(log(1 - p)): complex, unfittable."""
+    """log(-p**x/(x log(1-p))) expanded term by term gave i*pi + ... - log(log(1 - p)).
+
+    That is complex, and was unfittable.
+    """
     m = symmle.inline_model(*LOGSER, discrete=True)
     d = symmle.derive(m)
     assert not d.likelihood.log_density.has(sp.I)
@@ -39,7 +42,10 @@ def test_logarithmic_series_log_density_is_real_and_fits():
 
 
 def test_laplace_location_is_refused_cleanly():
-    """|x - m| has a kink: its second derivative is a DiracDelta, which crashed the Fisher check and the fit."""
+    """|x - m| has a kink: its second derivative is a DiracDelta.
+
+    That crashed the Fisher check and the fit.
+    """
     m = symmle.inline_model("exp(-Abs(x-m)/b)/(2*b)", "x", "-oo,oo", ["m:real", "b:positive"])
     d = symmle.derive(m)
     assert d.fisher[0, 0] == sp.nan and any("not twice differentiable" in w for w in d.warnings)

@@ -254,7 +254,10 @@ def statistics(plan, x, values, size=None, needed=None):
 
 
 def real_value(value):
-    """A formula's value as a real number: complex values (``lambertw``) lose a negligible imaginary part, else ``nan``."""
+    """A formula's value as a real number.
+
+    Complex values (``lambertw``) lose a negligible imaginary part; any other becomes ``nan``.
+    """
     if not np.iscomplexobj(value):
         return value
     z = np.asarray(value)
@@ -630,7 +633,8 @@ def _search_mesh(obj, grids, polish):
 def _nowhere(scores):
     if not np.any(np.isfinite(scores)):
         raise NoMLE(
-            "the log-likelihood is not finite anywhere on the search grid: the MLE does not exist for these data"
+            "the log-likelihood is not finite anywhere on the search grid: "
+            "the MLE does not exist for these data"
         )
     return scores
 
@@ -818,7 +822,8 @@ def _brent(name, domain, best, grid, grad, optimize):
             f_hi = score(hi)
     if not (f_lo > 0 > f_hi):
         raise NoMLE(
-            f"the MLE of {name} does not exist for these data: the likelihood does not turn over inside its domain ({domain})"
+            f"the MLE of {name} does not exist for these data: "
+            f"the likelihood does not turn over inside its domain ({domain})"
         )
     z = optimize.brentq(score, lo, hi, xtol=1e-10, rtol=1e-12, maxiter=200)  # Newton polishes
     return np.array([from_z(z, domain)])
@@ -848,12 +853,14 @@ def _newton(names, domains, theta, grad, hess):
         or np.max(np.linalg.eigvalsh((h + h.T) / 2)) >= 0
     ):
         raise NoMLE(
-            f"numerical maximisation for {label} did not reach a maximum (the MLE may not exist for these data)"
+            f"numerical maximisation for {label} did not reach a maximum "
+            "(the MLE may not exist for these data)"
         )
     # distance to the stationary point in standard-error units: |g| / sqrt(|H_ii|)
     if np.any(np.abs(g) > 1e-6 * np.sqrt(np.abs(np.diag(h)))):
         raise NoMLE(
-            f"numerical maximisation for {label} did not converge: the score does not vanish at the last iterate"
+            f"numerical maximisation for {label} did not converge: "
+            "the score does not vanish at the last iterate"
         )
     return theta
 
@@ -863,7 +870,8 @@ def constant_values(plan, constants):
     for name, v in constants.items():
         if name not in plan["constants"]:
             raise NoMLE(
-                f"unknown constant '{name}'; this model's constants: {', '.join(plan['constants']) or '(none)'}"
+                f"unknown constant '{name}'; "
+                f"this model's constants: {', '.join(plan['constants']) or '(none)'}"
             )
         values[name] = float(v)
     for name in plan["constants"]:

@@ -344,7 +344,8 @@ def _panel_weights(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     even = (np.arange(m) % 2 == 0).astype(float)
     # Euler-Maclaurin: sum_{t=0}^{w-1} T_i(s(t)) = int_0^{w-1} + (T_i(-1) + T_i(1))/2
     #   + sum_j B_2j/(2j)! c**(2j-1) (T_i^(2j-1)(1) - T_i^(2j-1)(-1)),
-    # with int_{-1}^{1} T_i = 2/(1 - i**2) (i even) and T_i^(r)(+-1) = (+-1)**(i+r) prod_{q<r} (i**2 - q**2)/(2q + 1)
+    # with int_{-1}^{1} T_i = 2/(1 - i**2) (i even)
+    # and T_i^(r)(+-1) = (+-1)**(i+r) prod_{q<r} (i**2 - q**2)/(2q + 1)
     moments = even * (2 / (c * (1 - even * i**2)) + 1)  # (odd i: 0, without dividing by 1 - 1)
     deriv = np.ones(m)  # T_i^(r)(1) for r = 0, 1, ...
     bern = special.bernoulli(PANEL_DEGREE + 2)

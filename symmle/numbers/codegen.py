@@ -307,7 +307,8 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
             f"{formulas}\n"
             "Use::\n\n"
             "    import numpy as np\n"
-            f"    estimate(x{_const_args(f)})        # {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
+            f"    estimate(x{_const_args(f)})        "
+            f"# {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
             f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
             "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
             f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
@@ -376,7 +377,8 @@ def _formula_doc(d: Derivation, f: dict[str, Any]) -> str:
     for h, powers, pilot in f["centred"]:
         ks = ", ".join(powers.values())
         lines.append(
-            f"    {ks}: sums of ({sp.sstr(h)} - {pilot})**k, {pilot} the mean of the first values (for stability)"
+            f"    {ks}: sums of ({sp.sstr(h)} - {pilot})**k, "
+            f"{pilot} the mean of the first values (for stability)"
         )
     lines.append("Estimators:")
     for name, e in d.solutions.items():

@@ -212,7 +212,7 @@ def _check_residual(
 def _rounding(
     name: str, fm: Formula, statistics: set[str], timeout: float | None
 ) -> tuple[Formula, Formula] | None:
-    """``(loss, data)`` of a closed form (see :mod:`symmle.numbers.rounding`), or ``None`` if it needs no check.
+    """``(loss, data)`` of a closed form (see :mod:`symmle.numbers.rounding`), or ``None``.
 
     ``loss = ops / (data + |f|)``, with ``f`` read as the parameter's value,
     is how many times the formula's own rounding error may exceed what the
@@ -310,7 +310,8 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         if kinked:
             names = ", ".join(p.name for p in kinked)
             raise DerivationError(
-                f"the log-likelihood is not twice differentiable in {names} (a kink such as Abs(x - {kinked[0].name})): "
+                f"the log-likelihood is not twice differentiable in {names} "
+                f"(a kink such as Abs(x - {kinked[0].name})): "
                 "symmle's numeric solver needs second derivatives, so it cannot fit this model"
             )
         out["objective"] = Formula.of(prof, lik)

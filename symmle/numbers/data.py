@@ -409,14 +409,16 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
         if out.any():
             k = int(np.flatnonzero(out)[0])
             raise DataError(
-                f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is outside the support [{lo:g}, {hi:g}]"
+                f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, "
+                f"is outside the support [{lo:g}, {hi:g}]"
             )
         if discrete:
             frac = chunk != np.round(chunk)
             if frac.any():
                 k = int(np.flatnonzero(frac)[0])
                 raise DataError(
-                    f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, is not an integer (the model is discrete)"
+                    f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, "
+                    "is not an integer (the model is discrete)"
                 )
 
 

@@ -208,7 +208,8 @@ def fit(
             raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
         if not in_domain(v, q.domain):
             raise DataError(
-                f"the MLE of {q.name} does not exist for these data: the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})"
+                f"the MLE of {q.name} does not exist for these data: "
+                f"the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})"
             )
     at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
     if any(e.free_symbols & set(m.parameter_symbols) for e in m.support):
@@ -237,7 +238,8 @@ def fit(
             warnings.append(
                 f"the standard error of {name} is the standard deviation of the sample "
                 f"{'maximum' if d.solutions[name].expr == d.likelihood.order_statistics[1] else 'minimum'} "
-                f"at the estimate (exact, not asymptotic); it has no 95% Wald interval, since its distribution is not normal"
+                "at the estimate (exact, not asymptotic); "
+                "it has no 95% Wald interval, since its distribution is not normal"
             )
     ci95 = {
         k: (

@@ -137,7 +137,7 @@ def _pack(pieces: list[tuple[str, str]], room: float, first: str = "") -> list[s
     """Signed terms ``(sign, tex)`` packed greedily into lines no wider than ``room``."""
     lines: list[str] = []
     current = first
-    for k, (sign, tex) in enumerate(pieces):
+    for sign, tex in pieces:
         lead = not current.strip() or current.endswith("( ")
         piece = (("- " if sign == "-" else "") + tex) if lead else f" {sign} {tex}"
         if current.strip() and not lead and _width(current + piece) > room:

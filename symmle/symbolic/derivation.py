@@ -75,7 +75,10 @@ class Derivation:
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
-        """The derivation as a lecturer would write it, in order (built by :mod:`symmle.report` on first use)."""
+        """The derivation as a lecturer would write it, in order.
+
+        Built by :mod:`symmle.report` on first use.
+        """
         from symmle.report.lecture.steps import lecture_steps
 
         return lecture_steps(self.model, self.likelihood, self.stationarity, self.information)

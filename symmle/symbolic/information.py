@@ -166,14 +166,14 @@ def _standardise(model: Model) -> _Standard | None:
         for scale in scales:
             if loc is None and scale is None:
                 continue
-            l, sc = loc if loc is not None else sp.S.Zero, scale if scale is not None else sp.S.One
+            shift, sc = loc if loc is not None else sp.S.Zero, scale if scale is not None else sp.S.One
             moved = {v for v in (loc, scale) if v is not None}
-            support = tuple(sp.simplify((e - l) / sc) for e in model.support)
+            support = tuple(sp.simplify((e - shift) / sc) for e in model.support)
             if any(e.free_symbols & moved for e in support):
                 continue
-            f0 = sp.simplify(f.subs(x, l + sc * t) * sc)
+            f0 = sp.simplify(f.subs(x, shift + sc * t) * sc)
             if not (f0.free_symbols & moved):
-                return _Standard(t, l, sc, f0, support)  # type: ignore[arg-type]
+                return _Standard(t, shift, sc, f0, support)  # type: ignore[arg-type]
     return None
 
 
@@ -374,7 +374,8 @@ def fisher_information(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0.05:
                 warnings.append(
-                    f"Fisher information entry {name} was not attempted: the {timeout:g} s budget of the Fisher information ran out"
+                    f"Fisher information entry {name} was not attempted: "
+                    f"the {timeout:g} s budget of the Fisher information ran out"
                 )
                 continue
             found, timed_out = _attempt(
@@ -393,7 +394,8 @@ def fisher_information(
             value, d2 = found
             if d2.has(sp.DiracDelta) or value.has(sp.DiracDelta):
                 warnings.append(
-                    f"Fisher information entry {name} does not exist: the log-density is not twice differentiable in {p} and {q}"
+                    f"Fisher information entry {name} does not exist: "
+                    f"the log-density is not twice differentiable in {p} and {q}"
                 )
                 continue
             try:
@@ -402,7 +404,8 @@ def fisher_information(
                 found_numeric = None
             if found_numeric is None:
                 warnings.append(
-                    f"Fisher information entry {name} = {value} could not be checked numerically; not reported"
+                    f"Fisher information entry {name} = {value} could not be checked numerically; "
+                    "not reported"
                 )
                 continue
             numeric, rounding = found_numeric
@@ -413,7 +416,8 @@ def fisher_information(
                 ok = abs(symbolic - numeric) <= 8 * rounding()
             if not ok:
                 warnings.append(
-                    f"Fisher information entry {name} = {value} failed its numerical check ({symbolic:.8g} vs quadrature {numeric:.8g}); not reported"
+                    f"Fisher information entry {name} = {value} failed its numerical check "
+                    f"({symbolic:.8g} vs quadrature {numeric:.8g}); not reported"
                 )
                 continue
             entries[a][b] = entries[b][a] = value

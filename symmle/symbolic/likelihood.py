@@ -55,8 +55,9 @@ class Statistic:
     Examples
     --------
     >>> from symmle import derive
-    >>> derive("poisson").likelihood.statistics
-    (Statistic(symbol=T1, expr=x, informative=True), Statistic(symbol=T2, expr=log(factorial(x)), informative=False))
+    >>> derive("poisson").likelihood.statistics  # doctest: +NORMALIZE_WHITESPACE
+    (Statistic(symbol=T1, expr=x, informative=True),
+     Statistic(symbol=T2, expr=log(factorial(x)), informative=False))
     """
 
     symbol: sp.Symbol  #: e.g. ``T1``

@@ -360,7 +360,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             best = [
                 i
                 for i in range(len(verified))
-                if all(lls[i][d] >= max(l[d] for l in lls) - 1e-9 for d in range(len(lls[i])))
+                if all(lls[i][d] >= max(other[d] for other in lls) - 1e-9 for d in range(len(lls[i])))
             ]
             verified = [verified[best[0]]] if best else []
             if not best:
@@ -370,7 +370,8 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             if outside:
                 warnings.append(
                     f"the stationary point leaves the parameter domain for some data ({outside}); "
-                    "for such data the MLE is not this formula (it lies on the domain boundary or does not exist)"
+                    "for such data the MLE is not this formula "
+                    "(it lies on the domain boundary or does not exist)"
                 )
             for p in regular:
                 if outside:
@@ -380,7 +381,8 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
                         "numeric",
                         equation=sp.Eq(p, verified[0][p]),
                         verified=False,
-                        note="stationary point, valid only for data where it lies in the domain; otherwise maximise within the domain",
+                        note="stationary point, valid only for data where it lies in the domain; "
+                        "otherwise maximise within the domain",
                     )
                 else:
                     estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
@@ -498,7 +500,8 @@ def _boundary_estimator(lik: Likelihood, theta: sp.Symbol, timeout: float | None
         "boundary",
         expr=root,
         verified=True,
-        note=f"the log-likelihood is {direction} in {name} on the feasible set, so the constraint from the {side} observation binds",
+        note=f"the log-likelihood is {direction} in {name} on the feasible set, "
+        f"so the constraint from the {side} observation binds",
     )
 
 

@@ -544,7 +544,7 @@ class ScalarLecture(Lecture):
         Xf = self.f(self.X, *theta)
         logf_X = self.logf.subs(self.x, self.X)
         k = len(theta)
-        I = sp.Function("I")(*theta)
+        I_theta = sp.Function("I")(*theta)
         if k == 1:
             p = theta[0]
             second = rf"\frac{{\partial^{{2}}}}{{\partial {self.squared(p)}}}"
@@ -581,9 +581,9 @@ class ScalarLecture(Lecture):
         inner = sp.Matrix(k, k, lambda a, b: entry(a, b))
         final = info.fisher[0, 0] if k == 1 else info.fisher
         middle = inner[0, 0] if k == 1 else inner
-        lines: list[tuple[Any, Any]] = [(I, definition), (I, middle)]
+        lines: list[tuple[Any, Any]] = [(I_theta, definition), (I_theta, middle)]
         if middle != final:
-            lines.append((I, final))
+            lines.append((I_theta, final))
         after = []
         needed = sorted(
             {e for v in inner if v is not sp.nan for e in v.atoms(sp.Function) if e.func == E},
