@@ -24,7 +24,7 @@ from symmle.base.errors import (
 if TYPE_CHECKING:
     from symmle.model.spec import Model
     from symmle.numbers.fitting import FitResult
-    from symmle.simulate.verdicts import CheckResult
+    from symmle.simulate.results import CheckResult
     from symmle.symbolic.derivation import Derivation
 
 __all__ = [

@@ -28,7 +28,7 @@ from symmle.model.build import model_from_dict
 from symmle.model.catalogue import family_names
 from symmle.simulate import simulation, verdicts
 from symmle.simulate.check import check, parse_assignments
-from symmle.simulate.verdicts import CheckResult
+from symmle.simulate.results import CheckResult
 
 SEED = 20261124
 N, REPS, AGREE = 400, 300, 5

@@ -3,7 +3,12 @@
 Pure NumPy (SciPy only when a numeric solve is needed, imported there), no
 SymPy and no symmle imports: ``symmle compile`` copies this file verbatim into
 the generated module, so in-process and generated estimators run the same
-code and give the same numbers.
+code and give the same numbers.  That is why it is one file, the largest of
+the package: a generated module must stand alone, so the runtime cannot import
+its parts from elsewhere.  In order: chunked and tabulated samples and their
+statistics; parameter domains and their unconstrained coordinates; the numeric
+maximisation and its multimodal search; closed forms and their conditioning;
+estimates, standard errors and row-wise estimation.
 
 A *plan* is a dict of plain callables, each ``fn(values, data)`` with
 ``values`` a dict of floats by name (``N``, ``T1``, parameters, constants...):

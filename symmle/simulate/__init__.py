@@ -2,6 +2,6 @@
 
 ``sampling`` draws from a model; ``check`` runs a simulation check: ``simulation`` draws and
 estimates the replicates, ``agreement`` cross-checks them with an independent optimiser,
-``verdicts`` holds the results against their tolerances, ``progress`` shows the run and ``plots``
-draws it.
+``verdicts`` holds the results against their tolerances, ``results`` keeps them, ``progress``
+shows the run and ``plots`` draws it.
 """

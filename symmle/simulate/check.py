@@ -52,8 +52,9 @@ from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.base.errors import SpecError
 from symmle.simulate.agreement import agreement
 from symmle.simulate.progress import ProgressBar
+from symmle.simulate.results import CheckResult
 from symmle.simulate.simulation import Information, coverer, simulate, valid
-from symmle.simulate.verdicts import CheckResult, ParameterCheck, existence_verdict, parameter_check
+from symmle.simulate.verdicts import ParameterCheck, existence_verdict, parameter_check
 
 if TYPE_CHECKING:
     from symmle.model.spec import Model

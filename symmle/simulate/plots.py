@@ -16,7 +16,7 @@ from symmle.base.errors import SymmleError
 from symmle.base.files import write_output
 
 if TYPE_CHECKING:
-    from symmle.simulate.verdicts import CheckResult
+    from symmle.simulate.results import CheckResult
 
 __all__ = ["plot_check", "require_matplotlib"]
 
