@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+import sympy as sp
 from click.testing import CliRunner
 
 import symmle
@@ -163,9 +164,18 @@ def test_laplace_refuses_nothing_from_the_command_line(tmp_path):
     assert doc["estimates"]["m"] == pytest.approx(np.median(x), rel=1e-14)
     assert doc["estimates"]["b"] == pytest.approx(np.mean(np.abs(x - np.median(x))), rel=1e-12)
     _compiled_agrees(CLI["laplace"], tmp_path, x, {"m": np.median(x)})
-    checked = run("check", *CLI["laplace"], "--true", "m=0.5,b=1.3", "--n", "200", "--reps", "200")
-    assert checked.exit_code in (0, 6) and "Traceback" not in checked.output, checked.output
-    assert "m" in checked.output and "b" in checked.output
+    checked = run("check", *CLI["laplace"], "--true", "m=0.5,b=1.3", "--n", "400", "--reps", "400", "--json")
+    assert "Traceback" not in checked.output, checked.output
+    verdicts = json.loads(checked.stdout)["parameters"]
+    # the subgradient's estimate is a maximum of the likelihood built from the density alone
+    assert verdicts["m"]["checks"]["agreement"]["passed"] is True, verdicts["m"]
+    if sp.Matrix(symmle.derive(model(LAPLACE)).fisher).has(sp.nan):
+        # I[m, m] comes from the information module's outer-product form; without it, no standard
+        # errors, so only the coverage of the intervals can fail
+        failed = {k for p in verdicts.values() for k, v in p["checks"].items() if v["passed"] is False}
+        assert checked.exit_code in (0, 6) and failed <= {"coverage"}, verdicts
+    else:
+        assert checked.exit_code == 0, checked.output
 
 
 def _compiled_agrees(args, tmp_path, x, expected):

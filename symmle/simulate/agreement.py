@@ -13,7 +13,7 @@ at least one direction infeasible (the estimate sits on the data's edge).  The o
 then optimised with it fixed.  Integer parameters are not cross-checked.
 
 So is a parameter in which the log-likelihood has kinks (``Abs(x - m)``: its estimate is a sample
-quantile, :mod:`symmle.symbolic.kinks`), where a gradient-based optimiser cannot settle: no move of
+quantile, :mod:`symmle.symbolic.subgradient`), where a gradient-based optimiser cannot settle: no move of
 it by :data:`~symmle.simulate.verdicts.BOUNDARY_STEP` or more, and no observation put in its place,
 may raise the likelihood (at an even sample size a whole interval can share the maximum).
 """

@@ -2,7 +2,7 @@
 
 The strategies (score equations in :mod:`symmle.symbolic.stationarity`, support
 constraints in :mod:`symmle.symbolic.support`, piecewise-linear objectives in
-:mod:`symmle.symbolic.kinks`) each return an :class:`Estimator`.  They share the
+:mod:`symmle.symbolic.subgradient`) each return an :class:`Estimator`.  They share the
 filter of roots by domain (:func:`admissible`), the budgeted ``solve``
 (:func:`solve`), and the proof of the sign of an expression on a parameter's
 domain (:func:`sign_on`).

@@ -96,7 +96,9 @@ def _dependent(lik: Likelihood, regular: list[sp.Symbol]) -> tuple[bool, list[sp
     constants = model.constant_point()
     point = model.point()
     domains = {q.symbol: q.domain for q in model.parameters}
-    scores = [sp.diff(lik.log_density, p).subs(constants) for p in regular]
+    # parameters that set the support are held at the check point: only the regular ones vary
+    held = {q: v for q, v in point.items() if q not in regular}
+    scores = [sp.diff(lik.log_density, p).subs(constants).subs(held) for p in regular]
     fns = [to_function([x, *regular], s) for s in scores]
     rng = np.random.default_rng(23)
     verdicts = []
@@ -125,7 +127,7 @@ def _dependent(lik: Likelihood, regular: list[sp.Symbol]) -> tuple[bool, list[sp
             ]
         S = np.column_stack(cols)
         S = S[np.all(np.isfinite(S), axis=1)]
-        if S.shape[0] < len(regular) + 2:
+        if S.shape[0] < len(regular) + 1:
             return None  # too few points to tell
         norms = np.linalg.norm(S, axis=0)
         top = norms.max()

@@ -13,7 +13,7 @@ Three strategies sit beside the score equations, each in its own module:
 parameters that set the support get the bound where a support constraint
 binds (:mod:`symmle.symbolic.support`); parameters in which the
 log-likelihood is piecewise linear get a sample quantile by the subgradient
-(:mod:`symmle.symbolic.kinks`); and a model whose data cannot identify some
+(:mod:`symmle.symbolic.subgradient`); and a model whose data cannot identify some
 parameters is refused first (:mod:`symmle.symbolic.identify`).
 """
 
@@ -31,8 +31,8 @@ from symmle.model.domains import DOMAINS
 from symmle.symbolic.estimator import KINDS, Estimator, admissible, solve
 from symmle.symbolic.evaluate import SampleEvaluator, stress_datasets, verification_datasets
 from symmle.symbolic.identify import check_identifiable
-from symmle.symbolic.kinks import find_kink, kink_estimator
 from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.subgradient import find_kink, kink_estimator
 from symmle.symbolic.support import SupportBound, support_estimator
 
 __all__ = ["Estimator", "KINDS", "Stationarity", "solve_stationarity"]
@@ -70,7 +70,7 @@ class Stationarity:
     kinks : tuple of (Symbol, Expr)
         Regular parameters in which the log-likelihood is piecewise linear
         (``Abs(x - m)``), with their estimator, a sample quantile found by the
-        subgradient (:mod:`symmle.symbolic.kinks`).  They are in
+        subgradient (:mod:`symmle.symbolic.subgradient`).  They are in
         ``parameters`` and ``score``, but their Hessian entries hold
         ``DiracDelta`` terms.
 
