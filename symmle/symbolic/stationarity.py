@@ -247,7 +247,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     # a kink (Abs(x - m)) has no score root: a sample quantile by the subgradient
     kinks: dict[sp.Symbol, sp.Expr] = {}
     for p in regular:
-        kink = find_kink(lik, ell, p)
+        kink, _ = attempt(f"look for kinks in {p}", timeout, lambda p=p: find_kink(lik, ell, p))
         if kink is None:
             continue
         est = kink_estimator(lik, ell, kink)
