@@ -22,6 +22,9 @@ discrete sample is tabulated: see :class:`Tabulated`);
 ``residual``: ``[(pilot_name, {name: q})]``, sums of ``q(values, chunk)``, which read
 the pilot (a value of the variable, the mean of the first observations) and ``N``;
 ``closed``: ``{param: fn}``, closed-form and order-statistic estimators;
+``quantiles``: ``[(name, u, level, param)]``, sample quantiles of ``u(values, chunk)`` at
+``level(values, chunk)`` (a function of the constants), read as ``values[name]`` (the estimate of
+``param``, whose log-likelihood is piecewise linear; see :func:`sample_quantile`);
 ``rounding``: ``{param: (loss, data) or None}``: how many times each closed form's own rounding
 error may exceed the statistics', and the latter (in units of :data:`UNIT`; see :func:`_confirm_closed`);
 ``score``: the score of each regular parameter (in the order of ``regular``);
@@ -243,6 +246,12 @@ def statistics(plan, x, values, size=None, needed=None):
                         float(u.sum() if k == 1 else np.einsum("i,i->", u, u) if k == 2 else np.sum(u**k))
                     )
     out = {"N": float(x.shape[0]), "_xmin": lo, "_xmax": hi, **whole}
+    for name, u, level, _ in plan.get("quantiles", ()):
+        if (needed is None or name in needed) and x.shape[0]:
+            q = _level(level, values)
+            out[name], out[name + "_lo"], out[name + "_hi"] = sample_quantile(
+                lambda c, u=u: u(values, c), x, q, size
+            )
     if any(math.isinf(v) for v in whole.values()) and np.all(np.isfinite(x)):
         _overflow()
     for s in stats:
@@ -256,6 +265,105 @@ def statistics(plan, x, values, size=None, needed=None):
         for name, (_, parts_q) in acc.items():
             out[name] = _fsum(parts_q)
     return out
+
+
+#: Most values gathered at once to select an order statistic of a memory-mapped sample
+#: (8 MB of float64); beyond it, passes over the chunks narrow the range first.
+SELECT = 1 << 20
+
+
+def quantile_ranks(n, q):
+    """0-based ranks ``(i, j)`` of the order statistics whose midpoint is the MLE of a ``q``-quantile.
+
+    With ``k = n q`` a whole number (``1 <= k < n``), every value between the
+    ``k``-th and ``(k + 1)``-th smallest maximises the likelihood: ``(k - 1, k)``.
+    Otherwise the maximiser is unique, the ``ceil(k)``-th smallest: ``(j, j)``.
+    """
+    k = n * q
+    whole = round(k)
+    if abs(k - whole) <= 1e-9 * max(1.0, k) and 1 <= whole <= n - 1:
+        return whole - 1, whole
+    j = min(max(math.ceil(k), 1), n) - 1
+    return j, j
+
+
+def order_statistics_of(fn, x, ranks, size=None):
+    """The values of 0-based ``ranks`` among ``fn(x_i)`` in ascending order, exactly.
+
+    An array in memory is partitioned at once.  A memory-mapped one is never
+    loaded whole: each pass over its chunks counts the values between pivots
+    (quantiles of a strided subsample, or an even grid), which narrows the
+    range that holds the rank, until at most :data:`SELECT` values are left
+    to gather and partition.
+    """
+    if not isinstance(x, np.memmap) or x.shape[0] <= SELECT:
+        u = np.concatenate(
+            [np.broadcast_to(np.asarray(fn(c), dtype=float), c.shape) for c in chunks(x, size)]
+        )
+        return [float(v) for v in np.partition(u, ranks)[list(ranks)]]
+    return [_select(fn, x, int(k), size) for k in ranks]
+
+
+def _select(fn, x, k, size):
+    n = x.shape[0]
+    stride = max(1, n // (1 << 16))
+    sub = np.asarray(fn(np.asarray(x[::stride], dtype=float)), dtype=float) * np.ones(
+        len(range(0, n, stride))
+    )
+    lo, hi, below = -math.inf, math.inf, 0  # the value of rank k lies in (lo, hi]; `below` values are <= lo
+    stuck = False
+    while True:
+        inside = sub[(sub > lo) & (sub <= hi)]
+        if inside.size >= 2 and not stuck:
+            pivots = np.quantile(inside, np.linspace(0, 1, 1025)[1:-1])
+        elif math.isfinite(lo) and math.isfinite(hi):
+            # an even grid, and the least value itself, so that the next pass splits the range
+            pivots = np.r_[np.nextafter(lo, math.inf), np.linspace(lo, hi, 1025)[1:-1]]
+        else:
+            pivots = np.array([])
+        pivots = np.unique(pivots[(pivots > lo) & (pivots < hi)])
+        counts = np.zeros(pivots.size + 1, dtype=np.int64)
+        gathered, total, least, most = [], 0, math.inf, -math.inf
+        for chunk in chunks(x, size):
+            u = np.broadcast_to(np.asarray(fn(chunk), dtype=float), chunk.shape)
+            u = u[(u > lo) & (u <= hi)]
+            if not u.size:
+                continue
+            total += u.size
+            least, most = min(least, float(u.min())), max(most, float(u.max()))
+            counts += np.bincount(np.searchsorted(pivots, u, side="left"), minlength=counts.size)
+            if total <= SELECT:
+                gathered.append(u)
+        rank = k - below
+        if total <= SELECT:
+            return float(np.partition(np.concatenate(gathered), rank)[rank])
+        if least == most:
+            return least  # every value left is the same
+        j = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
+        stuck = bool(counts[j] == total)
+        if stuck:
+            # no pivot split the range: narrow it to the values' own extent, which the next grid splits
+            lo, hi = float(np.nextafter(least, -math.inf)), most
+            continue
+        edges = np.r_[lo, pivots, hi]
+        below += int(counts[:j].sum())
+        lo, hi = float(edges[j]), float(edges[j + 1])
+
+
+def sample_quantile(fn, x, q, size=None):
+    """``(estimate, lo, hi)``: the ``q``-quantile of ``fn(x_i)`` that maximises the likelihood.
+
+    ``[lo, hi]`` is the interval of maximisers (``lo == hi`` when unique) and
+    the estimate its midpoint (see :func:`quantile_ranks`).
+    """
+    i, j = quantile_ranks(x.shape[0], q)
+    lo, hi = order_statistics_of(fn, x, sorted({i, j}), size) * (2 if i == j else 1)
+    return (lo + hi) / 2 if lo != hi else lo, lo, hi
+
+
+def _level(level, values):
+    """The level ``q`` of a sample quantile (a function of the constants only)."""
+    return float(np.asarray(level(values, np.zeros(1)), dtype=float).reshape(-1)[0])
 
 
 def real_value(value):
@@ -1020,6 +1128,16 @@ def _solve(plan, x, constants, size, needed):
     one dict, and the data for the formulas' sums (a table of a discrete sample)."""
     values = constant_values(plan, constants)
     values.update(statistics(plan, x, values, size, needed))
+    for name, _, level, parameter in plan.get("quantiles", ()):
+        lo, hi = values.get(name + "_lo"), values.get(name + "_hi")
+        if lo is not None and lo < hi:
+            caution(
+                f"every {parameter} in [{lo:.6g}, {hi:.6g}] maximises the likelihood "
+                f"(N = {values['N']:g} times the level {_level(level, values):g} is a whole number, "
+                "so the log-likelihood is flat between these two order statistics); "
+                f"the estimate is the midpoint, {parameter} = {(lo + hi) / 2:.6g}, "
+                "and the other estimates are the same anywhere in the interval"
+            )
     data = tabulate(x, size) if plan.get("discrete") and plan.get("sums") else x
     for name, fn in plan["closed"].items():
         values[name] = fn(values, data)
@@ -1075,6 +1193,11 @@ def row_statistics(plan, rows, values):
             out[pilot_name] = pilot
             for k, name in powers.items():
                 out[name] = np.sum(u**k, axis=1)
+        for name, u, level, _ in plan.get("quantiles", ()):
+            ranked = np.sort(np.broadcast_to(np.asarray(u(values, rows), dtype=float), rows.shape), axis=1)
+            i, j = quantile_ranks(n, _level(level, values))
+            out[name + "_lo"], out[name + "_hi"] = ranked[:, i], ranked[:, j]
+            out[name] = (ranked[:, i] + ranked[:, j]) / 2
         for pilot_name, sums in plan.get("residual", ()):
             pilot = rows[:, :PILOT].mean(axis=1)
             v = dict(values, N=float(n))

@@ -222,6 +222,10 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     closed = {
         name: w.formula(fm, f"{name} = {sp.sstr(f['display'][name])}") for name, fm in f["closed"].items()
     }
+    quantiles = [
+        f"({_literal(name)}, {w.pointwise(u, var, 'u')}, {w.pointwise(level, var, 'q')}, {_literal(p)})"
+        for name, u, level, p in f["quantiles"]
+    ]
     profile = [(name, w.formula(fm, f"{name} given the reduced parameters")) for name, fm in f["profile"]]
     observed = (
         None
@@ -284,6 +288,7 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         + ", ".join(f"({_literal(pilot)}, {functions(sums)})" for pilot, sums in residual)
         + "]",
         f'"closed": {functions(closed)}',
+        '"quantiles": [' + ", ".join(quantiles) + "]",
         f'"reduced": {lit["reduced"]}',
         '"profile": [' + ", ".join(f"({_literal(k)}, {v})" for k, v in profile) + "]",
         f'"regular": {lit["regular"]}',

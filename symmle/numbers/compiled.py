@@ -34,6 +34,7 @@ from symmle.base.errors import DataError, DerivationError
 from symmle.base.numeric import _stable, to_function
 from symmle.numbers.rounding import rounding_bounds
 from symmle.symbolic.evaluate import Formula, by_name, verification_datasets
+from symmle.symbolic.likelihood import quantile_name, quantile_parts
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -273,7 +274,8 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         if found is not None and _check_residual(lik, e, found[0], found[1], point):
             closed[name] = found[0]
             residual.append(found[1])
-    ell = lik.log_likelihood.subs(dict(st.boundary))
+    # order statistics and sample quantiles stand for their parameters in what is left
+    ell = lik.log_likelihood.subs(dict(st.boundary)).subs(dict(st.kinks))
     out: dict[str, Any] = {
         "parameters": [q.name for q in model.parameters],
         "constants": [q.name for q in model.constants],
@@ -285,6 +287,11 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
         "centred": [(c.h, {k: u.name for k, u in c.powers.items()}, c.pilot.name) for c in centred],
         "residual": [(r.pilot.name, {S.name: q for S, q in r.sums.items()}) for r in residual],
         "closed": {name: Formula.of(e, lik) for name, e in closed.items()},
+        # sample quantiles: (name, u(x), level, parameter), the estimate of a piecewise-linear parameter
+        "quantiles": [
+            (quantile_name(q, model.variable), *quantile_parts(q), p.name)  # type: ignore[misc]
+            for p, q in st.kinks
+        ],
         "reduced": [p.name for p in st.reduced],
         "profile": [(p.name, Formula.of(v, lik)) for p, v in st.profile],
         "regular": [p.name for p in st.parameters],
@@ -327,6 +334,8 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     out["discrete"] = bool(model.discrete)
     out["sums"] = any(fm.sums for fm in estimation)
     out["needed"] = set().union(*(fm.args() for fm in estimation)) if estimation else set()
+    # a sample quantile may be read inside a sum (the mean absolute deviation about the median)
+    out["needed"] |= {name for name, *_ in out["quantiles"]}
     n = len(st.parameters)
     smooth = not any(e.has(sp.DiracDelta) for e in st.hessian)
     # a log-likelihood with a kink (Abs(x - m)) has no observed information there
@@ -376,6 +385,9 @@ class CompiledModel:
                 for pilot, sums in f["residual"]
             ],
             "closed": {name: fm.compile() for name, fm in f["closed"].items()},
+            "quantiles": [
+                (name, _pointwise(u, var), _pointwise(level, var), p) for name, u, level, p in f["quantiles"]
+            ],
             "reduced": f["reduced"],
             "profile": [(name, fm.compile()) for name, fm in f["profile"]],
             "regular": f["regular"],

@@ -74,8 +74,12 @@ def to_text(d: Derivation) -> str:
         lines.append("")
     lines += ["Log-likelihood", f"  l = {_fmt(d.log_likelihood)}", ""]
     lines.append("Score equations")
+    kinks = dict(d.stationarity.kinks)
     for p, s in zip(d.stationarity.parameters, d.stationarity.score):
-        lines.append(f"  dl/d{p} = {_fmt(s)} = 0")
+        if p in kinks:  # no root: the maximum is where the subgradient contains 0
+            lines.append(f"  dl/d{p} = {_fmt(s)}    (kinked: 0 must lie in the subgradient)")
+        else:
+            lines.append(f"  dl/d{p} = {_fmt(s)} = 0")
     lines += ["", "Estimators"]
     for name, e in d.solutions.items():
         if e.kind == "closed_form":

@@ -11,6 +11,11 @@ support at the estimate, and moving it by :data:`~symmle.simulate.verdicts.BOUND
 (relative) either puts data outside the support or lowers the likelihood, in both directions, with
 at least one direction infeasible (the estimate sits on the data's edge).  The other parameters are
 then optimised with it fixed.  Integer parameters are not cross-checked.
+
+So is a parameter in which the log-likelihood has kinks (``Abs(x - m)``: its estimate is a sample
+quantile, :mod:`symmle.symbolic.subgradient`), where a gradient-based optimiser cannot settle: no move of
+it by :data:`~symmle.simulate.verdicts.BOUNDARY_STEP` or more, and no observation put in its place,
+may raise the likelihood (at an even sample size a whole interval can share the maximum).
 """
 
 from __future__ import annotations
@@ -203,6 +208,23 @@ def _boundary_tight(
     return infeasible >= 1
 
 
+def _kink_maximal(
+    lik: _DensityLikelihood, x: np.ndarray, est: Mapping[str, float], name: str, scale: float
+) -> bool:
+    """No move of ``name`` (small steps either way, or onto any observation) raises the likelihood."""
+    ll0 = lik.loglik(x, est)
+    if not math.isfinite(ll0):
+        return False
+    size = max(abs(est[name]), scale, 1e-300)
+    steps = size * np.array([BOUNDARY_STEP, 1e-3, 0.1])
+    candidates = [est[name] + sign * h for h in steps for sign in (1.0, -1.0)]
+    candidates += list(np.unique(x)[:: max(1, x.size // 256)])
+    for value in candidates:
+        if lik.loglik(x, {**est, name: float(value)}) > ll0 + 1e-12 * abs(ll0):
+            return False
+    return True
+
+
 def agreement(
     m: Model,
     d: Derivation,
@@ -242,14 +264,16 @@ def agreement(
         return {}
     kinds = {k: e.kind for k, e in d.solutions.items()}
     boundary = [q.name for q in m.parameters if kinds.get(q.name) == "boundary"]
+    kinked = [p.name for p, _ in d.stationarity.kinks]
     integer = [q.name for q in m.parameters if q.domain in ("integer", "positive_integer")]
-    free = [q.name for q in m.parameters if q.name not in boundary and q.name not in integer]
+    free = [q.name for q in m.parameters if q.name not in (*boundary, *kinked, *integer)]
     lik = _DensityLikelihood(m, consts, free)
     scale = {k: float(np.nanstd(v[ok])) if ok.any() else 0.0 for k, v in est.items()}
     q_domain = {q.name: q.domain for q in m.parameters}
     spread = {k: _spread(est[k][ok], q_domain[k]) for k in free}
     diffs: dict[str, list[float]] = {k: [] for k in free}
     tight: dict[str, list[bool]] = {k: [] for k in boundary}
+    maximal: dict[str, list[bool]] = {k: [] for k in kinked}
     for r in range(rows.shape[0]):
         advance(1)
         if not ok[r]:
@@ -258,9 +282,11 @@ def agreement(
         row_est = {k: float(est[k][r]) for k in est}
         for b in boundary:
             tight[b].append(_boundary_tight(lik, x, row_est, b, scale[b]))
+        for k in kinked:
+            maximal[k].append(_kink_maximal(lik, x, row_est, k, scale[k]))
         if not free:
             continue
-        fixed = {k: row_est[k] for k in (*boundary, *integer)}
+        fixed = {k: row_est[k] for k in (*boundary, *kinked, *integer)}
         start = {k: theta[k] for k in free}
         found = _optimise(lik, x, start, fixed, spread)
         rel = _rel(found, row_est, free, scale)
@@ -298,6 +324,19 @@ def agreement(
             )
         else:
             out[k] = (None, len(t), True, "on the data's edge in every replicate")
+    for k, t in maximal.items():
+        bad = t.count(False)
+        if not t:
+            out[k] = (None, 0, None, "no replicate with an MLE")
+        else:
+            out[k] = (
+                None,
+                len(t),
+                not bad,
+                f"a move raises the likelihood in {bad} of {len(t)} replicates"
+                if bad
+                else "no move raises the likelihood in any replicate",
+            )
     for k in integer:
         out.setdefault(k, (None, 0, None, "integer parameter: not cross-checked"))
     return out

@@ -16,9 +16,22 @@ import sympy as sp
 
 from symmle.base import _runtime
 from symmle.base.numeric import to_function
-from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.likelihood import Likelihood, quantile_name, quantile_parts
 
-__all__ = ["Formula", "SampleEvaluator", "by_name", "verification_datasets", "stress_datasets"]
+__all__ = [
+    "Formula",
+    "SampleEvaluator",
+    "by_name",
+    "quantiles_in",
+    "verification_datasets",
+    "stress_datasets",
+]
+
+
+def quantiles_in(expr: sp.Expr) -> list[sp.Expr]:
+    """The sample quantiles (``Median(x)``...) in ``expr``, in a fixed order."""
+    found = {a for a in sp.sympify(expr).atoms(sp.Function) if quantile_parts(a) is not None}
+    return sorted(found, key=sp.default_sort_key)
 
 
 @dataclass(frozen=True)
@@ -27,8 +40,10 @@ class Formula:
 
     ``outer`` is an expression in identifier-named symbols (``N``, ``T1``,
     ``U0_2``, parameters, constants, ``_xmin``/``_xmax`` for the order
-    statistics, ``_s0``... for the sums); each sum is ``(name, summand)``
-    with the summand a function of the model variable.
+    statistics, ``_xmed``... for sample quantiles (see
+    :func:`~symmle.symbolic.likelihood.quantile_name`), ``_s0``... for the
+    sums); each sum is ``(name, summand)`` with the summand a function of the
+    model variable.
     """
 
     outer: sp.Expr
@@ -39,6 +54,8 @@ class Formula:
     def of(cls, expr: sp.Expr, lik: Likelihood) -> Formula:
         expr = sp.sympify(expr)
         var = lik.model.variable
+        # sample quantiles (Median(x)) are values read by name, inside sums too
+        expr = expr.xreplace({q: sp.Symbol(quantile_name(q, var)) for q in quantiles_in(expr)})
         subs: dict[sp.Basic, sp.Symbol] = {}
         sums = []
         for k, s in enumerate(sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)):
@@ -108,9 +125,24 @@ class SampleEvaluator:
         names = {lo: "_xmin", hi: "_xmax"}
         self.values = {names.get(k, str(k)): v for k, v in stats.items()}
 
+    def add_quantiles(self, expr: sp.Expr) -> None:
+        """Put the value of each sample quantile of ``expr`` (constants substituted) in ``values``."""
+        var = self.lik.model.variable
+        for q in quantiles_in(expr):
+            name = quantile_name(q, var)
+            if name in self.values:
+                continue
+            u, level = quantile_parts(q)  # type: ignore[misc]
+            g = to_function([var], u)
+            self.values[name] = _runtime.sample_quantile(
+                lambda c, g=g: np.asarray(g(c), dtype=float) * np.ones_like(c), self.data, float(level)
+            )[0]
+
     def __call__(self, expr: sp.Expr, params: Mapping[sp.Symbol, float]) -> float:
         """Value of ``expr`` at parameter values ``params`` (complex values -> nan)."""
-        fn = Formula.of(sp.sympify(expr).subs(self.constants), self.lik).compile()
+        expr = sp.sympify(expr).subs(self.constants)
+        self.add_quantiles(expr)
+        fn = Formula.of(expr, self.lik).compile()
         values = {**self.values, **{p.name: float(v) for p, v in params.items()}}
         try:
             return float(fn(values, self.data))

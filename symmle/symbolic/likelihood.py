@@ -23,19 +23,70 @@ log-density must reproduce the density).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from symmle.base.budget import budget
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import interior_points
 from symmle.model.spec import Model
 
-__all__ = ["Statistic", "Likelihood", "build_likelihood"]
+__all__ = [
+    "Statistic",
+    "Likelihood",
+    "build_likelihood",
+    "sample_quantile",
+    "quantile_parts",
+    "quantile_name",
+]
+
+#: The names of the order statistics that are sample quantiles (besides ``Min`` and ``Max``).
+QUANTILES = ("Median", "Quantile")
+
+
+def sample_quantile(u: sp.Expr, level: sp.Expr) -> sp.Expr:
+    r"""The sample ``level``-quantile of :math:`u(x_i)`: ``Median(u)`` or ``Quantile(u, level)``.
+
+    It is the midpoint of the minimisers of :math:`\sum_i \rho_q(u(x_i) - m)`,
+    with :math:`\rho_q(v) = v (q - [v < 0])` the check loss
+    (:math:`\sum_i |m - u(x_i)|/2` at :math:`q = 1/2`): with :math:`k = N q`,
+    the midpoint of the order statistics :math:`u_{(k)}` and
+    :math:`u_{(k+1)}` when :math:`k` is a whole number (every point between
+    them is a minimiser), else :math:`u_{(\lceil k \rceil)}`.  ``Median(x)``
+    is therefore NumPy's median.  Like ``Min(x)`` and ``Max(x)`` it is an
+    undefined function, so SymPy keeps it whole.
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x", real=True)
+    >>> sample_quantile(x, sp.S.Half), sample_quantile(sp.log(x), sp.Rational(1, 4))
+    (Median(x), Quantile(log(x), 1/4))
+    """
+    kw = {"positive": True} if u.is_positive else {"real": True}
+    if level == sp.S.Half:
+        return sp.Function("Median", **kw)(u)
+    return sp.Function("Quantile", **kw)(u, level)
+
+
+def quantile_parts(e: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """``(u, level)`` of a sample quantile made by :func:`sample_quantile`, else ``None``."""
+    if not isinstance(e, AppliedUndef) or e.func.__name__ not in QUANTILES:
+        return None
+    return (e.args[0], sp.S.Half) if e.func.__name__ == "Median" else (e.args[0], e.args[1])
+
+
+def quantile_name(e: sp.Expr, variable: sp.Symbol) -> str:
+    """The identifier of a sample quantile in numeric code: ``_xmed`` for ``Median(x)``, else a digest."""
+    u, level = quantile_parts(e)  # type: ignore[misc]
+    if u == variable and level == sp.S.Half:
+        return "_xmed"
+    return "_xq" + hashlib.sha1(sp.srepr(e).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)

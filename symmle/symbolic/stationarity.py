@@ -8,6 +8,13 @@ is negative definite.  Where no closed form is found, the problem is
 reduced as far as algebra allows (parameters with a closed form given the
 others are profiled out) and the remaining equations are reported as
 ``numeric``; no root is ever guessed.
+
+Three strategies sit beside the score equations, each in its own module:
+parameters that set the support get the bound where a support constraint
+binds (:mod:`symmle.symbolic.support`); parameters in which the
+log-likelihood is piecewise linear get a sample quantile by the subgradient
+(:mod:`symmle.symbolic.subgradient`); and a model whose data cannot identify some
+parameters is refused first (:mod:`symmle.symbolic.identify`).
 """
 
 from __future__ import annotations
@@ -21,61 +28,14 @@ import sympy as sp
 from symmle.base._runtime import in_domain
 from symmle.base.budget import attempt
 from symmle.model.domains import DOMAINS
+from symmle.symbolic.estimator import KINDS, Estimator, admissible, solve
 from symmle.symbolic.evaluate import SampleEvaluator, stress_datasets, verification_datasets
+from symmle.symbolic.identify import check_identifiable
 from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.subgradient import find_kink, kink_estimator
+from symmle.symbolic.support import SupportBound, support_estimator
 
-__all__ = ["Estimator", "Stationarity", "solve_stationarity"]
-
-KINDS = ("closed_form", "numeric", "boundary", "none")
-
-
-@dataclass(frozen=True)
-class Estimator:
-    """How the MLE of one parameter is obtained.
-
-    Attributes
-    ----------
-    kind : str
-        ``closed_form``, ``numeric`` (``equation`` is what remains to solve),
-        ``boundary`` (an order statistic) or ``none`` (``note`` says why).
-    expr : Expr or None
-        The estimator, in ``N``, the statistics ``T_j`` and constants.
-    equation : Eq or None
-        For ``numeric``: the equation this parameter solves (a profile
-        relation to other parameters, or a reduced stationarity equation).
-    verified : bool
-        Whether the numerical cross-check passed.
-    parameter : str
-        The parameter's name.
-    note : str
-        How the estimator was found, or why there is none.
-
-    Examples
-    --------
-    >>> from symmle import derive
-    >>> derive("poisson").solutions["lam"]
-    Estimator(parameter='lam', kind='closed_form', expr=T1/N, equation=None, verified=True, note='')
-    >>> u = derive("uniform").solutions["theta"]
-    >>> u.kind, u.expr
-    ('boundary', Max(x))
-    >>> a = derive("gamma").solutions["a"]
-    >>> a.kind, a.expr, a.equation
-    ('numeric', None, Eq(log(a) - polygamma(0, a), log(T1/N) - T2/N))
-    """
-
-    parameter: str
-    kind: str
-    expr: sp.Expr | None = None
-    equation: sp.Eq | None = None
-    verified: bool = False
-    note: str = ""
-
-    def __str__(self) -> str:
-        if self.expr is not None:
-            return str(self.expr)
-        if self.equation is not None:
-            return f"{self.kind}: solve {self.equation}"
-        return f"{self.kind}: {self.note}"
+__all__ = ["Estimator", "KINDS", "Stationarity", "solve_stationarity"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +64,15 @@ class Stationarity:
         Closed forms of other parameters given the reduced ones, in order.
     boundary : tuple of (Symbol, Expr)
         Order-statistic estimators of the parameters that set the support.
+    support : tuple of (Symbol, SupportBound)
+        For each of those, its support constraints and the sign of the
+        log-likelihood's slope on the feasible set.
+    kinks : tuple of (Symbol, Expr)
+        Regular parameters in which the log-likelihood is piecewise linear
+        (``Abs(x - m)``), with their estimator, a sample quantile found by the
+        subgradient (:mod:`symmle.symbolic.subgradient`).  They are in
+        ``parameters`` and ``score``, but their Hessian entries hold
+        ``DiracDelta`` terms.
 
     Examples
     --------
@@ -125,21 +94,10 @@ class Stationarity:
     profile: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
     #: order-statistic estimators of the parameters that set the support
     boundary: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
-
-
-def _admissible(value: sp.Expr, domain: str) -> bool:
-    """False when SymPy can prove ``value`` lies outside ``domain``."""
-    if value.has(sp.I, sp.zoo, sp.nan, sp.oo, -sp.oo):
-        return False
-    if value.is_real is False:
-        return False
-    if domain in ("positive", "unit", "positive_integer") and value.is_positive is False:
-        return False
-    if domain == "nonnegative" and value.is_nonnegative is False:
-        return False
-    if domain == "unit" and (value - 1).is_nonnegative is True:
-        return False
-    return True
+    #: how each of those was found: the support constraints and the slope that makes one bind
+    support: tuple[tuple[sp.Symbol, SupportBound], ...] = ()
+    #: sample quantiles (``Median(x)``) of the parameters in which the log-likelihood is piecewise linear
+    kinks: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
 
 
 def _vanishes(ev: SampleEvaluator, expr: sp.Expr, values: Mapping[sp.Symbol, float]) -> bool:
@@ -205,34 +163,12 @@ class _Checker:
                 return False, "the Hessian is not negative definite at the solution"
         return True, ""
 
-    def loglik(self, lik: Likelihood, solution: Mapping[sp.Symbol, sp.Expr]) -> list[float]:
+    def loglik(self, ell: sp.Expr, solution: Mapping[sp.Symbol, sp.Expr]) -> list[float]:
         out = []
         for ev in self.evaluators:
             values = {**self.fixed, **{p: ev(solution[p], self.fixed) for p in self.params}}
-            out.append(ev(lik.log_likelihood, values))
+            out.append(ev(ell, values))
         return out
-
-
-def _inside_sum(expr: sp.Expr, symbol: sp.Symbol) -> bool:
-    """Whether ``symbol`` occurs inside an unevaluated sum over the data."""
-    return any(symbol in s.function.free_symbols for s in expr.atoms(sp.Sum))
-
-
-def _solve(
-    eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None, step: str
-) -> list[dict[sp.Symbol, sp.Expr]] | None:
-    # No closed form can isolate a parameter trapped inside a sum over the data.
-    if any(_inside_sum(e, u) for e in eqs for u in unknowns):
-        return []
-
-    def run() -> list[dict[sp.Symbol, sp.Expr]]:
-        try:
-            return sp.solve(eqs, unknowns, dict=True)
-        except (NotImplementedError, ValueError, TypeError, ZeroDivisionError):
-            return []
-
-    result, timed_out = attempt(step, timeout, run)
-    return None if timed_out else result
 
 
 def _tidy_equation(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol) -> sp.Eq:
@@ -269,6 +205,11 @@ def _tidy_equation_with(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol, dee
 def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stationarity:
     """Derive the score, Hessian and estimators of ``lik``'s regular parameters.
 
+    Raises
+    ------
+    SpecError
+        When the data cannot identify some parameters (:mod:`symmle.symbolic.identify`).
+
     Examples
     --------
     >>> from symmle.model.build import load_model
@@ -282,6 +223,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     estimators: dict[str, Estimator] = {}
     regular = []
     boundary: dict[sp.Symbol, sp.Expr] = {}
+    support: dict[sp.Symbol, SupportBound] = {}
     for q in model.parameters:
         if not model.depends_on_support(q.symbol):
             regular.append(q.symbol)
@@ -290,28 +232,67 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
             f"{q.name} sets the support, so the model is not regular in {q.name}: "
             f"no stationary point is taken for it; its MLE is where the support constraint binds"
         )
-        est = _boundary_estimator(lik, q.symbol, timeout)
+        est, how = support_estimator(lik, q.symbol, timeout)
         estimators[q.name] = est
         if est.kind == "boundary":
             boundary[q.symbol] = est.expr
+            support[q.symbol] = how  # type: ignore[assignment]
         else:
             warnings.append(f"no maximum-likelihood estimator found for {q.name}: {est.note}")
+    check_identifiable(lik, regular)
     ell = lik.log_likelihood.subs(boundary)
     score = tuple(sp.diff(ell, p) for p in regular)
     hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
-    if not regular:
-        return Stationarity(
-            (), (), sp.Matrix(), estimators, (), tuple(warnings), boundary=tuple(boundary.items())
+    common: dict = {"boundary": tuple(boundary.items()), "support": tuple(support.items())}
+    # a kink (Abs(x - m)) has no score root: a sample quantile by the subgradient
+    kinks: dict[sp.Symbol, sp.Expr] = {}
+    for p in regular:
+        kink, _ = attempt(f"look for kinks in {p}", timeout, lambda p=p: find_kink(lik, ell, p))
+        if kink is None:
+            continue
+        est = kink_estimator(lik, ell, kink)
+        if est.kind == "closed_form":
+            kinks[p] = kink.estimator
+            estimators[p.name] = est
+        else:
+            warnings.append(est.note)
+    common["kinks"] = tuple(kinks.items())
+    smooth = [p for p in regular if p not in kinks]
+    equations: tuple[sp.Eq, ...] = ()
+    if smooth:
+        equations, reduced, profile = _solve_smooth(
+            lik, ell.subs(kinks), smooth, estimators, warnings, timeout
         )
+        common.update(reduced=reduced, profile=profile)
+    return Stationarity(
+        tuple(regular), score, hessian, _ordered(model, estimators), equations, tuple(warnings), **common
+    )
+
+
+def _solve_smooth(
+    lik: Likelihood,
+    ell: sp.Expr,
+    regular: list[sp.Symbol],
+    estimators: dict[str, Estimator],
+    warnings: list[str],
+    timeout: float | None,
+) -> tuple[tuple[sp.Eq, ...], tuple[sp.Symbol, ...], tuple[tuple[sp.Symbol, sp.Expr], ...]]:
+    """Solve the score equations of ``ell`` for ``regular``: closed forms, or profiles and reduced equations.
+
+    Fills ``estimators`` and ``warnings``; returns ``(equations, reduced, profile)``.
+    """
+    model = lik.model
+    score = tuple(sp.diff(ell, p) for p in regular)
+    hessian = sp.Matrix(len(regular), len(regular), lambda i, j: sp.diff(score[i], regular[j]))
     domains = {q.symbol: q.domain for q in model.parameters}
     checker = _Checker(lik, regular, score, hessian)
 
-    def admissible(sol: Mapping[sp.Symbol, sp.Expr], unknowns: Sequence[sp.Symbol]) -> bool:
-        return all(p in sol and _admissible(sol[p], domains[p]) for p in unknowns)
+    def each_admissible(sol: Mapping[sp.Symbol, sp.Expr], unknowns: Sequence[sp.Symbol]) -> bool:
+        return all(p in sol and admissible(sol[p], domains[p]) for p in unknowns)
 
     # 1. the whole system at once
     eqs = [sp.together(s) for s in score]
-    solutions = _solve(eqs, regular, timeout, "solve the score equations")
+    solutions = solve(eqs, regular, timeout, "solve the score equations")
     if solutions is None:
         warnings.append(
             f"solving the score equations timed out after {timeout:g} s; reducing them one at a time"
@@ -319,7 +300,9 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
         solutions = []
     every = set(model.parameter_symbols)
     candidates = [
-        s for s in solutions if admissible(s, regular) and not any(s[p].free_symbols & every for p in regular)
+        s
+        for s in solutions
+        if each_admissible(s, regular) and not any(s[p].free_symbols & every for p in regular)
     ]
 
     # 2. otherwise eliminate one parameter at a time: each from its own score
@@ -356,7 +339,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
                 )
         if len(verified) > 1:
             # several maxima: keep the one with the largest likelihood on every data set
-            lls = [checker.loglik(lik, s) for s in verified]
+            lls = [checker.loglik(ell, s) for s in verified]
             best = [
                 i
                 for i in range(len(verified))
@@ -386,16 +369,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
                     )
                 else:
                     estimators[p.name] = Estimator(p.name, "closed_form", expr=verified[0][p], verified=True)
-            return Stationarity(
-                tuple(regular),
-                score,
-                hessian,
-                _ordered(model, estimators),
-                (),
-                tuple(warnings),
-                reduced=tuple(regular) if outside else (),
-                boundary=tuple(boundary.items()),
-            )
+            return (), tuple(regular) if outside else (), ()
         profile, remaining = {}, list(zip(regular, eqs))
 
     # 3. numeric: report the profile relations and the reduced equations
@@ -414,6 +388,16 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
         )
     for p, (v, source) in profile.items():
         ok = _verify_profile(checker, p, v, source)
+        if ok and not (v.free_symbols & every):
+            # free of the parameters left to numerics: a closed form of the MLE in its own right
+            estimators[p.name] = Estimator(
+                p.name,
+                "closed_form",
+                expr=v,
+                verified=True,
+                note="the stationarity condition in it has this root whatever the other parameters",
+            )
+            continue
         estimators[p.name] = Estimator(
             p.name,
             "numeric",
@@ -428,110 +412,7 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
         + ", ".join(p.name for p, _ in remaining)
         + "; the reduced equation(s) must be solved numerically"
     )
-    return Stationarity(
-        tuple(regular),
-        score,
-        hessian,
-        _ordered(model, estimators),
-        tuple(reduced),
-        tuple(warnings),
-        reduced=tuple(p for p, _ in remaining),
-        profile=tuple((p, v) for p, (v, _) in profile.items()),
-        boundary=tuple(boundary.items()),
-    )
-
-
-def _sign(expr: sp.Expr) -> int:
-    """+1 or -1 when SymPy can prove the sign of ``expr``, else 0."""
-    if expr.is_positive:
-        return 1
-    if expr.is_negative:
-        return -1
-    return 0
-
-
-def _boundary_estimator(lik: Likelihood, theta: sp.Symbol, timeout: float | None) -> Estimator:
-    r"""The MLE of a parameter that sets one end of the support.
-
-    The data must lie in the support: an upper end :math:`b(\theta)` must
-    satisfy :math:`b(\theta) \ge \max_i x_i`, a lower end
-    :math:`a(\theta) \le \min_i x_i`.  If the log-likelihood is monotone on
-    this feasible set, decreasing away from where the constraint binds, the
-    MLE is the binding point, a function of the order statistic.  Both
-    facts are proved symbolically where possible and otherwise checked on
-    test data over the feasible set.
-    """
-    model = lik.model
-    name = theta.name
-    domain = {q.symbol: q.domain for q in model.parameters}[theta]
-    lo, hi = model.support
-    in_lo, in_hi = theta in lo.free_symbols, theta in hi.free_symbols
-    if in_lo and in_hi:
-        return Estimator(name, "none", note="it sets both ends of the support")
-    end = hi if in_hi else lo
-    order_stat = lik.order_statistics[1 if in_hi else 0]
-    others = set(model.parameter_symbols) - {theta}
-    roots = _solve([end - order_stat], [theta], timeout, f"solve the support constraint for {name}")
-    good = [
-        r[theta]
-        for r in roots or []
-        if theta in r and _admissible(r[theta], domain) and not (r[theta].free_symbols & others)
-    ]
-    if len(good) != 1:
-        return Estimator(name, "none", note="the binding support constraint has no unique solution")
-    root = good[0]
-    point = model.point()
-    slope = _sign(sp.diff(end, theta)) or int(np.sign(float(sp.diff(end, theta).subs(point))))
-    if slope == 0:
-        return Estimator(name, "none", note="the support end does not move with it")
-    # feasible set lies above the root when the upper end increases, or the lower end decreases
-    above = (slope > 0) == in_hi
-    dl = sp.diff(lik.log_likelihood, theta)
-    want = -1 if above else 1  # the likelihood must fall going into the feasible set
-    proved = _sign(want * dl) == 1
-    if not proved and not _monotone_on_data(lik, theta, root, dl, above, want):
-        return Estimator(name, "none", note="the likelihood is not monotone on the feasible set")
-    if domain in ("integer", "positive_integer") and not root.is_integer:
-        root = sp.ceiling(root) if above else sp.floor(root)
-    side = "largest" if in_hi else "smallest"
-    direction = "decreasing" if above else "increasing"
-    return Estimator(
-        name,
-        "boundary",
-        expr=root,
-        verified=True,
-        note=f"the log-likelihood is {direction} in {name} on the feasible set, "
-        f"so the constraint from the {side} observation binds",
-    )
-
-
-def _monotone_on_data(
-    lik: Likelihood, theta: sp.Symbol, root: sp.Expr, dl: sp.Expr, above: bool, want: int
-) -> bool:
-    """Check the sign of the derivative over the feasible set on test data."""
-    model = lik.model
-    point = model.point()
-    constants = model.constant_point()
-    rng = np.random.default_rng(11)
-    for data in verification_datasets(lik, constants, point):
-        ev = SampleEvaluator(lik, data, constants)
-        r = ev(root, {})
-        if not np.isfinite(r):
-            return False
-        for _ in range(3):
-            values = {
-                q.symbol: point[q.symbol] * float(rng.uniform(0.5, 1.5))
-                if q.domain not in ("integer", "positive_integer")
-                else point[q.symbol]
-                for q in model.parameters
-                if q.symbol is not theta
-            }
-            for step in (1e-6, 1e-3, 0.1, 1.0, 10.0, 1e3):
-                t = r + (1 if above else -1) * step * (abs(r) + 1)
-                v = ev(dl, {**values, theta: t})
-                if not np.isfinite(v) or want * v <= 0:
-                    return False
-    return True
+    return tuple(reduced), tuple(p for p, _ in remaining), tuple((p, v) for p, (v, _) in profile.items())
 
 
 def _eliminate_one(remaining, domains, timeout):
@@ -544,11 +425,11 @@ def _eliminate_one(remaining, domains, timeout):
     for (p, _), (q, eq) in own + cross:
         if p not in eq.free_symbols:
             continue
-        roots = _solve([eq], [p], timeout, f"solve d/d{q} = 0 for {p}")
+        roots = solve([eq], [p], timeout, f"solve d/d{q} = 0 for {p}")
         good = [
             r[p]
             for r in roots or []
-            if p in r and _admissible(r[p], domains[p]) and p not in r[p].free_symbols
+            if p in r and admissible(r[p], domains[p]) and p not in r[p].free_symbols
         ]
         if len(good) == 1:
             return p, q, good[0], eq

@@ -26,7 +26,7 @@ from symmle.report.lecture.core import (
 )
 from symmle.report.printer import subscript
 from symmle.symbolic.information import Information
-from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.likelihood import Likelihood, quantile_parts
 from symmle.symbolic.stationarity import Stationarity
 
 __all__ = ["ScalarLecture"]
@@ -185,14 +185,29 @@ class ScalarLecture(Lecture):
         """For each parameter the support depends on: the constraint and the slope that makes it bind."""
         steps = []
         lo, hi = self.model.support
+        how = dict(self.st.support)
         for p, value in self.st.boundary:
             e = self.st.estimators[p.name]
-            upper = p in hi.free_symbols
-            end = hi if upper else lo
-            order = self.tex(self.lik.order_statistics[1 if upper else 0])
-            constraint = rf"{self.tex(end)} \ge {order}" if upper else rf"{self.tex(end)} \le {order}"
+            found = how.get(p)
+            if found is not None:
+                ends = [(c.upper, c.end, c.order) for c in found.constraints]
+            else:
+                upper = p in hi.free_symbols
+                ends = [(upper, hi if upper else lo, self.lik.order_statistics[1 if upper else 0])]
+            parts = [
+                rf"{self.tex(end)} \ge {self.tex(order)}"
+                if upper
+                else rf"{self.tex(end)} \le {self.tex(order)}"
+                for upper, end, order in ends
+            ]
+            constraint = "$ and $".join(parts)
+            if found is not None and len(ends) > 1:
+                bounds = "$ and $".join(self.tex(c.bound(p)) for c in found.constraints)
+                constraint += f"$, that is ${bounds}"
             slope = self.tidy(sp.diff(self.ell_sum, p))
             sign = True if slope.is_positive else False if slope.is_negative else None
+            if sign is None and found is not None and found.proved:
+                sign = found.direction > 0
 
             text = (
                 f"The support depends on ${self.tex(p)}$, so the likelihood is zero unless every "
@@ -205,9 +220,12 @@ class ScalarLecture(Lecture):
                 why = f"It is negative, so the log-likelihood decreases as ${self.tex(p)}$ grows"
             else:
                 why = f"symmle checked on test data that {e.note}"
-            side = "largest" if upper else "smallest"
+            if len(ends) > 1:
+                side = "the largest lower bound" if sign is False else "the smallest upper bound"
+            else:
+                side = "the largest observation" if ends[0][0] else "the smallest observation"
             after = (
-                f"{why}, and the maximum is where the constraint binds: at the {side} observation."
+                f"{why}, and the maximum is where the constraint binds: at {side}."
                 if sign is not None
                 else f"{why[0].upper()}{why[1:]}."
             )
@@ -239,6 +257,7 @@ class ScalarLecture(Lecture):
         steps = []
         values = self._values()
         profile = dict(self.st.profile)
+        kinks = dict(self.st.kinks)
         nll = -self.ell_sum
         for p in self.st.parameters:
             d = self.spread(sp.diff(nll, p))
@@ -258,6 +277,9 @@ class ScalarLecture(Lecture):
                     section=section,
                 )
             )
+            if p in kinks:
+                steps.append(self._subgradient_step(p, kinks[p]))
+                continue
             e = self.st.estimators[p.name]
             target = None
             if e.kind == "closed_form":
@@ -325,6 +347,35 @@ class ScalarLecture(Lecture):
                     section=last.section,
                 )
         return steps
+
+    def _subgradient_step(self, p: sp.Symbol, quantile: sp.Expr) -> Step:
+        """A parameter in which the log-likelihood is piecewise linear: its maximum by the subgradient."""
+        self.solved[p] = quantile
+        m = self.tex(p)
+        u, level = quantile_parts(quantile)  # type: ignore[misc]
+        what = "median" if level == sp.S.Half else f"${self.tex(level)}$-quantile"
+        text = (
+            f"The absolute value has a kink where ${m}$ meets an observation, so the log-likelihood is not "
+            f"differentiable there, and between kinks the derivative counts the observations on either "
+            f"side of ${m}$: setting it to zero has no root in general. The log-likelihood is concave and "
+            f"piecewise linear in ${m}$, so its maximum is where the subgradient contains zero, that is "
+            f"where no move of ${m}$ either way raises it: at the sample {what} of ${self.tex(u)}$,"
+        )
+        between = "the two middle observations" if level == sp.S.Half else "two neighbouring order statistics"
+        after = (
+            f"When ${self.tex(level * self.lik.N)}$ is a whole number, every ${m}$ between {between} "
+            "maximises the likelihood equally; the estimate is their midpoint, and the other estimates "
+            "are the same anywhere in between."
+        )
+        return Step(
+            f"Subgradient in {p.name}",
+            text,
+            ((p, quantile),),
+            after=after,
+            kind="stationary",
+            parameter=p.name,
+            section=MAXIMISING,
+        )
 
     def numeric_steps(self) -> list[Step]:
         """The reduced equations of the parameters found numerically."""
@@ -452,7 +503,8 @@ class ScalarLecture(Lecture):
 
     def hessian_steps(self) -> list[Step]:
         """The Hessian of the log-likelihood, at the estimate where the data sums can be eliminated."""
-        regular = list(self.st.parameters)
+        # a piecewise-linear parameter has no second derivative: its maximum came from the subgradient
+        regular = [p for p in self.st.parameters if p not in dict(self.st.kinks)]
         if not regular:
             return []
         k = len(regular)
