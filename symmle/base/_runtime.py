@@ -1313,8 +1313,11 @@ def support_ends(plan, values):
     for fn, default in zip(plan.get("support") or (None, None), (-math.inf, math.inf)):
         v = math.nan
         if fn is not None:
-            with np.errstate(all="ignore"):
-                v = float(real_value(np.asarray(fn(values, np.zeros(1)), dtype=float).reshape(-1)[0]))
+            try:
+                with np.errstate(all="ignore"):
+                    v = float(real_value(np.asarray(fn(values, np.zeros(1)), dtype=float).reshape(-1)[0]))
+            except (KeyError, TypeError, ValueError):
+                v = math.nan  # a constant without a value: named by the caller
         ends.append(default if math.isnan(v) else v)
     return ends[0], ends[1]
 
