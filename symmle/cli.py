@@ -263,8 +263,15 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
 @_inline_options
 @click.option("--column", help="Column of DATA: a CSV header name or a 1-based index.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option(
+    "--ci",
+    type=click.Choice(["transformed", "wald"]),
+    default="transformed",
+    show_default=True,
+    help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-def fit(args, pdf, var, discrete, support, params, consts, column, as_json, timeout) -> None:
+def fit(args, pdf, var, discrete, support, params, consts, column, as_json, ci, timeout) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
     DATA is a .npy, .csv or .txt file, or - for standard input.  With an
@@ -283,7 +290,7 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, time
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     x = load_data(data_path, column)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    result = run_fit(run(m, timeout=budget), x, values, timeout=budget)
+    result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
     _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 

@@ -27,8 +27,31 @@ FAMILIES = family_names()
 N_SAMPLE = 2000
 N_LARGE = 10**5
 Z95 = 1.959963984540054
-FIT_KEYS = {"schema", "model", "n", "estimates", "kind", "stderr", "ci95", "log_likelihood", "warnings"}
+FIT_KEYS = {
+    "schema",
+    "model",
+    "n",
+    "estimates",
+    "kind",
+    "stderr",
+    "ci95",
+    "ci_method",
+    "log_likelihood",
+    "warnings",
+}
 NUMERIC = ["gamma", "beta", "weibull"]
+
+
+def expected_interval(value: float, se: float, domain: str) -> tuple[tuple[float, float], str]:
+    """The default 95% interval, written out here: Wald on the log scale of a positive parameter,
+    the logit scale of one in (0, 1), the natural scale of a real one (delta method, mapped back)."""
+    if domain in ("positive", "nonnegative", "positive_integer") and value > 0:
+        w = Z95 * se / value
+        return (value * math.exp(-w), value * math.exp(w)), "wald-log"
+    if domain == "unit":
+        z, w = math.log(value / (1 - value)), Z95 * se / (value * (1 - value))
+        return (1 / (1 + math.exp(-(z - w))), 1 / (1 + math.exp(-(z + w)))), "wald-logit"
+    return (value - Z95 * se, value + Z95 * se), "wald"
 
 
 def rel(a: float, b: float) -> float:
@@ -280,15 +303,22 @@ def test_ci95_json_and_text(name, derivation, families):
     model = d.model
     data = families.sample(name, N_SAMPLE)
     r = symmle.fit(d, data, families.constants(model))
+    wald = symmle.fit(d, data, families.constants(model), ci="wald")
+    domains = {q.name: q.domain for q in model.parameters}
     for p, v in r.estimates.items():
         se, ci = r.stderr[p], r.ci95[p]
         if se is None or r.kind[p] == "boundary":
-            assert ci is None
+            assert ci is None and wald.ci95[p] is None
+            assert r.ci_method[p] is None
         else:
-            lo, hi = ci
-            assert lo == pytest.approx(v - Z95 * se, rel=1e-15, abs=1e-300)
-            assert hi == pytest.approx(v + Z95 * se, rel=1e-15, abs=1e-300)
-            assert lo < v < hi
+            (lo, hi), how = expected_interval(v, se, domains[p])
+            assert r.ci_method[p] == how
+            assert ci[0] == pytest.approx(lo, rel=1e-13, abs=1e-300)
+            assert ci[1] == pytest.approx(hi, rel=1e-13, abs=1e-300)
+            assert ci[0] < v < ci[1]
+            assert wald.ci_method[p] == "wald"
+            assert wald.ci95[p][0] == pytest.approx(v - Z95 * se, rel=1e-15, abs=1e-300)
+            assert wald.ci95[p][1] == pytest.approx(v + Z95 * se, rel=1e-15, abs=1e-300)
     for p, k in r.kind.items():
         if k == "boundary":
             # the exact standard deviation of the order statistic; no Wald interval
@@ -309,6 +339,7 @@ def test_ci95_json_and_text(name, derivation, families):
             assert doc["ci95"][p] is None
         else:
             assert doc["ci95"][p] == list(r.ci95[p])
+        assert doc["ci_method"][p] == r.ci_method[p]
     assert doc["log_likelihood"] == r.log_likelihood
     assert isinstance(doc["warnings"], list) and all(isinstance(w, str) for w in doc["warnings"])
     text = r.to_text()
@@ -412,11 +443,15 @@ def test_cli_gamma_npy_json(tmp_path, families):
     assert FIT_KEYS <= set(doc)
     assert doc["kind"] == {"a": "numeric", "b": "numeric"}
     ref = gamma_mle(data)
+    wald = strict_json(ok(run("fit", "gamma", tmp_path / "samples.npy", "--json", "--ci", "wald")))
     for p, v in ref.items():
         assert rel(doc["estimates"][p], v) <= 1e-8
-        lo, hi = doc["ci95"][p]
-        assert lo == pytest.approx(doc["estimates"][p] - Z95 * doc["stderr"][p], rel=1e-14)
-        assert hi == pytest.approx(doc["estimates"][p] + Z95 * doc["stderr"][p], rel=1e-14)
+        (lo, hi), how = expected_interval(doc["estimates"][p], doc["stderr"][p], "positive")
+        assert doc["ci_method"][p] == how == "wald-log"
+        assert doc["ci95"][p] == pytest.approx([lo, hi], rel=1e-13)
+        assert wald["ci_method"][p] == "wald"
+        assert wald["ci95"][p][0] == pytest.approx(doc["estimates"][p] - Z95 * doc["stderr"][p], rel=1e-14)
+        assert wald["ci95"][p][1] == pytest.approx(doc["estimates"][p] + Z95 * doc["stderr"][p], rel=1e-14)
 
 
 def test_cli_uniform_txt(tmp_path, families):

@@ -8,7 +8,7 @@ the package: a generated module must stand alone, so the runtime cannot import
 its parts from elsewhere.  In order: chunked and tabulated samples and their
 statistics; parameter domains and their unconstrained coordinates; the numeric
 maximisation and its multimodal search; closed forms and their conditioning;
-estimates, standard errors and row-wise estimation.
+estimates, standard errors and row-wise estimation; checks of the data.
 
 A *plan* is a dict of plain callables, each ``fn(values, data)`` with
 ``values`` a dict of floats by name (``N``, ``T1``, parameters, constants...):
@@ -33,6 +33,9 @@ error may exceed the statistics', and the latter (in units of :data:`UNIT`; see 
 ``objective``, ``gradient``, ``hessian``: the profile log-likelihood and its derivatives;
 ``regular``, ``fisher``, ``observed``: for standard errors (``fisher`` may be ``None``);
 ``logf``: the log-density, ``logf(values, chunk)``;
+``support``, ``variable`` (optional, for :func:`check_data`): ``(lo, hi)``, each ``fn(values, chunk)``
+giving an end of the support that involves no parameter (``None`` for one that does), and the
+variable's name;
 ``rowwise``: the estimators read only statistics, so many data sets (rows of a
 2-D array) are estimated in one vectorised call (:func:`run_estimate_rows`).
 """
@@ -1284,3 +1287,245 @@ def run_log_likelihood(plan, x, values, size=None):
     if missing:
         raise NoMLE(f"missing value for '{missing[0]}'")
     return sum_over(lambda c: plan["logf"](v, c), x, size)
+
+
+# --------------------------------------------------------------------------
+# checking the data before estimating
+# --------------------------------------------------------------------------
+
+
+class BadData(ValueError):
+    """Data the model cannot take: empty, not finite, outside the support, not integers.
+
+    ``index`` and ``value`` name the first bad observation (``None`` for empty
+    data), ``reason`` says what is wrong with it; the message reads
+    ``x[index] = value`` followed by the reason.
+    """
+
+    def __init__(self, reason, index=None, value=None, variable="x"):
+        self.reason, self.index, self.value = reason, index, value
+        if index is None:
+            super().__init__(reason)
+        else:
+            super().__init__(f"{variable}[{index}] = {show_number(value)} {reason}")
+
+
+def show_number(value):
+    """A number as the user wrote it: ``0`` for ``0.0``, every digit of ``0.30000000000000004``."""
+    value = float(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
+
+
+def show_support(lo, hi, open_lo=False, open_hi=False):
+    """``[0, oo)``: the support's ends, closed where finite unless said open."""
+    left = "(-oo" if not math.isfinite(lo) else ("(" if open_lo else "[") + show_number(lo)
+    right = "oo)" if not math.isfinite(hi) else show_number(hi) + (")" if open_hi else "]")
+    return f"{left}, {right}"
+
+
+#: Parameter values at which the log-density is tried at each observation (see :func:`unexplained`):
+#: spread over each domain and avoiding special values (a shape of 1, a log of 1).
+PROBE_VALUES = {
+    "real": (0.3, -1.3, 2.9, -0.07, 7.1, -17.3, 43.0, -310.0, 0.011, 2.3e3, -4.1e4),
+    "positive": (1.7, 0.37, 4.3, 0.061, 13.1, 0.0083, 57.0, 0.00071, 310.0, 2.3e3, 4.1e4, 3.3e-5, 0.79),
+    "nonnegative": (1.7, 0.37, 4.3, 0.061, 13.1, 0.0083, 57.0, 0.00071, 310.0, 2.3e3, 4.1e4, 3.3e-5, 0.79),
+    "unit": (0.35, 0.11, 0.83, 0.52, 0.03, 0.97, 0.68, 0.003, 0.997),
+    "integer": (3.0, -2.0, 0.0, 1.0, 7.0, -9.0, 25.0, -120.0, 1000.0),
+    "positive_integer": (6.0, 1.0, 2.0, 3.0, 11.0, 40.0, 150.0, 1000.0, 4.0),
+}
+#: Number of combinations of :data:`PROBE_VALUES` tried (besides three taken from each observation).
+PROBES = 24
+
+
+def _fixed_probes(domains, names):
+    """Combinations of :data:`PROBE_VALUES`: each parameter runs through its list at its own stride."""
+    out = []
+    for i in range(PROBES):
+        p = {}
+        for j, name in enumerate(names):
+            grid = PROBE_VALUES[domains[name]]
+            p[name] = grid[(i * (2 * j + 1) + j) % len(grid)]
+        out.append(p)
+    return out
+
+
+def _row_probes(domains, names, rows):
+    """Three choices of the parameters on the scale of each observation of ``rows`` (arrays like it).
+
+    A real parameter at, below and above the observation, a positive one at
+    its size and beyond it: where a support ends at a parameter, it reaches
+    the observation, whatever the data's scale.
+    """
+    size = np.abs(rows)
+    out = []
+    for shift in (0.0, -1.0, 1.0):
+        p = {}
+        for name in names:
+            d = domains[name]
+            if d in ("real", "integer"):
+                v = rows + shift * (size + 1.0)
+                p[name] = v if d == "real" else np.floor(v) if shift < 0 else np.ceil(v)
+            elif d in ("positive", "nonnegative", "positive_integer"):
+                v = np.where(size > 0, size, 1.0) if shift == 0 else 2.0 * size + 1.0
+                p[name] = np.ceil(v) if d == "positive_integer" else v
+            else:  # unit
+                p[name] = 0.5 if shift == 0 else PROBE_VALUES["unit"][1 if shift < 0 else 2]
+        out.append(p)
+    return out
+
+
+def unexplained(plan, rows, values):
+    """Which of ``rows`` (observations) have a log-density that is finite for no parameter value.
+
+    The log-density is tried at every observation for one choice of the
+    parameters and, where it is not finite, for the others (:data:`PROBES`
+    fixed ones, then three on the observation's scale).  An observation
+    where it is ``-inf``, ``+inf`` or ``nan`` for all of them makes the
+    likelihood 0, unbounded or undefined whatever the parameters: no MLE
+    exists.  Returns a boolean array like ``rows``.
+    """
+    names = list(plan["parameters"])
+    domains = plan["domains"]
+    fixed = _fixed_probes(domains, names)
+    suspect = np.flatnonzero(~np.isfinite(_logf_at(plan, values, fixed[0], rows)))
+    for i in range(1, PROBES + 3):
+        if suspect.size == 0:
+            break
+        sub = rows[suspect]
+        p = fixed[i] if i < PROBES else _row_probes(domains, names, sub)[i - PROBES]
+        suspect = suspect[~np.isfinite(_logf_at(plan, values, p, sub))]
+    mask = np.zeros(rows.shape, dtype=bool)
+    mask[suspect] = True
+    return mask
+
+
+def _logf_at(plan, values, params, rows):
+    """The log-density at ``rows`` for the parameters ``params``; 0 where it cannot be evaluated.
+
+    A formula that raises says nothing about the observations: they count
+    as explained, so a value is never refused for a failure of the code.
+    """
+    v = dict(values)
+    v.update(params)
+    with np.errstate(all="ignore"):
+        try:
+            out = np.asarray(real_value(plan["logf"](v, rows)), dtype=float)
+        except (ArithmeticError, ValueError, TypeError):
+            return np.zeros(rows.shape)
+    return np.broadcast_to(out, rows.shape)
+
+
+def _unexplained_reason(plan, values, value, lo, hi):
+    """Why the observation ``value`` is refused (see :func:`unexplained`), after the value itself."""
+    names = list(plan["parameters"])
+    row = np.array([float(value)])
+    probes = (*_fixed_probes(plan["domains"], names), *_row_probes(plan["domains"], names, row))
+    seen = np.array([_logf_at(plan, values, p, row)[0] for p in probes])
+    kinds = ", ".join(
+        s
+        for s, hit in (("-inf", -np.inf in seen), ("+inf", np.inf in seen), ("nan", np.isnan(seen).any()))
+        if hit
+    )
+    tail = f"the log-density there is not finite ({kinds}) at every parameter value tried"
+    if value == lo or value == hi:
+        support = show_support(lo, hi, open_lo=value == lo, open_hi=value == hi)
+        return f"is outside the support {support} of the model: {tail}"
+    return f"is outside where the model's density is positive and finite: {tail}"
+
+
+def support_ends(plan, values):
+    """The ends of the support that involve no parameter, as numbers (else infinite)."""
+    ends = []
+    for fn, default in zip(plan.get("support") or (None, None), (-math.inf, math.inf)):
+        v = math.nan
+        if fn is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    v = float(real_value(np.asarray(fn(values, np.zeros(1)), dtype=float).reshape(-1)[0]))
+            except (KeyError, TypeError, ValueError):
+                v = math.nan  # a constant without a value: named by the caller
+        ends.append(default if math.isnan(v) else v)
+    return ends[0], ends[1]
+
+
+def check_data(plan, x, values, size=None):
+    """Raise :class:`BadData` on the first observation that is not a number the model can take.
+
+    Empty data are refused first; then, in the order of the observations,
+    one that is not a finite number, outside the support's fixed ends
+    (those that involve no parameter, at the constants in ``values``) or,
+    for a discrete model, not an integer.  One pass over the data, in
+    chunks.
+    """
+    variable = plan.get("variable", "x")
+    if x.shape[0] == 0:
+        raise BadData("the data are empty")
+    lo, hi = support_ends(plan, values)
+    start = 0
+    for chunk in chunks(x, size):
+        found = []  # (index in the chunk, reason)
+        bad = ~np.isfinite(chunk)
+        if bad.any():
+            found.append((int(np.flatnonzero(bad)[0]), "is not a finite number"))
+        with np.errstate(invalid="ignore"):
+            out = (chunk < lo) | (chunk > hi)
+            frac = np.isfinite(chunk) & (chunk != np.round(chunk)) if plan.get("discrete") else out[:0]
+        if out.any():
+            found.append(
+                (int(np.flatnonzero(out)[0]), f"is outside the support {show_support(lo, hi)} of the model")
+            )
+        if frac.any():
+            found.append((int(np.flatnonzero(frac)[0]), "is not an integer (the model is discrete)"))
+        if found:
+            k, reason = min(found)
+            raise BadData(reason, start + k, chunk[k], variable)
+        start += chunk.size
+
+
+def check_density(plan, x, values, size=None):
+    """Raise :class:`BadData` on the first observation whose log-density is finite for no parameter value.
+
+    For data that passed :func:`check_data` (see :func:`unexplained`).  The
+    log-density is evaluated once per observation (once per distinct value
+    of a discrete sample that tabulates) and again only where it is not
+    finite.
+    """
+    table = tabulate(x, size) if plan.get("discrete") else x
+    bad_values = None
+    if isinstance(table, Tabulated):
+        bad_values = table.values[unexplained(plan, table.values, values)]
+        if bad_values.size == 0:
+            return
+    start = 0
+    for chunk in chunks(x, size):
+        mask = unexplained(plan, chunk, values) if bad_values is None else np.isin(chunk, bad_values)
+        if mask.any():
+            k = int(np.flatnonzero(mask)[0])
+            lo, hi = support_ends(plan, values)
+            reason = _unexplained_reason(plan, values, chunk[k], lo, hi)
+            raise BadData(reason, start + k, chunk[k], plan.get("variable", "x"))
+        start += chunk.size
+
+
+def run_checked(run, plan, x, constants):
+    """``run(plan, x, constants)`` on checked data (a generated module's functions).
+
+    The data are checked first (:func:`check_data`); where ``run`` then
+    finds no MLE or a value that is not finite, an observation whose
+    log-density is finite for no parameter value is named instead, if
+    there is one (:func:`check_density`: a pass of the log-density over the
+    data, made only then).
+    """
+    x = as_data(x)
+    values = constant_values(plan, constants)
+    check_data(plan, x, values)
+    try:
+        out = run(plan, x, constants)
+    except NoMLE:
+        check_density(plan, x, values)
+        raise
+    if any(isinstance(v, float) and not math.isfinite(v) for v in out.values()):
+        check_density(plan, x, values)
+    return out

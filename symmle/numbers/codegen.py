@@ -238,6 +238,9 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         else [[w.formula(fm, prefix="fisher") for fm in row] for row in f["fisher"]]
     )
     logf = w.pointwise(f["logf"], var, "logf")
+    # the support's ends that involve no parameter, checked against the data before estimating
+    parameters = set(model.parameter_symbols)
+    support = [None if e.free_symbols & parameters else w.pointwise(e, var, "support") for e in model.support]
     score = [w.formula(fm, prefix="score") for fm in f["score"]]
     bounds = {
         name: b and f"({w.formula(b[0], prefix='loss')}, {w.formula(b[1], prefix='cond')})"
@@ -297,6 +300,8 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
         f'"observed": {grid(observed)}',
         f'"fisher": {grid(fisher)}',
         f'"logf": {logf}',
+        f'"support": ({support[0]}, {support[1]})',
+        f'"variable": {_literal(var.name)}',
         f'"needed": {_literal(sorted(f["needed"]))}',
         *[f'"{k}": {lit[k]}' for k in ("vectorised", "rowwise", "discrete", "sums")],
         *[f'"{k}": {v}' for k, v in numeric.items()],
@@ -316,6 +321,10 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
             f"# {{{', '.join(f'{p!r}: ...' for p in f['parameters'])}}}\n"
             f"    stderr(x{_const_args(f)})          # asymptotic standard errors\n"
             "    log_likelihood(x, **values)        # sum of log f(x_i)\n\n"
+            "The data are checked first: empty data, a value that is not a finite number, outside the "
+            "support or (for a discrete model) not an integer raise a ValueError naming the first one, "
+            f"{var}[i]; so does a value where the log-density is finite for no parameter value, when "
+            "the estimation finds no MLE.\n\n"
             f"Generated code: imports NumPy{' and SciPy' if imports or f['reduced'] else ''} only, "
             "and runs without SymPy or symmle.\n"
         )
@@ -355,16 +364,18 @@ PLAN = {{
 
 def estimate(x, **constants):
     {estimate_doc}
-    return run_estimate(PLAN, x, constants)
+    return run_checked(run_estimate, PLAN, x, constants)
 
 
 def stderr(x, **constants):
     {stderr_doc}
-    return run_stderr(PLAN, x, constants)
+    return run_checked(run_stderr, PLAN, x, constants)
 
 
 def log_likelihood(x, **params_and_constants):
     {loglik_doc}
+    x = as_data(x)
+    check_data(PLAN, x, dict(PLAN["known"], **params_and_constants))
     return run_log_likelihood(PLAN, x, params_and_constants)
 """
     return header + "\n\n" + _runtime_source() + "\n\n" + "\n\n".join(w.functions) + api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings as _warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,19 +12,94 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from symmle.base import _runtime
 from symmle.base._runtime import EstimateWarning, in_domain
 from symmle.base.budget import DEFAULT_TIMEOUT
-from symmle.base.errors import DataError, DerivationError
+from symmle.base.errors import DataError, DerivationError, SpecError
 from symmle.base.quadrature import DIRECT_TERMS
 from symmle.base.terminal import printable
 from symmle.numbers.compiled import CompiledModel
 from symmle.numbers.data import fixed_support, validate_data
 from symmle.symbolic.derivation import Derivation, derive
 
-__all__ = ["FitResult", "fit"]
+__all__ = ["CI_METHODS", "INTERVAL_SCALE", "FitResult", "fit", "interval"]
 
 #: Two-sided 95% normal quantile.
 Z95 = 1.959963984540054
+
+#: The open interval a parameter of each domain lives in: its 95% interval is made on the scale that
+#: maps it onto the real line (``log(theta - lo)`` below a finite ``lo`` only, ``log(hi - theta)``
+#: under a finite ``hi`` only, ``logit((theta - lo)/(hi - lo))`` between two), so it stays inside.
+INTERVAL_SCALE: dict[str, tuple[float, float]] = {
+    "real": (-math.inf, math.inf),
+    "integer": (-math.inf, math.inf),
+    "positive": (0.0, math.inf),
+    "nonnegative": (0.0, math.inf),
+    "positive_integer": (0.0, math.inf),
+    "unit": (0.0, 1.0),
+}
+
+#: The choices of ``fit(..., ci=...)`` and ``symmle fit --ci``.
+CI_METHODS = ("transformed", "wald")
+
+#: How each interval was made, for the line under the table.
+_CI_TEXT = {
+    "wald": "as estimate +/- 1.96 se",
+    "wald-log": "on the log scale, mapped back (delta method)",
+    "wald-logit": "on the logit scale, mapped back (delta method)",
+}
+
+
+def interval(
+    value: float, se: float, domain: str, method: str = "transformed"
+) -> tuple[tuple[float, float], str]:
+    """The 95% interval of a parameter of ``domain`` estimated at ``value`` with standard error ``se``.
+
+    ``method="wald"``: ``value +/- Z95 * se``.  ``"transformed"``: the Wald
+    interval of the parameter's coordinate on the real line
+    (:data:`INTERVAL_SCALE`), with the standard error carried over by the
+    delta method (``se(log theta) = se / theta``), mapped back; it lies in
+    the domain and is not symmetric.  A parameter whose domain is the real
+    line, or whose estimate sits on the end of its domain, gets the Wald
+    interval.
+
+    Returns
+    -------
+    ((low, high), how)
+        ``how`` is ``"wald"``, ``"wald-log"`` or ``"wald-logit"``.
+
+    Examples
+    --------
+    >>> (lo, hi), how = interval(0.63, 0.40, "positive")
+    >>> how, round(lo, 4), round(hi, 4), round(lo * hi, 4) == round(0.63**2, 4)
+    ('wald-log', 0.1815, 2.1867, True)
+    >>> (lo, hi), how = interval(0.63, 0.40, "positive", "wald")
+    >>> how, round(lo, 4), round(hi, 4)
+    ('wald', -0.154, 1.414)
+    >>> [round(v, 4) for v in interval(0.9, 0.1, "unit")[0]]
+    [0.5049, 0.9876]
+    """
+    if method not in CI_METHODS:
+        raise SpecError(f"unknown interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
+    lo, hi = INTERVAL_SCALE[domain]
+    if method == "wald" or not (lo < value < hi) or (math.isinf(lo) and math.isinf(hi)):
+        return (value - Z95 * se, value + Z95 * se), "wald"
+    if math.isfinite(lo) and math.isfinite(hi):
+        u = (value - lo) / (hi - lo)
+        z, w = math.log(u) - math.log1p(-u), Z95 * se / ((hi - lo) * u * (1 - u))
+        return (lo + (hi - lo) * _expit(z - w), lo + (hi - lo) * _expit(z + w)), "wald-logit"
+    w = Z95 * se / (value - lo if math.isfinite(lo) else hi - value)
+    if math.isfinite(lo):
+        return (lo + (value - lo) * _exp(-w), lo + (value - lo) * _exp(w)), "wald-log"
+    return (hi - (hi - value) * _exp(w), hi - (hi - value) * _exp(-w)), "wald-log"
+
+
+def _exp(t: float) -> float:
+    return math.exp(t) if t < 709.0 else math.inf
+
+
+def _expit(t: float) -> float:
+    return 1 / (1 + math.exp(-t)) if t >= 0 else math.exp(t) / (1 + math.exp(t))
 
 
 @dataclass(frozen=True)
@@ -48,7 +124,7 @@ class FitResult:
         Asymptotic standard errors; for a boundary kind, the standard
         deviation of the order statistic's exact distribution.
     ci95 : dict of str to (float, float) or None
-        95% Wald intervals (none for boundary kinds).
+        95% intervals (none for boundary kinds): see :func:`interval`.
     log_likelihood : float
         The log-likelihood at the estimates.
     information : str
@@ -56,13 +132,19 @@ class FitResult:
         errors come from (empty if there is none).
     warnings : list of str
         What the user should know about the fit.
+    ci_method : dict of str to str or None
+        How each interval was made: ``"wald"`` (estimate +/- 1.96 se),
+        ``"wald-log"`` or ``"wald-logit"`` (Wald on the log or logit
+        scale, mapped back); ``None`` where there is no interval.
 
     Examples
     --------
     >>> r = fit("poisson", [1, 3, 2, 2])
-    >>> r.n, r.estimates, r.kind, r.information
-    (4, {'lam': 2.0}, {'lam': 'closed_form'}, 'expected')
+    >>> r.n, r.estimates, r.kind, r.information, r.ci_method
+    (4, {'lam': 2.0}, {'lam': 'closed_form'}, 'expected', {'lam': 'wald-log'})
     >>> [round(v, 4) for v in r.ci95["lam"]]
+    [1.0002, 3.9992]
+    >>> [round(v, 4) for v in fit("poisson", [1, 3, 2, 2], ci="wald").ci95["lam"]]
     [0.6141, 3.3859]
     """
 
@@ -75,6 +157,7 @@ class FitResult:
     log_likelihood: float
     information: str = ""  #: "expected" or "observed": the source of the standard errors
     warnings: list[str] = field(default_factory=list)
+    ci_method: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle fit --json`` (schema 1).
@@ -83,9 +166,10 @@ class FitResult:
         -------
         dict
             ``schema``, ``model``, ``n``, ``estimates``, ``kind``,
-            ``stderr``, ``ci95`` (``[low, high]`` lists), ``log_likelihood``,
-            ``information`` and ``warnings``; ``None`` marks what does not
-            exist.
+            ``stderr``, ``ci95`` (``[low, high]`` lists; an end beyond
+            double precision is ``None``), ``ci_method`` (see
+            :class:`FitResult`), ``log_likelihood``, ``information`` and
+            ``warnings``; ``None`` marks what does not exist.
 
         Examples
         --------
@@ -100,7 +184,11 @@ class FitResult:
             "estimates": self.estimates,
             "kind": self.kind,
             "stderr": self.stderr,
-            "ci95": {k: (list(v) if v is not None else None) for k, v in self.ci95.items()},
+            "ci95": {
+                k: (None if v is None else [e if math.isfinite(e) else None for e in v])
+                for k, v in self.ci95.items()
+            },
+            "ci_method": {k: self.ci_method.get(k) for k in self.ci95},
             "log_likelihood": self.log_likelihood,
             "information": self.information or None,
             "warnings": self.warnings,
@@ -118,18 +206,20 @@ class FitResult:
         str
             A line naming the model and ``n``, a table of estimates,
             standard errors, 95% intervals and kinds, the log-likelihood,
-            and any warnings.
+            where the standard errors come from, how the intervals were
+            made, and any warnings.
 
         Examples
         --------
         >>> print(fit("poisson", [1, 3, 2, 2]).to_text(), end="")
         poisson: maximum-likelihood fit to n = 4 observations
         <BLANKLINE>
-          parameter  estimate  std. error  95% interval        kind
-          lam        2         0.7071      [0.614096, 3.3859]  closed_form
+          parameter  estimate  std. error  95% interval       kind
+          lam        2         0.7071      [1.0002, 3.99922]  closed_form
         <BLANKLINE>
           log-likelihood = -5.632876386
           standard errors from the expected information
+          95% Wald intervals: lam on the log scale, mapped back (delta method)
         """
         rows = [("parameter", "estimate", "std. error", "95% interval", "kind")]
         for name, value in self.estimates.items():
@@ -150,6 +240,14 @@ class FitResult:
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
         if self.information:
             lines.append(f"  standard errors from the {self.information} information")
+        methods: dict[str, list[str]] = {}
+        for name, how in self.ci_method.items():
+            if how is not None and self.ci95.get(name) is not None:
+                methods.setdefault(how, []).append(name)
+        head = "  95% Wald intervals: "
+        for how, names in methods.items():
+            lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
+            head = " " * len(head)
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
@@ -161,8 +259,15 @@ def fit(
     constants: Mapping[str, Any] | None = None,
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
+    ci: str = "transformed",
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
+
+    The data are checked before anything is solved: each observation must
+    be a finite number inside the support (an integer for a discrete
+    model), with a log-density that is finite for some value of the
+    parameters (else the likelihood is 0 or unbounded whatever they are).
+    A :class:`~symmle.base.errors.DataError` names the first row that is not.
 
     Parameters
     ----------
@@ -171,6 +276,11 @@ def fit(
         One-dimensional observations (a memory-mapped array is reduced in chunks).
     constants : mapping, optional
         Values of the model's constants, by name.
+    ci : {"transformed", "wald"}, optional
+        How the 95% intervals are made (:func:`interval`): by default on the
+        log scale for a positive parameter and the logit scale for one in
+        (0, 1), so they stay inside the domain; ``"wald"`` for
+        estimate +/- 1.96 se for every parameter.
 
     Examples
     --------
@@ -179,6 +289,8 @@ def fit(
     >>> r.estimates["lam"], round(r.stderr["lam"], 6)
     (2.0, 0.707107)
     """
+    if ci not in CI_METHODS:
+        raise SpecError(f"unknown interval method {ci!r}: choose one of {', '.join(CI_METHODS)}")
     constants = {k: _number(k, v) for k, v in (constants or {}).items()}
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
@@ -193,6 +305,7 @@ def fit(
     consts = {q.symbol: named[q.name] for q in m.constants}
     lo, hi = fixed_support(m.support, set(m.parameter_symbols), consts)
     validate_data(x, lo=lo, hi=hi, discrete=m.discrete, variable=m.variable.name)
+    _check_density(compiled, x, named, lo, hi, m.variable.name)
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always", EstimateWarning)
         estimates, stderr, source = compiled.estimate_with_stderr(x, **constants)
@@ -241,14 +354,15 @@ def fit(
                 "at the estimate (exact, not asymptotic); "
                 "it has no 95% Wald interval, since its distribution is not normal"
             )
-    ci95 = {
-        k: (
-            None
-            if se is None or compiled.kinds[k] == "boundary"
-            else (estimates[k] - Z95 * se, estimates[k] + Z95 * se)
-        )
-        for k, se in stderr.items()
-    }
+    domains = {q.name: q.domain for q in m.parameters}
+    ci95: dict[str, tuple[float, float] | None] = {}
+    ci_method: dict[str, str | None] = {}
+    for k, se in stderr.items():
+        # an order statistic's distribution is not normal: no interval of this kind
+        if se is None or compiled.kinds[k] == "boundary":
+            ci95[k], ci_method[k] = None, None
+        else:
+            ci95[k], ci_method[k] = interval(estimates[k], se, domains[k], ci)
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     return FitResult(
         model=m.name,
@@ -260,7 +374,26 @@ def fit(
         log_likelihood=loglik,
         information=source,
         warnings=warnings,
+        ci_method=ci_method,
     )
+
+
+def _check_density(
+    compiled: CompiledModel, x: Any, values: Mapping[str, float], lo: float, hi: float, variable: str
+) -> None:
+    """Refuse the first row where the log-density is finite for no parameter value (before solving).
+
+    See :func:`symmle.base._runtime.check_density`: without it such a row
+    surfaces as a failure of the solver ("not finite anywhere on the search
+    grid"), which does not name it.
+    """
+    plan = {**compiled.plan, "variable": variable, "support": (lambda v, c: lo, lambda v, c: hi)}
+    try:
+        _runtime.check_density(plan, x, values)
+    except _runtime.BadData as exc:
+        raise DataError(
+            f"row {exc.index + 1} of the data, {variable} = {_runtime.show_number(exc.value)}, {exc.reason}"
+        ) from None
 
 
 def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, float], n: int) -> float | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from symmle.base.errors import SymmleError
-from symmle.numbers.fitting import Z95  # the intervals whose coverage is checked are fit's
+from symmle.numbers.fitting import Z95  # the coverage checked is that of fit's Wald intervals (ci="wald")
 
 if TYPE_CHECKING:
     from symmle.model.spec import Model
