@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from symmle.report.printer import Printer, common_denominator, exact, function_latex, latex
+from symmle.report.printer import Printer, common_denominator, exact, function_latex, latex, with_names
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
@@ -158,7 +158,7 @@ def _rhs_lines(expr: Any, data: frozenset, room: float) -> list[str]:
     if isinstance(expr, str):
         return [expr]
     expr = exact(sp.sympify(expr))
-    printer = Printer(data)
+    printer = Printer(with_names(data, expr))
     whole = printer.doprint(expr)
     if _width(whole) <= room:
         return [whole]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from symmle.report.equations import step_latex
 from symmle.report.escape import tex_plain, tex_text, tex_title
 from symmle.report.outline import notes, sections
-from symmle.report.printer import data_symbols
+from symmle.report.printer import notation
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -48,7 +48,7 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     >>> print(doc.splitlines()[1], doc.splitlines()[-1])
     \usepackage{amsmath} \end{document}
     """
-    data = data_symbols(d)
+    data = notation(d)
     parts = []
     for section, steps in sections(d):
         parts.append(f"\\subsection*{{{tex_text(section)}}}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from symmle.report.equations import step_aligned
 from symmle.report.escape import md_plain, md_text
 from symmle.report.outline import notes, sections
-from symmle.report.printer import data_symbols
+from symmle.report.printer import notation
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -43,7 +43,7 @@ def to_markdown(d: Derivation) -> str:
     >>> [line for line in md.splitlines() if line.startswith("#")][:3]
     ['# Poisson distribution', '## The model', '## Likelihood']
     """
-    data = data_symbols(d)
+    data = notation(d)
     parts = [f"# {md_plain(d.model.title)}"]
     for section, steps in sections(d):
         parts.append(f"## {section}")

@@ -1,13 +1,17 @@
 """SymPy expressions as LaTeX in a lecturer's notation: the printer of every report.
 
 :func:`latex` writes a SymPy object with :class:`Printer`, SymPy's LaTeX printer
-with the lecturer's conventions: ``x_i`` for the sample element, ``\\sigma^{2}``
-for ``sigma2`` (and ``\\sigma^{4}`` for its square), Greek names as Greek,
-``\\hat{\\mu}`` for the estimator symbol ``hat_mu``, ``\\log`` with parentheses,
+with the lecturer's conventions: ``x_i`` for the sample element, digits as
+subscripts (``s1`` -> ``s_{1}``) except the ``2`` of a variance's name
+(``sigma2`` -> ``\\sigma^{2}``, and ``\\sigma^{4}`` for its square; see
+:func:`symbol_latex`), Greek names as Greek, the names a spec gives in its
+``[latex]`` table (:class:`Notation`), ``\\hat{\\mu}`` for the estimator symbol
+``hat_mu`` and ``\\tilde{\\mu}`` for ``tilde_mu``, ``\\log`` with parentheses,
 factors such as :math:`\\frac{1}{N}` written before a sum
 (:math:`\\frac{1}{N}\\sum_{i=1}^{N} x_i`), data terms first (:math:`x_i - \\mu`),
 ``\\psi`` and ``\\psi'`` for the digamma and trigamma functions,
-``\\min_i x_i``/``\\max_i x_i`` for the order statistics, and ``\\text{--}`` for
+``\\min_i x_i``/``\\max_i x_i`` for the order statistics, ``\\mathbf{1}\\{\\dots\\}``
+for the indicator ``Indicator(condition)``, and ``\\text{--}`` for
 entries that do not exist.  Floats never appear: any Float is shown as the
 rational it stands for.  :func:`symbol_latex` names one symbol the same way.
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
@@ -28,20 +34,29 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from symmle.model.latex_names import latex_name_error
+
 if TYPE_CHECKING:
+    from symmle.model.spec import Model
     from symmle.symbolic.derivation import Derivation
 
 __all__ = [
     "GREEK",
+    "INDICATOR",
+    "Notation",
     "Printer",
+    "accented",
     "common_denominator",
     "data_symbols",
     "exact",
     "function_latex",
     "greek_letter",
     "latex",
+    "model_notation",
+    "notation",
     "subscript",
     "symbol_latex",
+    "with_names",
 ]
 
 #: Greek letters that LaTeX has as commands (``\lambda``, ``\Gamma``)
@@ -86,6 +101,10 @@ GREEK = frozenset(
 _ALIASES = {"lam": "lambda", "lamda": "lambda", "th": "theta", "eps": "epsilon"}
 #: names whose trailing 2 is a square (a variance), not an index: sigma2 -> sigma^2
 _SQUARED = {"sigma", "tau", "s", "omega"}
+#: the undefined function that stands for the indicator of its condition: ``\mathbf{1}\{x_i \le \theta\}``
+INDICATOR = "Indicator"
+#: name prefixes written as accents: the estimate ``hat_mu``, any other estimator ``tilde_mu``
+_ACCENTS = (("hat_", r"\hat"), ("tilde_", r"\tilde"))
 _FUNCTION_NAMES = {
     "ell": r"\ell",
     "E": r"\mathrm{E}",
@@ -134,23 +153,31 @@ def _unicode_latex(name: str) -> str:
     return "{" + "".join(out).strip() + "}"
 
 
-def _symbol_parts(name: str) -> tuple[str, int]:
-    """``(base LaTeX, power)`` of a symbol name.
+def _numbered_sibling(head: str, name: str, names: frozenset[str]) -> bool:
+    """Whether another of ``names`` is ``head`` with a number (``s1`` beside ``s2``): digits are indices."""
+    pattern = re.compile(re.escape(head) + r"_?\d+")
+    return any(pattern.fullmatch(other) for other in names if other != name)
 
-    ``sigma2`` -> ``(\\sigma, 2)``, ``hat_sigma2`` -> ``(\\hat{\\sigma}, 2)``.
+
+def _symbol_parts(name: str, names: frozenset[str] = frozenset()) -> tuple[str, int]:
+    """``(base LaTeX, power)`` of a symbol name among the declared ``names``.
+
+    ``sigma2`` -> ``(\\sigma, 2)``, ``hat_sigma2`` -> ``(\\hat{\\sigma}, 2)``,
+    but ``sigma2`` beside ``sigma1`` -> ``(\\sigma_{2}, 1)``.
     """
     if not name.isascii():
         return _unicode_latex(name), 1
-    if name.startswith("hat_"):
-        base, power = _symbol_parts(name[4:])
-        return r"\hat{" + base + "}", power
+    for prefix, accent in _ACCENTS:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            base, power = _symbol_parts(name[len(prefix) :], names)
+            return accented(accent, base), power
     m = re.fullmatch(r"([A-Za-z]+?)(\d+)", name)
     if m:
         head, digits = m.groups()
         if head == "T":
             return f"T_{{{digits}}}", 1
         base = _ALIASES.get(head, head)
-        if digits == "2" and base in _SQUARED:
+        if digits == "2" and base in _SQUARED and not _numbered_sibling(head, name, names):
             return _symbol_parts(head)[0], 2
         return subscript(_symbol_parts(head)[0], digits), 1
     base = _ALIASES.get(name, name)
@@ -166,16 +193,71 @@ def _symbol_parts(name: str) -> tuple[str, int]:
     return r"\mathrm{" + name.replace("_", r"\_") + "}", 1
 
 
-def symbol_latex(name: str) -> str:
+def accented(accent: str, base: str) -> str:
+    """``base`` with an accent on its head, its sub- and superscripts outside: ``\\hat{\\sigma}_{2}``."""
+    depth = 0
+    for k, ch in enumerate(base):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth == 0 and ch in "_^" and k > 0:
+            return f"{accent}{{{base[:k]}}}{base[k:]}"
+    return f"{accent}{{{base}}}"
+
+
+def symbol_latex(name: str, notation: Notation | None = None) -> str:
     """LaTeX for a symbol name.
 
     ``sigma2`` -> ``\\sigma^{2}``, ``lam`` -> ``\\lambda``, ``hat_mu`` -> ``\\hat{\\mu}``.
+    A trailing ``2`` is a square only in the name of a variance (``sigma2``,
+    ``tau2``, ``omega2``, ``s2``) that has no numbered sibling among the
+    notation's declared names (``sigma1`` beside ``sigma2`` makes both
+    indices); any other digits are subscripts.  A name the notation gives in
+    LaTeX (a spec's ``[latex]`` table) is written as given.
 
     >>> symbol_latex("hat_sigma2")
     '\\\\hat{\\\\sigma}^{2}'
+    >>> symbol_latex("s2", Notation(declared=frozenset({"s1", "s2"})))
+    's_{2}'
     """
-    base, power = _symbol_parts(name)
+    base, power = (notation or Notation()).parts(name)
     return base if power == 1 else f"{base}^{{{power}}}"
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How a document writes its symbols.
+
+    Attributes
+    ----------
+    data : frozenset of Symbol
+        Symbols that stand for observations; terms with them are written first.
+    names : mapping of str to str
+        LaTeX names given by the spec (its ``[latex]`` table); a name that is
+        not of the safe subset (:func:`~symmle.model.latex_names.latex_name_error`)
+        is ignored.
+    declared : frozenset of str
+        The model's declared names, which decide whether digits are indices
+        (:func:`symbol_latex`).
+    """
+
+    data: frozenset = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)
+    declared: frozenset[str] = frozenset()
+
+    def parts(self, name: str) -> tuple[str, int]:
+        """``(base LaTeX, power)`` of the symbol called ``name``."""
+        given = self.names.get(name)
+        if given is not None and latex_name_error(given) is None:
+            return given, 1
+        for prefix, accent in _ACCENTS:
+            if name.startswith(prefix) and name[len(prefix) :] in self.names:
+                base, power = self.parts(name[len(prefix) :])
+                return accented(accent, base), power
+        return _symbol_parts(name, self.declared)
+
+
+def model_notation(model: Model, data: frozenset | set = frozenset()) -> Notation:
+    """The notation of a model's documents: its ``[latex]`` names and its declared names."""
+    return Notation(frozenset(data), dict(model.latex), frozenset(model.symbols))
 
 
 def function_latex(name: str) -> str:
@@ -201,8 +283,8 @@ def _data_negative(expr: sp.Basic, data: frozenset) -> bool:
 
 
 def _is_trailing(f: sp.Basic) -> bool:
-    """Factors written after their coefficient: sums, logarithms and exponentials."""
-    if isinstance(f, (sp.Sum, sp.log, sp.exp)):
+    """Factors written after their coefficient: sums, logarithms, exponentials and indicators."""
+    if isinstance(f, (sp.Sum, sp.log, sp.exp)) or (isinstance(f, AppliedUndef) and str(f.func) == INDICATOR):
         return True
     return isinstance(f, sp.Pow) and isinstance(f.base, sp.Sum) and f.exp.is_positive is True
 
@@ -212,16 +294,22 @@ class Printer(LatexPrinter):
 
     Parameters
     ----------
-    data : frozenset of Symbol, optional
-        Symbols that stand for observations; terms with them are written first.
+    notation : Notation or frozenset of Symbol, optional
+        How symbols are written (a set: the symbols that stand for
+        observations, whose terms are written first).
     """
 
-    def __init__(self, data: frozenset = frozenset()) -> None:
+    def __init__(self, notation: Notation | frozenset | set = frozenset()) -> None:
         super().__init__(
             {"ln_notation": False, "mat_str": "pmatrix", "mat_delim": "", "fold_frac_powers": True}
         )
-        self.data = data
+        self.notation = notation if isinstance(notation, Notation) else Notation(frozenset(notation))
+        self.data = self.notation.data
         self._aliases: dict[sp.Symbol, str] = {}
+
+    def symbol(self, name: str) -> str:
+        """The LaTeX of the symbol called ``name``, in this printer's notation."""
+        return symbol_latex(name, self.notation)
 
     def _print(self, expr, **kwargs):
         if expr is sp.nan:
@@ -232,12 +320,12 @@ class Printer(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self._aliases:
             return self._aliases[expr]
-        return symbol_latex(expr.name)
+        return self.symbol(expr.name)
 
     _print_Dummy = _print_Symbol
 
     def _print_Indexed(self, expr):
-        return subscript(symbol_latex(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
+        return subscript(self.symbol(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
 
     def _print_NaN(self, expr):
         return r"\text{--}"
@@ -363,7 +451,7 @@ class Printer(LatexPrinter):
     def _print_Pow(self, expr):
         b, e = expr.base, expr.exp
         if isinstance(b, sp.Symbol) and e.is_Rational and e.is_positive:
-            base, power = _symbol_parts(b.name)
+            base, power = self.notation.parts(b.name)
             total = power * e
             if power != 1 and total.is_integer:
                 return base if total == 1 else f"{base}^{{{total}}}"
@@ -461,6 +549,9 @@ class Printer(LatexPrinter):
             x = self._print(args[0])
             tex = rf"\{name.lower()}_{{i}} " + subscript(x, "i")
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+        if name == INDICATOR and len(args) == 1:
+            tex = rf"\mathbf{{1}}\left\{{{self._print(args[0])}\right\}}"
+            return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         if name == "E" and len(args) == 1:
             tex = rf"\mathrm{{E}}\left[{self._print(args[0])}\right]"
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
@@ -533,7 +624,7 @@ def exact(expr: sp.Basic) -> sp.Basic:
     return expr
 
 
-def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
+def latex(expr: Any, data: Notation | frozenset | set = frozenset()) -> str:
     r"""Write a SymPy object as LaTeX in the lecturer's notation.
 
     See the module docstring for the conventions (``\sigma^{2}`` for
@@ -543,9 +634,11 @@ def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
     ----------
     expr : sympy.Basic or str
         The object; a ``str`` is LaTeX already and is returned as it is.
-    data : set of Symbol, optional
-        Symbols that stand for observations (besides the indexed ``x_i``);
-        terms with them are written first (:math:`x - \mu`).
+    data : Notation or set of Symbol, optional
+        How symbols are written (:class:`Notation`), or just the symbols that
+        stand for observations (besides the indexed ``x_i``), whose terms are
+        written first (:math:`x - \mu`).  Without declared names, the
+        expression's own symbols decide whether digits are indices.
 
     Returns
     -------
@@ -564,7 +657,17 @@ def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
     """
     if isinstance(expr, str):
         return expr
-    return Printer(frozenset(data)).doprint(exact(sp.sympify(expr)))
+    expr = exact(sp.sympify(expr))
+    return Printer(with_names(data, expr)).doprint(expr)
+
+
+def with_names(data: Notation | frozenset | set, expr: Any) -> Notation:
+    """``data`` as a :class:`Notation`; without declared names, those of ``expr``'s symbols."""
+    notation = data if isinstance(data, Notation) else Notation(frozenset(data))
+    if notation.declared or not isinstance(expr, sp.Basic):
+        return notation
+    names = frozenset(s.name for s in expr.free_symbols if isinstance(s, sp.Symbol))
+    return Notation(notation.data, notation.names, names)
 
 
 def data_symbols(d: Derivation) -> frozenset:
@@ -575,3 +678,8 @@ def data_symbols(d: Derivation) -> frozenset:
     x = d.model.variable
     upper = x.name.upper()
     return frozenset({x, sp.Symbol(upper), sp.Symbol(upper, real=True), sp.Symbol(upper, positive=True)})
+
+
+def notation(d: Derivation) -> Notation:
+    """The notation of a derivation's documents (:func:`model_notation` with :func:`data_symbols`)."""
+    return model_notation(d.model, data_symbols(d))

@@ -28,7 +28,7 @@ import sympy as sp
 from symmle.base.budget import attempt
 from symmle.base.errors import DerivationTimeout
 from symmle.model.spec import Model, Quantity
-from symmle.report.printer import latex
+from symmle.report.printer import latex, model_notation
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
@@ -192,8 +192,8 @@ class Lecture:
         return X if X.name not in self.model.symbols and X.name != x.name else x
 
     def tex(self, expr: Any) -> str:
-        """``expr`` in LaTeX, the symbols in ``data`` written as data."""
-        return latex(expr, self.data)
+        """``expr`` in LaTeX in the model's notation, the symbols in ``data`` written as data."""
+        return latex(expr, model_notation(self.model, self.data))
 
     # ------------------------------------------------------------------ sums over the data
     def explicit(self, expr: sp.Expr) -> sp.Expr:
