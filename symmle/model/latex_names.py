@@ -57,6 +57,8 @@ def _tokens(text: str) -> list[str] | str:
             if ch == "\\":
                 return "a backslash must start a command of letters"
             return f"character {shown} at position {k + 1} is not allowed"
+        if m.group(0).startswith("\\") and m.group(0)[1:] not in COMMANDS:
+            return f"command {m.group(0)} is not allowed"
         out.append(m.group(0))
         k = m.end()
     return out

@@ -25,7 +25,9 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     r"""Return the derivation as LaTeX lecture notes.
 
     Each section is a ``\subsection*``; each step a sentence followed by an
-    ``align`` block; warnings become a closing "Notes" section.
+    ``align`` block, whose number is labelled (``\label{eq:nll}``) and
+    referred to by later sentences (``\eqref{eq:nll}``); warnings become a
+    closing "Notes" section.  Long blocks may break across pages.
 
     Parameters
     ----------
@@ -70,6 +72,7 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     return (
         "\\documentclass[11pt]{article}\n"
         "\\usepackage{amsmath}\n"
+        "\\allowdisplaybreaks\n"
         "\\setlength{\\parindent}{0pt}\n"
         "\\setlength{\\parskip}{0.6em}\n"
         "\\setlength{\\emergencystretch}{2em}\n"

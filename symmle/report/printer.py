@@ -282,9 +282,13 @@ def _data_negative(expr: sp.Basic, data: frozenset) -> bool:
     return bool(terms) and all(t.could_extract_minus_sign() for t in terms)
 
 
+def _is_indicator(f: sp.Basic) -> bool:
+    return isinstance(f, AppliedUndef) and str(f.func) == INDICATOR
+
+
 def _is_trailing(f: sp.Basic) -> bool:
     """Factors written after their coefficient: sums, logarithms, exponentials and indicators."""
-    if isinstance(f, (sp.Sum, sp.log, sp.exp)) or (isinstance(f, AppliedUndef) and str(f.func) == INDICATOR):
+    if isinstance(f, (sp.Sum, sp.Product, sp.log, sp.exp)) or _is_indicator(f):
         return True
     return isinstance(f, sp.Pow) and isinstance(f.base, sp.Sum) and f.exp.is_positive is True
 
@@ -438,12 +442,13 @@ class Printer(LatexPrinter):
         return None
 
     def _trailing(self, factors: list) -> list[str]:
-        # logarithms and exponentials before sums, so that no factor reads as inside a sum
-        factors = sorted(factors, key=lambda f: isinstance(f, (sp.Sum, sp.Pow)))
+        # logarithms, exponentials and indicators before sums and products, so that no factor reads
+        # as inside a sum
+        factors = sorted(factors, key=lambda f: isinstance(f, (sp.Sum, sp.Product, sp.Pow)))
         out = []
         for k, f in enumerate(factors):
             tex = self._print(f)
-            if isinstance(f, sp.Sum) and k < len(factors) - 1:
+            if isinstance(f, (sp.Sum, sp.Product)) and k < len(factors) - 1:
                 tex = rf"\left({tex}\right)"
             out.append(tex)
         return out

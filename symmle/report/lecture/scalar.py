@@ -9,6 +9,7 @@ rearrangements are those of :mod:`symmle.report.lecture.core`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sympy as sp
@@ -22,9 +23,11 @@ from symmle.report.lecture.core import (
     SECOND_ORDER,
     Lecture,
     Step,
+    label_for,
     quick,
+    reference,
 )
-from symmle.report.printer import subscript
+from symmle.report.printer import INDICATOR, subscript
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
@@ -101,14 +104,63 @@ class ScalarLecture(Lecture):
                 known.append(self.domain_tex(q) + value)
             after += "; known constant" + ("s" if len(known) > 1 else "") + ": " + self.listing(known)
         after += "."
-        gloss = self.glossary(m.density)
-        if gloss:
-            after += " " + gloss
         line = (self.f(self.x, *self.theta), self.density_shown(m.density, self.x))
-        return [Step("Model", text + ":", (line,), after=after, kind="model", section=MODEL)]
+        return [
+            Step(
+                "Model",
+                text + ":",
+                (line,),
+                after=after,
+                kind="model",
+                section=MODEL,
+                label=label_for("model"),
+            )
+        ]
+
+    def support_parameters(self) -> list[sp.Symbol]:
+        """The parameters that set an end of the support."""
+        return [p for p in self.theta if self.model.depends_on_support(p)]
+
+    def indicators(self) -> tuple[sp.Expr, sp.Expr] | None:
+        """The indicator that ``x_i`` lies within the ends of the support set by parameters; its product.
+
+        ``1{x_i <= theta}`` and ``1{theta >= max_i x_i}``; ``None`` if no parameter sets an end.
+        """
+        lo, hi = self.model.support
+        params = set(self.theta)
+        low, high = bool(lo.free_symbols & params), bool(hi.free_symbols & params)
+        if not (low or high):
+            return None
+        smallest, largest = self.lik.order_statistics
+        one = sp.Function(INDICATOR)
+        if low and high:
+            each = one(sp.And(sp.Le(lo, self.xi, evaluate=False), sp.Le(self.xi, hi, evaluate=False)))
+            every = one(sp.And(sp.Le(lo, smallest, evaluate=False), sp.Ge(hi, largest, evaluate=False)))
+        elif high:
+            each, every = one(sp.Le(self.xi, hi, evaluate=False)), one(sp.Ge(hi, largest, evaluate=False))
+        else:
+            each, every = one(sp.Le(lo, self.xi, evaluate=False)), one(sp.Le(lo, smallest, evaluate=False))
+        return each, every
+
+    def feasible_tex(self) -> str:
+        """The constraints that the data put on the parameters setting the support, as LaTeX."""
+        lo, hi = self.model.support
+        params = set(self.theta)
+        smallest, largest = (self.tex(s) for s in self.lik.order_statistics)
+        parts = []
+        if lo.free_symbols & params:
+            parts.append(rf"{self.tex(lo)} \le {smallest}")
+        if hi.free_symbols & params:
+            parts.append(rf"{self.tex(hi)} \ge {largest}")
+        return " and ".join(f"${t}$" for t in parts)
 
     def likelihood_steps(self) -> list[Step]:
-        """The likelihood as a product, the log-likelihood as a sum, and the NLL."""
+        """The likelihood as a product, the log-likelihood as a sum, and the NLL.
+
+        Where parameters set the support, the likelihood carries the indicator
+        that every observation lies in it, and the log-likelihood is shown
+        where that indicator is one.
+        """
         lik, N, i, xi = self.lik, self.N, self.i, self.xi
         sample = lik.sample
         chain = (
@@ -116,50 +168,88 @@ class ScalarLecture(Lecture):
             rf"\cdots {self.tex(self.f(sample[N], *self.theta))}"
         )
         joint = "joint probability" if self.model.discrete else "joint density"
+        each = self.density_shown(self.model.density, self.x, xi)
+        lines: list[tuple[Any, Any]] = [
+            (self.L, chain),
+            (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
+        ]
+        indicators = self.indicators()
+        text = (
+            f"The observations are independent, so their {joint} is the product of their "
+            f"{self.densities_word}. "
+            f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
+            "it is the likelihood"
+        )
+        if indicators is None:
+            lines.append((self.L, sp.Product(each, (i, 1, N))))
+            text += ":"
+        else:
+            ind_i, ind_all = indicators
+            lines.append((self.L, sp.Product(sp.Mul(each, ind_i, evaluate=False), (i, 1, N))))
+            lines.append((self.L, sp.Mul(sp.Product(each, (i, 1, N)), ind_all, evaluate=False)))
+            text += (
+                r"; the indicator $\mathbf{1}\{\cdot\}$ (one where its condition holds, zero elsewhere) "
+                f"says that the {self.density_word} is zero outside the support, which depends on "
+                + self.listing([f"${self.tex(p)}$" for p in self.support_parameters()])
+                + ":"
+            )
         steps = [
             Step(
                 "Likelihood",
-                f"The observations are independent, so their {joint} is the product of their "
-                f"{self.densities_word}. "
-                f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
-                "it is the likelihood:",
-                (
-                    (self.L, chain),
-                    (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
-                    (self.L, sp.Product(self.density_shown(self.model.density, self.x, xi), (i, 1, N))),
-                ),
+                text,
+                tuple(lines),
                 kind="likelihood",
                 section=LIKELIHOOD,
+                label=label_for("likelihood"),
             )
         ]
         per = self.per_sample(self.logf, self.x).subs(self.x, xi)
         stats = [s for s in lik.statistics if s.informative]
         sums = self.listing([f"${self.tex(lik.sum_over_sample(s.expr))}$" for s in stats])
+        # whether the observations appear in the log-likelihood at all (not only through the support)
+        data_inside = bool(self.ell_sum.atoms(sp.Indexed)) or self.ell_sum.has(self.x)
+        after = []
+        if indicators is not None:
+            after.append(
+                f"This holds where the indicator in {reference('likelihood')} is one, that is for "
+                f"{self.feasible_tex()}; elsewhere the likelihood is zero and "
+                r"$\ell = -\infty$."
+            )
         if stats and lik.coupled == 0:
-            after = (
+            after.append(
                 f"The data enter only through {sums}: {'these are' if len(stats) > 1 else 'this is'} "
                 "sufficient for the parameters."
+                if indicators is None
+                else f"Apart from the indicator, the data enter only through {sums}."
             )
         elif stats:
-            after = f"The data enter through {sums} and through sums that involve the parameters themselves."
-        else:
-            after = (
-                "The data do not enter the log-likelihood at all: only the support constrains the parameters."
+            after.append(
+                f"The data enter through {sums} and through sums that involve the parameters themselves."
             )
+        elif data_inside:
+            after.append("The data enter through sums that involve the parameters themselves.")
+        elif indicators is not None:
+            after.append(
+                "Apart from the indicator, the data do not enter the likelihood: only the support "
+                "constrains the parameters."
+            )
+        else:
+            after.append("The data do not enter the log-likelihood at all.")
         steps.append(
             Step(
                 "Log-likelihood",
                 "Instead of maximising the likelihood directly, it is easier to maximise its logarithm, "
-                "the log-likelihood: the logarithm turns the product into a sum.",
+                f"the log-likelihood: the logarithm turns the product {reference('likelihood')} into a sum.",
                 (
                     (self.ell, sp.log(self.L)),
                     (self.ell, sp.Sum(sp.log(self.f(xi, *self.theta)), (i, 1, N))),
                     (self.ell, sp.Sum(per, (i, 1, N))),
                     (self.ell, self.ell_sum),
                 ),
-                after=after,
+                after=" ".join(after),
                 kind="log_likelihood",
                 section=LIKELIHOOD,
+                label=label_for("log_likelihood"),
             )
         )
         nll = -self.ell_sum
@@ -176,6 +266,7 @@ class ScalarLecture(Lecture):
                 tuple(lines),
                 kind="nll",
                 section=LIKELIHOOD,
+                label=label_for("nll"),
             )
         )
         return steps
@@ -195,9 +286,10 @@ class ScalarLecture(Lecture):
             sign = True if slope.is_positive else False if slope.is_negative else None
 
             text = (
-                f"The support depends on ${self.tex(p)}$, so the likelihood is zero unless every "
-                f"observation lies in it, that is unless ${constraint}$. "
-                "On this feasible set the derivative of the log-likelihood is"
+                f"The support depends on ${self.tex(p)}$, so by its indicator the likelihood "
+                f"{reference('likelihood')} is zero unless every observation lies in the support, that is "
+                f"unless ${constraint}$. On this feasible set the derivative of the log-likelihood "
+                f"{reference('log_likelihood')} is"
             )
             if sign is True:
                 why = f"It is positive, so the log-likelihood increases with ${self.tex(p)}$"
@@ -220,6 +312,7 @@ class ScalarLecture(Lecture):
                     kind="boundary",
                     parameter=p.name,
                     section=MAXIMISING,
+                    label=label_for("boundary", p.name),
                 )
             )
             self.shown[p] = value
@@ -251,11 +344,12 @@ class ScalarLecture(Lecture):
             steps.append(
                 Step(
                     f"Partial derivative in {p.name}",
-                    f"Differentiate the NLL with respect to ${self.tex(p)}$:",
+                    f"Differentiate the NLL {reference('nll')} with respect to ${self.tex(p)}$:",
                     tuple(lines),
                     kind="derivative",
                     parameter=p.name,
                     section=section,
+                    label=label_for("derivative", p.name),
                 )
             )
             e = self.st.estimators[p.name]
@@ -297,33 +391,26 @@ class ScalarLecture(Lecture):
                 steps.append(
                     Step(
                         f"Stationarity in {p.name}",
-                        f"Setting ${dp} = 0$ and solving for ${self.tex(p)}$ gives",
+                        f"Setting ${dp} = 0$ in {reference('derivative', p.name)} and solving for "
+                        f"${self.tex(p)}$ gives",
                         ((p, chosen),),
                         after=after,
                         kind="stationary",
                         parameter=p.name,
                         section=section,
+                        label=label_for("stationary", p.name),
                     )
                 )
             else:
                 # no closed form for p on its own: the condition is the derivative above, set to zero
                 self.joint = True
                 why = (
-                    f"Setting ${dp} = 0$ gives an equation with no closed-form solution for "
-                    f"${self.tex(p)}$ on its own."
+                    f"Setting ${dp} = 0$ in {reference('derivative', p.name)} gives an equation with "
+                    f"no closed-form solution for ${self.tex(p)}$ on its own."
                     if e.kind != "closed_form"
                     else "It is set to zero below, together with the other conditions."
                 )
-                last = steps[-1]
-                steps[-1] = Step(
-                    last.title,
-                    last.text,
-                    last.lines,
-                    after=why,
-                    kind=last.kind,
-                    parameter=last.parameter,
-                    section=last.section,
-                )
+                steps[-1] = replace(steps[-1], after=why)
         return steps
 
     def numeric_steps(self) -> list[Step]:
@@ -369,9 +456,18 @@ class ScalarLecture(Lecture):
             "The result must be a maximum (a negative definite Hessian); "
             "otherwise symmle reports that the MLE was not reached."
         )
-        gloss = self.glossary(*[a for row in lines for a in row])
-        after = " ".join([*notes, after, gloss]).strip()
-        return [Step("Reduced equation", text, tuple(lines), after=after, kind="reduced", section=MAXIMISING)]
+        after = " ".join([*notes, after]).strip()
+        return [
+            Step(
+                "Reduced equation",
+                text,
+                tuple(lines),
+                after=after,
+                kind="reduced",
+                section=MAXIMISING,
+                label=label_for("reduced"),
+            )
+        ]
 
     def estimator_steps(self) -> list[Step]:
         """The estimators, each after those it is written in."""
@@ -415,7 +511,7 @@ class ScalarLecture(Lecture):
             roots = self.listing([f"${self.tex(hats[p])}$" for p in numeric])
             text = (
                 f"With {roots} the root{'s' if len(numeric) > 1 else ''} of the reduced equation"
-                f"{'s' if len(self.st.equations) > 1 else ''} above, the "
+                f"{'s' if len(self.st.equations) > 1 else ''} {reference('reduced')}, the "
                 + (
                     "other maximum-likelihood estimators are"
                     if many
@@ -439,14 +535,20 @@ class ScalarLecture(Lecture):
                     f"The maximum-likelihood estimate{'s' if len(numeric) > 1 else ''} {roots} "
                     f"{'are the roots' if len(numeric) > 1 else 'is the root'} "
                     "of the reduced equation"
-                    f"{'s' if len(self.st.equations) > 1 else ''} above.",
+                    f"{'s' if len(self.st.equations) > 1 else ''} {reference('reduced')}.",
                 )
             if not after:
                 return []
             return [Step("Estimators", " ".join(after), (), kind="estimators", section=MAXIMISING)]
         return [
             Step(
-                "Estimators", text, tuple(lines), after=" ".join(after), kind="estimators", section=MAXIMISING
+                "Estimators",
+                text,
+                tuple(lines),
+                after=" ".join(after),
+                kind="estimators",
+                section=MAXIMISING,
+                label=label_for("estimators"),
             )
         ]
 
@@ -505,7 +607,7 @@ class ScalarLecture(Lecture):
             )
         text = (
             "To confirm a maximum rather than a minimum or a saddle point, the Hessian of the "
-            "log-likelihood must be negative definite at the estimate."
+            f"log-likelihood {reference('log_likelihood')} must be negative definite at the estimate."
             + (" It is" if k > 1 else " The second derivative is")
         )
         return [
@@ -516,6 +618,7 @@ class ScalarLecture(Lecture):
                 after=" ".join(claims),
                 kind="hessian",
                 section=SECOND_ORDER,
+                label=label_for("hessian"),
             )
         ]
 
@@ -640,9 +743,6 @@ class ScalarLecture(Lecture):
         if checked and all(checked):
             method = "summation" if self.model.discrete else "integration"
             after.append(f"Each entry was checked against numerical {method} at a parameter point.")
-        gloss = self.glossary(info.fisher)
-        if gloss:
-            after.append(gloss)
         text = (
             f"The Fisher information of one observation ${self.tex(self.X)}$ is minus the expected "
             f"second derivative of its log-{self.density_word}:"
@@ -655,27 +755,95 @@ class ScalarLecture(Lecture):
                 after=" ".join(after),
                 kind="fisher",
                 section=section,
+                label=label_for("fisher"),
             )
         )
         if info.crlb is not None and regular:
             steps.append(self.crlb_step(regular, irregular))
         return steps
 
+    def estimator_mean(self, p: sp.Symbol) -> sp.Expr | None:
+        """``E[p_hat]`` of a closed-form estimator, where it follows cheaply from the expectations at hand.
+
+        The estimator must be a polynomial of degree at most two in the sums
+        ``T_j = sum_i g_j(x_i)``: for IID draws ``E[T_j] = N E[g_j(X)]`` and
+        ``E[T_j T_k] = N E[g_j g_k] + N (N - 1) E[g_j] E[g_k]``, with each
+        ``E[g(X)]`` from the expectations the Fisher information was computed
+        with (:meth:`_expectation`).  ``None`` otherwise (``N / T_1``, say).
+        """
+        e = self.st.estimators.get(p.name)
+        if e is None or e.kind != "closed_form" or e.expr is None:
+            return None
+        g = {s.symbol: s.expr for s in self.lik.statistics}
+        if not e.expr.free_symbols & set(g):
+            return None
+        N = self.N
+
+        def mean() -> sp.Expr | None:
+            poly = sp.Poly(sp.expand(e.expr), *g)
+            if poly.total_degree() > 2:
+                return None
+            total = sp.S.Zero
+            for powers, coef in poly.terms():
+                factors = [t for t, k in zip(g, powers) for _ in range(k)]
+                if not factors:
+                    value = sp.S.One
+                elif len(factors) == 1:
+                    value = self._expectation(g[factors[0]])
+                    value = None if value is None else N * value
+                else:
+                    a, b = (g[t] for t in factors)
+                    both, ea, eb = self._expectation(a * b), self._expectation(a), self._expectation(b)
+                    if both is None or ea is None or eb is None:
+                        return None
+                    value = N * both + N * (N - 1) * ea * eb
+                if value is None:
+                    return None
+                total += coef * value
+            return sp.factor(sp.simplify(total))
+
+        return quick(f"the mean of the estimator of {p}", mean)
+
+    def bias_sentences(self, regular: list[sp.Symbol]) -> list[str]:
+        """What is known of each estimator's mean: unbiased, or its mean where it is biased."""
+        out = []
+        for p in regular:
+            m = self.estimator_mean(p)
+            if m is None:
+                continue
+            hat = self.tex(self.hats[p])
+            mean = rf"$\mathrm{{E}}\left[{hat}\right] = {self.tex(m)}$"
+            if sp.simplify(m - p) == 0:
+                out.append(f"Here ${hat}$ is unbiased ({mean}), so the bound applies to it at every $N$.")
+            else:
+                out.append(
+                    f"Here ${hat}$ is biased ({mean}), so the bound does not apply to it as it stands."
+                )
+        return out
+
     def crlb_step(self, regular: list[sp.Symbol], irregular: list[sp.Symbol]) -> Step:
-        """The Cramér–Rao bound of the regular parameters."""
+        """The Cramér–Rao bound of the regular parameters, for unbiased estimators (written with a tilde).
+
+        The maximum-likelihood estimator need not be unbiased: the sentences say
+        which estimators are (where that follows cheaply, :meth:`estimator_mean`)
+        and that the MLE attains the bound only as ``N`` grows.
+        """
         theta = self.theta
         idx = [theta.index(p) for p in regular]
         bound = self.info.crlb.extract(idx, idx)
         Ireg = sp.Function("I")(*theta)
+        tilde = {p: sp.Symbol(f"tilde_{p.name}", **self.assumptions(p)) for p in regular}
+        fisher = reference("fisher")
         if len(regular) == 1:
             p = regular[0]
             lines = [
-                (sp.Function("Var")(self.hats[p]), rf"\frac{{1}}{{N {self.tex(Ireg)}}}"),
+                (sp.Function("Var")(tilde[p]), rf"\frac{{1}}{{N {self.tex(Ireg)}}}"),
                 (None, bound[0, 0]),
             ]
             text = (
-                f"By the Cramér–Rao inequality, any unbiased estimator of ${self.tex(p)}$ from $N$ "
-                "observations has variance at least the inverse of the total information:"
+                f"By the Cramér–Rao inequality, any unbiased estimator ${self.tex(tilde[p])}$ of "
+                f"${self.tex(p)}$ from $N$ observations has variance at least the inverse of the total "
+                f"information $N {self.tex(Ireg)}$, with the information of one observation from {fisher}:"
             )
             rel = ("\\ge", "=")
         else:
@@ -684,26 +852,31 @@ class ScalarLecture(Lecture):
                 if len(regular) == len(theta)
                 else r"\left(N I\right)^{-1}"
             )
-            lines = [(sp.Function("Cov")(*[self.hats[p] for p in regular]), inverse), (None, bound)]
+            lines = [(sp.Function("Cov")(*[tilde[p] for p in regular]), inverse), (None, bound)]
             text = (
-                "By the Cramér–Rao inequality, any unbiased estimator of "
-                f"$({self.args_tex(regular)})$ from $N$ observations has covariance at least the inverse "
-                "of the total information "
+                "By the Cramér–Rao inequality, any unbiased estimator "
+                f"$({self.args_tex(tilde[p] for p in regular)})$ of $({self.args_tex(regular)})$ from $N$ "
+                "observations has covariance at least the inverse of the total information "
+                f"$N {self.tex(Ireg)}$, with the information of one observation from {fisher} "
                 r"($A \succeq B$: $A - B$ is positive semidefinite):"
             )
             rel = ("\\succeq", "=")
-        after = (
-            "Under the usual regularity conditions the maximum-likelihood estimator attains this bound "
-            "as $N \\to \\infty$; the bound gives its asymptotic variance and standard errors."
+        after = ["The bound holds for unbiased estimators; the maximum-likelihood estimator need not be one."]
+        after += self.bias_sentences(regular)
+        after.append(
+            "Under the usual regularity conditions the maximum-likelihood estimator is asymptotically "
+            "unbiased and attains this bound as $N \\to \\infty$; the bound gives its asymptotic variance "
+            "and standard errors."
         )
         if irregular:
-            after += f" No such bound applies to {self.listing([f'${self.tex(p)}$' for p in irregular])}."
+            after.append(f"No such bound applies to {self.listing([f'${self.tex(p)}$' for p in irregular])}.")
         return Step(
             "Cramér–Rao bound",
             text,
             tuple(lines),
-            after=after,
+            after=" ".join(after),
             kind="crlb",
             section=INFORMATION,
             relations=rel,
+            label=label_for("crlb"),
         )
