@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from symmle.base.errors import DerivationError
 from symmle.model.spec import Model
-from symmle.report.lecture.core import Lecture, Step, define_at_first_use, resolve_references
+from symmle.report.lecture.core import Lecture, Step
+from symmle.report.lecture.finish import define_at_first_use, resolve_references
 from symmle.report.lecture.scalar import ScalarLecture
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
