@@ -147,8 +147,9 @@ def _group_width(tex: str, k: int) -> tuple[float, int]:
 _OPERATORS = {r"\exp", r"\log", r"\max", r"\min", r"\sin", r"\cos", r"\tan", r"\sinh", r"\cosh", r"\tanh"}
 _OPERATORS |= {r"\arctan", r"\det", r"\ln"}
 
-#: widest right-hand side of one line of an ``align`` block (characters)
-_LINE = 46.0
+#: widest line of an ``align`` block, left-hand side column included (characters; every family's
+#: document and a two-component mixture then have no line more than 10 pt too wide)
+_LINE = 50.0
 
 
 def _pack(pieces: list[tuple[str, str]], room: float, first: str = "") -> list[str]:

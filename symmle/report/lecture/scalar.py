@@ -439,16 +439,21 @@ class ScalarLecture(InformationSteps):
             )
         else:
             text = f"The stationarity conditions for {names} reduce to"
+        if not lines:
+            # nothing to display: the conditions are the derivatives above, set to zero
+            shown = self.listing([reference("derivative", p.name) for p in st.reduced])
+            text = f"The stationarity conditions for {names} are {shown} set to zero."
         count = len(st.reduced)
         method = (
             "Brent's method on the score"
             if count == 1
             else "a trust region on the exact Hessian of the profile log-likelihood"
         )
+        one = len(lines) == 1 or (not lines and count == 1)
         after = (
-            ("It has" if len(lines) == 1 else "They have") + " no closed-form solution, "
+            ("It has" if one else "They have") + " no closed-form solution, "
             "so symmle solves "
-            + ("it" if len(lines) == 1 else "them")
+            + ("it" if one else "them")
             + " numerically: a coarse search of the profile log-likelihood, "
             f"then {method} ({'one parameter' if count == 1 else 'several parameters'}), "
             "then Newton steps on exact derivatives. "
