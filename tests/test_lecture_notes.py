@@ -252,6 +252,7 @@ def test_every_display_is_labelled_and_referred_to(derivation, family):
 def test_labels_of_odd_parameter_names_are_safe_and_unique():
     d = symmle.derive(symmle.inline_model("λ*exp(-λ*x)", "x", "0,oo", ["λ:positive"]))
     labels, refs = _labels_and_references(d.to_latex())
+    assert labels and refs
     assert all(label.isascii() and re.fullmatch(r"eq:[A-Za-z0-9.:-]+", label) for label in labels)
     assert len(set(labels)) == len(labels) and set(refs) <= set(labels)
 
