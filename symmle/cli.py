@@ -166,7 +166,7 @@ def _split_consts(consts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     return declarations, values
 
 
-def _resolve_model(model: str | None, pdf, var, discrete, support, params, consts):
+def _resolve_model(model: str | None, pdf, var, discrete, support, params, consts, title=None):
     from symmle.model.build import inline_model, load_model
 
     declarations, values = _split_consts(consts)
@@ -177,8 +177,13 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
             raise SpecError("--pdf needs --support LO,HI")
         if not params:
             raise SpecError("--pdf needs at least one --param NAME:DOMAIN")
-        m = inline_model(pdf, var, support, list(params), declarations, discrete=discrete, validate=False)
+        named = {} if title is None else {"title": title}
+        m = inline_model(
+            pdf, var, support, list(params), declarations, discrete=discrete, validate=False, **named
+        )
     else:
+        if title is not None:
+            raise SpecError("--title goes with an inline --pdf model only (a spec file has its own title)")
         if model is None:
             raise SpecError("give a MODEL (catalogue name or spec file) or an inline --pdf")
         if params or declarations or support or discrete:
@@ -227,11 +232,14 @@ def list_cmd(as_json: bool) -> None:
     show_default=True,
 )
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document.")
+@click.option("--title", help="Title of the document of an inline --pdf model [default: Inline model].")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, output, timeout) -> None:
+def derive(
+    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, output, timeout
+) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
     MODEL is a catalogue name (see 'symmle list'), a spec file, or omitted
@@ -240,7 +248,9 @@ def derive(model, pdf, var, discrete, support, params, consts, fmt, standalone, 
     from symmle.base.budget import DEFAULT_TIMEOUT
     from symmle.symbolic.derivation import derive as run
 
-    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    if title is not None and not title.strip():
+        raise SpecError("--title must not be empty")
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts, title)
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
     if fmt == "json":
         text = json.dumps(d.to_dict(), indent=2) + "\n"

@@ -265,7 +265,9 @@ def test_numeric_kind_shows_the_reduced_equation_and_the_method(derivation):
     for (lhs, rhs), eq in zip(step.lines, d.stationarity.equations):
         assert same(lhs - rhs, lik.explicit(eq.lhs - eq.rhs))
     assert "Brent" in step.after and "Newton" in step.after and "coarse search" in step.after
-    assert "digamma" in step.after
+    # psi is defined where it is first used, which is before the reduced equation
+    before = d.steps[: d.steps.index(step) + 1]
+    assert sum("is the digamma function" in s.after for s in before) == 1
     # the profiled parameter: b-hat in terms of a-hat
     N, xi, S = symbols(d)
     (est,) = steps(d, "estimators")
@@ -324,14 +326,15 @@ def test_normal_notation(normal):
     assert r"\frac{\partial J}{\partial \sigma^{2}}" in tex
     assert r"\begin{pmatrix}" in tex
     assert r"\sigma^{4}" in tex  # (sigma^2)^2 written as a power of sigma
+    maths = re.sub(r"\\(label|eqref)\{[^}]*\}", "", tex)  # labels may spell names as they are
     for bad in ("T_{", "sigma2", r"\ln", r"\mathrm{T", "{x}_{i}", r"\left(\sigma^{2}\right)^{2}"):
-        assert bad not in tex, bad
+        assert bad not in maths, bad
 
 
 def test_poisson_markdown(derivation):
     md = derivation("poisson").to_markdown()
     assert md.startswith("# Poisson")
-    assert "$$\n\\begin{aligned}" in md and "\\end{aligned}\n$$" in md
+    assert "$$\n\\begin{aligned}" in md and re.search(r"\\end\{aligned\} \\tag\{\d+\}\n\$\$", md)
     assert r"\hat{\lambda} &= \frac{1}{N} \sum_{i=1}^{N} x_{i}" in md
     assert "\\notag" not in md and "{align}" not in md
     assert "$\\sum_{i=1}^{N} x_{i}$" in md  # inline maths

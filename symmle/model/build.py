@@ -24,6 +24,7 @@ from symmle.base.errors import SpecError
 from symmle.model import catalogue
 from symmle.model.density import check_density
 from symmle.model.domains import DOMAINS, check_value
+from symmle.model.latex_names import latex_name_error
 from symmle.model.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
 from symmle.model.spec import SAMPLER_METHODS, Model, Quantity, Sampler
 
@@ -41,6 +42,7 @@ _TOP_KEYS = {
     "parameters",
     "constants",
     "sampler",
+    "latex",
 }
 
 
@@ -98,8 +100,8 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     data : mapping
         The spec as a table (a parsed TOML file; see the README's "Spec
         files"): ``variable``, ``support``, ``density`` and ``parameters``
-        are required; ``name``, ``title``, ``discrete``, ``constants`` and
-        ``sampler`` are optional.
+        are required; ``name``, ``title``, ``discrete``, ``constants``,
+        ``sampler`` and ``latex`` are optional.
     origin : str, optional
         Where the spec comes from, at the start of error messages.
     validate : bool, optional
@@ -196,6 +198,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         constants=tuple(const_q),
         sampler=_sampler(data.get("sampler"), symbols, variable, origin),
         source={"density": density_text, "support": support_text},
+        latex=_latex_names(data.get("latex"), names, origin),
     )
     used = density.free_symbols | lo.free_symbols | hi.free_symbols
     unused = [q.name for q in model.parameters if q.symbol not in used]
@@ -206,6 +209,26 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     if validate:
         check_density(model)
     return model
+
+
+def _latex_names(table: Any, names: Mapping[str, sp.Symbol], origin: str) -> tuple[tuple[str, str], ...]:
+    """The ``[latex]`` table: declared names to distinct LaTeX names of the safe subset."""
+    if table is None:
+        return ()
+    if not isinstance(table, Mapping):
+        raise SpecError(f'{origin}: [latex] must be a table of name = "LaTeX"')
+    out: dict[str, str] = {}
+    for name, text in table.items():
+        if name not in names:
+            raise SpecError(f"{origin}: [latex] names '{name}', which is not a declared name")
+        fault = latex_name_error(text)
+        if fault is not None:
+            raise SpecError(f"{origin}: [latex] name of '{name}' is refused: {fault}")
+        twin = next((other for other, t in out.items() if t == text), None)
+        if twin is not None:
+            raise SpecError(f"{origin}: [latex] gives '{name}' and '{twin}' the same name {text!r}")
+        out[name] = text
+    return tuple(out.items())
 
 
 def _sampler(
@@ -247,6 +270,7 @@ def inline_model(
     *,
     discrete: bool = False,
     validate: bool = True,
+    title: str = "Inline model",
 ) -> Model:
     """Build a model from the inline command-line form.
 
@@ -262,6 +286,13 @@ def inline_model(
         ``NAME:DOMAIN`` items.
     consts : list of str
         ``NAME:DOMAIN`` or ``NAME:DOMAIN=VALUE`` items.
+    discrete : bool, optional
+        The density is a probability mass function.
+    validate : bool, optional
+        Check numerically that the density is a density.
+    title : str, optional
+        The title of the documents (``--title``): untrusted, checked like a
+        spec's ``title`` (one line of printable text, at most 300 characters).
 
     Examples
     --------
@@ -286,7 +317,7 @@ def inline_model(
 
     data = {
         "name": "inline",
-        "title": "Inline model",
+        "title": title,
         "variable": var,
         "discrete": discrete,
         "support": parts,

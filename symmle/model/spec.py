@@ -133,6 +133,10 @@ class Model:
         The ``[sampler]`` table, if the spec has one.
     source : mapping
         The density and support text as given.
+    latex : tuple of (str, str)
+        The ``[latex]`` table: ``(name, LaTeX)`` for declared names that the
+        documents write in a given way (checked by
+        :func:`~symmle.model.latex_names.latex_name_error`).
 
     Examples
     --------
@@ -156,6 +160,7 @@ class Model:
     constants: tuple[Quantity, ...] = ()
     sampler: Sampler | None = None
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    latex: tuple[tuple[str, str], ...] = ()
 
     @property
     def parameter_symbols(self) -> tuple[sp.Symbol, ...]:

@@ -13,17 +13,29 @@ the LaTeX itself (:func:`_width`), in characters of normal size.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from symmle.report.printer import Printer, common_denominator, exact, function_latex, latex
+from symmle.report.printer import (
+    Notation,
+    Printer,
+    common_denominator,
+    exact,
+    function_latex,
+    latex,
+    with_names,
+)
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
 
-__all__ = ["step_aligned", "step_latex"]
+__all__ = ["Abbreviations", "step_aligned", "step_latex"]
+
+#: what a label may hold (as :func:`~symmle.report.lecture.core.label_for` makes them)
+_LABEL = re.compile(r"eq:[A-Za-z0-9.:-]+")
 
 # --------------------------------------------------------------------------
 # width of LaTeX, for breaking long lines
@@ -118,6 +130,8 @@ def _group_width(tex: str, k: int) -> tuple[float, int]:
                 w += {"\\quad": 1.0, "\\qquad": 2.0}.get(cmd, 0.0)
             elif cmd == "\\\\":
                 w += 0.0
+            elif cmd in _OPERATORS:
+                w += len(cmd) - 1.0
             else:
                 w += 1.0
             continue
@@ -129,8 +143,13 @@ def _group_width(tex: str, k: int) -> tuple[float, int]:
     return w, k
 
 
-#: widest right-hand side of one line of an ``align`` block (characters)
-_LINE = 46.0
+#: commands printed as their name in roman letters (``\exp`` is three characters wide)
+_OPERATORS = {r"\exp", r"\log", r"\max", r"\min", r"\sin", r"\cos", r"\tan", r"\sinh", r"\cosh", r"\tanh"}
+_OPERATORS |= {r"\arctan", r"\det", r"\ln"}
+
+#: widest line of an ``align`` block, left-hand side column included (characters; every family's
+#: document and a two-component mixture then have no line more than 10 pt too wide)
+_LINE = 50.0
 
 
 def _pack(pieces: list[tuple[str, str]], room: float, first: str = "") -> list[str]:
@@ -149,16 +168,13 @@ def _pack(pieces: list[tuple[str, str]], room: float, first: str = "") -> list[s
     return lines
 
 
-def _rhs_lines(expr: Any, data: frozenset, room: float) -> list[str]:
-    r"""The LaTeX of a right-hand side, broken at its top-level ``+``/``-`` if too wide.
+def _layout(expr: sp.Expr, data: Any, room: float) -> list[str]:
+    r"""The LaTeX of ``expr`` broken at its top-level ``+``/``-`` if too wide.
 
     A sum over the data of a long expression is broken inside its
     parentheses (``\Big(`` ... ``\Big)``).
     """
-    if isinstance(expr, str):
-        return [expr]
-    expr = exact(sp.sympify(expr))
-    printer = Printer(data)
+    printer = Printer(with_names(data, expr))
     whole = printer.doprint(expr)
     if _width(whole) <= room:
         return [whole]
@@ -175,6 +191,134 @@ def _rhs_lines(expr: Any, data: frozenset, room: float) -> list[str]:
     return [whole]
 
 
+#: the letters that name abbreviated subexpressions (none of symmle's own: E, H, I, J, L, N, S, T...)
+_LETTERS = "ABCDGKMPRUVW"
+#: at most this many abbreviations in one block of equations
+_MAX_ABBREVIATIONS = 12
+
+
+class Abbreviations:
+    r"""Names for subexpressions too wide to show inline, shared by the rows of one block.
+
+    A row whose pieces are still wider than the line once broken at its
+    ``+``/``-`` gets its subexpression of most width (times its occurrences)
+    replaced by a letter, ``A`` (or ``A_{i}`` where it depends on the index
+    of a sum), and the block closes with ``\text{where } A_{i} = ...``.  Each
+    replacement is an identity: :meth:`restore` gives the expression back.
+
+    Parameters
+    ----------
+    taken : set of str
+        Names and LaTeX names already on the page, which no letter may take.
+    """
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = set(taken)
+        self.names: dict[sp.Expr, sp.Expr] = {}  # subexpression -> its name
+        self.order: list[sp.Expr] = []
+
+    def apply(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with the names given so far."""
+        for sub in self.order:
+            expr = expr.xreplace({sub: self.names[sub]})
+        return expr
+
+    def restore(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with every name replaced by what it stands for."""
+        for sub in reversed(self.order):
+            expr = expr.xreplace({self.names[sub]: sub})
+        return expr
+
+    def name(self, sub: sp.Expr, index: sp.Symbol | None) -> sp.Expr:
+        """The name of ``sub``: a new letter, indexed by ``index`` if it depends on it."""
+        if sub in self.names:
+            return self.names[sub]
+        letter = next((c for c in _LETTERS if c not in self.taken), None)
+        k = 1
+        while letter is None:
+            letter = f"A{k}" if f"A{k}" not in self.taken else None
+            k += 1
+        self.taken.add(letter)
+        named = sp.Indexed(sp.IndexedBase(letter), index) if index is not None else sp.Symbol(letter)
+        self.names[sub] = named
+        self.order.append(sub)
+        return named
+
+    def definitions(self) -> list[tuple[sp.Expr, sp.Expr]]:
+        """``(name, subexpression)`` in the order given (a later one may use an earlier name)."""
+        return [(self.names[sub], sub) for sub in self.order]
+
+
+def _bound(expr: sp.Expr) -> set:
+    """The indices of the sums and products in ``expr``."""
+    return {lim[0] for s in expr.atoms(sp.Sum, sp.Product) for lim in s.limits}
+
+
+def _widest_part(expr: sp.Expr, data: Any, room: float) -> tuple[sp.Expr, sp.Symbol | None] | None:
+    """The subexpression worth a name: most width saved, its definition fitting the line."""
+    bound = _bound(expr)
+    printer = Printer(with_names(data, expr))
+    best, best_score = None, 0.0
+    counts = Counter(sp.preorder_traversal(expr))
+    for sub, count in counts.items():
+        if sub == expr or not isinstance(sub, sp.Expr) or sub.is_Atom:
+            continue
+        if isinstance(sub, (sp.Indexed, AppliedUndef)) or sub.has(sp.Sum, sp.Product):
+            continue
+        if isinstance(sub, sp.Mul) and sub.could_extract_minus_sign():
+            continue
+        indices = sub.free_symbols & bound
+        if len(indices) > 1:
+            continue
+        width = _width(printer.doprint(sub))
+        if width < 8:
+            continue
+        if max(_width(line) for line in _layout(sub, data, room - 6)) > room - 6:
+            continue  # its definition would not fit either
+        score = width * count
+        if score > best_score:
+            best, best_score = (sub, next(iter(indices)) if indices else None), score
+    return best
+
+
+def _rhs_lines(expr: Any, data: Any, room: float, names: Abbreviations | None = None) -> list[str]:
+    r"""The LaTeX of a right-hand side in lines no wider than ``room`` where possible.
+
+    Broken at its top-level ``+``/``-`` (:func:`_layout`); with ``names``, a
+    piece still too wide has its widest subexpressions named
+    (:class:`Abbreviations`).
+    """
+    if isinstance(expr, str):
+        return [expr]
+    expr = exact(sp.sympify(expr))
+    if names is not None:
+        expr = names.apply(expr)
+    lines = _layout(expr, data, room)
+    for _ in range(_MAX_ABBREVIATIONS):
+        if names is None or len(names.order) >= _MAX_ABBREVIATIONS or max(map(_width, lines)) <= room:
+            break
+        part = _widest_part(expr, data, room)
+        if part is None:
+            break
+        expr = expr.xreplace({part[0]: names.name(*part)})
+        lines = _layout(expr, data, room)
+    return lines
+
+
+def _where_rows(names: Abbreviations, data: Any, column: float) -> list[str]:
+    """The rows that define the abbreviations of a block: ``\\text{where } A_{i} &= ...``.
+
+    ``column`` is the width of the block's left-hand sides.
+    """
+    rows = []
+    for k, (name, sub) in enumerate(names.definitions()):
+        left = (r"\text{where } " if k == 0 else "") + latex(name, data)
+        lines = _layout(sub, data, _LINE - max(column, _width(left)))
+        rows.append(f"{left} &= {lines[0]}")
+        rows += [r"&\quad " + more for more in lines[1:]]
+    return rows
+
+
 def _entry_label(base: Any, a: int, b: int, data: frozenset) -> str:
     r"""The name of entry (a, b) of the matrix called ``base``.
 
@@ -187,7 +331,9 @@ def _entry_label(base: Any, a: int, b: int, data: frozenset) -> str:
     return rf"\left[{latex(base, data)}\right]_{{{a + 1}{b + 1}}}"
 
 
-def _entry_rows(m: sp.MatrixBase, base: Any, data: frozenset, room: float) -> list[tuple[str, str]]:
+def _entry_rows(
+    m: sp.MatrixBase, base: Any, data: Any, room: float, names: Abbreviations | None = None
+) -> list[tuple[str, str]]:
     """A wide matrix entry by entry: ``[(label, rhs line), ...]`` (one triangle if symmetric)."""
     out: list[tuple[str, str]] = []
     symmetric = m.is_square and all(m[a, b] == m[b, a] for a in range(m.rows) for b in range(a))
@@ -198,7 +344,7 @@ def _entry_rows(m: sp.MatrixBase, base: Any, data: frozenset, room: float) -> li
             label = _entry_label(base, a, b, data)
             if symmetric and a != b:
                 label += " = " + _entry_label(base, b, a, data)
-            for k, line in enumerate(_rhs_lines(m[a, b], data, room - 8)):
+            for k, line in enumerate(_rhs_lines(m[a, b], data, room - 8, names)):
                 out.append((label if k == 0 else "", line if k == 0 else r"\quad " + line))
     return out
 
@@ -207,20 +353,51 @@ def _entry_rows(m: sp.MatrixBase, base: Any, data: frozenset, room: float) -> li
 # steps
 # --------------------------------------------------------------------------
 
+#: a left-hand side wider than this (characters) is not written before the alignment point
+_LEFT = 20.0
 
-def _rows(step: Step, data: frozenset, numbered: bool) -> list[str]:
+
+def _taken(step: Step, data: Any) -> set[str]:
+    """The names on the page of a step, which no abbreviation may take."""
+    taken: set[str] = set()
+    if isinstance(data, Notation):
+        taken |= set(data.declared) | set(data.names.values())
+    for row in step.lines:
+        for side in row:
+            if isinstance(side, sp.Basic):
+                taken |= {str(s) for s in side.free_symbols}
+                taken |= {str(b.label) for b in side.atoms(sp.IndexedBase)}
+    return taken
+
+
+def _rows(step: Step, data: Any, numbered: bool) -> list[str]:
     """The rows of a step's ``align`` block (without the environment)."""
     rows: list[str] = []
     previous: Any = None
     relations = step.relations or ()
     previous_rhs: Any = None
+    names = Abbreviations(_taken(step, data))
     force = False  # show the next left-hand side even if it repeats (after rows of another name)
+    column = 0.0  # the width of the left-hand sides' column so far: every row's right side starts after it
     for k, (lhs, rhs) in enumerate(step.lines):
         rel = relations[k] if k < len(relations) and relations[k] else "="
         show = lhs is not None and (k == 0 or force or not _same(lhs, previous))
         force = False
         left = latex(lhs, data) if show else ""
-        room = _LINE - (min(_width(left), 14.0) if show else 0.0)
+        if show and rel == "=" and _width(left) > _LEFT and not isinstance(rhs, (str, sp.MatrixBase)):
+            if not isinstance(lhs, str) and _width(latex(rhs, data)) <= _LEFT:
+                # a long left-hand side of a short one (an equation "... = 0"): written as "0 = ..."
+                lhs, rhs = rhs, lhs
+                left = latex(lhs, data)
+                force = True
+            else:
+                # both long: the left-hand side on lines of its own, then "= right-hand side"
+                parts = _rhs_lines(lhs, data, _LINE, names)
+                rows.append("&" + parts[0])
+                rows += [r"&\quad " + more for more in parts[1:]]
+                left, force = "", True
+        column = max(column, min(_width(left), 14.0) if left else 0.0)
+        room = _LINE - column
         wide = isinstance(rhs, sp.MatrixBase) and _width(latex(rhs, data)) > _LINE
         common = common_denominator(rhs) if wide else None
         if common is not None and _width(latex(common[1], data)) <= _LINE - 8:
@@ -236,21 +413,23 @@ def _rows(step: Step, data: frozenset, numbered: bool) -> list[str]:
             )
             grid = r"\begin{pmatrix} " + r" \\ ".join(labels) + r" \end{pmatrix}"
             rows.append(f"{left} &{rel} {grid}")
-            for label, line in _entry_rows(rhs, base, data, _LINE):
+            for label, line in _entry_rows(rhs, base, data, _LINE, names):
                 rows.append(f"{label} &{'=' if label else ''} {line}" if label else f"&{line}")
             force = True
         else:
-            parts = _rhs_lines(rhs, data, room)
+            parts = _rhs_lines(rhs, data, room, names)
             rows.append(f"{left} &{rel} {parts[0]}")
             for more in parts[1:]:
                 rows.append(r"&\quad " + more)
         if lhs is not None:
             previous = lhs
         previous_rhs = rhs
+    where = _where_rows(names, data, column)
     if numbered:
-        # one equation number per block, on its last line
-        rows = [r + r" \notag" for r in rows[:-1]] + rows[-1:]
-    return rows
+        # one equation number per block, on its last line of equations (not on its definitions)
+        rows = [r + r" \notag" for r in rows[:-1]] + rows[-1:] + [r + r" \notag" for r in where]
+        return rows
+    return rows + where
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -262,15 +441,20 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def step_latex(step: Step, data: frozenset = frozenset(), *, numbered: bool = True) -> str:
-    """The ``align`` block of one step ('' if it has no equations)."""
+def step_latex(step: Step, data: Notation | frozenset = frozenset(), *, numbered: bool = True) -> str:
+    """The ``align`` block of one step ('' if it has no equations), its number labelled with its label."""
     if not step.lines:
         return ""
     rows = _rows(step, data, numbered)
+    label = getattr(step, "label", "")
+    if numbered and label and _LABEL.fullmatch(label):
+        # on the numbered row: the last one without \notag
+        last = max(k for k, r in enumerate(rows) if not r.endswith(r"\notag"))
+        rows[last] += rf" \label{{{label}}}"
     return "\\begin{align}\n" + " \\\\\n".join(rows) + "\n\\end{align}"
 
 
-def step_aligned(step: Step, data: frozenset = frozenset()) -> str:
+def step_aligned(step: Step, data: Notation | frozenset = frozenset()) -> str:
     """The equations of one step as an ``aligned`` block without numbers, for ``$$...$$`` in Markdown."""
     rows = _rows(step, data, numbered=False)
     return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"

@@ -15,7 +15,7 @@ import sympy as sp
 
 from symmle.report.equations import step_latex
 from symmle.report.escape import tex_text
-from symmle.report.printer import data_symbols, latex
+from symmle.report.printer import latex, notation
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
@@ -86,7 +86,7 @@ def to_dict(d: Derivation) -> dict[str, Any]:
     >>> doc["fisher_information"], doc["crlb"]
     ([['1/lam']], [['lam/N']])
     """
-    data = data_symbols(d)
+    data = notation(d)
     forms = _estimator_forms(d)
     estimators = {}
     for name, e in d.solutions.items():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from symmle.report.equations import step_latex
 from symmle.report.escape import tex_plain, tex_text, tex_title
 from symmle.report.outline import notes, sections
-from symmle.report.printer import data_symbols
+from symmle.report.printer import notation
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -25,7 +25,9 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     r"""Return the derivation as LaTeX lecture notes.
 
     Each section is a ``\subsection*``; each step a sentence followed by an
-    ``align`` block; warnings become a closing "Notes" section.
+    ``align`` block, whose number is labelled (``\label{eq:nll}``) and
+    referred to by later sentences (``\eqref{eq:nll}``); warnings become a
+    closing "Notes" section.  Long blocks may break across pages.
 
     Parameters
     ----------
@@ -48,7 +50,7 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     >>> print(doc.splitlines()[1], doc.splitlines()[-1])
     \usepackage{amsmath} \end{document}
     """
-    data = data_symbols(d)
+    data = notation(d)
     parts = []
     for section, steps in sections(d):
         parts.append(f"\\subsection*{{{tex_text(section)}}}")
@@ -70,6 +72,7 @@ def to_latex(d: Derivation, standalone: bool = False) -> str:
     return (
         "\\documentclass[11pt]{article}\n"
         "\\usepackage{amsmath}\n"
+        "\\allowdisplaybreaks\n"
         "\\setlength{\\parindent}{0pt}\n"
         "\\setlength{\\parskip}{0.6em}\n"
         "\\setlength{\\emergencystretch}{2em}\n"

@@ -1,15 +1,20 @@
 """SymPy expressions as LaTeX in a lecturer's notation: the printer of every report.
 
 :func:`latex` writes a SymPy object with :class:`Printer`, SymPy's LaTeX printer
-with the lecturer's conventions: ``x_i`` for the sample element, ``\\sigma^{2}``
-for ``sigma2`` (and ``\\sigma^{4}`` for its square), Greek names as Greek,
-``\\hat{\\mu}`` for the estimator symbol ``hat_mu``, ``\\log`` with parentheses,
+with the lecturer's conventions: ``x_i`` for the sample element, digits as
+subscripts (``s1`` -> ``s_{1}``) except the ``2`` of a variance's name
+(``sigma2`` -> ``\\sigma^{2}``, and ``\\sigma^{4}`` for its square; see
+:func:`symbol_latex`), Greek names as Greek, the names a spec gives in its
+``[latex]`` table (:class:`Notation`), ``\\hat{\\mu}`` for the estimator symbol
+``hat_mu`` and ``\\tilde{\\mu}`` for ``tilde_mu``, ``\\log`` with parentheses,
 factors such as :math:`\\frac{1}{N}` written before a sum
 (:math:`\\frac{1}{N}\\sum_{i=1}^{N} x_i`), data terms first (:math:`x_i - \\mu`),
 ``\\psi`` and ``\\psi'`` for the digamma and trigamma functions,
-``\\min_i x_i``/``\\max_i x_i`` for the order statistics, and ``\\text{--}`` for
+``\\min_i x_i``/``\\max_i x_i`` for the order statistics, ``\\mathbf{1}\\{\\dots\\}``
+for the indicator ``Indicator(condition)``, and ``\\text{--}`` for
 entries that do not exist.  Floats never appear: any Float is shown as the
-rational it stands for.  :func:`symbol_latex` names one symbol the same way.
+rational it stands for.  The names of symbols are :mod:`symmle.report.names`
+(re-exported here).
 
 Breaking long formulas into lines is :mod:`symmle.report.equations`; the
 documents are written by one module per format (:mod:`symmle.report.latex`,
@@ -19,8 +24,6 @@ documents are written by one module per format (:mod:`symmle.report.latex`,
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
@@ -28,159 +31,42 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from symmle.report.names import (
+    GREEK,
+    Notation,
+    accented,
+    function_latex,
+    greek_letter,
+    model_notation,
+    subscript,
+    symbol_latex,
+    with_names,
+)
+
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
 
 __all__ = [
     "GREEK",
+    "INDICATOR",
+    "Notation",
     "Printer",
+    "accented",
     "common_denominator",
     "data_symbols",
     "exact",
     "function_latex",
     "greek_letter",
     "latex",
+    "model_notation",
+    "notation",
     "subscript",
     "symbol_latex",
+    "with_names",
 ]
 
-#: Greek letters that LaTeX has as commands (``\lambda``, ``\Gamma``)
-GREEK = frozenset(
-    {
-        "alpha",
-        "beta",
-        "gamma",
-        "delta",
-        "epsilon",
-        "zeta",
-        "eta",
-        "theta",
-        "iota",
-        "kappa",
-        "lambda",
-        "mu",
-        "nu",
-        "xi",
-        "pi",
-        "rho",
-        "sigma",
-        "tau",
-        "upsilon",
-        "phi",
-        "chi",
-        "psi",
-        "omega",
-        "Gamma",
-        "Delta",
-        "Theta",
-        "Lambda",
-        "Xi",
-        "Pi",
-        "Sigma",
-        "Upsilon",
-        "Phi",
-        "Psi",
-        "Omega",
-    }
-)
-_ALIASES = {"lam": "lambda", "lamda": "lambda", "th": "theta", "eps": "epsilon"}
-#: names whose trailing 2 is a square (a variance), not an index: sigma2 -> sigma^2
-_SQUARED = {"sigma", "tau", "s", "omega"}
-_FUNCTION_NAMES = {
-    "ell": r"\ell",
-    "E": r"\mathrm{E}",
-    "Var": r"\operatorname{Var}",
-    "Cov": r"\operatorname{Cov}",
-}
-
-
-# --------------------------------------------------------------------------
-# symbols
-# --------------------------------------------------------------------------
-
-
-def subscript(base: str, index: str) -> str:
-    """``base`` with a subscript; a base that has one already is braced (no double subscript)."""
-    return ("{" + base + "}" if "_" in base or "^" in base else base) + "_{" + index + "}"
-
-
-def greek_letter(ch: str) -> str | None:
-    """The name of a Greek letter as LaTeX spells it (``λ`` -> ``lambda``, ``Λ`` -> ``Lambda``), else None.
-
-    >>> greek_letter("λ"), greek_letter("Ω"), greek_letter("x")
-    ('lambda', 'Omega', None)
-    """
-    m = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER (\w+)", unicodedata.name(ch, ""))
-    if not m:
-        return None
-    letter = {"LAMDA": "lambda"}.get(m.group(2), m.group(2)).lower()
-    return letter.capitalize() if m.group(1) == "CAPITAL" else letter
-
-
-def _unicode_latex(name: str) -> str:
-    """LaTeX of a non-ASCII name: Greek letters as commands (``λ`` -> ``\\lambda``), others by code point."""
-    out = []
-    for ch in name:
-        if ch.isascii():
-            out.append(ch.replace("_", r"\_"))
-            continue
-        letter = greek_letter(ch)
-        if letter is None:
-            out.append(rf"\mathrm{{U{ord(ch):04X}}}")
-        elif letter in GREEK:
-            out.append("\\" + letter + " ")
-        else:  # a letter LaTeX has no command for: its name, or its Latin capital (Alpha -> A)
-            out.append(letter if letter.islower() else r"\mathrm{" + letter[0] + "}")
-    return "{" + "".join(out).strip() + "}"
-
-
-def _symbol_parts(name: str) -> tuple[str, int]:
-    """``(base LaTeX, power)`` of a symbol name.
-
-    ``sigma2`` -> ``(\\sigma, 2)``, ``hat_sigma2`` -> ``(\\hat{\\sigma}, 2)``.
-    """
-    if not name.isascii():
-        return _unicode_latex(name), 1
-    if name.startswith("hat_"):
-        base, power = _symbol_parts(name[4:])
-        return r"\hat{" + base + "}", power
-    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", name)
-    if m:
-        head, digits = m.groups()
-        if head == "T":
-            return f"T_{{{digits}}}", 1
-        base = _ALIASES.get(head, head)
-        if digits == "2" and base in _SQUARED:
-            return _symbol_parts(head)[0], 2
-        return subscript(_symbol_parts(head)[0], digits), 1
-    base = _ALIASES.get(name, name)
-    if base in GREEK:
-        return "\\" + base, 1
-    if "_" in name.strip("_"):
-        head, _, tail = name.strip("_").partition("_")
-        return subscript(symbol_latex(head), symbol_latex(tail)), 1
-    if len(name) == 1:
-        return name, 1
-    if len(name) == 2 and name.isalpha() and name.islower():
-        return f"{name[0]}_{{{name[1]}}}", 1  # xm -> x_m
-    return r"\mathrm{" + name.replace("_", r"\_") + "}", 1
-
-
-def symbol_latex(name: str) -> str:
-    """LaTeX for a symbol name.
-
-    ``sigma2`` -> ``\\sigma^{2}``, ``lam`` -> ``\\lambda``, ``hat_mu`` -> ``\\hat{\\mu}``.
-
-    >>> symbol_latex("hat_sigma2")
-    '\\\\hat{\\\\sigma}^{2}'
-    """
-    base, power = _symbol_parts(name)
-    return base if power == 1 else f"{base}^{{{power}}}"
-
-
-def function_latex(name: str) -> str:
-    """LaTeX for the name of a function: ``ell`` -> ``\\ell``, ``Var`` -> ``\\operatorname{Var}``."""
-    return _FUNCTION_NAMES.get(name, symbol_latex(name))
+#: the undefined function that stands for the indicator of its condition: ``\mathbf{1}\{x_i \le \theta\}``
+INDICATOR = "Indicator"
 
 
 # --------------------------------------------------------------------------
@@ -200,9 +86,13 @@ def _data_negative(expr: sp.Basic, data: frozenset) -> bool:
     return bool(terms) and all(t.could_extract_minus_sign() for t in terms)
 
 
+def _is_indicator(f: sp.Basic) -> bool:
+    return isinstance(f, AppliedUndef) and str(f.func) == INDICATOR
+
+
 def _is_trailing(f: sp.Basic) -> bool:
-    """Factors written after their coefficient: sums, logarithms and exponentials."""
-    if isinstance(f, (sp.Sum, sp.log, sp.exp)):
+    """Factors written after their coefficient: sums, logarithms, exponentials and indicators."""
+    if isinstance(f, (sp.Sum, sp.Product, sp.log, sp.exp)) or _is_indicator(f):
         return True
     return isinstance(f, sp.Pow) and isinstance(f.base, sp.Sum) and f.exp.is_positive is True
 
@@ -212,16 +102,22 @@ class Printer(LatexPrinter):
 
     Parameters
     ----------
-    data : frozenset of Symbol, optional
-        Symbols that stand for observations; terms with them are written first.
+    notation : Notation or frozenset of Symbol, optional
+        How symbols are written (a set: the symbols that stand for
+        observations, whose terms are written first).
     """
 
-    def __init__(self, data: frozenset = frozenset()) -> None:
+    def __init__(self, notation: Notation | frozenset | set = frozenset()) -> None:
         super().__init__(
             {"ln_notation": False, "mat_str": "pmatrix", "mat_delim": "", "fold_frac_powers": True}
         )
-        self.data = data
+        self.notation = notation if isinstance(notation, Notation) else Notation(frozenset(notation))
+        self.data = self.notation.data
         self._aliases: dict[sp.Symbol, str] = {}
+
+    def symbol(self, name: str) -> str:
+        """The LaTeX of the symbol called ``name``, in this printer's notation."""
+        return symbol_latex(name, self.notation)
 
     def _print(self, expr, **kwargs):
         if expr is sp.nan:
@@ -232,12 +128,12 @@ class Printer(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self._aliases:
             return self._aliases[expr]
-        return symbol_latex(expr.name)
+        return self.symbol(expr.name)
 
     _print_Dummy = _print_Symbol
 
     def _print_Indexed(self, expr):
-        return subscript(symbol_latex(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
+        return subscript(self.symbol(str(expr.base.label)), ",".join(self._print(i) for i in expr.indices))
 
     def _print_NaN(self, expr):
         return r"\text{--}"
@@ -350,12 +246,13 @@ class Printer(LatexPrinter):
         return None
 
     def _trailing(self, factors: list) -> list[str]:
-        # logarithms and exponentials before sums, so that no factor reads as inside a sum
-        factors = sorted(factors, key=lambda f: isinstance(f, (sp.Sum, sp.Pow)))
+        # logarithms, exponentials and indicators before sums and products, so that no factor reads
+        # as inside a sum
+        factors = sorted(factors, key=lambda f: isinstance(f, (sp.Sum, sp.Product, sp.Pow)))
         out = []
         for k, f in enumerate(factors):
             tex = self._print(f)
-            if isinstance(f, sp.Sum) and k < len(factors) - 1:
+            if isinstance(f, (sp.Sum, sp.Product)) and k < len(factors) - 1:
                 tex = rf"\left({tex}\right)"
             out.append(tex)
         return out
@@ -363,7 +260,7 @@ class Printer(LatexPrinter):
     def _print_Pow(self, expr):
         b, e = expr.base, expr.exp
         if isinstance(b, sp.Symbol) and e.is_Rational and e.is_positive:
-            base, power = _symbol_parts(b.name)
+            base, power = self.notation.parts(b.name)
             total = power * e
             if power != 1 and total.is_integer:
                 return base if total == 1 else f"{base}^{{{total}}}"
@@ -461,6 +358,9 @@ class Printer(LatexPrinter):
             x = self._print(args[0])
             tex = rf"\{name.lower()}_{{i}} " + subscript(x, "i")
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+        if name == INDICATOR and len(args) == 1:
+            tex = rf"\mathbf{{1}}\left\{{{self._print(args[0])}\right\}}"
+            return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         if name == "E" and len(args) == 1:
             tex = rf"\mathrm{{E}}\left[{self._print(args[0])}\right]"
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
@@ -533,7 +433,7 @@ def exact(expr: sp.Basic) -> sp.Basic:
     return expr
 
 
-def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
+def latex(expr: Any, data: Notation | frozenset | set = frozenset()) -> str:
     r"""Write a SymPy object as LaTeX in the lecturer's notation.
 
     See the module docstring for the conventions (``\sigma^{2}`` for
@@ -543,9 +443,11 @@ def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
     ----------
     expr : sympy.Basic or str
         The object; a ``str`` is LaTeX already and is returned as it is.
-    data : set of Symbol, optional
-        Symbols that stand for observations (besides the indexed ``x_i``);
-        terms with them are written first (:math:`x - \mu`).
+    data : Notation or set of Symbol, optional
+        How symbols are written (:class:`Notation`), or just the symbols that
+        stand for observations (besides the indexed ``x_i``), whose terms are
+        written first (:math:`x - \mu`).  Without declared names, the
+        expression's own symbols decide whether digits are indices.
 
     Returns
     -------
@@ -564,7 +466,8 @@ def latex(expr: Any, data: frozenset | set = frozenset()) -> str:
     """
     if isinstance(expr, str):
         return expr
-    return Printer(frozenset(data)).doprint(exact(sp.sympify(expr)))
+    expr = exact(sp.sympify(expr))
+    return Printer(with_names(data, expr)).doprint(expr)
 
 
 def data_symbols(d: Derivation) -> frozenset:
@@ -575,3 +478,8 @@ def data_symbols(d: Derivation) -> frozenset:
     x = d.model.variable
     upper = x.name.upper()
     return frozenset({x, sp.Symbol(upper), sp.Symbol(upper, real=True), sp.Symbol(upper, positive=True)})
+
+
+def notation(d: Derivation) -> Notation:
+    """The notation of a derivation's documents (:func:`model_notation` with :func:`data_symbols`)."""
+    return model_notation(d.model, data_symbols(d))

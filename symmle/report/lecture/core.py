@@ -11,8 +11,11 @@ and writes its own sequence of steps; the base gives it the notation and the mac
   NLL written in the data sums), each an identity by construction or checked symbolically
   (:meth:`Lecture.equal`) and each under a small time budget (:func:`quick`) with the plain form as the
   fallback;
-* the prose: lists of items, the domains of the quantities, the special functions that appear, the word
-  for a density, and the section headings every lecture shares.
+* the prose: lists of items, the domains of the quantities, the word for a density, and the section
+  headings every lecture shares.
+
+Labels, references and the definitions of special functions are added once the steps are written
+(:mod:`symmle.report.lecture.finish`).
 
 Nothing here derives: every expression shown is equal to what the pipeline derived.
 """
@@ -28,7 +31,7 @@ import sympy as sp
 from symmle.base.budget import attempt
 from symmle.base.errors import DerivationTimeout
 from symmle.model.spec import Model, Quantity
-from symmle.report.printer import latex
+from symmle.report.printer import latex, model_notation
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
@@ -88,6 +91,10 @@ class Step:
         The heading the step is shown under.
     relations : tuple of str
         Each line's relation in LaTeX (default ``=``), e.g. ``\ge``.
+    label : str
+        The label of the step's equations (``eq:derivative-mu``, made by
+        :func:`~symmle.report.lecture.finish.label_for`); the sentences of later steps refer to it as
+        ``$\eqref{eq:derivative-mu}$``.
 
     Examples
     --------
@@ -107,6 +114,7 @@ class Step:
     parameter: str = ""
     section: str = ""
     relations: tuple[str, ...] = ()
+    label: str = ""
 
 
 def quick(step: str, fn: Callable[[], Any]) -> Any:
@@ -192,8 +200,8 @@ class Lecture:
         return X if X.name not in self.model.symbols and X.name != x.name else x
 
     def tex(self, expr: Any) -> str:
-        """``expr`` in LaTeX, the symbols in ``data`` written as data."""
-        return latex(expr, self.data)
+        """``expr`` in LaTeX in the model's notation, the symbols in ``data`` written as data."""
+        return latex(expr, model_notation(self.model, self.data))
 
     # ------------------------------------------------------------------ sums over the data
     def explicit(self, expr: sp.Expr) -> sp.Expr:
@@ -444,27 +452,3 @@ class Lecture:
     def args_tex(self, params: Iterable[sp.Symbol]) -> str:
         """The parameters as a LaTeX argument list."""
         return ", ".join(self.tex(p) for p in params)
-
-    def glossary(self, *exprs: Any) -> str:
-        """A sentence naming the special functions and constants that appear."""
-        found: list[str] = []
-        atoms = set()
-        for e in exprs:
-            values = list(e) if isinstance(e, sp.MatrixBase) else [e] if isinstance(e, sp.Basic) else []
-            for v in values:
-                atoms |= {
-                    (type(a), a.args[0] if isinstance(a, sp.polygamma) else None)
-                    for a in v.atoms(sp.polygamma, sp.gamma)
-                }
-                if v.has(sp.EulerGamma):
-                    atoms.add((type(sp.EulerGamma), None))
-        orders = {int(m) for t, m in atoms if t is sp.polygamma and m is not None and m.is_Integer}
-        if sp.gamma in {t for t, _ in atoms}:
-            found.append(r"$\Gamma$ is the gamma function")
-        if 0 in orders:
-            found.append(r"$\psi = \Gamma'/\Gamma$ is the digamma function")
-        if 1 in orders:
-            found.append(r"$\psi'$ is the trigamma function")
-        if type(sp.EulerGamma) in {t for t, _ in atoms}:
-            found.append("$\\gamma$ is the Euler–Mascheroni constant")
-        return ("Here " + self.listing(found) + ".") if found else ""

@@ -3,28 +3,30 @@
 The steps, in order: the model; the likelihood as a product, the log-likelihood as a sum and the NLL;
 the support constraints of boundary parameters; each partial derivative set to zero and solved for its
 parameter; the reduced equation of the parameters found numerically; the estimators; the second-order
-check; the Fisher information of one observation and the Cramér–Rao bound.  The notation and the checked
-rearrangements are those of :mod:`symmle.report.lecture.core`.
+check; the Fisher information of one observation and the Cramér–Rao bound (those two in
+:mod:`symmle.report.lecture.information`).  The notation and the checked rearrangements are those of
+:mod:`symmle.report.lecture.core`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sympy as sp
 
 from symmle.model.spec import Model
 from symmle.report.lecture.core import (
-    INFORMATION,
     LIKELIHOOD,
     MAXIMISING,
     MODEL,
     SECOND_ORDER,
-    Lecture,
     Step,
     quick,
 )
-from symmle.report.printer import subscript
+from symmle.report.lecture.finish import label_for, reference
+from symmle.report.lecture.information import InformationSteps
+from symmle.report.printer import INDICATOR, subscript
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood, quantile_parts
 from symmle.symbolic.stationarity import Stationarity
@@ -32,7 +34,7 @@ from symmle.symbolic.stationarity import Stationarity
 __all__ = ["ScalarLecture"]
 
 
-class ScalarLecture(Lecture):
+class ScalarLecture(InformationSteps):
     """The steps of the derivation of a scalar IID model (see the module docstring)."""
 
     def __init__(self, model: Model, lik: Likelihood, st: Stationarity, info: Information) -> None:
@@ -101,14 +103,63 @@ class ScalarLecture(Lecture):
                 known.append(self.domain_tex(q) + value)
             after += "; known constant" + ("s" if len(known) > 1 else "") + ": " + self.listing(known)
         after += "."
-        gloss = self.glossary(m.density)
-        if gloss:
-            after += " " + gloss
         line = (self.f(self.x, *self.theta), self.density_shown(m.density, self.x))
-        return [Step("Model", text + ":", (line,), after=after, kind="model", section=MODEL)]
+        return [
+            Step(
+                "Model",
+                text + ":",
+                (line,),
+                after=after,
+                kind="model",
+                section=MODEL,
+                label=label_for("model"),
+            )
+        ]
+
+    def support_parameters(self) -> list[sp.Symbol]:
+        """The parameters that set an end of the support."""
+        return [p for p in self.theta if self.model.depends_on_support(p)]
+
+    def indicators(self) -> tuple[sp.Expr, sp.Expr] | None:
+        """The indicator that ``x_i`` lies within the ends of the support set by parameters; its product.
+
+        ``1{x_i <= theta}`` and ``1{theta >= max_i x_i}``; ``None`` if no parameter sets an end.
+        """
+        lo, hi = self.model.support
+        params = set(self.theta)
+        low, high = bool(lo.free_symbols & params), bool(hi.free_symbols & params)
+        if not (low or high):
+            return None
+        smallest, largest = self.lik.order_statistics
+        one = sp.Function(INDICATOR)
+        if low and high:
+            each = one(sp.And(sp.Le(lo, self.xi, evaluate=False), sp.Le(self.xi, hi, evaluate=False)))
+            every = one(sp.And(sp.Le(lo, smallest, evaluate=False), sp.Ge(hi, largest, evaluate=False)))
+        elif high:
+            each, every = one(sp.Le(self.xi, hi, evaluate=False)), one(sp.Ge(hi, largest, evaluate=False))
+        else:
+            each, every = one(sp.Le(lo, self.xi, evaluate=False)), one(sp.Le(lo, smallest, evaluate=False))
+        return each, every
+
+    def feasible_tex(self) -> str:
+        """The constraints that the data put on the parameters setting the support, as LaTeX."""
+        lo, hi = self.model.support
+        params = set(self.theta)
+        smallest, largest = (self.tex(s) for s in self.lik.order_statistics)
+        parts = []
+        if lo.free_symbols & params:
+            parts.append(rf"{self.tex(lo)} \le {smallest}")
+        if hi.free_symbols & params:
+            parts.append(rf"{self.tex(hi)} \ge {largest}")
+        return " and ".join(f"${t}$" for t in parts)
 
     def likelihood_steps(self) -> list[Step]:
-        """The likelihood as a product, the log-likelihood as a sum, and the NLL."""
+        """The likelihood as a product, the log-likelihood as a sum, and the NLL.
+
+        Where parameters set the support, the likelihood carries the indicator
+        that every observation lies in it, and the log-likelihood is shown
+        where that indicator is one.
+        """
         lik, N, i, xi = self.lik, self.N, self.i, self.xi
         sample = lik.sample
         chain = (
@@ -116,50 +167,88 @@ class ScalarLecture(Lecture):
             rf"\cdots {self.tex(self.f(sample[N], *self.theta))}"
         )
         joint = "joint probability" if self.model.discrete else "joint density"
+        each = self.density_shown(self.model.density, self.x, xi)
+        lines: list[tuple[Any, Any]] = [
+            (self.L, chain),
+            (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
+        ]
+        indicators = self.indicators()
+        text = (
+            f"The observations are independent, so their {joint} is the product of their "
+            f"{self.densities_word}. "
+            f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
+            "it is the likelihood"
+        )
+        if indicators is None:
+            lines.append((self.L, sp.Product(each, (i, 1, N))))
+            text += ":"
+        else:
+            ind_i, ind_all = indicators
+            lines.append((self.L, sp.Product(sp.Mul(each, ind_i, evaluate=False), (i, 1, N))))
+            lines.append((self.L, sp.Mul(sp.Product(each, (i, 1, N)), ind_all, evaluate=False)))
+            text += (
+                r"; the indicator $\mathbf{1}\{\cdot\}$ (one where its condition holds, zero elsewhere) "
+                f"says that the {self.density_word} is zero outside the support, which depends on "
+                + self.listing([f"${self.tex(p)}$" for p in self.support_parameters()])
+                + ":"
+            )
         steps = [
             Step(
                 "Likelihood",
-                f"The observations are independent, so their {joint} is the product of their "
-                f"{self.densities_word}. "
-                f"Viewed as a function of the parameter{'s' if len(self.theta) > 1 else ''}, "
-                "it is the likelihood:",
-                (
-                    (self.L, chain),
-                    (self.L, sp.Product(self.f(xi, *self.theta), (i, 1, N))),
-                    (self.L, sp.Product(self.density_shown(self.model.density, self.x, xi), (i, 1, N))),
-                ),
+                text,
+                tuple(lines),
                 kind="likelihood",
                 section=LIKELIHOOD,
+                label=label_for("likelihood"),
             )
         ]
         per = self.per_sample(self.logf, self.x).subs(self.x, xi)
         stats = [s for s in lik.statistics if s.informative]
         sums = self.listing([f"${self.tex(lik.sum_over_sample(s.expr))}$" for s in stats])
+        # whether the observations appear in the log-likelihood at all (not only through the support)
+        data_inside = bool(self.ell_sum.atoms(sp.Indexed)) or self.ell_sum.has(self.x)
+        after = []
+        if indicators is not None:
+            after.append(
+                f"This holds where the indicator in {reference('likelihood')} is one, that is for "
+                f"{self.feasible_tex()}; elsewhere the likelihood is zero and "
+                r"$\ell = -\infty$."
+            )
         if stats and lik.coupled == 0:
-            after = (
+            after.append(
                 f"The data enter only through {sums}: {'these are' if len(stats) > 1 else 'this is'} "
                 "sufficient for the parameters."
+                if indicators is None
+                else f"Apart from the indicator, the data enter only through {sums}."
             )
         elif stats:
-            after = f"The data enter through {sums} and through sums that involve the parameters themselves."
-        else:
-            after = (
-                "The data do not enter the log-likelihood at all: only the support constrains the parameters."
+            after.append(
+                f"The data enter through {sums} and through sums that involve the parameters themselves."
             )
+        elif data_inside:
+            after.append("The data enter through sums that involve the parameters themselves.")
+        elif indicators is not None:
+            after.append(
+                "Apart from the indicator, the data do not enter the likelihood: only the support "
+                "constrains the parameters."
+            )
+        else:
+            after.append("The data do not enter the log-likelihood at all.")
         steps.append(
             Step(
                 "Log-likelihood",
                 "Instead of maximising the likelihood directly, it is easier to maximise its logarithm, "
-                "the log-likelihood: the logarithm turns the product into a sum.",
+                f"the log-likelihood: the logarithm turns the product {reference('likelihood')} into a sum.",
                 (
                     (self.ell, sp.log(self.L)),
                     (self.ell, sp.Sum(sp.log(self.f(xi, *self.theta)), (i, 1, N))),
                     (self.ell, sp.Sum(per, (i, 1, N))),
                     (self.ell, self.ell_sum),
                 ),
-                after=after,
+                after=" ".join(after),
                 kind="log_likelihood",
                 section=LIKELIHOOD,
+                label=label_for("log_likelihood"),
             )
         )
         nll = -self.ell_sum
@@ -176,6 +265,7 @@ class ScalarLecture(Lecture):
                 tuple(lines),
                 kind="nll",
                 section=LIKELIHOOD,
+                label=label_for("nll"),
             )
         )
         return steps
@@ -210,9 +300,10 @@ class ScalarLecture(Lecture):
                 sign = found.direction > 0
 
             text = (
-                f"The support depends on ${self.tex(p)}$, so the likelihood is zero unless every "
-                f"observation lies in it, that is unless ${constraint}$. "
-                "On this feasible set the derivative of the log-likelihood is"
+                f"The support depends on ${self.tex(p)}$, so by its indicator the likelihood "
+                f"{reference('likelihood')} is zero unless every observation lies in the support, that is "
+                f"unless ${constraint}$. On this feasible set the derivative of the log-likelihood "
+                f"{reference('log_likelihood')} is"
             )
             if sign is True:
                 why = f"It is positive, so the log-likelihood increases with ${self.tex(p)}$"
@@ -238,6 +329,7 @@ class ScalarLecture(Lecture):
                     kind="boundary",
                     parameter=p.name,
                     section=MAXIMISING,
+                    label=label_for("boundary", p.name),
                 )
             )
             self.shown[p] = value
@@ -270,11 +362,12 @@ class ScalarLecture(Lecture):
             steps.append(
                 Step(
                     f"Partial derivative in {p.name}",
-                    f"Differentiate the NLL with respect to ${self.tex(p)}$:",
+                    f"Differentiate the NLL {reference('nll')} with respect to ${self.tex(p)}$:",
                     tuple(lines),
                     kind="derivative",
                     parameter=p.name,
                     section=section,
+                    label=label_for("derivative", p.name),
                 )
             )
             if p in kinks:
@@ -319,33 +412,26 @@ class ScalarLecture(Lecture):
                 steps.append(
                     Step(
                         f"Stationarity in {p.name}",
-                        f"Setting ${dp} = 0$ and solving for ${self.tex(p)}$ gives",
+                        f"Setting ${dp} = 0$ in {reference('derivative', p.name)} and solving for "
+                        f"${self.tex(p)}$ gives",
                         ((p, chosen),),
                         after=after,
                         kind="stationary",
                         parameter=p.name,
                         section=section,
+                        label=label_for("stationary", p.name),
                     )
                 )
             else:
                 # no closed form for p on its own: the condition is the derivative above, set to zero
                 self.joint = True
                 why = (
-                    f"Setting ${dp} = 0$ gives an equation with no closed-form solution for "
-                    f"${self.tex(p)}$ on its own."
+                    f"Setting ${dp} = 0$ in {reference('derivative', p.name)} gives an equation with "
+                    f"no closed-form solution for ${self.tex(p)}$ on its own."
                     if e.kind != "closed_form"
                     else "It is set to zero below, together with the other conditions."
                 )
-                last = steps[-1]
-                steps[-1] = Step(
-                    last.title,
-                    last.text,
-                    last.lines,
-                    after=why,
-                    kind=last.kind,
-                    parameter=last.parameter,
-                    section=last.section,
-                )
+                steps[-1] = replace(steps[-1], after=why)
         return steps
 
     def _subgradient_step(self, p: sp.Symbol, quantile: sp.Expr) -> Step:
@@ -404,25 +490,39 @@ class ScalarLecture(Lecture):
             )
         else:
             text = f"The stationarity conditions for {names} reduce to"
+        if not lines:
+            # nothing to display: the conditions are the derivatives above, set to zero
+            shown = self.listing([reference("derivative", p.name) for p in st.reduced])
+            text = f"The stationarity conditions for {names} are {shown} set to zero."
         count = len(st.reduced)
         method = (
             "Brent's method on the score"
             if count == 1
             else "a trust region on the exact Hessian of the profile log-likelihood"
         )
+        one = len(lines) == 1 or (not lines and count == 1)
         after = (
-            ("It has" if len(lines) == 1 else "They have") + " no closed-form solution, "
+            ("It has" if one else "They have") + " no closed-form solution, "
             "so symmle solves "
-            + ("it" if len(lines) == 1 else "them")
+            + ("it" if one else "them")
             + " numerically: a coarse search of the profile log-likelihood, "
             f"then {method} ({'one parameter' if count == 1 else 'several parameters'}), "
             "then Newton steps on exact derivatives. "
             "The result must be a maximum (a negative definite Hessian); "
             "otherwise symmle reports that the MLE was not reached."
         )
-        gloss = self.glossary(*[a for row in lines for a in row])
-        after = " ".join([*notes, after, gloss]).strip()
-        return [Step("Reduced equation", text, tuple(lines), after=after, kind="reduced", section=MAXIMISING)]
+        after = " ".join([*notes, after]).strip()
+        return [
+            Step(
+                "Reduced equation",
+                text,
+                tuple(lines),
+                after=after,
+                kind="reduced",
+                section=MAXIMISING,
+                label=label_for("reduced"),
+            )
+        ]
 
     def estimator_steps(self) -> list[Step]:
         """The estimators, each after those it is written in."""
@@ -466,7 +566,7 @@ class ScalarLecture(Lecture):
             roots = self.listing([f"${self.tex(hats[p])}$" for p in numeric])
             text = (
                 f"With {roots} the root{'s' if len(numeric) > 1 else ''} of the reduced equation"
-                f"{'s' if len(self.st.equations) > 1 else ''} above, the "
+                f"{'s' if len(self.st.equations) > 1 else ''} {reference('reduced')}, the "
                 + (
                     "other maximum-likelihood estimators are"
                     if many
@@ -490,14 +590,20 @@ class ScalarLecture(Lecture):
                     f"The maximum-likelihood estimate{'s' if len(numeric) > 1 else ''} {roots} "
                     f"{'are the roots' if len(numeric) > 1 else 'is the root'} "
                     "of the reduced equation"
-                    f"{'s' if len(self.st.equations) > 1 else ''} above.",
+                    f"{'s' if len(self.st.equations) > 1 else ''} {reference('reduced')}.",
                 )
             if not after:
                 return []
             return [Step("Estimators", " ".join(after), (), kind="estimators", section=MAXIMISING)]
         return [
             Step(
-                "Estimators", text, tuple(lines), after=" ".join(after), kind="estimators", section=MAXIMISING
+                "Estimators",
+                text,
+                tuple(lines),
+                after=" ".join(after),
+                kind="estimators",
+                section=MAXIMISING,
+                label=label_for("estimators"),
             )
         ]
 
@@ -557,7 +663,7 @@ class ScalarLecture(Lecture):
             )
         text = (
             "To confirm a maximum rather than a minimum or a saddle point, the Hessian of the "
-            "log-likelihood must be negative definite at the estimate."
+            f"log-likelihood {reference('log_likelihood')} must be negative definite at the estimate."
             + (" It is" if k > 1 else " The second derivative is")
         )
         return [
@@ -568,194 +674,6 @@ class ScalarLecture(Lecture):
                 after=" ".join(claims),
                 kind="hessian",
                 section=SECOND_ORDER,
+                label=label_for("hessian"),
             )
         ]
-
-    def _expectation(self, h: sp.Expr) -> sp.Expr | None:
-        """``E[h(X)]`` from the expectations the information was computed with, by linearity."""
-        table = {sp.expand(g): v for g, v in self.info.expectations.items()}
-        total = sp.S.Zero
-        for t in sp.Add.make_args(sp.expand(h.subs(self.X, self.x))):
-            c, g = t.as_independent(self.x, as_Add=False)
-            if g == 1:
-                total += c
-            elif g in table:
-                total += c * table[g]
-            else:
-                return None
-        return sp.factor(sp.simplify(total))
-
-    def information_steps(self) -> list[Step]:
-        """The Fisher information of one observation, entry by entry, and the Cramér–Rao bound."""
-        info, theta = self.info, self.theta
-        regular = list(self.st.parameters)
-        if not theta:
-            return []
-        section = INFORMATION
-        steps = []
-        Xf = self.f(self.X, *theta)
-        logf_X = self.logf.subs(self.x, self.X)
-        k = len(theta)
-        I_theta = sp.Function("I")(*theta)
-        if k == 1:
-            p = theta[0]
-            second = rf"\frac{{\partial^{{2}}}}{{\partial {self.squared(p)}}}"
-        else:
-            second = r"\frac{\partial^{2}}{\partial \theta \, \partial \theta^{\top}}"
-        definition = rf"-\mathrm{{E}}\left[{second} \log {self.tex(Xf)}\right]"
-        E = sp.Function("E")
-
-        def expect(g: sp.Expr) -> sp.Expr:
-            """``E[g(X)]`` by linearity, constants outside: ``E[(X - mu)/s] = E[X - mu]/s``."""
-            out = sp.S.Zero
-            for t in sp.Add.make_args(g):
-                c, h = t.as_independent(self.X, as_Add=False)
-                if isinstance(h, sp.Add):
-                    data = [u for u in h.args if u.has(self.X)]
-                    rest = [u for u in h.args if not u.has(self.X)]
-                    if all(u.could_extract_minus_sign() for u in data) and any(
-                        u.free_symbols & set(theta) for u in rest
-                    ):
-                        c, h = -c, -h  # E[X - mu], not E[mu - X]
-                out += c * E(h) if h.has(self.X) else t
-            return out
-
-        def entry(a: int, b: int) -> sp.Expr:
-            p, q = theta[a], theta[b]
-            if p not in regular or q not in regular:
-                return sp.nan
-            # term by term, so that each keeps its shape (E[X - mu] rather than E[X] - mu),
-            # unless expanding into the functions of X the statistics use is shorter
-            shaped = sp.Add(*[expect(-sp.diff(t, p, q)) for t in sp.Add.make_args(logf_X)])
-            flat = quick("expand an information entry", lambda: expect(sp.expand(-sp.diff(logf_X, p, q))))
-            return flat if flat is not None and sp.count_ops(flat) < sp.count_ops(shaped) else shaped
-
-        inner = sp.Matrix(k, k, lambda a, b: entry(a, b))
-        final = info.fisher[0, 0] if k == 1 else info.fisher
-        middle = inner[0, 0] if k == 1 else inner
-        lines: list[tuple[Any, Any]] = [(I_theta, definition), (I_theta, middle)]
-        if middle != final:
-            lines.append((I_theta, final))
-        after = []
-        needed = sorted(
-            {e for v in inner if v is not sp.nan for e in v.atoms(sp.Function) if e.func == E},
-            key=sp.default_sort_key,
-        )
-        known = (
-            quick("expectations by linearity", lambda: {e: self._expectation(e.args[0]) for e in needed})
-            or {}
-        )
-        if needed and all(known.get(e) is not None for e in needed):
-            values = [f"${self.tex(e)} = {self.tex(known[e])}$" for e in needed]
-            after.append("Here " + self.listing(values) + ".")
-        elif needed and info.expectations:
-            used = [
-                f"$\\mathrm{{E}}[{self.tex(g.subs(self.x, self.X))}] = {self.tex(v)}$"
-                for g, v in info.expectations.items()
-            ]
-            after.append("The expectations needed follow from " + self.listing(used) + ".")
-        irregular = [p for p in theta if p not in regular]
-        if not regular:
-            names = self.listing([f"${self.tex(p)}$" for p in irregular])
-            steps.append(
-                Step(
-                    "Fisher information",
-                    f"The support depends on {names}, so the regularity conditions behind the "
-                    "Fisher information fail: it does not exist, and neither does the Cramér–Rao "
-                    "bound. (Estimators at the boundary of the support "
-                    "typically converge at rate $1/N$ rather than $1/\\sqrt{N}$.)",
-                    (),
-                    kind="fisher",
-                    section=section,
-                )
-            )
-            return steps
-        if irregular:
-            names = self.listing([f"${self.tex(p)}$" for p in irregular])
-            after.append(
-                f"The entries for {names} do not exist (marked $\\text{{--}}$): the support depends "
-                f"on {'it' if len(irregular) == 1 else 'them'}, so the regularity conditions behind "
-                "the Fisher information fail."
-            )
-        missing = [
-            (a, b)
-            for a in range(k)
-            for b in range(a, k)
-            if theta[a] in regular and theta[b] in regular and info.fisher[a, b] is sp.nan
-        ]
-        if missing:
-            after.append(
-                "Entries marked $\\text{--}$ for regular parameters could not be found in closed "
-                "form or failed their numerical check (see the notes)."
-            )
-        checked = [info.verified[a][b] for a in range(k) for b in range(k) if info.fisher[a, b] is not sp.nan]
-        if checked and all(checked):
-            method = "summation" if self.model.discrete else "integration"
-            after.append(f"Each entry was checked against numerical {method} at a parameter point.")
-        gloss = self.glossary(info.fisher)
-        if gloss:
-            after.append(gloss)
-        text = (
-            f"The Fisher information of one observation ${self.tex(self.X)}$ is minus the expected "
-            f"second derivative of its log-{self.density_word}:"
-        )
-        steps.append(
-            Step(
-                "Fisher information",
-                text,
-                tuple(lines),
-                after=" ".join(after),
-                kind="fisher",
-                section=section,
-            )
-        )
-        if info.crlb is not None and regular:
-            steps.append(self.crlb_step(regular, irregular))
-        return steps
-
-    def crlb_step(self, regular: list[sp.Symbol], irregular: list[sp.Symbol]) -> Step:
-        """The Cramér–Rao bound of the regular parameters."""
-        theta = self.theta
-        idx = [theta.index(p) for p in regular]
-        bound = self.info.crlb.extract(idx, idx)
-        Ireg = sp.Function("I")(*theta)
-        if len(regular) == 1:
-            p = regular[0]
-            lines = [
-                (sp.Function("Var")(self.hats[p]), rf"\frac{{1}}{{N {self.tex(Ireg)}}}"),
-                (None, bound[0, 0]),
-            ]
-            text = (
-                f"By the Cramér–Rao inequality, any unbiased estimator of ${self.tex(p)}$ from $N$ "
-                "observations has variance at least the inverse of the total information:"
-            )
-            rel = ("\\ge", "=")
-        else:
-            inverse = (
-                rf"\left(N {self.tex(Ireg)}\right)^{{-1}}"
-                if len(regular) == len(theta)
-                else r"\left(N I\right)^{-1}"
-            )
-            lines = [(sp.Function("Cov")(*[self.hats[p] for p in regular]), inverse), (None, bound)]
-            text = (
-                "By the Cramér–Rao inequality, any unbiased estimator of "
-                f"$({self.args_tex(regular)})$ from $N$ observations has covariance at least the inverse "
-                "of the total information "
-                r"($A \succeq B$: $A - B$ is positive semidefinite):"
-            )
-            rel = ("\\succeq", "=")
-        after = (
-            "Under the usual regularity conditions the maximum-likelihood estimator attains this bound "
-            "as $N \\to \\infty$; the bound gives its asymptotic variance and standard errors."
-        )
-        if irregular:
-            after += f" No such bound applies to {self.listing([f'${self.tex(p)}$' for p in irregular])}."
-        return Step(
-            "Cramér–Rao bound",
-            text,
-            tuple(lines),
-            after=after,
-            kind="crlb",
-            section=INFORMATION,
-            relations=rel,
-        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from symmle.base.errors import DerivationError
 from symmle.model.spec import Model
 from symmle.report.lecture.core import Lecture, Step
+from symmle.report.lecture.finish import define_at_first_use, resolve_references
 from symmle.report.lecture.scalar import ScalarLecture
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
@@ -53,5 +54,8 @@ def lecture_steps(model: Model, lik: Likelihood, st: Stationarity, info: Informa
     the forms shown are only rearranged (sums written out, constants pulled
     out of sums, logarithms of constants combined) and each rearrangement
     that is not an identity by construction is checked symbolically first.
+    Each block of equations has a label that later sentences refer to, and
+    each special function is defined where it is first used.
     """
-    return tuple(builder_for(model)(model, lik, st, info).steps())
+    steps = builder_for(model)(model, lik, st, info).steps()
+    return tuple(define_at_first_use(resolve_references(steps)))
