@@ -181,7 +181,7 @@ def check_density(model: Model) -> None:
         if not ok:
             raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")
     else:
-        total, _ = integrate_support(f, lo, hi)
+        total, _ = integrate_support(f, lo, hi, log_weight=f.log)
     if not abs(total - 1.0) < 1e-6 and model.discrete:
         # the terms may be computed to fewer digits than that (log f cancelling terms of size 1e10):
         # the sum is then only as good as its terms
