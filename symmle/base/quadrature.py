@@ -373,7 +373,12 @@ def sum_support(
     probes = probe_points(lo_i, end)
     modes = _bulks(fn, log_weight, probes)
     if end is None and modes and all(m - lo_i < 1024 for m in modes):
-        return _from_lo(fn, lo_i, rtol)  # (as it always was) no bulk away from lo: blocks from lo
+        total, ok = _from_lo(fn, lo_i, rtol)  # (as it always was) no bulk away from lo: blocks from lo
+        if ok:
+            return total, ok
+        # not settled in MAX_TERMS terms, nor a power law: a slow decay (a geometric ratio 1 - 1e-8)
+        # is summed by panels of doubling width from lo
+        return _march(fn, lo_i, end, [lo_i], rtol, direct)
     if not modes:  # zero (or not a number) wherever probed: a narrow spike cannot be ruled out
         return 0.0, False
     return _march(fn, lo_i, end, modes, rtol, direct)
