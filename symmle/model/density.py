@@ -208,6 +208,9 @@ def check_density(model: Model, *, timeout: float | None = SERIES_TIMEOUT) -> No
         precision, _ = sum_support(lambda k: f(k) * f.rounding(k), lo, hi, log_weight=f.log)
         if abs(total - 1.0) < 8 * precision:
             return
+    if not math.isfinite(total):
+        verb, noun = ("sum", "sum") if model.discrete else ("integrate", "integral")
+        raise SpecError(f"density does not {verb} to 1 over its support: its {noun} is not finite at {where}")
     if not abs(total - 1.0) < 1e-6:
         verb = "sum" if model.discrete else "integrate"
         digits = 6 if abs(total - 1.0) > 1e-5 else 12  # never "got 1"
