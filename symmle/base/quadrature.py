@@ -125,9 +125,16 @@ def _vectorised(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
                 return lambda t: (
                     np.asarray(fn(np.asarray(t, dtype=float)), dtype=float) * np.ones(np.shape(t))
                 )
-        except (TypeError, ValueError):  # a scalar function (float() of an array)
+        except Exception:  # a scalar function (float() of an array, math.log of one)
             pass
-    scalar = np.vectorize(lambda t: float(fn(float(t))), otypes=[float])
+
+    def one(t: float) -> float:
+        try:
+            return float(fn(float(t)))
+        except (ArithmeticError, TypeError, ValueError):  # math.log(0), a complex value: no weight there
+            return math.nan
+
+    scalar = np.vectorize(one, otypes=[float])
     return lambda t: scalar(np.asarray(t, dtype=float))
 
 
