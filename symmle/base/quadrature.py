@@ -4,6 +4,11 @@ These are the independent numerical checks behind symmle's symbolic
 results: normalisation of a density, expectations behind the Fisher
 information.  Functions here take already-compiled NumPy callables of the
 model variable, so they never see SymPy objects.
+
+The module is one concept, somewhat over 600 lines: integrals and sums
+over a support share the way they find where the mass lies (probes at
+every scale, bulks refined from the log-density), and keeping them side
+by side keeps the two searches alike.
 """
 
 from __future__ import annotations

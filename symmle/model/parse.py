@@ -7,6 +7,11 @@ parsed with :func:`ast.parse` and the tree is walked against a whitelist,
 building SymPy objects directly.  SymPy evaluates numbers eagerly
 (``9**9**9`` would run for ever), so every operation that can grow a number
 is sized *before* SymPy is asked to do it.
+
+The module is one concept, somewhat over 600 lines: the whitelist, the
+cost guards that must sit next to each construct they guard, and the
+helpers that show untrusted text back in messages (:func:`brief`,
+:func:`strip_text`).
 """
 
 from __future__ import annotations
