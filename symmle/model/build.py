@@ -14,6 +14,8 @@ Expression text is untrusted and is only ever read by
 from __future__ import annotations
 
 import keyword
+import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,36 @@ from symmle.model import catalogue
 from symmle.model.density import check_density
 from symmle.model.domains import DOMAINS, check_value
 from symmle.model.latex_names import latex_name_error
-from symmle.model.parse import CONSTANTS, FUNCTIONS, parse_expression, parse_number
+from symmle.model.parse import CONSTANTS, FUNCTIONS, brief, parse_expression, parse_number, strip_text
 from symmle.model.spec import SAMPLER_METHODS, Model, Quantity, Sampler
 
 __all__ = ["model_from_dict", "inline_model", "load_model"]
 
-# Names used by symmle itself in derived expressions.
-_RESERVED = {"N", "i", "x_i", "I", "S", "Q", "O", "nan", "zoo", "true", "false"}
+#: Longest name of a variable, parameter or constant.
+MAX_NAME = 64
+# Names that symmle itself gives a meaning in derived expressions, JSON strings and generated code:
+# a declared quantity of that name would be read as it.
+_RESERVED = {
+    "N": "the sample size",
+    "i": "the index of the observations",
+    "x_i": "an observation",
+    **dict.fromkeys(
+        ("I", "S", "Q", "O", "nan", "zoo", "true", "false"), "a name SymPy gives its own meaning"
+    ),
+}
+# Internal symbols of the derivation and of the compiled estimators (symmle/numbers/compiled.py):
+# statistics T1, pilots c0 and r0, centred sums U0_2, Q0_1 and D0_T1.  A constant named c0 would be
+# overwritten by a pilot in the generated code, silently.
+_INTERNAL = re.compile(r"(?:[Tcr]\d+|[UQ]\d+_\d+|D\d+_T\d+)")
+# Positional arguments of the functions that take parameters and constants by keyword: estimate(x,
+# **constants) and log_likelihood(x, **values) of a generated module and of CompiledModel (with
+# estimate_rows(rows, ...) and covariance(x, estimates, ...)); a quantity of that name could not be passed.
+_ARGUMENTS = {
+    "x": "the data argument of fit and of the generated module's estimate(x, **constants)",
+    "rows": "the data argument of estimate_rows(rows, **constants)",
+    "estimates": "an argument of covariance(x, estimates, **constants)",
+    "self": "the instance argument of the compiled model's methods",
+}
 _TOP_KEYS = {
     "name",
     "title",
@@ -58,36 +83,73 @@ def _check_label(text: str, key: str, origin: str, limit: int) -> None:
         raise SpecError(f"{origin}: '{key}' has {len(text)} characters; at most {limit} are allowed")
 
 
-def _check_name(name: Any, role: str, taken: dict[str, str]) -> str:
-    if (
-        not isinstance(name, str)
-        or not name.isidentifier()
-        or keyword.iskeyword(name)
-        or name.startswith("_")
-    ):
-        raise SpecError(f"{role} name {name!r} is not a valid identifier")
-    if name in FUNCTIONS or name in CONSTANTS or name in _RESERVED or (name[0] == "T" and name[1:].isdigit()):
-        raise SpecError(f"{role} name '{name}' is reserved (a function, constant or symmle's own symbol)")
-    if name in taken:
-        raise SpecError(f"{role} name '{name}' is already declared as the {taken[name]}")
-    taken[name] = role
-    return name
+def _reserved(name: str, role: str) -> str | None:
+    """Why ``name`` may not name a quantity of ``role``, or ``None``."""
+    if keyword.iskeyword(name):
+        return "it is a Python keyword" + (" (write lam)" if name == "lambda" else "")
+    if name.startswith("_"):
+        return "names starting with '_' are symmle's own"
+    if name in FUNCTIONS:
+        return f"it is the function {name}()"
+    if name in CONSTANTS:
+        return f"it is the constant {name}"
+    if name in _RESERVED:
+        return f"it is {_RESERVED[name]}"
+    if _INTERNAL.fullmatch(name):
+        return "it is the name of one of symmle's own symbols (statistics T1, T2, ...; sums in compiled code)"
+    if role != "variable" and name in _ARGUMENTS:
+        return f"it is {_ARGUMENTS[name]}"
+    return None
 
 
-def _quantities(table: Any, role: str, taken: dict[str, str]) -> list[tuple[str, str, str | None]]:
+def _check_name(name: Any, role: str, taken: dict[str, tuple[str, str]]) -> str:
+    """Check a declared name; return it as Python reads it (NFKC-normalised: 'ｌａｍ' is 'lam').
+
+    ``taken`` maps the names declared so far (as read) to their role and spelling.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        hidden = next((c for c in name if not c.isprintable()), None) if isinstance(name, str) else None
+        detail = f" (it holds the invisible character U+{ord(hidden):04X})" if hidden else ""
+        raise SpecError(f"{role} name {brief(repr(name))} is not a valid identifier{detail}")
+    if len(name) > MAX_NAME:
+        raise SpecError(
+            f"{role} name {brief(repr(name))} has {len(name)} characters; at most {MAX_NAME} are allowed"
+        )
+    read = unicodedata.normalize("NFKC", name)
+    as_read = "" if read == name else f" (read by Python as '{read}')"
+    why = _reserved(read, role)
+    if why is not None:
+        raise SpecError(f"{role} name '{name}'{as_read} is reserved: {why}")
+    if read in taken:
+        other_role, spelled = taken[read]
+        if spelled == name:
+            raise SpecError(f"{role} name '{name}' is already declared as the {other_role}")
+        raise SpecError(
+            f"{role} name '{name}' collides with the {other_role} '{spelled}': Python reads both as "
+            f"'{read}' (Unicode NFKC normalisation)"
+        )
+    taken[read] = (role, name)
+    return read
+
+
+def _quantities(
+    table: Any, role: str, taken: dict[str, tuple[str, str]]
+) -> list[tuple[str, str, str | None]]:
     if table is None:
         return []
     if not isinstance(table, Mapping):
         raise SpecError(f'[{role}s] must be a table of name = "domain"')
     out = []
-    for name, spec in table.items():
-        _check_name(name, role, taken)
+    for declared, spec in table.items():
+        name = _check_name(declared, role, taken)
         if not isinstance(spec, str):
             raise SpecError(f"domain of {role} '{name}' must be a string, one of {', '.join(DOMAINS)}")
         domain, _, value = spec.partition("=")
         domain = domain.strip()
         if domain not in DOMAINS:
-            raise SpecError(f"unknown domain '{domain}' for {role} '{name}'; use one of {', '.join(DOMAINS)}")
+            raise SpecError(
+                f"unknown domain '{brief(domain)}' for {role} '{name}'; use one of {', '.join(DOMAINS)}"
+            )
         out.append((name, domain, value.strip() or None))
     return out
 
@@ -142,7 +204,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     _check_label(name, "name", origin, 100)
     title = str(data.get("title", name))
     _check_label(title, "title", origin, 300)
-    taken: dict[str, str] = {}
+    taken: dict[str, tuple[str, str]] = {}
     var_name = _check_name(data["variable"], "variable", taken)
     params = _quantities(data["parameters"], "parameter", taken)
     consts = _quantities(data.get("constants"), "constant", taken)
@@ -168,7 +230,8 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         for s, end in zip(support_text, ("lower end", "upper end"))
     )
     if lo in (sp.oo, sp.zoo) or hi in (-sp.oo, sp.zoo) or lo == hi:
-        raise SpecError(f"{origin}: support [{support_text[0]}, {support_text[1]}] is empty or reversed")
+        shown = ", ".join(brief(t) for t in support_text)
+        raise SpecError(f"{origin}: support [{shown}] is empty or reversed")
 
     assumptions: dict[str, bool] = {"integer": True} if discrete else {"real": True}
     if lo.is_nonnegative:
@@ -300,25 +363,26 @@ def inline_model(
     >>> m.parameters[0].symbol.is_positive
     True
     """
-    parts = [p.strip() for p in support.split(",")]
+    parts = [strip_text(p) for p in strip_text(support).split(",")]
     if len(parts) != 2 or not all(parts):
-        raise SpecError(f"--support must be LO,HI (got {support!r})")
+        raise SpecError(f"--support must be LO,HI (got {brief(repr(support))})")
 
     def table(items: list[str], role: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for item in items:
-            name, sep, rest = item.partition(":")
-            if not sep or not name.strip() or not rest.strip():
-                raise SpecError(f"--{role} must be NAME:DOMAIN (got {item!r})")
-            if name.strip() in out:
-                raise SpecError(f"{role} name '{name.strip()}' is declared twice")
-            out[name.strip()] = rest.strip()
+            name, sep, rest = strip_text(item).partition(":")
+            name, rest = strip_text(name), strip_text(rest)
+            if not sep or not name or not rest:
+                raise SpecError(f"--{role} must be NAME:DOMAIN (got {brief(repr(item))})")
+            if name in out:
+                raise SpecError(f"{role} name '{brief(name)}' is declared twice")
+            out[name] = rest
         return out
 
     data = {
         "name": "inline",
         "title": title,
-        "variable": var,
+        "variable": strip_text(var) if isinstance(var, str) else var,
         "discrete": discrete,
         "support": parts,
         "density": pdf,
@@ -362,6 +426,8 @@ def load_model(ref: str | Path | Model, *, validate: bool = True) -> Model:
         if candidate.suffix == ".toml" or candidate.is_file():
             path = candidate
     if path is None:
-        raise SpecError(f"unknown model '{text}': not a catalogue family (see 'symmle list') nor a spec file")
+        raise SpecError(
+            f"unknown model '{brief(text)}': not a catalogue family (see 'symmle list') nor a spec file"
+        )
     data = catalogue.read_spec_file(path)
     return model_from_dict(data, origin=path.name, validate=validate)

@@ -107,7 +107,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     label = f"spec file {path.name}"
     raw = read_bounded(path, MAX_SPEC_BYTES, SpecError, label)
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (a file saved "with BOM") is not TOML
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise SpecError(

@@ -20,14 +20,20 @@ import numpy as np
 import sympy as sp
 
 from symmle.base._runtime import EstimateWarning  # one definition, shared with generated modules
-from symmle.base.errors import SpecError
+from symmle.base.budget import attempt
+from symmle.base.errors import DerivationTimeout, SpecError
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, interior_points, probe_points, sum_support
 
 if TYPE_CHECKING:
     from symmle.model.spec import Model
 
-__all__ = ["density_function", "check_density"]
+__all__ = ["density_function", "check_density", "SERIES_TIMEOUT"]
+
+#: Budget, in seconds, of SymPy's summation of a series too slow to sum numerically.
+SERIES_TIMEOUT = 10.0
+#: Where the closed form of the partial sums is checked against the terms (offsets from the support's start).
+_PARTIAL_CHECKS = (0, 1, 7, 100, 10_000, 1_000_000)
 
 
 def density_function(model: Model, point: Mapping[sp.Symbol, float]):
@@ -105,15 +111,21 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-def check_density(model: Model) -> None:
+def check_density(model: Model, *, timeout: float | None = SERIES_TIMEOUT) -> None:
     """Verify numerically that the density is a density at a parameter point.
 
     Checks that it is finite and non-negative inside the support and that it
     integrates (or sums) to one, at the point of :meth:`~symmle.model.spec.Model.point`.
 
+    A pmf whose series settles too slowly to be summed numerically (a
+    tail ``0.01 k**-1.01``) is summed by SymPy instead
+    (:func:`_series_sum`), within ``timeout`` seconds.
+
     Parameters
     ----------
     model : Model
+    timeout : float or None, optional
+        Budget of SymPy's summation, in seconds.
 
     Raises
     ------
@@ -179,16 +191,73 @@ def check_density(model: Model) -> None:
             )
             return
         if not ok:
-            raise SpecError(f"density does not sum to 1 ({where}): the series does not converge")
+            total = _series_sum(model, f, int(lo), timeout)
+            if total == math.inf:
+                raise SpecError(f"density does not sum to 1 ({where}): the series diverges")
+            if total is None:
+                raise SpecError(
+                    f"density could not be checked to sum to 1 ({where}): its series does not settle "
+                    f"numerically, and SymPy finds no closed form of its partial sums within {timeout:g} s "
+                    "(it may diverge)"
+                )
     else:
-        total, _ = integrate_support(f, lo, hi)
+        total, _ = integrate_support(f, lo, hi, log_weight=f.log)
     if not abs(total - 1.0) < 1e-6 and model.discrete:
         # the terms may be computed to fewer digits than that (log f cancelling terms of size 1e10):
         # the sum is then only as good as its terms
         precision, _ = sum_support(lambda k: f(k) * f.rounding(k), lo, hi, log_weight=f.log)
         if abs(total - 1.0) < 8 * precision:
             return
+    if not math.isfinite(total):
+        verb, noun = ("sum", "sum") if model.discrete else ("integrate", "integral")
+        raise SpecError(f"density does not {verb} to 1 over its support: its {noun} is not finite at {where}")
     if not abs(total - 1.0) < 1e-6:
         verb = "sum" if model.discrete else "integrate"
         digits = 6 if abs(total - 1.0) > 1e-5 else 12  # never "got 1"
         raise SpecError(f"density does not {verb} to 1 over its support: got {total:.{digits}g} at {where}")
+
+
+def _series_sum(model: Model, f, lo: int, timeout: float | None) -> float | None:
+    """The sum of the pmf over ``lo, lo + 1, ...`` by SymPy: ``inf`` if it diverges, ``None`` if unknown.
+
+    SymPy's closed form of the partial sums ``S(K)`` (a telescoping series
+    ``k**-a - (k + 1)**-a`` gives ``1 - (K + 1)**-a``) is trusted only
+    once it matches the terms summed one by one at several ``K`` (up to
+    ``lo + 10**6``); the sum is then its limit, which proves convergence
+    (or divergence: ``harmonic(K)`` tends to ``oo``).  The parameters
+    take exact values (1.7 as 17/10), so SymPy can see the cancellation.
+    """
+    k = model.variable
+    K = sp.Dummy("K", integer=True, positive=True)
+    quantities = {q.symbol: q for q in (*model.parameters, *model.constants)}
+    exact = {
+        s: quantities[s].value if quantities[s].value is not None else sp.Rational(repr(v))
+        for s, v in model.point().items()
+    }
+    term = model.density.subs(exact)
+
+    def closed_form():
+        partial = sp.summation(term, (k, lo, lo + K - 1))
+        if partial.has(sp.Sum):
+            return None
+        # at a Float K: SymPy would sum harmonic(10**6) exactly, as a rational
+        at = [complex(partial.subs(K, sp.Float(n + 1, 30)).evalf(20)) for n in _PARTIAL_CHECKS]
+        return partial, at, sp.limit(partial, K, sp.oo)
+
+    try:
+        found, _ = attempt("sum of the pmf's series", timeout, closed_form)
+    except DerivationTimeout:
+        raise
+    except Exception:  # SymPy failing on a construct it cannot sum: unknown, not an error of the model
+        return None
+    if found is None:
+        return None
+    _, at, limit = found
+    direct = np.cumsum(np.asarray(f(np.arange(lo, lo + _PARTIAL_CHECKS[-1] + 1, dtype=float)), dtype=float))
+    for n, value in zip(_PARTIAL_CHECKS, at):
+        if not abs(value - direct[n]) <= 1e-8 * max(1.0, abs(direct[n])):
+            return None  # SymPy's partial sums are not those of the terms
+    if limit == sp.oo:
+        return math.inf
+    value = complex(sp.N(limit, 20)) if limit.is_number else complex("nan")
+    return value.real if math.isfinite(value.real) and abs(value.imag) <= 1e-12 else None

@@ -10,10 +10,13 @@ generated modules share the one definition.
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from symmle.base._runtime import in_domain
 from symmle.base.errors import SpecError
+from symmle.model.parse import brief
 
 __all__ = ["DOMAINS", "spacing", "check_value"]
 
@@ -55,5 +58,7 @@ def check_value(name: str, domain: str, value: sp.Expr) -> None:
         ...
     symmle.SpecError: value 2 of 'p' is not in its domain 'unit'
     """
+    if value.is_number and value.is_extended_real and not math.isfinite(float(value)):
+        raise SpecError(f"value {brief(value)} of '{name}' is too large for a floating-point number")
     if not value.is_number or not in_domain(float(value), domain):
-        raise SpecError(f"value {value} of '{name}' is not in its domain '{domain}'")
+        raise SpecError(f"value {brief(value)} of '{name}' is not in its domain '{domain}'")

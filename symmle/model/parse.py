@@ -7,6 +7,11 @@ parsed with :func:`ast.parse` and the tree is walked against a whitelist,
 building SymPy objects directly.  SymPy evaluates numbers eagerly
 (``9**9**9`` would run for ever), so every operation that can grow a number
 is sized *before* SymPy is asked to do it.
+
+The module is one concept, somewhat over 600 lines: the whitelist, the
+cost guards that must sit next to each construct they guard, and the
+helpers that show untrusted text back in messages (:func:`brief`,
+:func:`strip_text`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ import sympy as sp
 
 from symmle.base.errors import SpecError
 
-__all__ = ["FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH", "parse_expression", "parse_number"]
+__all__ = [
+    "FUNCTIONS",
+    "CONSTANTS",
+    "MAX_LENGTH",
+    "MAX_DEPTH",
+    "parse_expression",
+    "parse_number",
+    "brief",
+    "strip_text",
+]
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
@@ -82,6 +96,25 @@ _ARITY = {
 _EXP_LIKE = ("exp", "sinh", "cosh")
 _SPECIAL = ("gamma", "loggamma", "factorial", "binomial", "beta", "digamma", "polygamma")
 _STIRLING = (sp.gamma, sp.loggamma, sp.factorial, sp.binomial, sp.beta, sp.polygamma)
+# What a name or function from other notations is written as here.
+_INFINITY = "write oo for infinity"
+_NAME_HINTS = {
+    **dict.fromkeys(("inf", "Inf", "INF", "infinity", "Infinity", "infty", "np_inf"), _INFINITY),
+    "e": "write exp(x) for e**x; E is Euler's number",
+    "lambda": "a Python keyword; name the parameter lam",
+}
+_FUNCTION_HINTS = {
+    "ln": "write log",
+    "abs": "write Abs",
+    "min": "write Min",
+    "max": "write Max",
+    "Gamma": "write gamma",
+    "lgamma": "write loggamma",
+    "gammaln": "write loggamma",
+    "arctan": "write atan",
+    "psi": "write digamma",
+    "e": "write exp(x) for e**x",
+}
 _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 _OPERATORS = {
     ast.FloorDiv: "//",
@@ -188,8 +221,23 @@ def _radical_digits(e: sp.Basic) -> int:
     )
 
 
+#: Operators that chain without nesting: a + b - c is one sum of three terms, a * b / c one product.
+_CHAINS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div))
+
+
+def _chain(node: ast.AST) -> tuple[type, ...] | None:
+    if isinstance(node, ast.BinOp):
+        return next((c for c in _CHAINS if isinstance(node.op, c)), None)
+    return None
+
+
 def _depth(node: ast.AST) -> int:
-    # Iterative, so hostile nesting cannot exhaust the Python stack here.
+    """How deeply ``node`` nests: a flat sum or product of many terms is one level, not one per term.
+
+    Python parses ``a + b + c`` as ``(a + b) + c``; the left operand of a
+    chain of the same kind of operator is the same level, not a deeper one.
+    Iterative, so hostile nesting cannot exhaust the Python stack here.
+    """
     deepest, stack = 0, [(node, 1)]
     skip = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
     while stack:
@@ -197,7 +245,12 @@ def _depth(node: ast.AST) -> int:
         deepest = max(deepest, depth)
         if deepest > MAX_DEPTH:
             break
-        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node) if not isinstance(c, skip))
+        kind = _chain(node)
+        for c in ast.iter_child_nodes(node):
+            if isinstance(c, skip):
+                continue
+            same = kind is not None and c is node.left and _chain(c) == kind
+            stack.append((c, depth if same else depth + 1))
     return deepest
 
 
@@ -275,28 +328,49 @@ class _Builder:
             return CONSTANTS[ident]
         if ident in FUNCTIONS:
             self.fail(f"function '{ident}' must be called, e.g. {ident}(x)")
+        hint = f" ({_NAME_HINTS[ident]})" if ident in _NAME_HINTS else ""
         if self.declared:
-            self.fail(f"unknown symbol '{ident}'; declared names: {', '.join(self.declared)}")
-        self.fail(
-            f"unknown symbol '{ident}'; only numbers, {', '.join(CONSTANTS)} and functions are allowed here"
-        )
+            self.fail(f"unknown symbol '{ident}'{hint}; declared names: {', '.join(self.declared)}")
+        allowed = f"only numbers, {', '.join(CONSTANTS)} and functions are allowed here"
+        self.fail(f"unknown symbol '{ident}'{hint}; {allowed}")
 
     def binop(self, node: ast.BinOp) -> sp.Expr:
-        left, right = self.expr(node.left), self.expr(node.right)
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return self.product(left, right)
-        if isinstance(node.op, ast.Div):
-            return self.product(left, self.power(right, sp.S.NegativeOne))
-        return self.power(left, right)  # ast.Pow ('^' was rewritten to '**')
+        kind = _chain(node)
+        if kind is None:  # ast.Pow ('^' was rewritten to '**')
+            return self.power(self.expr(node.left), self.expr(node.right))
+        # a chain a + b - c + ... (or a * b / c ...) is built in one step, without recursion per term:
+        # SymPy adds n terms one by one in O(n**2) (500 terms: seconds), all at once in O(n log n)
+        ops = []
+        while _chain(node) == kind:
+            ops.append((node.op, node.right))
+            node = node.left
+        operands = [self.expr(node)]
+        for op, right in reversed(ops):
+            value = self.expr(right)
+            if isinstance(op, ast.Sub):
+                value = -value
+            elif isinstance(op, ast.Div):
+                value = self.power(value, sp.S.NegativeOne)
+            operands.append(value)
+        return self.sum(operands) if kind is _CHAINS[0] else self.product(operands)
 
-    def product(self, left: sp.Expr, right: sp.Expr) -> sp.Expr:
-        if _radical_digits(left) + _radical_digits(right) > _MAX_ROOT_DIGITS:
+    def sum(self, terms: list[sp.Expr]) -> sp.Expr:
+        # SymPy merges the rational coefficients of like terms: their denominators multiply, at worst
+        args = [a for t in terms for a in sp.Add.make_args(t)]
+        coeffs = [a.as_coeff_Mul()[0] for a in args]
+        rationals = [c for c in coeffs if c.is_Rational]
+        bound = max((_digits(c.p) for c in rationals), default=0) + sum(_digits(c.q) for c in rationals)
+        if bound > _MAX_DIGITS + _digits(len(args)):
+            self.fail(f"constant is too large (more than {_MAX_DIGITS} digits)")
+        return sp.Add(*terms)
+
+    def product(self, factors: list[sp.Expr]) -> sp.Expr:
+        if sum(_radical_digits(f) for f in factors) > _MAX_ROOT_DIGITS:
             self.fail(f"product of roots of large numbers (more than {_MAX_ROOT_DIGITS} digits)")
-        return left * right
+        # the numeric factors multiply: their sizes add
+        if sum(_coefficient_size(f) for f in factors) > _MAX_DIGITS:
+            self.fail(f"constant is too large (more than {_MAX_DIGITS} digits)")
+        return sp.Mul(*factors)
 
     def power(self, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
         if not exponent.free_symbols:
@@ -318,7 +392,8 @@ class _Builder:
         if fname not in FUNCTIONS:
             if fname in self.names or fname in CONSTANTS:
                 self.fail(f"'{fname}' is not a function")
-            self.fail(f"unknown function '{fname}'; available: {', '.join(FUNCTIONS)}")
+            hint = f" ({_FUNCTION_HINTS[fname]})" if fname in _FUNCTION_HINTS else ""
+            self.fail(f"unknown function '{fname}'{hint}; available: {', '.join(FUNCTIONS)}")
         if node.keywords:
             self.fail(f"keyword arguments are not allowed (in {fname}())")
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -381,7 +456,7 @@ def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
         raise _error(what, f"expected text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:  # before ast.parse: parsing cost grows with length
         raise _error(what, f"text is too long ({len(text)} characters; limit {MAX_LENGTH})")
-    stripped = text.strip()
+    stripped = strip_text(text)
     if not stripped:
         raise _error(what, "empty expression")
     # '^' is textual power; rewriting gives it the precedence of '**' (Python's
@@ -416,6 +491,44 @@ def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
         raise
     except Exception as exc:  # SymPy rejecting a combination, e.g. comparing I < 1
         raise _error(what, f"cannot build expression ({type(exc).__name__}: {exc})") from None
+
+
+def strip_text(text: str) -> str:
+    r"""``text`` without surrounding white space, nor a byte-order mark (U+FEFF) at its start.
+
+    A file saved "with BOM" starts with U+FEFF, and text copied from it
+    keeps it: it is taken as the white space it looks like.
+
+    Examples
+    --------
+    >>> strip_text("\ufeff lam*exp(-lam*x) ")
+    'lam*exp(-lam*x)'
+    """
+    return text.strip().lstrip("\ufeff").strip()
+
+
+def brief(value: object, limit: int = 60) -> str:
+    r"""``value`` as one line of at most ``limit`` characters, for a message.
+
+    A number too long to show is written in scientific notation
+    (``factorial(1000)`` as ``4.02387e+2567``); other long text is cut
+    with ``...``; characters that are not printable are escaped.
+
+    Examples
+    --------
+    >>> brief(sp.factorial(1000)), brief(sp.Rational(9, 5))
+    ('4.02387e+2567', '9/5')
+    >>> brief("x" * 100, 10), brief("a\nb")
+    ('xxxxxxx...', 'a\\nb')
+    """
+    text = str(value)
+    if len(text) > limit and isinstance(value, sp.Basic) and value.is_number:
+        try:
+            text = str(sp.N(value, 6))
+        except (TypeError, ValueError, ArithmeticError):
+            pass
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "expression") -> sp.Expr:

@@ -15,6 +15,7 @@ numerically by :mod:`symmle.model.density`.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,7 +24,7 @@ import sympy as sp
 
 from symmle.base.errors import SpecError
 from symmle.model.domains import DOMAINS, check_value, spacing
-from symmle.model.parse import parse_number
+from symmle.model.parse import brief, parse_number, strip_text
 
 __all__ = ["Quantity", "Sampler", "Model", "SAMPLER_METHODS"]
 
@@ -218,13 +219,17 @@ class Model:
             If a name is not a declared constant or a value is outside its domain.
         """
         known = {q.name: q for q in self.constants}
+        # a name as Python reads it (NFKC: 'ｋ' is 'k'), without a byte-order mark before it
+        given = {unicodedata.normalize("NFKC", strip_text(str(name))): raw for name, raw in values.items()}
         new = []
-        for name in values:
+        for name, shown in zip(given, values):
             if name not in known:
-                raise SpecError(f"unknown constant '{name}'; declared constants: {_names(self.constants)}")
+                raise SpecError(
+                    f"unknown constant '{brief(shown)}'; declared constants: {_names(self.constants)}"
+                )
         for q in self.constants:
-            if q.name in values:
-                raw = values[q.name]
+            if q.name in given:
+                raw = given[q.name]
                 if isinstance(raw, str):
                     value = parse_number(raw, what=f"constant {q.name}")
                 else:

@@ -279,7 +279,7 @@ def _numeric_entry(model: Model, expr_x: sp.Expr, point: Mapping[sp.Symbol, floa
             return np.where(fv > 0, hv * fv, 0.0)
 
     if not model.discrete:
-        value, _ = integrate_support(lambda t: float(integrand(t)), lo, hi)
+        value, _ = integrate_support(integrand, lo, hi, log_weight=f.log)
         return value, lambda: 0.0
     value, ok = sum_support(integrand, lo, hi, log_weight=f.log)
     if not ok and math.isfinite(hi):
