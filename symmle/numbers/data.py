@@ -51,7 +51,7 @@ import numpy as np
 from symmle.base import _runtime
 from symmle.base.errors import DataError
 from symmle.base.files import open_regular
-from symmle.numbers.typed_files import load_npy, load_parquet, pick_column
+from symmle.numbers.typed_files import float_values, load_npy, load_parquet, pick_column
 
 __all__ = [
     "BLOCK_BYTES",
@@ -439,10 +439,10 @@ def _arrow_block(block: bytes, sep: str | None, usecols: list[int] | None) -> np
         return None
     if usecols is None and table.num_columns != 1:
         return None
-    out = np.empty((table.num_rows, len(usecols or [0])))
+    out = np.empty((len(usecols or [0]), table.num_rows))
     for j, idx in enumerate(usecols or [0]):
-        out[:, j] = table.column(f"f{idx}").to_numpy()  # a null is NaN
-    return out
+        float_values(table.column(f"f{idx}"), out[j])  # a null is NaN
+    return out.T
 
 
 #: pyarrow splits a block into pieces of this size, parsed in parallel (a longer row is refused

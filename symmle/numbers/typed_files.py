@@ -16,7 +16,7 @@ import numpy as np
 from symmle.base.errors import DataError
 from symmle.base.files import open_regular
 
-__all__ = ["PARQUET_BATCH_ROWS", "load_npy", "load_parquet", "pick_column"]
+__all__ = ["PARQUET_BATCH_ROWS", "float_values", "load_npy", "load_parquet", "pick_column"]
 
 #: Rows of a Parquet column converted at a time.
 PARQUET_BATCH_ROWS = 1 << 16
@@ -70,6 +70,28 @@ def pick_column(column: str | None, names: list[str] | None, ncols: int, where: 
     if not 1 <= k <= ncols:
         raise DataError(f"--column {k} is out of range: {where} has {ncols} column(s)")
     return k - 1
+
+
+def float_values(values, out: np.ndarray) -> None:
+    """Copy a pyarrow float64 array (or chunked array) into ``out``, a null as NaN.
+
+    Read from the array's buffers: ``to_numpy`` would import pandas where it is installed
+    (pyarrow looks for pandas objects), which costs a third of a second and 45 MB.
+    """
+    pos = 0
+    for chunk in getattr(values, "chunks", [values]):
+        n, offset = len(chunk), chunk.offset
+        validity, data = chunk.buffers()
+        part = out[pos : pos + n]
+        if data is None:  # no values at all
+            part[:] = np.nan
+            pos += n
+            continue
+        part[:] = np.frombuffer(data, dtype=np.float64, count=offset + n)[offset:]
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            part[bits[offset : offset + n] == 0] = np.nan
+        pos += n
 
 
 # --- .npy ---------------------------------------------------------------------------------------------
@@ -171,9 +193,10 @@ def load_parquet(path: Path, column: str | None, label: str, hint: str) -> np.nd
                 values = batch.column(0)
                 if pa.types.is_dictionary(values.type):
                     values = values.dictionary_decode()
-                values = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-                out[filled : filled + values.size] = values
-                filled += values.size
+                if filled + len(values) > out.size:
+                    raise ValueError(f"more rows than the {out.size:,} its metadata says")
+                float_values(values.cast(pa.float64()), out[filled : filled + len(values)])
+                filled += len(values)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise DataError(f"{where}: cannot read column '{name}': {_one_line(exc)}") from None
     if filled != out.size:
