@@ -299,8 +299,9 @@ def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_js
     is the only argument.
     """
     from symmle.base.budget import DEFAULT_TIMEOUT
-    from symmle.numbers.data import drop_missing, load_data, source_rows
+    from symmle.numbers.data import load_data
     from symmle.numbers.fitting import fit as run_fit
+    from symmle.numbers.missing import drop_missing, source_rows
     from symmle.symbolic.derivation import derive as run
 
     expected = 1 if pdf is not None else 2

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 import symmle.base._runtime
 import symmle.numbers.data as data_module
+import symmle.numbers.missing as missing_module
 from symmle.base.errors import DataError
 from symmle.cli import cli
 from symmle.numbers.data import load_data, validate_data
@@ -181,7 +182,7 @@ def test_drop_missing_reads_a_memory_map_in_chunks(tmp_path, monkeypatch):
     x = np.random.default_rng(5).normal(size=1000)
     x[np.random.default_rng(6).choice(1000, 150, replace=False)] = np.nan
     np.save(tmp_path / "x.npy", x)
-    drop_missing = data_module.drop_missing
+    drop_missing = missing_module.drop_missing
     d = drop_missing(load_data(tmp_path / "x.npy"))
     np.testing.assert_array_equal(d.values, x[~np.isnan(x)])
     np.testing.assert_array_equal(d.rows, np.flatnonzero(np.isnan(x)))
@@ -191,7 +192,7 @@ def test_drop_missing_reads_a_memory_map_in_chunks(tmp_path, monkeypatch):
 
 
 def test_source_rows_maps_every_kept_row_to_its_row_in_the_data():
-    drop_missing, source_rows = data_module.drop_missing, data_module.source_rows
+    drop_missing, source_rows = missing_module.drop_missing, missing_module.source_rows
     rng = np.random.default_rng(8)
     for _ in range(20):
         x = rng.uniform(1.0, 2.0, 60)

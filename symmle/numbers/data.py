@@ -7,10 +7,11 @@ number per line, or columns separated by white space, picked with ``column``), o
 standard input.  Text may be compressed: ``.gz``, ``.bz2`` or ``.xz`` after its suffix
 (``data.csv.gz``) is decompressed as it is read.  Text other than ``.tsv`` is comma-separated
 if its first :data:`HEAD_LINES` lines hold a comma, else separated by runs of white space.
-A cell that is empty or one of :data:`MISSING_VALUES` (``NA``, ``null``, ...) is a missing
-value, read as NaN: validation reports its row, and :func:`drop_missing` drops such rows
-(``symmle fit --dropna``).  Every problem is a :class:`~symmle.base.errors.DataError` with one
-line naming the first bad line or row.
+A cell that is empty or one of :data:`~symmle.numbers.missing.MISSING_VALUES` (``NA``,
+``null``, ...) is a missing value, read as NaN: validation reports its row, and
+:func:`~symmle.numbers.missing.drop_missing` drops such rows (``symmle fit --dropna``).
+Every problem is a :class:`~symmle.base.errors.DataError` with one line naming the first bad
+line or row.
 
 Text is read as a stream, a block of about :data:`BLOCK_BYTES` at a time, so memory stays
 within a few times the float64 size of the column whatever the size of the input: a NUL byte or
@@ -24,8 +25,8 @@ line could not be named, and standard input cannot be read twice.)  A data file 
 regular file: a FIFO, a device or a directory is refused (``-`` streams standard input).
 
 This module is the one place that reads data (text here, the binary formats in
-:mod:`symmle.numbers.typed_files`) and that treats the column read (dropping missing values,
-validation), since the row numbers of their messages must agree: hence its length.
+:mod:`symmle.numbers.typed_files`) and validates it; missing values are
+:mod:`symmle.numbers.missing`.
 """
 
 from __future__ import annotations
@@ -42,15 +43,14 @@ import re
 import sys
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from symmle.base import _runtime
 from symmle.base.errors import DataError
 from symmle.base.files import open_regular
+from symmle.numbers.missing import MISSING_VALUES, row_error
 from symmle.numbers.typed_files import float_values, load_npy, load_parquet, pick_column
 
 __all__ = [
@@ -58,12 +58,8 @@ __all__ = [
     "HEAD_LENGTH",
     "HEAD_LINES",
     "MAX_LINE_LENGTH",
-    "MISSING_VALUES",
-    "Dropped",
-    "drop_missing",
     "fixed_support",
     "load_data",
-    "source_rows",
     "validate_data",
 ]
 
@@ -77,31 +73,9 @@ MAX_LINE_LENGTH = 1 << 20
 #: ``HEAD_LENGTH`` characters of them.
 HEAD_LINES = 50
 HEAD_LENGTH = 1 << 20
-#: Cells of text data that are missing values (those pandas reads as NaN), besides the empty cell.
-MISSING_VALUES = (
-    "",
-    "NA",
-    "N/A",
-    "n/a",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "<NA>",
-    "NULL",
-    "null",
-    "None",
-    "NaN",
-    "nan",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "-1.#IND",
-    "1.#QNAN",
-    "-1.#QNAN",
-)
-_MISSING = frozenset(MISSING_VALUES)
 _BOM = codecs.BOM_UTF8
 _EOL = re.compile(rb"\r\n|\r|\n")
+_MISSING = frozenset(MISSING_VALUES)
 #: Compressed text, by the last suffix of its name: how to open it, what the format is called.
 _COMPRESSED = {".gz": (gzip.open, "gzip"), ".bz2": (bz2.open, "bzip2"), ".xz": (lzma.open, "xz")}
 _TEXT_HINT = ": to stream data, give - and redirect the data to standard input"
@@ -462,97 +436,6 @@ def _numpy_block(block: bytes, usecols: list[int]) -> np.ndarray | None:
     return out if out.shape[1] == len(usecols) else None
 
 
-# --- missing values -----------------------------------------------------------------------------------
-
-
-class Dropped(NamedTuple):
-    """What :func:`drop_missing` kept and dropped."""
-
-    #: The rows kept.
-    values: np.ndarray
-    #: How many rows were dropped.
-    count: int
-    #: The 0-based positions of the dropped rows in the data, ascending.
-    rows: np.ndarray
-
-
-def drop_missing(x: np.ndarray) -> Dropped:
-    """Drop the rows of ``x`` that hold a missing value (NaN), reading it in chunks.
-
-    Parameters
-    ----------
-    x : ndarray
-        One-dimensional data (memory-mapped or not).
-
-    Returns
-    -------
-    Dropped
-        ``x`` itself if no row is missing, else the rows kept, in a new array.
-
-    Raises
-    ------
-    DataError
-        If every row is missing.
-
-    Examples
-    --------
-    >>> drop_missing(np.array([1.5, np.nan, 2.0, np.nan]))
-    Dropped(values=array([1.5, 2. ]), count=2, rows=array([1, 3]))
-    """
-    n = int(x.shape[0])
-    if x.dtype.kind != "f":  # integers and booleans have no NaN
-        return Dropped(x, 0, np.empty(0, dtype=np.intp))
-    found = [
-        start + np.flatnonzero(np.isnan(chunk))
-        for start, chunk in zip(range(0, n, _runtime.CHUNK), _runtime.chunks(x, _runtime.CHUNK))
-    ]
-    rows = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
-    if rows.size == 0:
-        return Dropped(x, 0, rows)
-    if rows.size == n:
-        raise DataError(f"every row of the data ({n:,}) has a missing value: no data are left")
-    kept = np.empty(n - rows.size)
-    filled = 0
-    for chunk in _runtime.chunks(x, _runtime.CHUNK):
-        good = chunk[~np.isnan(chunk)]
-        kept[filled : filled + good.size] = good
-        filled += good.size
-    return Dropped(kept, int(rows.size), rows)
-
-
-def _row_error(row: int, detail: str) -> DataError:
-    """``row N of the data<detail>``; the error keeps ``row`` and ``detail`` to be renumbered."""
-    exc = DataError(f"row {row} of the data{detail}")
-    exc.row, exc.detail = row, detail
-    return exc
-
-
-@contextmanager
-def source_rows(dropped: Dropped | None) -> Iterator[None]:
-    """Report a bad row of the data kept by :func:`drop_missing` by its row in the source.
-
-    Examples
-    --------
-    >>> d = drop_missing(np.array([1.0, np.nan, -2.0]))
-    >>> with source_rows(d):
-    ...     validate_data(d.values, lo=0, hi=np.inf, discrete=False)
-    Traceback (most recent call last):
-        ...
-    symmle.DataError: row 3 of the data, x = -2, is outside the support [0, inf]
-    """
-    try:
-        yield
-    except DataError as exc:
-        row = getattr(exc, "row", None)
-        if dropped is None or not dropped.count or row is None:
-            raise
-        # the k-th kept row (0-based) is the source row k + (dropped rows before it): with the dropped
-        # rows d_0 < d_1 < ..., d_i - i counts the kept rows before d_i
-        k = row - 1
-        before = int(np.searchsorted(dropped.rows - np.arange(dropped.rows.size), k, side="right"))
-        raise _row_error(k + before + 1, exc.detail) from None
-
-
 # --- validation ---------------------------------------------------------------------------------------
 
 
@@ -595,19 +478,19 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             if math.isnan(chunk[k]):
-                raise _row_error(start + k + 1, " is nan, a missing value (--dropna drops such rows)")
-            raise _row_error(start + k + 1, f" is {chunk[k]} (not a finite number)")
+                raise row_error(start + k + 1, " is nan, a missing value (--dropna drops such rows)")
+            raise row_error(start + k + 1, f" is {chunk[k]} (not a finite number)")
         out = (chunk < lo) | (chunk > hi)
         if out.any():
             k = int(np.flatnonzero(out)[0])
-            raise _row_error(
+            raise row_error(
                 start + k + 1, f", {variable} = {chunk[k]:g}, is outside the support [{lo:g}, {hi:g}]"
             )
         if discrete:
             frac = chunk != np.round(chunk)
             if frac.any():
                 k = int(np.flatnonzero(frac)[0])
-                raise _row_error(
+                raise row_error(
                     start + k + 1, f", {variable} = {chunk[k]:g}, is not an integer (the model is discrete)"
                 )
 
