@@ -186,7 +186,12 @@ def load_parquet(path: Path, column: str | None, label: str, hint: str) -> np.nd
             raise DataError(f"column '{name}' of {where} holds {kind}, not numbers")
         if table.metadata.num_rows == 0:
             raise DataError(f"{where} has no data rows")
-        out = np.empty(table.metadata.num_rows)
+        try:
+            out = np.empty(table.metadata.num_rows)
+        except (MemoryError, ValueError):  # the footer's count is the file's word, not a measure
+            raise DataError(
+                f"{where} says it holds {table.metadata.num_rows:,} rows: too many to read"
+            ) from None
         filled = 0
         try:
             for batch in table.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[name]):
