@@ -103,8 +103,29 @@ def _fail(message: str, code: int) -> None:
 
 
 def _echo(text: str, **kwargs: Any) -> None:
-    """Every line the commands print: names and titles are untrusted, so no control characters."""
-    click.echo(printable(text), **kwargs)
+    """Every line the commands print: names and titles are untrusted, so no control characters.
+
+    Output that cannot be written is an error (exit 2), never silently lost: standard output
+    closed (``>&-``: Python then has no ``sys.stdout``, and click would print nothing) or failing
+    (``>/dev/full``).  A reader that went away is a broken pipe, handled in :class:`_Group`.
+    """
+    if sys.stdout is None:
+        raise SpecError("cannot write the output: standard output is closed")
+    try:
+        click.echo(printable(text), **kwargs)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise SpecError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def _refuse_overwriting(output: str | None, model: str | None) -> None:
+    """An output file must not be the spec file read (``-o model.toml`` would destroy it)."""
+    if output and model:
+        from symmle.base.files import refuse_input
+        from symmle.model.catalogue import family_path
+
+        refuse_input(output, [family_path(model) or model])
 
 
 class _Seconds(click.ParamType):
@@ -250,6 +271,7 @@ def derive(
 
     if title is not None and not title.strip():
         raise SpecError("--title must not be empty")
+    _refuse_overwriting(output, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts, title)
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
     if fmt == "json":
@@ -271,7 +293,12 @@ def derive(
 @cli.command()
 @click.argument("args", nargs=-1, metavar="[MODEL] DATA")
 @_inline_options
-@click.option("--column", help="Column of DATA: a CSV header name or a 1-based index.")
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -281,15 +308,17 @@ def derive(
     help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-def fit(args, pdf, var, discrete, support, params, consts, column, as_json, ci, timeout) -> None:
+def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_json, ci, timeout) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
-    DATA is a .npy, .csv or .txt file, or - for standard input.  With an
-    inline --pdf model, DATA is the only argument.
+    DATA is a .csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet
+    or .npy file, or - for standard input.  With an inline --pdf model, DATA
+    is the only argument.
     """
     from symmle.base.budget import DEFAULT_TIMEOUT
     from symmle.numbers.data import load_data
     from symmle.numbers.fitting import fit as run_fit
+    from symmle.numbers.missing import drop_missing, source_rows
     from symmle.symbolic.derivation import derive as run
 
     expected = 1 if pdf is not None else 2
@@ -299,9 +328,19 @@ def fit(args, pdf, var, discrete, support, params, consts, column, as_json, ci, 
     _, values = _split_consts(consts)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     x = load_data(data_path, column)
+    dropped = drop_missing(x) if dropna else None
+    if dropped is not None:
+        x = dropped.values
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
-    _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
+    with source_rows(dropped):  # a bad row is named by its row in DATA
+        result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
+    doc = result.to_dict()
+    if dropped is not None:
+        doc["dropped"] = dropped.count
+        total = dropped.count + int(x.shape[0])
+        note = f"dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)"
+        click.echo(f"symmle: {note}", err=True)
+    _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 
 @cli.command()
@@ -400,6 +439,7 @@ def check(
             raise SpecError(f"--sizes must be integers N1,N2,... (got {sizes!r})") from None
     if plot:
         require_matplotlib()
+        _refuse_overwriting(plot, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     result = run_check(
@@ -440,6 +480,7 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, time
     from symmle.numbers.codegen import module_source
     from symmle.symbolic.derivation import derive as run
 
+    _refuse_overwriting(output, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)

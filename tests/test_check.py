@@ -474,5 +474,5 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
     r = run(
         "check", "normal", "--true", "mu=3,sigma2=4", "--n", 20, "--reps", 10, "--plot", tmp_path / "x.png"
     )
-    assert r.exit_code != 0 and "pip install 'symmle[plot]'" in r.stderr
+    assert r.exit_code == 2 and 'pip install "symmle[plot]"' in r.stderr
     assert not (tmp_path / "x.png").exists() and r.stdout == ""

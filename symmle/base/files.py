@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from symmle.base.errors import SpecError, SymmleError
 
-__all__ = ["open_regular", "read_bounded", "write_output"]
+__all__ = ["open_regular", "read_bounded", "refuse_input", "write_output"]
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -203,6 +203,52 @@ def write_output(path: str | Path, data: str | bytes, error: type[SymmleError] =
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def refuse_input(
+    output: str | Path, inputs: list[str | Path | None], error: type[SymmleError] = SpecError
+) -> None:
+    """Refuse an output path that names one of the files read (writing it would destroy it).
+
+    The comparison is :func:`os.path.samefile`: the same file under another name, through a
+    symbolic link or a hard link, is refused too.  Call it before any work, since the output is
+    opened (and truncated) only once the work is done.
+
+    Parameters
+    ----------
+    output : str or Path
+        The file to be written.
+    inputs : list
+        The files read (None entries, ``"-"`` and paths that do not exist are skipped).
+    error : type of SymmleError, optional
+        The error to raise (an output file is an option of the command: :class:`SpecError`).
+
+    Raises
+    ------
+    SymmleError
+        Of class ``error``, one line naming both paths.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     spec = Path(tmp) / "model.toml"
+    ...     _ = spec.write_text("name = 'm'")
+    ...     refuse_input(Path(tmp) / "out.tex", [spec])
+    ...     refuse_input(Path(tmp) / "." / "model.toml", [spec])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    symmle.SpecError: cannot write .../model.toml: it is the input file ...; choose another output file
+    """
+    for source in inputs:
+        if source is None or str(source) == "-":
+            continue
+        try:
+            same = os.path.samefile(output, source)
+        except (OSError, ValueError):  # one of them does not exist (yet), or cannot be looked at
+            continue
+        if same:
+            raise error(f"cannot write {output}: it is the input file {source}; choose another output file")
 
 
 def _check_writable_kind(mode: int, label: str, error: type[SymmleError]) -> None:

@@ -1,32 +1,47 @@
 """Reading and validating data for ``fit``.
 
-Files: ``.npy`` (memory-mapped, so any size fits in bounded memory), ``.csv``
-(a header row is recognised; ``column`` picks a column by name or 1-based
-index), ``.txt`` (one number per line, or columns separated by white space,
-picked with ``column``), or ``-`` for standard input.  Text (``.csv``,
-``.txt`` or standard input) is comma-separated if its first
-:data:`HEAD_LINES` lines hold a comma, else separated by white space.
-Every problem is a :class:`~symmle.base.errors.DataError` with one line naming
-the first bad line or row.
+Files: ``.npy`` (memory-mapped, so any size fits in bounded memory), ``.parquet`` (one column
+read a record batch at a time), and text: ``.csv`` (a header row is recognised; ``column`` picks
+a column by name or 1-based index), ``.tsv`` (the same, separated by tabs), ``.txt`` (one
+number per line, or columns separated by white space, picked with ``column``), or ``-`` for
+standard input.  Text may be compressed: ``.gz``, ``.bz2`` or ``.xz`` after its suffix
+(``data.csv.gz``) is decompressed as it is read.  Text other than ``.tsv`` is comma-separated
+if its first :data:`HEAD_LINES` lines hold a comma, else separated by runs of white space.
+A cell that is empty or one of :data:`~symmle.numbers.missing.MISSING_VALUES` (``NA``,
+``null``, ...) is a missing value, read as NaN: validation reports its row, and
+:func:`~symmle.numbers.missing.drop_missing` drops such rows (``symmle fit --dropna``).
+Every problem is a :class:`~symmle.base.errors.DataError` with one line naming the first bad
+line or row.
 
-Text is read as a stream, a block of about :data:`BLOCK_BYTES` at a time, so
-memory stays within a few times the float64 size of the column whatever the
-size of the input: a NUL byte or bytes that are not UTF-8 are refused at
-their first occurrence, and so is a line longer than :data:`MAX_LINE_LENGTH`.
-Each block is converted by NumPy's C parser (``numpy.loadtxt``); a block it
-refuses is read again line by line, by the rules below, to name the line
-(and to read an empty cell as a missing value, which validation reports).
-A data file must be a regular file: a FIFO, a device or a directory is
-refused (``-`` streams standard input).
+Text is read as a stream, a block of about :data:`BLOCK_BYTES` at a time, so memory stays
+within a few times the float64 size of the column whatever the size of the input: a NUL byte or
+bytes that are not UTF-8 are refused at their first occurrence, and so is a line longer than
+:data:`MAX_LINE_LENGTH`.  Blocks of complete lines are converted by pyarrow's multithreaded
+CSV parser (``pyarrow.csv.read_csv``; NumPy's ``loadtxt`` for several columns separated by
+runs of white space, which pyarrow does not split); a block it refuses is read again line by
+line, by the rules below, to name the line.  (pyarrow's streaming reader, ``open_csv``, would
+convert the stream as fast, but the block that holds a bad cell is gone when it fails, so the
+line could not be named, and standard input cannot be read twice.)  A data file must be a
+regular file: a FIFO, a device or a directory is refused (``-`` streams standard input).
+
+This module is the one place that reads data (text here, the binary formats in
+:mod:`symmle.numbers.typed_files`) and validates it; missing values are
+:mod:`symmle.numbers.missing`.
 """
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
 import io
+import itertools
+import lzma
 import math
+import re
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -35,18 +50,36 @@ import numpy as np
 from symmle.base import _runtime
 from symmle.base.errors import DataError
 from symmle.base.files import open_regular
+from symmle.numbers.missing import MISSING_VALUES, row_error
+from symmle.numbers.typed_files import float_values, load_npy, load_parquet, pick_column
 
-__all__ = ["BLOCK_BYTES", "HEAD_LENGTH", "HEAD_LINES", "MAX_LINE_LENGTH", "load_data", "validate_data"]
+__all__ = [
+    "BLOCK_BYTES",
+    "HEAD_LENGTH",
+    "HEAD_LINES",
+    "MAX_LINE_LENGTH",
+    "fixed_support",
+    "load_data",
+    "validate_data",
+]
 
-#: Bytes of text read and converted at a time.
+#: Bytes of text read at a time (at most ``MAX_LINE_LENGTH``: see ``_text_blocks``); four reads are
+#: converted at a time, so that pyarrow parses them in parallel.
 BLOCK_BYTES = 1 << 20
+_READS_CONVERTED = 4
 #: The longest line accepted in text data, in characters.
 MAX_LINE_LENGTH = 1 << 20
 #: Lines that decide the delimiter, the header and the number of columns of text data, at most
 #: ``HEAD_LENGTH`` characters of them.
 HEAD_LINES = 50
 HEAD_LENGTH = 1 << 20
-_NOT_REGULAR_HINT = ": to stream data, give - and redirect the data to standard input"
+_BOM = codecs.BOM_UTF8
+_EOL = re.compile(rb"\r\n|\r|\n")
+_MISSING = frozenset(MISSING_VALUES)
+#: Compressed text, by the last suffix of its name: how to open it, what the format is called.
+_COMPRESSED = {".gz": (gzip.open, "gzip"), ".bz2": (bz2.open, "bzip2"), ".xz": (lzma.open, "xz")}
+_TEXT_HINT = ": to stream data, give - and redirect the data to standard input"
+_RANDOM_ACCESS_HINT = _TEXT_HINT + " as text (a {} file is read by random access: save it to a regular file)"
 
 
 def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
@@ -55,14 +88,15 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
     Parameters
     ----------
     source : str or Path
-        A ``.npy``, ``.csv`` or ``.txt`` file, or ``"-"`` for standard input.
+        A ``.npy``, ``.parquet``, ``.csv``, ``.tsv`` or ``.txt`` file (text optionally
+        compressed: ``.csv.gz``, ``.txt.bz2``, ``.csv.xz``), or ``"-"`` for standard input.
     column : str, optional
-        Column name (CSV header, structured ``.npy`` field) or 1-based index.
+        Column name (CSV header, Parquet column, structured ``.npy`` field) or 1-based index.
 
     Returns
     -------
     ndarray
-        One-dimensional; memory-mapped for ``.npy`` files.
+        One-dimensional; memory-mapped for ``.npy`` files.  A missing value is NaN.
 
     Raises
     ------
@@ -76,21 +110,45 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     path = Path(tmp) / "heights.csv"
-    ...     _ = path.write_text("name,height\na,1.62\nb,1.75\nc,1.80\n")
+    ...     _ = path.write_text("name,height\na,1.62\nb,NA\nc,1.80\n")
     ...     load_data(path, column="height").tolist()
-    [1.62, 1.75, 1.8]
+    [1.62, nan, 1.8]
     """
     columns = None if column is None else [column]
     if str(source) == "-":
         return _read_table(_stdin_reader(), "standard input", columns)[:, 0]
     path = Path(source)
     label = f"data file {path}"
-    if path.suffix.lower() == ".npy":
-        # np.load opens the path itself (a memory map needs a path): check it first
-        open_regular(path, DataError, label, _NOT_REGULAR_HINT).close()
-        return _load_npy(path, column)
-    with open_regular(path, DataError, label, _NOT_REGULAR_HINT) as fh:
-        return _read_table(fh.read, path.name, columns)[:, 0]
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    compressed = _COMPRESSED.get(suffixes[-1]) if suffixes else None
+    kind = suffixes[-2 if compressed else -1] if len(suffixes) > bool(compressed) else ""
+    if kind in (".npy", ".parquet", ".pq"):
+        if compressed:
+            raise DataError(f"{path.name}: a compressed {kind} file cannot be read; decompress it first")
+        hint = _RANDOM_ACCESS_HINT.format(kind)
+        load = load_npy if kind == ".npy" else load_parquet
+        return load(path, column, label, hint)
+    sep = "\t" if kind == ".tsv" else None  # tab-separated: an empty cell is a missing value
+    with open_regular(path, DataError, label, _TEXT_HINT) as fh:
+        if compressed is None:
+            return _read_table(_checked(fh.read, path.name, "cannot read it"), path.name, columns, sep)[:, 0]
+        opener, name = compressed
+        with opener(fh) as stream:
+            read = _checked(stream.read, path.name, f"not a valid {name} file")
+            return _read_table(read, path.name, columns, sep)[:, 0]
+
+
+def _checked(read: Callable[[int], bytes], where: str, what: str) -> Callable[[int], bytes]:
+    """``read`` with its errors (a bad compressed stream, a failing disk) as one-line DataErrors."""
+
+    def checked(n: int) -> bytes:
+        try:
+            return read(n)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise DataError(f"{where}: {what}: {reason}") from None
+
+    return checked
 
 
 def _stdin_reader() -> Callable[[int], bytes]:
@@ -99,73 +157,35 @@ def _stdin_reader() -> Callable[[int], bytes]:
         raise DataError("standard input is closed")
     buffer = getattr(stdin, "buffer", None)
     if buffer is not None:
-        return buffer.read
+        return _checked(buffer.read, "standard input", "cannot read it")
     return lambda n: stdin.read(n).encode("utf-8")  # a text stream (an embedding application's)
-
-
-# --- .npy ---------------------------------------------------------------------------------------------
-
-
-def _load_npy(path: Path, column: str | None) -> np.ndarray:
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path.name} is not a readable .npy file: {exc}") from None
-    where = path.name
-    if arr.dtype.names:
-        if column is None:
-            if len(arr.dtype.names) != 1:
-                raise DataError(f"{where} has fields {', '.join(arr.dtype.names)}: choose one with --column")
-            column = arr.dtype.names[0]
-        if column not in arr.dtype.names:
-            raise DataError(f"{where} has no field '{column}'")
-        where = f"field '{column}' of {path.name}"
-        shape = arr.dtype.fields[column][0].shape
-        if shape:  # a sub-array field: arr[column] would be 2-D, and read as one long column
-            raise DataError(
-                f"{where} holds an array of shape {shape} in each row; expected one number per row"
-            )
-        arr = arr[column]
-        if arr.ndim != 1:
-            raise DataError(f"{path.name} has {arr.ndim} dimensions; expected one record per row")
-    elif arr.ndim == 2:
-        if column is None and arr.shape[1] != 1:
-            raise DataError(f"{where} has {arr.shape[1]} columns: choose one with --column INDEX (1-based)")
-        idx = _index(column, arr.shape[1], where) if column is not None else 0
-        arr = arr[:, idx]
-    elif arr.ndim != 1:
-        raise DataError(f"{where} has {arr.ndim} dimensions; expected one column of numbers")
-    elif column not in (None, "1"):
-        raise DataError(f"{where} has one column; --column {column} does not apply")
-    if arr.dtype.kind == "c":
-        raise DataError(f"{where} holds complex numbers")
-    # booleans, integers and floats: timedelta64 is a NumPy integer subtype, but a duration, not a number
-    if arr.dtype.kind not in "biuf":
-        raise DataError(f"{where} holds {arr.dtype}, not numbers")
-    return arr
-
-
-def _index(column: str, ncols: int, where: str) -> int:
-    try:
-        k = int(column)
-    except ValueError:
-        raise DataError(f"{where} has no header; --column must be a 1-based index") from None
-    if not 1 <= k <= ncols:
-        raise DataError(f"--column {k} is out of range: {where} has {ncols} column(s)")
-    return k - 1
 
 
 # --- text: a stream of checked blocks of complete lines -----------------------------------------------
 
 
-def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int, str]]:
-    """Blocks of complete lines of ``read``'s bytes, as ``(number of the first line, text)``.
+def _line_ends(data: bytes) -> int:
+    """Line ends in ``data``: ``\\n``, ``\\r\\n`` and a lone ``\\r``, as universal newlines count them."""
+    n = data.count(b"\n")
+    return n + data.count(b"\r") - data.count(b"\r\n") if b"\r" in data else n
 
-    Each text ends with ``"\\n"``; line ends ``\\r\\n`` and ``\\r`` become ``\\n``, as Python's
-    universal newlines read them.  At most ``MAX_LINE_LENGTH + BLOCK_BYTES`` characters are held.
+
+def _too_long(line: bytes) -> bool:
+    """More than ``MAX_LINE_LENGTH`` characters (a character takes 1 to 4 bytes)."""
+    if len(line) <= MAX_LINE_LENGTH:
+        return False
+    return line.isascii() or len(line.decode("utf-8", "replace")) > MAX_LINE_LENGTH
+
+
+def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int, bytes]]:
+    """Blocks of complete lines of ``read``'s bytes, as ``(number of the first line, bytes)``.
+
+    Each block ends with a line end (``\\n``, ``\\r\\n`` or ``\\r``), is UTF-8 without a NUL byte,
+    and holds no line longer than :data:`MAX_LINE_LENGTH`; a leading byte-order mark is dropped.
+    At most about ``4 * MAX_LINE_LENGTH + BLOCK_BYTES`` bytes are held.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two reads
-    carry = ""  # the unfinished last line
+    carry = b""  # the unfinished last line
     line = 1  # the number of the first line not yet yielded
     first = True
     while True:
@@ -173,79 +193,91 @@ def _text_blocks(read: Callable[[int], bytes], where: str) -> Iterator[tuple[int
         end = not chunk
         nul = chunk.find(b"\0")
         if nul >= 0:
-            at = line + chunk.count(b"\n", 0, nul)
+            at = line + _line_ends(carry + chunk[:nul])
             raise DataError(f"{where}, line {at} holds a NUL byte: binary data, not text")
         pending = len(decoder.getstate()[0])
-        try:
-            piece = decoder.decode(chunk, final=end)
-        except UnicodeDecodeError as exc:
-            at = line + chunk.count(b"\n", 0, max(exc.start - pending, 0))
-            raise DataError(
-                f"{where}, line {at} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): binary data?"
-            ) from None
-        if first and piece:
+        if pending or not chunk.isascii() or end:  # ASCII needs no decoding (the usual case)
+            try:
+                decoder.decode(chunk, final=end)
+            except UnicodeDecodeError as exc:
+                at = line + _line_ends(carry + chunk[: max(exc.start - pending, 0)])
+                raise DataError(
+                    f"{where}, line {at} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): binary data?"
+                ) from None
+        buf, hold = carry + chunk, b""
+        if first and buf:
             first = False
-            piece = piece.removeprefix("\ufeff")  # a byte-order mark, as spreadsheets write
-        buf, hold = carry + piece, ""
-        if "\r" in buf:
-            if buf.endswith("\r") and not end:  # maybe the first half of \r\n
-                buf, hold = buf[:-1], "\r"
-            buf = buf.replace("\r\n", "\n").replace("\r", "\n")
-        if end and buf and not buf.endswith("\n"):
-            buf += "\n"
-        cut = buf.rfind("\n") + 1
-        text, carry = buf[:cut], buf[cut:] + hold
-        # a line within one read is at most BLOCK_BYTES <= MAX_LINE_LENGTH long: only the first line
-        # (which may have begun in earlier reads) and the unfinished last one need a check
-        first_end = text.find("\n")
-        if first_end > MAX_LINE_LENGTH or len(carry) > MAX_LINE_LENGTH:
-            at = line if first_end > MAX_LINE_LENGTH else line + text.count("\n")
+            buf = buf.removeprefix(_BOM)  # a byte-order mark, as spreadsheets write
+        if not end and buf.endswith(b"\r"):  # maybe the first half of \r\n
+            buf, hold = buf[:-1], b"\r"
+        if end and buf and not buf.endswith((b"\n", b"\r")):
+            buf += b"\n"
+        cut = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
+        block, carry = buf[:cut], buf[cut:] + hold
+        # a line within one read is at most BLOCK_BYTES long: only the first line (which may have
+        # begun in earlier reads) and the unfinished last one need a check
+        head = _EOL.search(block)
+        if head is not None and _too_long(block[: head.start()]):
+            at = line
+        elif _too_long(carry):
+            at = line + _line_ends(block)
+        else:
+            at = 0
+        if at:
             raise DataError(
                 f"{where}, line {at} is longer than {MAX_LINE_LENGTH:,} characters: not a table of numbers"
             )
-        if text:
-            yield line, text
-            line += text.count("\n")
+        if block:
+            yield line, block
+            line += _line_ends(block)
         if end:
             return
 
 
 class _Lines:
-    """Lines of a stream one at a time (for the head), then the rest as blocks (for the body)."""
+    """Lines of a stream one at a time, decoded (for the head), then the rest as blocks (the body)."""
 
-    def __init__(self, blocks: Iterator[tuple[int, str]]) -> None:
+    def __init__(self, blocks: Iterator[tuple[int, bytes]]) -> None:
         self._blocks = blocks
-        self._lines: list[str] = []
+        self._block = b""
         self._pos = 0
-        self._start = 1
+        self._line = 1
 
     def next(self) -> tuple[int, str] | None:
         """The next line and its number, or None at the end."""
-        while self._pos >= len(self._lines):
-            block = next(self._blocks, None)
-            if block is None:
+        while self._pos >= len(self._block):
+            item = next(self._blocks, None)
+            if item is None:
                 return None
-            self._start, text = block
-            self._lines, self._pos = text.split("\n")[:-1], 0
-        self._pos += 1
-        return self._start + self._pos - 1, self._lines[self._pos - 1]
+            (self._line, self._block), self._pos = item, 0
+        eol = _EOL.search(self._block, self._pos)  # every block ends with a line end
+        text = self._block[self._pos : eol.start()].decode("utf-8")
+        number = self._line
+        self._pos, self._line = eol.end(), self._line + 1
+        return number, text
 
-    def rest(self) -> Iterator[tuple[int, str]]:
-        """The lines not read by :meth:`next`, as blocks ``(number of the first line, text)``."""
-        if self._pos < len(self._lines):
-            yield self._start + self._pos, "\n".join(self._lines[self._pos :]) + "\n"
-        self._lines = []
-        yield from self._blocks
+    def rest(self) -> Iterator[tuple[int, bytes]]:
+        """The lines not read by :meth:`next`, as blocks ``(number of the first line, bytes)``.
+
+        Consecutive blocks are joined, up to ``_READS_CONVERTED`` reads in one.
+        """
+        blocks = self._blocks
+        if self._pos < len(self._block):
+            blocks = itertools.chain([(self._line, self._block[self._pos :])], blocks)
+        self._block = b""
+        while group := list(itertools.islice(blocks, _READS_CONVERTED)):
+            yield group[0][0], b"".join(block for _, block in group)
 
 
 # --- text: a table of numbers -------------------------------------------------------------------------
 
 
-def _cells(line: str, comma: bool, number: int, where: str) -> list[str]:
-    if not comma:
+def _cells(line: str, sep: str | None, number: int, where: str) -> list[str]:
+    """The cells of a line: separated by ``sep`` (quoted as CSV), or by runs of white space."""
+    if sep is None:
         return line.split()
     try:
-        return [c.strip() for c in next(csv.reader([line]), [])]
+        return [c.strip() for c in next(csv.reader([line], delimiter=sep), [])]
     except csv.Error as exc:
         raise DataError(f"{where}, line {number}: {exc}") from None
 
@@ -258,7 +290,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _read_table(read: Callable[[int], bytes], where: str, columns: list[str] | None) -> np.ndarray:
+def _read_table(
+    read: Callable[[int], bytes], where: str, columns: list[str] | None, sep: str | None = None
+) -> np.ndarray:
     """Read a text table of numbers: an array of one column per entry of ``columns``.
 
     Parameters
@@ -269,11 +303,14 @@ def _read_table(read: Callable[[int], bytes], where: str, columns: list[str] | N
         The name of the input in messages.
     columns : list of str or None
         Columns by header name or 1-based index; None: the input must have one column.
+    sep : str, optional
+        The delimiter (``"\t"`` for ``.tsv``); by default a comma if the first lines hold one,
+        else runs of white space.
 
     Returns
     -------
     ndarray
-        Shape ``(rows, len(columns))`` (``(rows, 1)`` for None); an empty cell is NaN.
+        Shape ``(rows, len(columns))`` (``(rows, 1)`` for None); a missing value is NaN.
     """
     lines = _Lines(_text_blocks(read, where))
     head: list[tuple[int, str]] = []
@@ -284,14 +321,15 @@ def _read_table(read: Callable[[int], bytes], where: str, columns: list[str] | N
             size += len(item[1])
     if not head:
         raise DataError(f"{where} is empty")
-    comma = any("," in text for _, text in head)  # else cells are separated by white space
-    rows = [(n, c) for n, text in head if any(c := _cells(text, comma, n, where))]
+    if sep is None and any("," in text for _, text in head):
+        sep = ","  # else cells are separated by white space
+    rows = [(n, c) for n, text in head if any(c := _cells(text, sep, n, where))]
     # the header and the one-line form need the first two rows: look past blank ones
     while len(rows) < 2 and (item := lines.next()) is not None:
-        if any(c := _cells(item[1], comma, item[0], where)):
+        if any(c := _cells(item[1], sep, item[0], where)):
             rows.append((item[0], c))
     header = None
-    if rows and not all(_is_number(c) for c in rows[0][1] if c):
+    if rows and not all(_is_number(c) or c in _MISSING for c in rows[0][1]):
         header = rows.pop(0)[1]
     if not rows:
         raise DataError(f"{where} has no data rows")
@@ -302,22 +340,13 @@ def _read_table(read: Callable[[int], bytes], where: str, columns: list[str] | N
         return _convert([(number, [c]) for c in cells], [0], where)
     ncols = max(len(c) for _, c in rows)
     if columns is None:
-        if ncols != 1:
-            raise DataError(f"{where} has {ncols} columns: choose one with --column")
+        pick_column(None, header, ncols, where)  # one column, or an error
         usecols = None
     else:
-        usecols = [_column_index(col, header, ncols, where) for col in columns]
+        usecols = [pick_column(col, header, ncols, where) for col in columns]
     parts = [_convert(rows, usecols or [0], where)]
-    parts += [_convert_block(start, text, comma, usecols, where) for start, text in lines.rest()]
+    parts += [_convert_block(start, block, sep, usecols, where) for start, block in lines.rest()]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _column_index(column: str, header: list[str] | None, ncols: int, where: str) -> int:
-    if header is not None and column in header:
-        return header.index(column)
-    if header is not None and not column.isdigit():
-        raise DataError(f"{where} has no column '{column}'; columns: {', '.join(header)}")
-    return _index(column, ncols, where)
 
 
 def _convert(rows: list[tuple[int, list[str]]], usecols: list[int], where: str) -> np.ndarray:
@@ -327,40 +356,84 @@ def _convert(rows: list[tuple[int, list[str]]], usecols: list[int], where: str) 
         for j, idx in enumerate(usecols):
             cell = cells[idx] if idx < len(cells) else ""
             try:
-                out[k, j] = float(cell) if cell else math.nan
+                out[k, j] = math.nan if cell in _MISSING else float(cell)
             except ValueError:
                 raise DataError(f"{where}, line {number}: '{cell[:40]}' is not a number") from None
     return out
 
 
-def _convert_block(start: int, text: str, comma: bool, usecols: list[int] | None, where: str) -> np.ndarray:
-    """A block of lines to numbers: NumPy's C parser, or line by line where it refuses the block."""
+def _convert_block(
+    start: int, block: bytes, sep: str | None, usecols: list[int] | None, where: str
+) -> np.ndarray:
+    """A block of lines to numbers: a C parser, or line by line where it refuses the block."""
     width = 1 if usecols is None else len(usecols)
-    if not text.strip():
+    if block.isspace():
         return np.empty((0, width))
-    try:
-        out = np.loadtxt(
-            io.StringIO(text),
-            dtype=np.float64,
-            delimiter="," if comma else None,
-            comments=None,
-            usecols=usecols,
-            ndmin=2,
-            quotechar='"' if comma else None,
-        )
-        if out.shape[1] == width:
-            return out
-    except ValueError:  # a cell that is not a number, an empty or missing cell: found below
-        pass
+    if sep is not None or usecols is None:
+        out = _arrow_block(block, sep, usecols)
+    else:
+        out = _numpy_block(block, usecols)
+    if out is not None:
+        return out
+    # a cell that is not a number, a row of another width, blank cells: find which, and where
     rows = []
-    for k, line in enumerate(text.split("\n")[:-1]):
-        cells = _cells(line, comma, start + k, where)
+    for k, line in enumerate(_EOL.split(block)[:-1]):
+        line = line.decode("utf-8")
+        cells = _cells(line, sep, start + k, where)
         if not any(cells):
             continue
         if usecols is None and len(cells) > 1:
             raise DataError(f"{where}, line {start + k} has {len(cells)} columns: choose one with --column")
         rows.append((start + k, cells))
     return _convert(rows, usecols or [0], where)
+
+
+def _arrow_block(block: bytes, sep: str | None, usecols: list[int] | None) -> np.ndarray | None:
+    """``block`` parsed by pyarrow (delimited, or one column); None where pyarrow refuses it."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # without a header, pyarrow names the columns f0, f1, ...; a header was read before the block
+    wanted = [f"f{i}" for i in dict.fromkeys(usecols or [0])]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=_ARROW_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=sep or ",", quote_char='"' if sep else False),
+            convert_options=pacsv.ConvertOptions(
+                # one column of numbers separated by white space: a line with a comma is two cells
+                # here (refused below), one bad cell by the rules of the line-by-line reader
+                include_columns=wanted if sep else None,
+                column_types=dict.fromkeys(wanted, pa.float64()),
+                null_values=MISSING_VALUES,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    if usecols is None and table.num_columns != 1:
+        return None
+    out = np.empty((len(usecols or [0]), table.num_rows))
+    for j, idx in enumerate(usecols or [0]):
+        float_values(table.column(f"f{idx}"), out[j])  # a null is NaN
+    return out.T
+
+
+#: pyarrow splits a block into pieces of this size, parsed in parallel (a longer row is refused
+#: and the block read line by line).
+_ARROW_BLOCK = 1 << 20
+
+
+def _numpy_block(block: bytes, usecols: list[int]) -> np.ndarray | None:
+    """Columns separated by runs of white space, by NumPy's C parser; None where it refuses them."""
+    text = block.decode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        out = np.loadtxt(io.StringIO(text), dtype=np.float64, comments=None, usecols=usecols, ndmin=2)
+    except ValueError:  # a cell that is not a number, a missing cell: found line by line
+        return None
+    return out if out.shape[1] == len(usecols) else None
 
 
 # --- validation ---------------------------------------------------------------------------------------
@@ -404,21 +477,21 @@ def validate_data(x: np.ndarray, *, lo: float, hi: float, discrete: bool, variab
         bad = ~np.isfinite(chunk)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise DataError(f"row {start + k + 1} of the data is {chunk[k]} (not a finite number)")
+            if math.isnan(chunk[k]):
+                raise row_error(start + k + 1, " is nan, a missing value (--dropna drops such rows)")
+            raise row_error(start + k + 1, f" is {chunk[k]} (not a finite number)")
         out = (chunk < lo) | (chunk > hi)
         if out.any():
             k = int(np.flatnonzero(out)[0])
-            raise DataError(
-                f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, "
-                f"is outside the support [{lo:g}, {hi:g}]"
+            raise row_error(
+                start + k + 1, f", {variable} = {chunk[k]:g}, is outside the support [{lo:g}, {hi:g}]"
             )
         if discrete:
             frac = chunk != np.round(chunk)
             if frac.any():
                 k = int(np.flatnonzero(frac)[0])
-                raise DataError(
-                    f"row {start + k + 1} of the data, {variable} = {chunk[k]:g}, "
-                    "is not an integer (the model is discrete)"
+                raise row_error(
+                    start + k + 1, f", {variable} = {chunk[k]:g}, is not an integer (the model is discrete)"
                 )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from symmle.base.errors import SymmleError
+from symmle.base.errors import SpecError
 from symmle.base.files import write_output
 
 if TYPE_CHECKING:
@@ -22,11 +22,15 @@ __all__ = ["plot_check", "require_matplotlib"]
 
 
 def require_matplotlib() -> None:
-    """Raise a one-line :class:`SymmleError` if matplotlib is not installed."""
+    """Raise a one-line :class:`SpecError` if matplotlib is not installed.
+
+    ``--plot`` asks for what this installation cannot do: an option error (exit code 2), with
+    the command that installs it.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise SymmleError("plots need matplotlib: pip install 'symmle[plot]'") from None
+        raise SpecError('plots need matplotlib, which is not installed: pip install "symmle[plot]"') from None
 
 
 def plot_check(result: CheckResult, path: str | Path) -> Path:
@@ -52,10 +56,8 @@ def plot_check(result: CheckResult, path: str | Path) -> Path:
 
     Raises
     ------
-    SymmleError
-        If matplotlib is not installed.
     SpecError
-        If the file cannot be written.
+        If matplotlib is not installed, or the file cannot be written.
 
     Examples
     --------
