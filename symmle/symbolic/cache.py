@@ -97,7 +97,8 @@ RECHECK_SECONDS = 20.0
 #: The stages whose source a derivation depends on (hashed into the key).
 _STAGES = ("base", "model", "symbolic")
 
-_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("symmle_cache", default=True)
+#: Set by :func:`caching`; ``None`` outside it.
+_enabled: contextvars.ContextVar[bool | None] = contextvars.ContextVar("symmle_cache", default=None)
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,15 @@ def caching(on: bool) -> Iterator[None]:
 def enabled(option: bool | None = None) -> bool:
     """Whether a derivation uses the cache.
 
-    ``option`` if given; otherwise not if ``SYMMLE_NO_CACHE`` is set, else as
-    :func:`caching` says (on by default).
+    ``option`` if given; otherwise as the innermost :func:`caching` says;
+    otherwise not if ``SYMMLE_NO_CACHE`` is set; otherwise yes.
     """
     if option is not None:
         return bool(option)
-    if os.environ.get(ENV_OFF, "").strip() not in ("", "0"):
-        return False
-    return _enabled.get()
+    inside = _enabled.get()
+    if inside is not None:
+        return inside
+    return os.environ.get(ENV_OFF, "").strip() in ("", "0")
 
 
 def cache_dir() -> Path:

@@ -63,7 +63,8 @@ BRANCHING = (
     sp.Piecewise,
     ExprCondPair,
     sp.core.relational.Relational,
-    sp.logic.boolalg.Boolean,
+    sp.logic.boolalg.BooleanFunction,
+    sp.logic.boolalg.BooleanAtom,
     sp.Heaviside,
     sp.DiracDelta,
     sp.sign,
@@ -257,8 +258,10 @@ def _no_new_branches(model: Model, lik: Likelihood, st: Stationarity, info: Info
     stored = [lik.log_density, lik.baseline, lik.coupled, lik.log_likelihood, *st.score, st.hessian]
     stored += [e for _, c in lik.coefficients for e in (_.expr, c)]
     stored += [e.expr for e in st.estimators.values() if e.expr is not None]
-    stored += [e.equation for e in st.estimators.values() if e.equation is not None]
-    stored += [v for _, v in (*st.profile, *st.boundary)] + list(st.equations)
+    # an equation is a relation; what may not branch are its sides
+    equations = [e.equation for e in st.estimators.values() if e.equation is not None]
+    stored += [side for eq in (*equations, *st.equations) for side in (eq.lhs, eq.rhs)]
+    stored += [v for _, v in (*st.profile, *st.boundary)]
     stored += [info.fisher, *info.expectations.keys(), *info.expectations.values()]
     stored += [info.crlb] if info.crlb is not None else []
     if any(e.has(*BRANCHING) for e in stored):
