@@ -20,7 +20,7 @@ import mpmath
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-__all__ = ["DIGITS", "NotEvaluable", "value", "number"]
+__all__ = ["DIGITS", "NotEvaluable", "evaluate", "value", "number"]
 
 #: Digits of the arithmetic.
 DIGITS = 30
@@ -201,6 +201,35 @@ class _Walk:
         return total
 
 
+def evaluate(
+    expr: sp.Basic, env: Mapping[sp.Basic, Any], data: Sequence[Any] = (), term: sp.Basic | None = None
+) -> Any:
+    """``expr`` at the numbers of ``env`` as an mpmath number, in :data:`DIGITS` digits or more.
+
+    As :func:`value`, but the result stays an mpmath number, for arithmetic
+    that needs the digits (differences of nearby values).  The precision is
+    the caller's mpmath precision when that is higher (``mpmath.diff``
+    raises it).
+
+    Raises
+    ------
+    NotEvaluable
+        If a symbol has no value or a class is unknown.
+    """
+    with mpmath.workdps(max(DIGITS, mp.dps)):
+        env = {k: number(v) for k, v in env.items()}
+        data = [number(v) for v in data]
+        try:
+            out = _Walk(env, data, term)(sp.sympify(expr))
+        except (ZeroDivisionError, ValueError, OverflowError) as exc:
+            if isinstance(exc, NotEvaluable):
+                raise
+            return mpmath.nan
+    if isinstance(out, bool):
+        raise NotEvaluable("a condition where a number was expected")
+    return out
+
+
 def value(
     expr: sp.Basic, env: Mapping[sp.Basic, Any], data: Sequence[Any] = (), term: sp.Basic | None = None
 ) -> complex:
@@ -229,21 +258,11 @@ def value(
     >>> value(sp.log(-x), {x: 1})
     3.141592653589793j
     """
-    with mpmath.workdps(DIGITS):
-        env = {k: number(v) for k, v in env.items()}
-        data = [number(v) for v in data]
-        try:
-            out = _Walk(env, data, term)(sp.sympify(expr))
-        except (ZeroDivisionError, ValueError, OverflowError) as exc:
-            if isinstance(exc, NotEvaluable):
-                raise
-            return complex(math.nan, 0.0)
-        if isinstance(out, bool):
-            raise NotEvaluable("a condition where a number was expected")
-        try:
-            return complex(out)
-        except (TypeError, OverflowError):
-            return complex(math.nan, 0.0)
+    out = evaluate(expr, env, data, term)
+    try:
+        return complex(out)
+    except (TypeError, OverflowError):
+        return complex(math.nan, 0.0)
 
 
 def number(v: Any) -> Any:

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import mpmath
 import numpy as np
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
@@ -44,7 +46,7 @@ from symmle.model.spec import Model
 from symmle.symbolic.evaluate import verification_datasets
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
-from symmle.symbolic.pointwise import NotEvaluable, number, value
+from symmle.symbolic.pointwise import DIGITS, NotEvaluable, evaluate, number, value
 from symmle.symbolic.stationarity import Stationarity
 
 __all__ = ["Rejected", "recheck"]
@@ -103,13 +105,12 @@ def recheck(
         If any check fails (the message names it).
     """
     _structure(model, lik, st, info)
-    derivatives = _derivatives_of(lik, st)
     for point in (_random_point(model, rng), _random_point(model, rng)):
         sets = verification_datasets(lik, _constants(model, point), point, count=3, size=8, rng=rng)
         data = [_Data(lik, point, d) for d in sets]
         _log_density(model, lik, point)
         _log_likelihood(lik, point, data[0])
-        _derivatives(st, derivatives, data[0])
+        _derivatives(lik, st, point, data[0])
         _estimators(model, lik, st, point, data, rng)
     _information(model, lik, st, info, _random_point(model, rng))
 
@@ -187,11 +188,25 @@ class _Data:
 
     def __call__(self, expr: sp.Basic, values: Mapping[sp.Symbol, float] | None = None) -> complex:
         """``expr`` on this data set, with ``values`` over the point's parameter values."""
+        return _complex(self.exact(expr, values))
+
+    def exact(self, expr: sp.Basic, values: Mapping[sp.Symbol, Any] | None = None) -> Any:
+        """As calling it, but an mpmath number in 30 digits (or the caller's higher precision)."""
         env = {**self.env, **{k: number(v) for k, v in (values or {}).items()}}
         for s in sp.sympify(expr).atoms(sp.Sum):
             if s.limits != ((self.lik.index, 1, self.lik.N),):
                 raise Rejected(f"a sum over other than the sample: {s}")
-        return _number(expr, env, data=self.values, term=self.term)
+        try:
+            return evaluate(expr, env, data=self.values, term=self.term)
+        except NotEvaluable as exc:
+            raise Rejected(f"a stored formula cannot be evaluated: {exc}") from None
+
+
+def _complex(z: Any) -> complex:
+    try:
+        return complex(z)
+    except (TypeError, OverflowError):
+        return complex(math.nan, 0.0)
 
 
 # --------------------------------------------------------------------------
@@ -305,25 +320,28 @@ def _log_likelihood(lik: Likelihood, point: Mapping[sp.Symbol, float], d: _Data)
         raise Rejected("the log-likelihood is not the sum of the log-densities of a data set")
 
 
-def _derivatives_of(lik: Likelihood, st: Stationarity) -> list[tuple[str, sp.Expr, sp.Expr]]:
-    """``(what, stated, derivative)``: each score and Hessian entry with what it must equal."""
-    ell = lik.log_likelihood.subs(dict(st.boundary))
-    params = st.parameters
+def _derivatives(lik: Likelihood, st: Stationarity, point: Mapping[sp.Symbol, float], d: _Data) -> None:
+    """Each score is the derivative of the log-likelihood, each Hessian entry that of a score.
+
+    The derivatives are taken numerically (``mpmath.diff``, in more than 30
+    digits), so that nothing stored is differentiated symbolically: SymPy's
+    ``diff`` would cost more than all the other checks together.
+    """
+    params = list(st.parameters)
     if len(st.score) != len(params) or st.hessian.shape != (len(params), len(params)):
         raise Rejected("the score and Hessian do not match the regular parameters")
-    out = []
-    for k, p in enumerate(params):
-        out.append((f"the score for {p}", st.score[k], sp.diff(ell, p)))
-        for j, q in enumerate(params):
-            out.append((f"the Hessian entry ({p}, {q})", st.hessian[k, j], sp.diff(st.score[k], q)))
-    return out
-
-
-def _derivatives(st: Stationarity, derivatives, d: _Data) -> None:
-    """Each score is the derivative of the log-likelihood, each Hessian entry that of a score."""
-    for what, stated, derivative in derivatives:
-        if not _close(d(stated), d(derivative), IDENTITY_RTOL):
-            raise Rejected(f"{what} is not the derivative of the log-likelihood")
+    with mpmath.workdps(DIGITS):
+        at = {p: mpmath.mpf(point[p]) for p in params}
+        # the parameters that set the support sit at their estimates, as in the score
+        at.update({p: d.exact(expr) for p, expr in st.boundary})
+        for k, p in enumerate(params):
+            slope = mpmath.diff(lambda t, p=p: d.exact(lik.log_likelihood, {**at, p: t}), at[p])
+            if not _close(d(st.score[k], at), _complex(slope), IDENTITY_RTOL):
+                raise Rejected(f"the score for {p} is not the derivative of the log-likelihood")
+            for j, q in enumerate(params):
+                slope = mpmath.diff(lambda t, k=k, q=q: d.exact(st.score[k], {**at, q: t}), at[q])
+                if not _close(d(st.hessian[k, j], at), _complex(slope), IDENTITY_RTOL):
+                    raise Rejected(f"the Hessian entry ({p}, {q}) is not the derivative of the score")
 
 
 def _vanishes(d: _Data, terms: Sequence[sp.Expr], values: Mapping[sp.Symbol, float]) -> bool:
@@ -459,7 +477,14 @@ def _constant_ratio(values: list[complex]) -> bool:
 def _information(
     model: Model, lik: Likelihood, st: Stationarity, info: Information, point: Mapping[sp.Symbol, float]
 ) -> None:
-    """Fisher entries and expectations against quadrature of the density; the CRLB inverts N I."""
+    """Fisher entries and expectations against quadrature of the density; the CRLB inverts N I.
+
+    An entry is :math:`-\\partial^2 A - \\sum_j \\partial^2 c_j\\, E[g_j] - E[\\partial^2 h]`: the
+    second derivatives of the parameter functions are taken numerically, the
+    expectations by quadrature (symbolic derivatives only of ``h``, the part
+    of the log-density that does not separate, which quadrature needs as a
+    function of the variable).
+    """
     params = list(model.parameter_symbols)
     subs = dict(point)
     # E[g] for the statistics the second derivatives need, and for every stored expectation
@@ -469,9 +494,8 @@ def _information(
         for b in range(a, len(params)):
             if info.verified[a][b]:
                 p, q = params[a], params[b]
-                h2 = sp.diff(lik.coupled, p, q)
-                parts = [(sp.diff(c, p, q), s.expr) for s, c in lik.coefficients]
-                parts = [(c2, g) for c2, g in parts if c2 != 0]
+                h2 = sp.diff(lik.coupled, p, q) if lik.coupled.has(p) and lik.coupled.has(q) else sp.S.Zero
+                parts = [(c, s.expr) for s, c in lik.coefficients if c.has(p) and c.has(q)]
                 needed += [g for _, g in parts] + ([h2] if h2 != 0 else [])
                 entries.append((a, b, parts, h2))
     needed = list(dict.fromkeys(needed))
@@ -484,13 +508,31 @@ def _information(
             raise Rejected(f"the expectation E[{g}] disagrees with quadrature")
     for a, b, parts, h2 in entries:
         p, q = params[a], params[b]
-        terms = [-_number(sp.diff(lik.baseline, p, q), subs)]
-        terms += [-_number(c2, subs) * means[g] for c2, g in parts]
+        terms = [-_second(lik.baseline, subs, p, q)]
+        terms += [-_second(c, subs, p, q) * means[g] for c, g in parts]
         terms += [-means[h2]] if h2 != 0 else []
         stated = _number(info.fisher[a, b], subs)
         if not _close(stated, sum(terms), QUADRATURE_RTOL, scale=sum(abs(t) for t in terms)):
             raise Rejected(f"the Fisher information entry ({p}, {q}) disagrees with quadrature")
     _crlb(lik, info, params, subs)
+
+
+def _second(expr: sp.Expr, point: Mapping[sp.Symbol, float], p: sp.Symbol, q: sp.Symbol) -> complex:
+    """:math:`\\partial^2 e / \\partial p \\partial q` at ``point``, numerically in more than 30 digits."""
+    if not (expr.has(p) and expr.has(q)):
+        return 0j
+
+    def at(**values: Any) -> Any:
+        try:
+            return evaluate(expr, {**point, **{sym[k]: v for k, v in values.items()}})
+        except NotEvaluable as exc:
+            raise Rejected(f"a stored formula cannot be evaluated: {exc}") from None
+
+    sym = {"a": p, "b": q}
+    with mpmath.workdps(DIGITS):
+        if p == q:
+            return _complex(mpmath.diff(lambda t: at(a=t), point[p], 2))
+        return _complex(mpmath.diff(lambda s, t: at(a=s, b=t), (point[p], point[q]), (1, 1)))
 
 
 def _expectations(
