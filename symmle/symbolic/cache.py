@@ -254,10 +254,21 @@ def model_key(model: Model) -> dict[str, Any]:
 
 
 def key_of(model: Model, timeout: float | None) -> dict[str, Any]:
-    """The key of the derivation of ``model`` under the budget ``timeout``."""
+    """The key of the derivation of ``model`` under the budget ``timeout``.
+
+    Raises
+    ------
+    Unstorable
+        If the model cannot be written exactly, or symmle's own source
+        cannot be read (then nothing tells one version of it from another).
+    """
+    try:
+        versions = _versions()
+    except OSError as exc:
+        raise codec.Unstorable(f"symmle's source cannot be read: {exc}") from None
     return {
         "format": FORMAT,
-        "versions": _versions(),
+        "versions": versions,
         "model": model_key(model),
         "timeout": None if timeout is None else float(timeout).hex(),
     }
