@@ -45,8 +45,8 @@ from symmle.base.quadrature import integrate_support, interior_points, sum_suppo
 from symmle.model.spec import Model
 from symmle.symbolic.evaluate import verification_datasets
 from symmle.symbolic.information import Information
-from symmle.symbolic.likelihood import Likelihood
-from symmle.symbolic.pointwise import DIGITS, NotEvaluable, evaluate, number, value
+from symmle.symbolic.likelihood import Likelihood, sample_symbols, statistic_symbol
+from symmle.symbolic.pointwise import DIGITS, NotEvaluable, evaluate, number
 from symmle.symbolic.stationarity import Stationarity
 
 __all__ = ["Rejected", "recheck"]
@@ -106,7 +106,8 @@ def recheck(
     """
     _structure(model, lik, st, info)
     for point in (_random_point(model, rng), _random_point(model, rng)):
-        sets = verification_datasets(lik, _constants(model, point), point, count=3, size=8, rng=rng)
+        # an odd size: a sum of signs over the sample (a median's score) is never zero
+        sets = verification_datasets(lik, _constants(model, point), point, count=3, size=9, rng=rng)
         data = [_Data(lik, point, d) for d in sets]
         _log_density(model, lik, point)
         _log_likelihood(lik, point, data[0])
@@ -120,10 +121,15 @@ def recheck(
 # --------------------------------------------------------------------------
 
 
-def _number(expr: sp.Basic, env: Mapping[sp.Basic, float], **sums) -> complex:
+def _number(expr: sp.Basic, env: Mapping[sp.Basic, Any]) -> complex:
     """``expr`` at ``env`` (see :func:`~symmle.symbolic.pointwise.value`)."""
+    return _complex(_exact(expr, env))
+
+
+def _exact(expr: sp.Basic, env: Mapping[sp.Basic, Any], **sums: Any) -> Any:
+    """``expr`` at ``env`` as an mpmath number (see :func:`~symmle.symbolic.pointwise.evaluate`)."""
     try:
-        return value(expr, env, **sums)
+        return evaluate(expr, env, **sums)
     except NotEvaluable as exc:
         raise Rejected(f"a stored formula cannot be evaluated: {exc}") from None
 
@@ -196,10 +202,7 @@ class _Data:
         for s in sp.sympify(expr).atoms(sp.Sum):
             if s.limits != ((self.lik.index, 1, self.lik.N),):
                 raise Rejected(f"a sum over other than the sample: {s}")
-        try:
-            return evaluate(expr, env, data=self.values, term=self.term)
-        except NotEvaluable as exc:
-            raise Rejected(f"a stored formula cannot be evaluated: {exc}") from None
+        return _exact(expr, env, data=self.values, term=self.term)
 
 
 def _complex(z: Any) -> complex:
@@ -218,6 +221,11 @@ def _structure(model: Model, lik: Likelihood, st: Stationarity, info: Informatio
     """What can be told without numbers: who is regular, which records exist, no branches."""
     if lik.model is not model:
         raise Rejected("the likelihood is not of this model")
+    if (lik.N, lik.index, lik.sample) != sample_symbols(model):
+        raise Rejected("the sample's symbols are not the model's")
+    for j, s in enumerate(lik.statistics, start=1):
+        if s.symbol != statistic_symbol(j, s.expr):
+            raise Rejected(f"the statistic {s.symbol} is not named in order")
     pset = set(model.parameter_symbols)
     x = model.variable
     for s, c in lik.coefficients:
@@ -370,21 +378,22 @@ def _estimators(
     if closed or stationary:
         if set(closed) | set(stationary) != set(params):
             raise Rejected("closed forms are stated for some regular parameters only")
-        _stationary_point(st, {**closed, **stationary}, domains, data)
+        _stationary_point(st, {**closed, **stationary}, domains, data, inside=not stationary)
     for p, expr in st.boundary:
         _boundary(model, lik, st, p, expr, point, data)
     if st.profile or st.equations:
         _reduced(model, st, domains, point, data[0], rng)
 
 
-def _stationary_point(st, solution, domains, data) -> None:
-    """The scores vanish at the stated solution, a maximum, on the data sets."""
+def _stationary_point(st, solution, domains, data, inside: bool) -> None:
+    """The scores vanish at the stated solution, a maximum, on the data sets (inside the domain)."""
     params = list(st.parameters)
     terms = [_terms(s) for s in st.score]
     passed = 0
     for d in data:
         values = {p: _real(d(solution[p])) for p in params}
-        if not all(math.isfinite(v) and in_domain(v, domains[p]) for p, v in values.items()):
+        # a stationary point stated as an equation may leave the domain (its note says so)
+        if not all(math.isfinite(v) and (not inside or in_domain(v, domains[p])) for p, v in values.items()):
             continue
         for p, t in zip(params, terms):
             if not _vanishes(d, t, values):
@@ -438,13 +447,12 @@ def _reduced(model, st, domains, point, d: _Data, rng) -> None:
     any value of the reduced parameters.  Each reduced equation is what is
     left of one score, rearranged and divided by ``N`` or a positive
     function of the data, so its ratio to that score does not change with
-    the reduced parameters.
+    the reduced parameters (and it is zero where the score is).
     """
     params = list(st.parameters)
     terms = {p: _terms(s) for p, s in zip(params, st.score)}
-    ratios: list[list[dict]] = [[] for _ in st.equations]
-    rows = 0
-    for _ in range(8):
+    rows: list[tuple[dict, list[complex]]] = []  # (scores, equation residuals) at each drawn point
+    for _ in range(12):
         drawn = _random_point(model, rng)
         values = {p: drawn[p] for p in st.reduced}
         for p, v in st.profile:
@@ -454,24 +462,29 @@ def _reduced(model, st, domains, point, d: _Data, rng) -> None:
             continue
         if sum(_vanishes(d, terms[q], values) for q in params) < len(st.profile):
             raise Rejected("the profile relations do not zero the scores they solve")
-        g = {q: d(st.score[params.index(q)], values) for q in params}
-        for k, eq in enumerate(st.equations):
-            e = d(eq.lhs - eq.rhs, values)
-            ratios[k].append({q: e / g[q] if g[q] != 0 else complex(math.nan) for q in params})
-        rows += 1
-        if rows == 3:
+        scores = {q: d(st.score[params.index(q)], values) for q in params}
+        rows.append((scores, [d(eq.lhs - eq.rhs, values) for eq in st.equations]))
+        if len(rows) == 5:
             break
-    if rows < 2:
+    if len(rows) < 2:
         raise Rejected("the reduced parameters left their domain on the check data")
     for k, eq in enumerate(st.equations):
-        if not any(_constant_ratio([r[q] for r in ratios[k]]) for q in params):
+        if not any(_proportional([(g[q], e[k]) for g, e in rows]) for q in params):
             raise Rejected(f"the reduced equation {eq} does not vanish with any score")
 
 
-def _constant_ratio(values: list[complex]) -> bool:
-    if len(values) < 2 or not all(np.isfinite(v) and v != 0 for v in values):
-        return False
-    return all(abs(v - values[0]) <= 1e-7 * abs(values[0]) for v in values[1:])
+def _proportional(pairs: list[tuple[complex, complex]]) -> bool:
+    """Whether ``e = c g`` for one constant ``c != 0`` over the pairs ``(g, e)``, seen at two or more."""
+    ratios = []
+    for g, e in pairs:
+        if not (np.isfinite(g) and np.isfinite(e)):
+            return False
+        if g == 0 or e == 0:  # a score of sums of signs can be exactly zero: then so is the equation
+            if g != e:
+                return False
+            continue
+        ratios.append(e / g)
+    return len(ratios) >= 2 and all(abs(r - ratios[0]) <= 1e-7 * abs(ratios[0]) for r in ratios[1:])
 
 
 def _information(
@@ -522,17 +535,11 @@ def _second(expr: sp.Expr, point: Mapping[sp.Symbol, float], p: sp.Symbol, q: sp
     if not (expr.has(p) and expr.has(q)):
         return 0j
 
-    def at(**values: Any) -> Any:
-        try:
-            return evaluate(expr, {**point, **{sym[k]: v for k, v in values.items()}})
-        except NotEvaluable as exc:
-            raise Rejected(f"a stored formula cannot be evaluated: {exc}") from None
-
-    sym = {"a": p, "b": q}
     with mpmath.workdps(DIGITS):
         if p == q:
-            return _complex(mpmath.diff(lambda t: at(a=t), point[p], 2))
-        return _complex(mpmath.diff(lambda s, t: at(a=s, b=t), (point[p], point[q]), (1, 1)))
+            return _complex(mpmath.diff(lambda t: _exact(expr, {**point, p: t}), point[p], 2))
+        pair = (point[p], point[q])
+        return _complex(mpmath.diff(lambda s, t: _exact(expr, {**point, p: s, q: t}), pair, (1, 1)))
 
 
 def _expectations(
