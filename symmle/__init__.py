@@ -284,8 +284,8 @@ def clear_cache() -> int:
     Examples
     --------
     >>> import symmle
-    >>> symmle.clear_cache() >= 0
-    True
+    >>> symmle.clear_cache()  # doctest: +SKIP
+    12
     """
     from symmle.symbolic.cache import clear
 
