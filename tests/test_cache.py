@@ -576,3 +576,15 @@ def test_every_family_reads_back_and_passes_its_checks(name, derivation):
     back = {k: codec.decode(json.loads(json.dumps(v)), d.model, table) for k, v in payload.items()}
     assert back == {"likelihood": d.likelihood, "stationarity": d.stationarity, "information": d.information}
     recheck(d.model, back["likelihood"], back["stationarity"], back["information"], np.random.default_rng())
+
+
+def test_what_would_not_read_back_is_not_written(own_cache, monkeypatch):
+    """An entry the reader would refuse (a record of a newer kind, say) would be a miss at every read."""
+    d = symmle.derive("exponential", cache=False)
+
+    def refuse(model, payload):
+        raise codec.Unreadable("a record this reader does not know")
+
+    monkeypatch.setattr(cache, "_decode", refuse)
+    status = cache.store(d.model, 20.0, d.likelihood, d.stationarity, d.information)
+    assert status.startswith("not cacheable") and not entries(own_cache)

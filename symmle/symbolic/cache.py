@@ -338,19 +338,7 @@ def _read(model: Model, payload: Any) -> tuple[Likelihood, Stationarity, Informa
             return "corrupt: not a derivation"
         if not isinstance(payload["statistics"], list):
             return "corrupt: no statistics"
-        base = codec.SymbolTable.of(model)
-        statistics = [codec.decode_expr(g, base) for g in payload["statistics"]]
-        table = codec.SymbolTable.of(model, statistics)
-        records = tuple(
-            codec.decode(payload[k], model, table) for k in ("likelihood", "stationarity", "information")
-        )
-        lik, st, info = records
-        if not (
-            isinstance(lik, Likelihood) and isinstance(st, Stationarity) and isinstance(info, Information)
-        ):
-            return "corrupt: not a derivation"
-        if [s.expr for s in lik.statistics] != statistics:
-            return "corrupt: the statistics disagree"
+        lik, st, info = _decode(model, payload)
         recheck(model, lik, st, info, np.random.default_rng())
     except (codec.Unreadable, codec.Unstorable) as exc:
         return f"corrupt: {exc}"
@@ -362,6 +350,26 @@ def _read(model: Model, payload: Any) -> tuple[Likelihood, Stationarity, Informa
         return "rejected: too large to read back"
     except Exception as exc:  # a check that cannot even run is a check that failed
         return f"rejected: a check could not run ({type(exc).__name__})"
+    return lik, st, info
+
+
+def _decode(model: Model, payload: dict[str, Any]) -> tuple[Likelihood, Stationarity, Information]:
+    """The records of a payload, read back with ``model``'s symbol table (not yet checked).
+
+    Raises
+    ------
+    Unreadable
+        If the payload does not read back into a derivation.
+    """
+    base = codec.SymbolTable.of(model)
+    statistics = [codec.decode_expr(g, base) for g in payload["statistics"]]
+    table = codec.SymbolTable.of(model, statistics)
+    records = ("likelihood", "stationarity", "information")
+    lik, st, info = (codec.decode(payload[k], model, table) for k in records)
+    if not (isinstance(lik, Likelihood) and isinstance(st, Stationarity) and isinstance(info, Information)):
+        raise codec.Unreadable("not a derivation")
+    if [s.expr for s in lik.statistics] != statistics:
+        raise codec.Unreadable("the statistics disagree")
     return lik, st, info
 
 
@@ -384,7 +392,10 @@ def store(model: Model, timeout: float | None, lik: Likelihood, st: Stationarity
             "stationarity": codec.encode(st, model),
             "information": codec.encode(info, model),
         }
-    except (codec.Unstorable, RecursionError) as exc:
+        # what would not read back exactly is not written (it would be a miss at every read)
+        if _decode(model, json.loads(_canonical(payload))) != (lik, st, info):
+            return "not cacheable: it does not read back exactly"
+    except (codec.Unstorable, codec.Unreadable, RecursionError) as exc:
         return f"not cacheable: {exc}"
     doc = {"symmle_cache": FORMAT, "key": key, "payload": payload}
     doc["sha256"] = hashlib.sha256(_canonical(payload)).hexdigest()
