@@ -119,6 +119,7 @@ def _env(preimport: bool) -> dict[str, str]:
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     env["SYMMLE_BENCH_PREIMPORT"] = " ".join(SYMPY_LAZY) if preimport else ""
+    env["SYMMLE_NO_CACHE"] = "1"  # the time to derive, not to read back the cache of derivations
     return env
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "inline_model",
     "list_families",
+    "clear_cache",
     "SymmleError",
     "SpecError",
     "DataError",
@@ -57,8 +58,10 @@ def derive(model: Any, **kwargs: Any) -> Derivation:
         A catalogue name (see :func:`list_families`), a spec file, or a
         :class:`~symmle.model.spec.Model`.
     **kwargs
-        ``timeout`` (seconds per symbolic step, ``None`` for none) and
-        ``constants`` (known values of constants, by name).
+        ``timeout`` (seconds per symbolic step, ``None`` for none),
+        ``constants`` (known values of constants, by name) and ``cache``
+        (``False``: derive afresh, neither reading nor writing the cache of
+        derivations on disk; the result is the same either way).
 
     Returns
     -------
@@ -101,7 +104,8 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
     constants : mapping, optional
         Values of the model's constants, by name (numbers or number text).
     **kwargs
-        ``timeout``: budget in seconds of each symbolic step.
+        ``timeout``: budget in seconds of each symbolic step; ``cache``:
+        ``False`` to derive afresh without the cache of derivations.
 
     Returns
     -------
@@ -126,7 +130,8 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
     """
     from symmle.numbers.fitting import fit as _fit
 
-    return _fit(model, data, constants, **kwargs)
+    with _caching(kwargs.pop("cache", None)):
+        return _fit(model, data, constants, **kwargs)
 
 
 def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
@@ -143,7 +148,8 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     true : mapping
         The true value of every parameter, by name.
     **kwargs
-        Passed on to :func:`symmle.simulate.check.check`.
+        Passed on to :func:`symmle.simulate.check.check`, but for ``cache``:
+        ``False`` to derive afresh without the cache of derivations.
 
     Returns
     -------
@@ -165,7 +171,8 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
     """
     from symmle.simulate.check import check as _check
 
-    return _check(model, true, **kwargs)
+    with _caching(kwargs.pop("cache", None)):
+        return _check(model, true, **kwargs)
 
 
 def load_model(ref: Any, **kwargs: Any) -> Model:
@@ -260,3 +267,37 @@ def list_families() -> list[dict[str, Any]]:
     from symmle.model.catalogue import list_families as _list
 
     return _list()
+
+
+def clear_cache() -> int:
+    """Delete the cache of derivations on disk.
+
+    Derivations are stored in the user's cache directory (or the directory
+    named by ``SYMMLE_CACHE_DIR``) and read back, checked, by later calls;
+    see :mod:`symmle.symbolic.cache`.
+
+    Returns
+    -------
+    int
+        How many entries were deleted.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> symmle.clear_cache()  # doctest: +SKIP
+    12
+    """
+    from symmle.symbolic.cache import clear
+
+    return clear()
+
+
+def _caching(option: Any):
+    """A context in which derivations use the cache as ``option`` says (``None``: as they would)."""
+    import contextlib
+
+    if option is None:
+        return contextlib.nullcontext()
+    from symmle.symbolic.cache import caching
+
+    return caching(bool(option))

@@ -145,6 +145,24 @@ class _Seconds(click.ParamType):
 _TIMEOUT_HELP = "Budget in seconds of each symbolic step [default: 20]."
 
 
+def _no_cache(ctx: click.Context, param: Any, value: bool) -> bool:
+    """``--no-cache``: the command's derivations neither read nor write the cache."""
+    if value:
+        from symmle.symbolic.cache import caching
+
+        ctx.with_resource(caching(False))
+    return value
+
+
+_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    expose_value=False,
+    callback=_no_cache,
+    help="Derive afresh: neither read nor write the cache of derivations.",
+)
+
+
 def _inline_options(fn):
     opts = [
         click.option("--pdf", help="Inline density or mass function, e.g. 'lam*exp(-lam*x)'."),
@@ -258,6 +276,7 @@ def list_cmd(as_json: bool) -> None:
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
 def derive(
     model, pdf, var, discrete, support, params, consts, fmt, standalone, title, output, timeout
 ) -> None:
@@ -308,6 +327,7 @@ def derive(
     help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
 def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_json, ci, timeout) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
@@ -397,6 +417,7 @@ def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_js
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
 def check(
     model,
     pdf,
@@ -474,6 +495,7 @@ def check(
     help="The module to write, e.g. gamma_mle.py.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""
     from symmle.base.budget import DEFAULT_TIMEOUT

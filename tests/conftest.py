@@ -13,8 +13,12 @@ not import ``conftest``).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import math
+import os
+import shutil
+import tempfile
 import types
 import warnings
 import zlib
@@ -28,6 +32,12 @@ from scipy import integrate, optimize, special
 import symmle
 
 MODULES = ["scipy", "numpy"]
+
+# The suite has a cache of derivations of its own, empty at the start (the user's is never
+# touched); the command-line runs in subprocesses share it through the environment.
+os.environ["SYMMLE_CACHE_DIR"] = tempfile.mkdtemp(prefix="symmle-test-cache-")
+os.environ.pop("SYMMLE_NO_CACHE", None)
+atexit.register(shutil.rmtree, os.environ["SYMMLE_CACHE_DIR"], ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

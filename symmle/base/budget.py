@@ -7,6 +7,10 @@ pure Python, so the interrupt lands within milliseconds.  Budgets nest: an
 inner step never outlives the step that contains it.  Where no alarm is
 available (Windows, or a call from a thread other than the main one) the step
 runs unbounded and :func:`enforced` reports that so callers can warn.
+A time-out that :func:`attempt` absorbs (the caller falls back to another
+strategy) is seen by :func:`watch_timeouts`, so that a result cut short by
+its budget can be told from a complete one (the cache of derivations never
+keeps the former).
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from typing import TypeVar
 
 from symmle.base.errors import DerivationTimeout, SpecError
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "budget", "attempt", "enforced", "check_timeout"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+    "budget",
+    "attempt",
+    "enforced",
+    "check_timeout",
+    "watch_timeouts",
+]
 
 #: Default budget, in seconds, for one symbolic step.
 DEFAULT_TIMEOUT = 20.0
@@ -62,6 +74,8 @@ class _Frame:
 
 
 _frames: list[_Frame] = []
+#: the lists of :func:`watch_timeouts` blocks now running, innermost last
+_watchers: list[list[str]] = []
 
 
 def enforced() -> bool:
@@ -133,5 +147,34 @@ def attempt(step: str, seconds: float | None, fn: Callable[[], T]) -> tuple[T | 
             return fn(), False
     except DerivationTimeout as exc:
         if exc.step == step and not any(f.deadline <= time.monotonic() for f in _frames):
+            for seen in _watchers:
+                seen.append(step)
             return None, True
         raise
+
+
+@contextmanager
+def watch_timeouts() -> Iterator[list[str]]:
+    """Collect the steps whose time-outs :func:`attempt` absorbed while the body runs.
+
+    Yields
+    ------
+    list of str
+        Filled in as the body runs: the name of each step that ran out of
+        time and fell back (empty if none did).
+
+    Examples
+    --------
+    >>> import time
+    >>> with watch_timeouts() as seen:
+    ...     attempt("a slow step", 0.01, lambda: time.sleep(0.5))
+    (None, True)
+    >>> seen
+    ['a slow step']
+    """
+    seen: list[str] = []
+    _watchers.append(seen)
+    try:
+        yield seen
+    finally:
+        _watchers.remove(seen)

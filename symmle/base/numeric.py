@@ -9,7 +9,11 @@ symbol cannot silently feed the wrong number into a formula.
 
 from __future__ import annotations
 
+import builtins
+import functools
 import inspect
+import keyword
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,6 +134,33 @@ def _stable(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.polygamma), lambda e: _polygamma(*e.args))
 
 
+@functools.lru_cache(maxsize=1)
+def _taken() -> frozenset[str]:
+    """Names the generated code may use: Python's, and those of the modules it is given."""
+    import scipy.special
+
+    return frozenset(
+        {*dir(builtins), *vars(np), *vars(scipy.special), *vars(math), "numpy", "scipy", "math", "mpmath"}
+    )
+
+
+def _plain(args: Sequence[sp.Symbol]) -> bool:
+    """Whether ``args`` can be the generated function's parameters as they are.
+
+    Then ``lambdify`` need not replace each by a Dummy (``dummify``), which
+    rebuilds the whole expression and is half the cost of compiling a small
+    formula: every argument is a Symbol named by an identifier that is no
+    keyword and no name the generated code may use, and no two share a name.
+    """
+    names = [getattr(a, "name", None) for a in args]
+    return (
+        all(isinstance(a, sp.Symbol) and not isinstance(a, sp.Dummy) for a in args)
+        and all(isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) for n in names)
+        and len(set(names)) == len(names)
+        and not set(names) & _taken()
+    )
+
+
 def to_function(
     args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[str] = MODULES
 ) -> Callable[..., Any]:
@@ -163,7 +194,7 @@ def to_function(
     extra = sp.sympify(expr).free_symbols - set(args)
     if extra:
         raise ValueError(f"expression has symbols not among the arguments: {sorted(map(str, extra))}")
-    fn = sp.lambdify(args, _stable(sp.sympify(expr)), modules=list(modules), dummify=True)
+    fn = sp.lambdify(args, _stable(sp.sympify(expr)), modules=list(modules), dummify=not _plain(args))
     n = len(inspect.signature(fn).parameters)
     if n != len(args):
         raise ValueError(f"lambdify produced {n} arguments for {len(args)} symbols")

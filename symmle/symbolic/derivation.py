@@ -7,6 +7,7 @@ consumers (report, compile, check, fit) only read a Derivation.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced
+from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced, watch_timeouts
 from symmle.model.build import load_model
 from symmle.model.spec import Model
+from symmle.symbolic import cache as _cache
 from symmle.symbolic.information import Information, fisher_information
 from symmle.symbolic.likelihood import Likelihood, build_likelihood
 from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationarity
@@ -265,6 +267,7 @@ def derive(
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
     constants: Mapping[str, Any] | None = None,
+    cache: bool | None = None,
 ) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
@@ -276,6 +279,12 @@ def derive(
         Budget in seconds of each symbolic step; ``None`` for none.
     constants : mapping, optional
         Known values of constants (used for numerical verification).
+    cache : bool, optional
+        Read the derivation from the cache on disk if it holds it (checked
+        before it is used), and store it there otherwise (see
+        :mod:`symmle.symbolic.cache`).  By default the cache is used unless
+        ``SYMMLE_NO_CACHE`` is set or :func:`symmle.symbolic.cache.caching`
+        switched it off.  The result is the same either way.
 
     Returns
     -------
@@ -300,9 +309,34 @@ def derive(
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
-    lik = build_likelihood(m, timeout=timeout)
-    st = solve_stationarity(lik, timeout=timeout)
-    info = fisher_information(lik, list(st.parameters), timeout=timeout)
+    use_cache = _cache.enabled(cache)
+    found = _cache.load(m, timeout) if use_cache else None
+    if found is not None and found.records is not None:
+        return _assemble(m, *found.records, timeout)
+    with watch_timeouts() as cut_short:
+        started = time.monotonic()
+        lik = build_likelihood(m, timeout=timeout)
+        stages = [time.monotonic()]
+        st = solve_stationarity(lik, timeout=timeout)
+        stages.append(time.monotonic())
+        info = fisher_information(lik, list(st.parameters), timeout=timeout)
+        stages.append(time.monotonic())
+    # a stage that used up its budget may have skipped work without a time-out
+    # (the Fisher entries share one deadline): only a complete derivation is kept
+    spent = [b - a for a, b in zip([started, *stages], stages)]
+    complete = not cut_short and (timeout is None or max(spent) < timeout - _MARGIN)
+    if use_cache and complete:
+        _cache.store(m, timeout, lik, st, info)
+    return _assemble(m, lik, st, info, timeout)
+
+
+#: Seconds short of its budget within which a stage counts as having used it up.
+_MARGIN = 0.25
+
+
+def _assemble(
+    m: Model, lik: Likelihood, st: Stationarity, info: Information, timeout: float | None
+) -> Derivation:
     warnings = list(st.warnings) + list(info.warnings)
     if timeout and not enforced():
         warnings.append("time budgets are not enforced outside the main thread")

@@ -156,15 +156,17 @@ def verification_datasets(
     point: Mapping[sp.Symbol, float],
     count: int = 3,
     size: int = 15,
+    rng: np.random.Generator | None = None,
 ) -> list[np.ndarray]:
     """Small, varied data sets inside the support at ``point``.
 
     They need not come from the model: any data inside the support gives
-    admissible values of the statistics, which is all the checks need.
+    admissible values of the statistics, which is all the checks need.  The
+    draws are the same at every call unless a generator ``rng`` is given.
     """
     model = lik.model
     lo, hi = model.support_at({**point, **constants})
-    rng = np.random.default_rng(20261124)
+    rng = np.random.default_rng(20261124) if rng is None else rng
     out = []
     while len(out) < count:
         if model.discrete:

@@ -44,6 +44,9 @@ __all__ = [
     "sample_quantile",
     "quantile_parts",
     "quantile_name",
+    "sample_symbols",
+    "statistic_symbol",
+    "order_statistics",
 ]
 
 #: The names of the order statistics that are sample quantiles (besides ``Min`` and ``Max``).
@@ -193,17 +196,7 @@ class Likelihood:
         variable, so they print as the contract's ``Min(x)``/``Max(x)``
         (SymPy's own ``Max(x)`` would collapse to ``x``).
         """
-        x = self.model.variable
-        kw = (
-            {"positive": True}
-            if x.is_positive
-            else {"nonnegative": True}
-            if x.is_nonnegative
-            else {"real": True}
-        )
-        if self.model.discrete:
-            kw["integer"] = True
-        return sp.Function("Min", **kw)(x), sp.Function("Max", **kw)(x)
+        return order_statistics(self.model)
 
     @cached_property
     def statistic_map(self) -> dict[sp.Symbol, sp.Expr]:
@@ -306,7 +299,40 @@ def _split(
     return [(term, None)]  # type: ignore[list-item]
 
 
-def _statistic_symbol(j: int, g: sp.Expr) -> sp.Symbol:
+def sample_symbols(model: Model) -> tuple[sp.Symbol, sp.Symbol, sp.IndexedBase]:
+    """The symbols of the sample: its size ``N``, the index ``i`` and the observations ``x[i]``.
+
+    Every likelihood of ``model`` uses these (equal) objects; the cache of
+    derivations reads stored formulas back into them.
+
+    Examples
+    --------
+    >>> from symmle.model.build import load_model
+    >>> N, i, x = sample_symbols(load_model("poisson"))
+    >>> N.is_integer, x[i].is_integer
+    (True, True)
+    """
+    x = model.variable
+    N = sp.Symbol("N", positive=True, integer=True)
+    i = sp.Symbol("i", positive=True, integer=True)
+    base_assumptions = {"positive": True} if x.is_positive else {"real": True} if not model.discrete else {}
+    sample = sp.IndexedBase(x.name, **({"integer": True} if model.discrete else base_assumptions))
+    return N, i, sample
+
+
+def order_statistics(model: Model) -> tuple[sp.Expr, sp.Expr]:
+    """``(Min(x), Max(x))`` of ``model``'s sample (see :attr:`Likelihood.order_statistics`)."""
+    x = model.variable
+    kw = (
+        {"positive": True} if x.is_positive else {"nonnegative": True} if x.is_nonnegative else {"real": True}
+    )
+    if model.discrete:
+        kw["integer"] = True
+    return sp.Function("Min", **kw)(x), sp.Function("Max", **kw)(x)
+
+
+def statistic_symbol(j: int, g: sp.Expr) -> sp.Symbol:
+    """The symbol ``Tj`` of the statistic ``sum g(x_i)``, with the sign ``g`` is known to have."""
     if g.is_positive:
         return sp.Symbol(f"T{j}", positive=True)
     if g.is_nonnegative:
@@ -349,15 +375,10 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
             groups,
             key=lambda g: (not (groups[g].free_symbols & pset), sp.count_ops(g), sp.default_sort_key(g)),
         )
-        N = sp.Symbol("N", positive=True, integer=True)
-        i = sp.Symbol("i", positive=True, integer=True)
-        base_assumptions = (
-            {"positive": True} if x.is_positive else {"real": True} if not model.discrete else {}
-        )
-        sample = sp.IndexedBase(x.name, **({"integer": True} if model.discrete else base_assumptions))
+        N, i, sample = sample_symbols(model)
         coefficients = []
         for j, g in enumerate(order, start=1):
-            stat = Statistic(_statistic_symbol(j, g), g, bool(groups[g].free_symbols & pset))
+            stat = Statistic(statistic_symbol(j, g), g, bool(groups[g].free_symbols & pset))
             coefficients.append((stat, groups[g]))
         loglik = N * baseline + sum((c * s.symbol for s, c in coefficients), sp.S.Zero)
         # Sums that do not separate: keep factors free of x outside the sum, so
