@@ -377,6 +377,15 @@ TAMPERS = {
     ),
     # a profile relation off by a factor, in both places it is stored
     "profile": ("gamma", lambda d, doc: both_profile(d, doc, 2)),
+    # a support constraint said to bind where it does not (the lecture states it)
+    "support root": (
+        "uniform",
+        lambda d, doc: set_expr(
+            node_at(doc, "stationarity", "v", "support", "v", 0, "v", 1, "v", "constraints", "v", 0, "v"),
+            "root",
+            2 * d.likelihood.order_statistics[1],
+        ),
+    ),
 }
 
 

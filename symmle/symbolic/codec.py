@@ -43,6 +43,7 @@ from symmle.symbolic.likelihood import (
     statistic_symbol,
 )
 from symmle.symbolic.stationarity import Estimator, Stationarity
+from symmle.symbolic.support import Constraint, SupportBound
 
 __all__ = ["Unstorable", "Unreadable", "SymbolTable", "encode", "decode", "encode_expr", "decode_expr"]
 
@@ -302,7 +303,8 @@ def _lookup(table: Mapping[str, Any], name: Any, what: str) -> Any:
 
 #: The records a derivation is made of, by class name.
 RECORDS: Mapping[str, type] = {
-    cls.__name__: cls for cls in (Likelihood, Statistic, Stationarity, Estimator, Information)
+    cls.__name__: cls
+    for cls in (Likelihood, Statistic, Stationarity, Estimator, Information, SupportBound, Constraint)
 }
 
 

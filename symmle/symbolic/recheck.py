@@ -40,6 +40,7 @@ import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symmle.base._runtime import in_domain
+from symmle.base.budget import attempt
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, interior_points, sum_support
 from symmle.model.spec import Model
@@ -249,6 +250,7 @@ def _structure(model: Model, lik: Likelihood, st: Stationarity, info: Informatio
         e = st.estimators[p.name]
         if e.kind != "boundary" or e.expr != expr:
             raise Rejected(f"the boundary estimator of {p} is not the one stated")
+    _support_records(model, st, bounded)
     reduced = set(st.reduced)
     profiled = {p for p, _ in st.profile}
     if not reduced <= set(regular) or profiled & reduced or not profiled <= set(regular):
@@ -272,6 +274,26 @@ def _structure(model: Model, lik: Likelihood, st: Stationarity, info: Informatio
     if info.crlb is not None and info.crlb.shape != (n, n):
         raise Rejected("the Cramér–Rao bound is not a square matrix over the parameters")
     _no_new_branches(model, lik, st, info)
+
+
+def _support_records(model: Model, st: Stationarity, bounded: set[sp.Symbol]) -> None:
+    """Each stored support constraint is an end of this model's support, bound where it meets the sample."""
+    if not {p for p, _ in st.support} <= bounded:
+        raise Rejected("a support constraint is stated for a parameter that does not set the support")
+    x = model.variable
+    for p, sb in st.support:
+        if sb.direction not in (-1, 1) or not sb.constraints:
+            raise Rejected(f"the support constraints of {p} are malformed")
+        for c in sb.constraints:
+            end = model.support[1] if c.upper else model.support[0]
+            order = sp.Function("Max" if c.upper else "Min")(x)
+            if c.end != end or str(c.order.func) != str(order.func) or c.order.args != order.args:
+                raise Rejected(f"a support constraint of {p} is not an end of the support")
+            met, _ = attempt(
+                "support check", 2.0, lambda c=c, p=p: sp.simplify(c.end.subs(p, c.root) - c.order) == 0
+            )
+            if not met:
+                raise Rejected(f"a support constraint of {p} does not bind where it is stated to")
 
 
 def _no_new_branches(model: Model, lik: Likelihood, st: Stationarity, info: Information) -> None:
