@@ -240,9 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     print(environment_line(revision, **versions))
     print()
     width = max(len(n) for n in names)
-    head = (
-        f"{'model':<{width}}  {'median':>7}  {'max':>7}  {'scipy fit':>9}  {'ratio':>7}  closed  warn  runs"
-    )
+    head = f"{'model':<{width}}  {'median':>7}  {'max':>7}  {'scipy ms':>9}  {'ratio':>7}  closed  warn  runs"
     print(head)
     print("-" * len(head))
 
@@ -287,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:<{width}}  {med if med is not None else float('nan'):7.2f}  "
             f"{mx if mx is not None else float('nan'):7.2f}  "
-            + (f"{scipy_s:9.4f}  {r['ratio_to_scipy']:7.0f}" if scipy_s else f"{'-':>9}  {'-':>7}")
+            + (f"{1e3 * scipy_s:9.2f}  {r['ratio_to_scipy']:7.0f}" if scipy_s else f"{'-':>9}  {'-':>7}")
             + f"  {closed:>6}  {len(r['warnings']):>4}  "
             + " ".join(f"{s:.2f}" for s in samples)
             + flag,

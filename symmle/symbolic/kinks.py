@@ -26,10 +26,13 @@ _SWITCHES = (sp.Abs, sp.sign, sp.Heaviside, sp.DiracDelta)
 
 def _linear_root(u: sp.Expr, z: sp.Basic) -> sp.Expr | None:
     """The root of ``u`` in ``z`` if ``u`` is linear in ``z`` with a non-zero slope, else ``None``."""
-    slope = sp.diff(u, z)
-    if slope == 0 or slope.has(z):
+    if z.is_integer:  # a summation index, not a point on the line
         return None
-    return sp.cancel(z - u / slope)
+    slope = sp.diff(u, z)
+    if slope == 0 or slope.has(z) or slope.has(sp.Derivative):
+        return None
+    root = sp.cancel(z - u / slope)
+    return None if root.has(sp.nan, sp.zoo, sp.oo) else root
 
 
 def _vanishes(c: sp.Expr, z: sp.Basic, root: sp.Expr, order: int) -> bool:
@@ -60,6 +63,35 @@ def _null(delta: sp.DiracDelta, cofactor: sp.Expr) -> bool:
     return False
 
 
+def _delta_sums(add: sp.Add) -> list[tuple[sp.Expr, sp.Sum]]:
+    """The terms ``c * Sum(...)`` of ``add`` whose sum holds a ``DiracDelta``, as ``(c, Sum)``."""
+    out = []
+    for term in add.args:
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
+        if len(sums) == 1 and sums[0].has(sp.DiracDelta):
+            index = {lim[0] for lim in sums[0].limits}
+            c = term / sums[0]
+            if not (c.free_symbols & index):
+                out.append((c, sums[0]))
+    return out
+
+
+def _combine_sums(add: sp.Add) -> sp.Expr:
+    """``add`` with its delta-holding sums of the same limits written as one sum."""
+    pairs = _delta_sums(add)
+    taken = {c * s for c, s in pairs}
+    groups: dict[tuple, list[sp.Expr]] = {}
+    for c, s in pairs:
+        groups.setdefault(s.limits, []).append(c * s.function)
+    rest = [t for t in add.args if t not in taken]
+    return sp.Add(*rest, *(sp.Sum(sp.Add(*bodies), *limits) for limits, bodies in groups.items()))
+
+
+def _sum_without_null_deltas(s: sp.Sum) -> sp.Expr:
+    body = without_null_deltas(s.function)
+    return sp.S.Zero if body == 0 else sp.Sum(body, *s.limits)
+
+
 def without_null_deltas(expr: sp.Expr) -> sp.Expr:
     r"""``expr`` without its terms :math:`c\,\delta^{(k)}(u)` that are the zero distribution.
 
@@ -80,10 +112,10 @@ def without_null_deltas(expr: sp.Expr) -> sp.Expr:
     """
     if not expr.has(sp.DiracDelta):
         return expr
-    expr = expr.replace(
-        lambda e: isinstance(e, sp.Sum) and e.has(sp.DiracDelta),
-        lambda e: sp.Sum(without_null_deltas(e.function), *e.limits),
-    )
+    # sums over the sample with the same limits are one sum: m**2*Sum(delta) - 2*m*Sum(x[i]*delta)
+    # + Sum(x[i]**2*delta) is Sum((m - x[i])**2*delta), null
+    expr = expr.replace(lambda e: isinstance(e, sp.Add) and len(_delta_sums(e)) > 1, _combine_sums)
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum) and e.has(sp.DiracDelta), _sum_without_null_deltas)
     kept = []
     # the terms of one delta are judged together: (m - x)**2*DiracDelta(m - x) may come
     # expanded, as m**2*DiracDelta(m - x) - 2*m*x*DiracDelta(m - x) + x**2*DiracDelta(m - x)
