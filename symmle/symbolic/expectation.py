@@ -249,6 +249,20 @@ def _parity(h: sp.Expr, v: sp.Symbol, point: Mapping[sp.Symbol, float]) -> int:
     return 0
 
 
+def _special_in_denominator(h: sp.Expr, v: sp.Symbol) -> bool:
+    """Whether ``h`` divides by a special function of ``v`` (``1/(1 + erf(a*v))**2``).
+
+    No antiderivative and no Meijer G form exists for such an integrand in
+    general: SymPy searches until the share runs out, so it is not asked.
+    """
+    for p in h.atoms(sp.Pow):
+        if p.exp.is_negative and p.base.has(v):
+            for f in p.base.atoms(sp.Function):
+                if type(f).__module__.startswith("sympy.functions.special") and f.has(v):
+                    return True
+    return False
+
+
 class Expectations:
     """:math:`E[g(X)]` for one model, by the strategies of this module.
 
@@ -356,7 +370,8 @@ class Expectations:
                     yield "a fold at 0", lambda: self._folded(h, v, sp.S.Zero, parity)
         if lo == 0 and any(e.has(v) for e in h.atoms(sp.log)):
             yield "moments in log x", lambda: self._mellin(h, v, hi)
-        yield "integration", lambda: definite(h, v, lo, hi)
+        if not _special_in_denominator(h, v):
+            yield "integration", lambda: definite(h, v, lo, hi)
 
     def _folded(self, h, v, at, parity: int) -> sp.Expr | None:
         r""":math:`\int_0^\infty h(r + w) + h(r - w)\,dw`; 0 for an odd integrand (checked after)."""

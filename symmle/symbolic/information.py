@@ -148,9 +148,15 @@ def _entry(lik: Likelihood, known: dict, search: Expectations, p: sp.Symbol, q: 
         product = sp.diff(logf, p) * sp.diff(logf, q)
         e = search(product)
         return None if e is None else (e, product, True)
-    # E[-d2]: replace each g_j by its expectation, integrate what is left
+    # E[-d2]: replace each g_j by its expectation, integrate what is left; the part that does
+    # not separate first, as the one most likely to have no closed form (then nothing else is tried)
     b2 = sp.diff(lik.baseline, p, q)
     value, d2 = -b2, -b2 - h2
+    if h2 != 0:
+        e = search(h2)
+        if e is None:
+            return None
+        value -= e
     for s, c in lik.coefficients:
         c2 = sp.diff(c, p, q)
         if c2 == 0:
@@ -162,11 +168,6 @@ def _entry(lik: Likelihood, known: dict, search: Expectations, p: sp.Symbol, q: 
                 return None
             known[s.expr] = tidy(e, search.polish)  # shown in the lecture notes
         value -= c2 * known[s.expr]
-    if h2 != 0:
-        e = search(h2)
-        if e is None:
-            return None
-        value -= e
     return tidy(value, search.polish), d2, False
 
 
@@ -294,9 +295,12 @@ def fisher_information(
         )
         if inv is not None:
             crlb = sp.Matrix(n, n, lambda i, j: sp.nan)
+            # one polishing budget for the whole bound: it is for the reader only
+            until = None if search.polish is None else time.monotonic() + search.polish
             for r, i in enumerate(idx):
                 for c in range(r, len(idx)):
-                    crlb[i, idx[c]] = crlb[idx[c], i] = tidy(inv[r, c], search.polish)
+                    left = None if until is None else max(until - time.monotonic(), 0.05)
+                    crlb[i, idx[c]] = crlb[idx[c], i] = tidy(inv[r, c], left)
     return Information(
         fisher,
         crlb,
