@@ -251,3 +251,17 @@ def test_extras_install_the_docs_toolchain():
     for extra in ("test", "docs"):
         names = {re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0].lower() for req in extras[extra]}
         assert {"mkdocs", "pymdown-extensions"} <= names, (extra, extras[extra])
+
+
+def test_install_page_lists_every_extra():
+    """The extras table of docs/install.md names every extra of pyproject.toml, and each one's packages."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["optional-dependencies"]
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `([\w-]+)` \| ([^|]+) \|", (DOCS / "install.md").read_text("utf-8"), re.M)
+    }
+    assert set(rows) == set(extras)
+    for extra, requirements in extras.items():
+        for req in requirements:
+            package = re.split(r"[<>=!~\[ ]", req, maxsplit=1)[0]
+            assert package in rows[extra], (extra, package)
