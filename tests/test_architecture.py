@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "symmle"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "symmle"
 #: The pipeline, top to bottom (see docs/architecture.md); the package's own modules come last.
 STAGES = ("base", "model", "symbolic", "report", "numbers", "simulate", "")
 
@@ -151,3 +152,14 @@ def test_the_graph_is_read():
     assert "symmle.base.errors" in GRAPH["symmle.model.spec"]
     assert "symmle.symbolic.likelihood" in GRAPH["symmle.symbolic.derivation"]
     assert not any(_stage(i) == "report" for i in GRAPH["symmle.symbolic.derivation"])
+
+
+def test_every_subpackage_is_installed():
+    """pyproject.toml lists every package of the tree: an installed symmle lacks none of its modules."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"]
+    )
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "symmle").rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"

@@ -285,11 +285,11 @@ def test_nakagami_spread_is_a_closed_form():
 
 def test_covariate_declared_as_a_constant_is_refused():
     spec = (
-        "exp(-(y-b0-b1*x)**2/(2*s2))/sqrt(2*pi*s2)",
+        "exp(-(y-b0-b1*z)**2/(2*s2))/sqrt(2*pi*s2)",
         "y",
         "-oo,oo",
         ["b0:real", "b1:real", "s2:positive"],
-        ["x:real"],
+        ["z:real"],
     )
     with pytest.raises(SpecError, match="cannot identify") as err:
         symmle.derive(symmle.inline_model(*spec))
@@ -303,7 +303,7 @@ def test_covariate_refusal_from_the_command_line():
     out = run(
         "derive",
         "--pdf",
-        "exp(-(y-b0-b1*x)**2/(2*s2))/sqrt(2*pi*s2)",
+        "exp(-(y-b0-b1*z)**2/(2*s2))/sqrt(2*pi*s2)",
         "--var",
         "y",
         "--support=-oo,oo",
@@ -314,7 +314,7 @@ def test_covariate_refusal_from_the_command_line():
         "--param",
         "s2:positive",
         "--const",
-        "x:real",
+        "z:real",
     )
     assert out.exit_code == 2, out.output
     assert len(out.output.strip().splitlines()) == 1

@@ -342,10 +342,10 @@ def _entry_rows(
             if symmetric and b < a:
                 continue
             label = _entry_label(base, a, b, data)
-            if symmetric and a != b:
-                label += " = " + _entry_label(base, b, a, data)
-            for k, line in enumerate(_rhs_lines(m[a, b], data, room - 8, names)):
-                out.append((label if k == 0 else "", line if k == 0 else r"\quad " + line))
+            # its mirror goes right of the alignment point: the left column stays narrow
+            mirror = _entry_label(base, b, a, data) + " = " if symmetric and a != b else ""
+            for k, line in enumerate(_rhs_lines(m[a, b], data, room - 8 - _width(mirror), names)):
+                out.append((label if k == 0 else "", mirror + line if k == 0 else r"\quad " + line))
     return out
 
 
@@ -415,6 +415,8 @@ def _rows(step: Step, data: Any, numbered: bool) -> list[str]:
             rows.append(f"{left} &{rel} {grid}")
             for label, line in _entry_rows(rhs, base, data, _LINE, names):
                 rows.append(f"{label} &{'=' if label else ''} {line}" if label else f"&{line}")
+                # the entries' labels widen the left column, which the definitions below share
+                column = max(column, _width(label) if label else 0.0)
             force = True
         else:
             parts = _rhs_lines(rhs, data, room, names)
