@@ -326,7 +326,10 @@ class Expectations:
 
     def _search(self, g: sp.Expr) -> sp.Expr | None:
         """The first strategy's value that passes its check; strategies that ran out of time are skipped."""
-        for name, fn in self._strategies(g):
+        self.standard()
+        # choosing the strategies (a location-scale form of g, its kinks, its parity) is work too
+        plan, _ = try_step("choosing strategies", self.share, lambda: list(self._strategies(g)))
+        for name, fn in plan or ():
             if name in self._dropped:
                 continue
             start = time.monotonic()
