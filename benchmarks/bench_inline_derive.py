@@ -190,6 +190,8 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
+    # deriving is measured, not reading back a cache of derivations (where symmle has one)
+    env["SYMMLE_NO_CACHE"] = "1"
     return env
 
 

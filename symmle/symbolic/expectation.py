@@ -43,10 +43,12 @@ from symmle.base.quadrature import integrate_support, sum_support
 from symmle.model.density import density_function
 from symmle.model.spec import Model
 from symmle.symbolic.integrals import (
+    Cold,
     S,
     closed_form,
     definite,
     derivative_at_zero,
+    integrate,
     light,
     warm_up,
 )
@@ -97,6 +99,21 @@ def _size(expr: sp.Basic) -> int:
     return int(sp.count_ops(expr)) + digits
 
 
+_simplify_warm = False
+
+
+def _warm_simplify() -> None:
+    """The first ``simplify`` of a process imports ``sympy.physics.units`` (0.3 s, more under load).
+
+    Paid once, outside any share, so that it does not decide how far the first
+    simplification gets.
+    """
+    global _simplify_warm
+    if not _simplify_warm:
+        sp.simplify(2 * sp.Dummy())
+        _simplify_warm = True
+
+
 def tidy(expr: sp.Expr, seconds: float | None) -> sp.Expr:
     """``expr`` simplified if SymPy finds a smaller form within ``seconds``, else ``expr`` as it is.
 
@@ -105,6 +122,7 @@ def tidy(expr: sp.Expr, seconds: float | None) -> sp.Expr:
     """
     if not isinstance(expr, sp.Basic) or expr.is_Atom:
         return expr
+    _warm_simplify()
 
     def keep(candidate: sp.Expr) -> None:
         nonlocal found
@@ -308,13 +326,19 @@ class Expectations:
 
     def _search(self, g: sp.Expr) -> sp.Expr | None:
         """The first strategy's value that passes its check; strategies that ran out of time are skipped."""
-        if not self.model.discrete:
-            warm_up()
-        for name, fn in self._strategies(g):
+        self.standard()
+        # choosing the strategies (a location-scale form of g, its kinks, its parity) is work too
+        plan, _ = try_step("choosing strategies", self.share, lambda: list(self._strategies(g)))
+        for name, fn in plan or ():
             if name in self._dropped:
                 continue
             start = time.monotonic()
-            value, timed_out = try_step(f"an expectation by {name}", self.share, fn)
+            try:
+                value, timed_out = try_step(f"an expectation by {name}", self.share, fn)
+            except Cold:  # SymPy's integrate is needed: set it up outside the share, then again
+                warm_up()
+                start = time.monotonic()
+                value, timed_out = try_step(f"an expectation by {name}", self.share, fn)
             if value is not None and self._checks(g, value):
                 return value
             spent = time.monotonic() - start
@@ -432,4 +456,4 @@ class Expectations:
         u = sp.Symbol("u", real=True)
         k = sp.powsimp(sp.expand_log(h.subs(x, sp.exp(u)) * sp.exp(u), force=True))
         ends = (sp.log(lo) if lo != 0 else -sp.oo, sp.log(hi) if hi != sp.oo else sp.oo)
-        return closed_form(sp.integrate(k, (u, *ends), conds="none"))
+        return integrate(k, u, *ends)

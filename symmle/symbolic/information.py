@@ -171,6 +171,34 @@ def _entry(lik: Likelihood, known: dict, search: Expectations, p: sp.Symbol, q: 
     return tidy(value, search.polish), d2, False
 
 
+def _crlb(sub: sp.Matrix, idx: list[int], n: int, N: sp.Symbol, timeout, polish) -> sp.Matrix | None:
+    r""":math:`(N I)^{-1}` of the regular block ``sub``, in an ``n`` by ``n`` matrix; ``None`` if singular.
+
+    Cofactors over :math:`N \det I` (``Matrix.inv()`` simplifies at each
+    pivot: tens of seconds on entries with polygamma functions), each entry
+    simplified within what is left of one half-share, or kept as it is.
+    """
+    found, _ = try_step(
+        "Cramér–Rao bound",
+        timeout,
+        lambda: (sub.adjugate(method="berkowitz"), sub.det(method="berkowitz")),
+    )
+    if found is None or found[1] == 0:
+        return None
+    adjugate, det = found
+    until = None if polish is None else time.monotonic() + polish
+    crlb = sp.Matrix(n, n, lambda i, j: sp.nan)
+    for r, i in enumerate(idx):
+        for c in range(r, len(idx)):
+            raw = adjugate[r, c] / (N * det)
+            left = None if until is None else until - time.monotonic()
+            value = None
+            if left is None or left > 0.05:
+                value, _ = try_step("simplify the Cramér–Rao bound", left, lambda raw=raw: sp.simplify(raw))
+            crlb[i, idx[c]] = crlb[idx[c], i] = raw if value is None else value
+    return crlb
+
+
 def fisher_information(
     lik: Likelihood, regular: list[sp.Symbol], *, timeout: float | None = None
 ) -> Information:
@@ -286,21 +314,7 @@ def fisher_information(
     crlb = None
     sub = fisher.extract(idx, idx) if idx else sp.Matrix()
     if idx and not any(e == sp.nan for e in sub):
-        # the adjugate over the determinant: Matrix.inv() simplifies at each pivot, for
-        # seconds on entries with polygamma functions
-        inv, _ = try_step(
-            "Cramér–Rao bound",
-            timeout,
-            lambda: sub.adjugate(method="berkowitz") / (sub.det(method="berkowitz") * lik.N),
-        )
-        if inv is not None:
-            crlb = sp.Matrix(n, n, lambda i, j: sp.nan)
-            # one polishing budget for the whole bound: it is for the reader only
-            until = None if search.polish is None else time.monotonic() + search.polish
-            for r, i in enumerate(idx):
-                for c in range(r, len(idx)):
-                    left = None if until is None else max(until - time.monotonic(), 0.05)
-                    crlb[i, idx[c]] = crlb[idx[c], i] = tidy(inv[r, c], left)
+        crlb = _crlb(sub, idx, n, lik.N, timeout, search.polish)
     return Information(
         fisher,
         crlb,

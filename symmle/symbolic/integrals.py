@@ -23,6 +23,8 @@ import sympy as sp
 
 __all__ = [
     "S",
+    "Cold",
+    "integrate",
     "light",
     "closed_form",
     "merge_bases",
@@ -168,6 +170,17 @@ def beta_integrals(h: sp.Expr, v: sp.Symbol, hi: sp.Expr) -> sp.Expr | None:
     return total
 
 
+class Cold(Exception):
+    """SymPy's definite integration is not set up yet: :func:`warm_up`, then try again."""
+
+
+def integrate(h: sp.Expr, v: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr | None:
+    """SymPy's ``integrate``, a closed form or ``None``; :class:`Cold` before :func:`warm_up`."""
+    if not _warm:
+        raise Cold
+    return closed_form(sp.integrate(h, (v, lo, hi), conds="none"))
+
+
 def definite(h: sp.Expr, v: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr | None:
     if h.is_rational_function(v):
         h = sp.factor(h)  # one fraction: SymPy integrates it far faster than a nest of them
@@ -176,7 +189,7 @@ def definite(h: sp.Expr, v: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr | No
         value = beta_integrals(h, v, hi)
         if value is not None:
             return closed_form(value)
-    return closed_form(sp.integrate(h, (v, lo, hi), conds="none"))
+    return integrate(h, v, lo, hi)
 
 
 def _gamma_product_derivative(term: sp.Expr, m: int) -> sp.Expr | None:
@@ -236,7 +249,8 @@ def warm_up() -> None:
 
     The first definite integral of a process builds SymPy's table of Meijer G
     forms; charged to the first strategy, it would make that one run out of
-    its share whatever it integrates.
+    its share whatever it integrates.  It is paid only when a strategy needs
+    SymPy's ``integrate`` (:class:`Cold`): Beta integrals do not.
     """
     global _warm
     if not _warm:
