@@ -330,3 +330,58 @@ def test_parameters_entering_only_through_their_sum_are_refused():
     d = symmle.derive(symmle.inline_model(*spec[:3], ["a:real"], ["b:real=0.5"]))
     x = np.random.default_rng(12).normal(2.0, 1.0, 50)
     assert d.compile()(x)["a"] == pytest.approx(np.mean(x) - 0.5, rel=1e-12)
+
+
+# --------------------------------------------------------------------------
+# equations without a closed form are recognised, not ground through the budget
+# --------------------------------------------------------------------------
+
+ZIPF10 = "k**(-s)/(" + "+".join(f"{j}**(-s)" for j in range(1, 11)) + ")"
+
+
+@pytest.mark.parametrize(
+    ("bases", "hopeless"),
+    [((2, 3, 5), True), ((2, 3, 6), True), ((2, 4, 8), False), ((2, 3), False), ((sp.E, 2, 3), True)],
+)
+def test_exponential_polynomials_with_independent_rates(bases, hopeless):
+    from symmle.symbolic.estimator import no_closed_form
+
+    s, c = sp.symbols("s c", positive=True)
+    eq = sum(b ** (-s) for b in bases) - c
+    assert (no_closed_form(eq, s) is not None) is hopeless
+
+
+def test_a_symbolic_base_is_not_judged():
+    from symmle.symbolic.estimator import no_closed_form
+
+    s, a, c = sp.symbols("s a c", positive=True)
+    assert no_closed_form(a**s + 2**s + 3**s - c, s) is None
+
+
+def test_zipf_score_is_solved_numerically_without_retrying(monkeypatch):
+    """Zipf on 1..10: its score equation is known to have no closed form, and no system is tried twice."""
+    from symmle.symbolic import estimator, stationarity
+
+    calls = []
+    real = estimator.solve
+
+    def counted(eqs, unknowns, timeout, step):
+        calls.append((tuple(eqs), tuple(unknowns)))
+        return real(eqs, unknowns, timeout, step)
+
+    monkeypatch.setattr(stationarity, "solve", counted)
+    d = symmle.derive(
+        symmle.inline_model(ZIPF10, "k", "1,10", ["s:positive"], [], discrete=True), cache=False
+    )
+    assert d.estimators["s"].kind == "numeric"
+    assert len(calls) == len(set(calls)) == 1
+    assert not any("timed out" in w for w in d.warnings)
+    # the reduced equation shown is the score's own form, not one over a 10-term common denominator
+    eq = d.stationarity.equations[0]
+    assert max(abs(b) for b in (p.base for p in eq.atoms(sp.Pow)) if b.is_Integer) <= 10
+    # and it is right: at the fitted s the score is zero
+    k = np.array([1, 2, 1, 3, 1, 5, 2, 1, 10, 1, 4])
+    fit = symmle.fit(d, k)
+    s_hat = fit.estimates["s"]
+    w = np.arange(1, 11) ** -s_hat
+    assert np.isclose(np.sum(np.log(np.arange(1, 11)) * w) / w.sum(), np.log(k).mean(), rtol=1e-9)

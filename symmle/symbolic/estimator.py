@@ -17,7 +17,7 @@ import sympy as sp
 
 from symmle.base.budget import attempt
 
-__all__ = ["Estimator", "KINDS", "admissible", "solve", "sign_on", "interval_of"]
+__all__ = ["Estimator", "KINDS", "admissible", "solve", "no_closed_form", "sign_on", "interval_of"]
 
 KINDS = ("closed_form", "numeric", "boundary", "none")
 
@@ -92,12 +92,77 @@ def _inside_sum(expr: sp.Expr, symbol: sp.Symbol) -> bool:
     return any(symbol in s.function.free_symbols for s in expr.atoms(sp.Sum))
 
 
+def _exponential_rates(expr: sp.Expr, u: sp.Symbol) -> list[list[sp.Rational]] | None:
+    """The rates of the exponentials ``b**(c*u)`` and ``exp(c*u)`` in ``expr``, as vectors.
+
+    Each rate ``c*log(b)`` is written over the logarithms of primes (and ``1`` for
+    ``e``) with rational coordinates, so that rates are rationally dependent
+    exactly when their vectors are linearly dependent.  ``None`` when some
+    exponential of ``u`` has a rate that is not of this form (a symbolic base,
+    an exponent not linear in ``u``).
+    """
+    rates: list[dict] = []
+    for atom in expr.atoms(sp.Pow, sp.exp):
+        base, exponent = (sp.E, atom.exp) if isinstance(atom, sp.exp) else atom.as_base_exp()
+        if u not in exponent.free_symbols:
+            continue
+        if u in base.free_symbols:
+            return None
+        c = sp.diff(exponent, u)
+        if not (c.is_Rational and c != 0 and sp.diff(c, u) == 0):
+            return None
+        if base == sp.E:
+            rates.append({sp.E: c})
+        elif base.is_Rational and base.is_positive and base != 1:
+            num, den = base.as_numer_denom()
+            vec = {q: c * k for q, k in sp.factorint(num).items()}
+            for q, k in sp.factorint(den).items():
+                vec[q] = vec.get(q, 0) - c * k
+            rates.append(vec)
+        else:
+            return None
+    keys = sorted({k for r in rates for k in r}, key=str)
+    return [[r.get(k, sp.Integer(0)) for k in keys] for r in rates]
+
+
+def no_closed_form(eq: sp.Expr, u: sp.Symbol) -> str | None:
+    """Why ``eq = 0`` has no closed-form root in ``u`` that ``solve`` could find, or ``None``.
+
+    An exponential polynomial with at least three distinct exponentials of
+    ``u`` whose rates span two or more rationally independent directions (as in
+    ``2**-s + 3**-s + 5**-s = c``) is not a polynomial in any one exponential,
+    so no substitution reduces it to an algebraic equation; ``sympy.solve``
+    spends its whole budget on it and gives up.
+
+    Examples
+    --------
+    >>> s, c = sp.symbols("s c", positive=True)
+    >>> no_closed_form(2**-s + 3**-s + 5**-s - c, s) is not None
+    True
+    >>> no_closed_form(2**-s + 4**-s - c, s) is None     # a quadratic in 2**-s
+    True
+    """
+    rates = _exponential_rates(eq, u)
+    if rates is None:
+        return None
+    distinct = {tuple(r) for r in rates}
+    if len(distinct) < 3 or sp.Matrix(list(distinct)).rank() < 2:
+        return None
+    return (
+        f"the equation is an exponential polynomial in {u} with rationally independent rates, "
+        "which has no closed-form root"
+    )
+
+
 def solve(
     eqs: list[sp.Expr], unknowns: list[sp.Symbol], timeout: float | None, step: str
 ) -> list[dict[sp.Symbol, sp.Expr]] | None:
     """``sympy.solve`` under a budget: the solutions as dicts, ``[]`` if none, ``None`` on time-out."""
     # No closed form can isolate a parameter trapped inside a sum over the data.
     if any(_inside_sum(e, u) for e in eqs for u in unknowns):
+        return []
+    # nor the root of a single transcendental equation of a known kind
+    if len(eqs) == 1 and len(unknowns) == 1 and no_closed_form(eqs[0], unknowns[0]):
         return []
 
     def run() -> list[dict[sp.Symbol, sp.Expr]]:

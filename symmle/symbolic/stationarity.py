@@ -171,13 +171,15 @@ class _Checker:
         return out
 
 
-def _tidy_equation(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol) -> sp.Eq:
-    """Write ``expr = 0`` as ``(terms with parameters) = (the rest)``, per observation."""
-    candidates = [_tidy_equation_with(expr, params, N, deep=True)]
-    if expr.has(sp.Sum):
-        # expanding inside sums over the data can obscure them: keep the shorter form
-        candidates.append(_tidy_equation_with(expr, params, N, deep=False))
-    return min(candidates, key=sp.count_ops)
+def _tidy_equation(exprs: Sequence[sp.Expr], params: set[sp.Symbol], N: sp.Symbol) -> sp.Eq:
+    """Write ``expr = 0`` as ``(terms with parameters) = (the rest)``, per observation.
+
+    ``exprs`` are forms of one equation (the score, and over a common denominator).
+    """
+    # expanding can obscure an equation (inside sums over the data, or over a
+    # common denominator of many terms): keep the shortest form
+    candidates = [_tidy_equation_with(e, params, N, deep=d) for e in exprs for d in (True, False)]
+    return min(candidates, key=lambda q: len(sp.sstr(q)))
 
 
 def _tidy_equation_with(expr: sp.Expr, params: set[sp.Symbol], N: sp.Symbol, deep: bool) -> sp.Eq:
@@ -290,9 +292,18 @@ def _solve_smooth(
     def each_admissible(sol: Mapping[sp.Symbol, sp.Expr], unknowns: Sequence[sp.Symbol]) -> bool:
         return all(p in sol and admissible(sol[p], domains[p]) for p in unknowns)
 
+    # a system tried once (and perhaps timed out) is not tried again
+    tried: dict[tuple, list[dict[sp.Symbol, sp.Expr]] | None] = {}
+
+    def solve_once(eqs: list[sp.Expr], unknowns: list[sp.Symbol], step: str):
+        key = (tuple(eqs), tuple(unknowns))
+        if key not in tried:
+            tried[key] = solve(eqs, unknowns, timeout, step)
+        return tried[key]
+
     # 1. the whole system at once
     eqs = [sp.together(s) for s in score]
-    solutions = solve(eqs, regular, timeout, "solve the score equations")
+    solutions = solve_once(eqs, regular, "solve the score equations")
     if solutions is None:
         warnings.append(
             f"solving the score equations timed out after {timeout:g} s; reducing them one at a time"
@@ -311,7 +322,7 @@ def _solve_smooth(
     remaining = list(zip(regular, eqs))
     if not candidates:
         while remaining:
-            step = _eliminate_one(remaining, domains, timeout)
+            step = _eliminate_one(remaining, domains, solve_once)
             if step is None:
                 break
             p, q, value, source = step
@@ -375,8 +386,12 @@ def _solve_smooth(
     # 3. numeric: report the profile relations and the reduced equations
     pset = set(regular)
     reduced = []
+    as_derived = dict(zip(eqs, score))
     for p, e in remaining:
-        eq, _ = attempt(f"tidy the equation for {p}", timeout, lambda e=e: _tidy_equation(e, pset, lik.N))
+        forms = [e, as_derived[e]] if e in as_derived else [e]
+        eq, _ = attempt(
+            f"tidy the equation for {p}", timeout, lambda forms=forms: _tidy_equation(forms, pset, lik.N)
+        )
         eq = eq if eq is not None else sp.Eq(e, 0)
         reduced.append(eq)
         estimators[p.name] = Estimator(
@@ -415,8 +430,8 @@ def _solve_smooth(
     return tuple(reduced), tuple(p for p, _ in remaining), tuple((p, v) for p, (v, _) in profile.items())
 
 
-def _eliminate_one(remaining, domains, timeout):
-    """Find one parameter with a unique admissible root of one equation.
+def _eliminate_one(remaining, domains, solve_once):
+    """Find one parameter with a unique admissible root of one equation (``solve_once`` solves).
 
     Returns ``(parameter, owner of the equation, root, equation)`` or ``None``.
     """
@@ -425,7 +440,7 @@ def _eliminate_one(remaining, domains, timeout):
     for (p, _), (q, eq) in own + cross:
         if p not in eq.free_symbols:
             continue
-        roots = solve([eq], [p], timeout, f"solve d/d{q} = 0 for {p}")
+        roots = solve_once([eq], [p], f"solve d/d{q} = 0 for {p}")
         good = [
             r[p]
             for r in roots or []
