@@ -70,3 +70,23 @@ def test_fit_reports_boundary_stderr_without_a_wald_interval():
     assert r.stderr["theta"] == pytest.approx(theta * math.sqrt(n / ((n + 1) ** 2 * (n + 2))), rel=1e-8)
     assert r.ci95["theta"] is None
     assert any("standard error of theta" in w for w in r.warnings)
+
+
+@pytest.mark.parametrize("n", [1, 5, 200])
+def test_a_multiple_of_the_maximum(n):
+    """Uniform(theta, 2 theta): theta_hat = max/2, whose sd is half that of the sample maximum."""
+    d = symmle.derive(symmle.inline_model("1/theta", "x", "theta,2*theta", ["theta:positive"]))
+    theta = 0.95
+    exact = theta / 2 * math.sqrt(n / ((n + 1) ** 2 * (n + 2)))  # the max of n U(theta, 2 theta), halved
+    assert order_statistic_stderr(d, "theta", _at(d, theta=theta), n) == pytest.approx(exact, rel=1e-8)
+    fit = symmle.fit(d, np.random.default_rng(n).uniform(theta, 2 * theta, n))
+    assert fit.stderr["theta"] > 0 and fit.ci95["theta"] is None
+
+
+def test_a_function_of_the_data_that_is_not_an_extreme_has_no_stderr():
+    """Uniform(-theta, theta): theta_hat = max|x| is not a multiple of min or max; no number is made up."""
+    d = symmle.derive(symmle.inline_model("1/(2*theta)", "x", "-theta,theta", ["theta:positive"]))
+    assert order_statistic_stderr(d, "theta", _at(d, theta=1.0), 10) is None
+    fit = symmle.fit(d, [-1.2, 0.9, 0.5, -1.7, 1.1])
+    assert fit.stderr["theta"] is None
+    assert any("not a linear function" in w for w in fit.warnings)

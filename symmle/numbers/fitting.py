@@ -338,20 +338,26 @@ def fit(
     for name, kind in compiled.kinds.items():
         if kind != "boundary":
             continue
+        extreme = extreme_of(d, name, at)
         se = order_statistic_stderr(d, name, at, int(x.shape[0]))
-        if se is None and d.solutions[name].expr in d.likelihood.order_statistics:
+        if se is None and extreme is not None:
             warnings.append(
                 f"no standard error for {name}: the distribution of its MLE, a sample extreme, "
                 "could not be summed or integrated to the accuracy needed"
             )
         elif se is None:
-            warnings.append(f"no standard error for {name}: its MLE is not a plain sample minimum or maximum")
+            warnings.append(
+                f"no standard error for {name}: its MLE is not a linear function of the sample minimum "
+                "or maximum, whose distribution symmle can integrate"
+            )
         else:
             stderr[name] = se
+            which = "maximum" if extreme and extreme[0] else "minimum"
+            plain = d.solutions[name].expr in d.likelihood.order_statistics
             warnings.append(
-                f"the standard error of {name} is the standard deviation of the sample "
-                f"{'maximum' if d.solutions[name].expr == d.likelihood.order_statistics[1] else 'minimum'} "
-                "at the estimate (exact, not asymptotic); "
+                f"the standard error of {name} is the standard deviation of "
+                + (f"the sample {which}" if plain else f"its MLE, a multiple of the sample {which},")
+                + " at the estimate (exact, not asymptotic); "
                 "it has no 95% Wald interval, since its distribution is not normal"
             )
     domains = {q.name: q.domain for q in m.parameters}
@@ -415,15 +421,52 @@ def order_statistic_stderr(d: Derivation, name: str, at: Mapping[sp.Symbol, floa
     >>> round(order_statistic_stderr(d, "theta", {theta: 2.0}, 10), 6)   # 2*sqrt(10/(11**2*12)) = 0.165977
     0.165977
     """
+    found = extreme_of(d, name, at)
+    if found is None:
+        return None
+    upper, slope = found
+    se = _extreme_stderr(d, upper, at, n)
+    return None if se is None else abs(slope) * se
+
+
+def extreme_of(d: Derivation, name: str, at: Mapping[sp.Symbol, float]) -> tuple[bool, float] | None:
+    """``(upper, a)`` if the MLE of ``name`` is ``a*M + b``, ``M`` the sample maximum (``upper``) or minimum.
+
+    ``a`` and ``b`` may involve the constants (valued by ``at``), not the data:
+    then the MLE's standard deviation is ``|a|`` times that of ``M``, exactly.
+    ``None`` for any other function of the sample.
+
+    Examples
+    --------
+    >>> d = derive("uniform")
+    >>> extreme_of(d, "theta", {})
+    (True, 1.0)
+    """
+    expr = d.solutions[name].expr
+    if expr is None:
+        return None
+    z = sp.Dummy("z")
+    for upper, stat in ((True, d.likelihood.order_statistics[1]), (False, d.likelihood.order_statistics[0])):
+        if stat is None or not expr.has(stat):
+            continue
+        line = expr.subs(stat, z)
+        slope = sp.diff(line, z)
+        if line.has(*d.likelihood.order_statistics) or slope.has(z):
+            return None
+        try:
+            a = float(slope.subs(at))
+        except (TypeError, ValueError):
+            return None
+        return (upper, a) if np.isfinite(a) and a != 0 else None
+    return None
+
+
+def _extreme_stderr(d: Derivation, upper: bool, at: Mapping[sp.Symbol, float], n: int) -> float | None:
+    """Standard deviation of the sample maximum (``upper``) or minimum of ``n`` draws at ``at``."""
     from scipy import integrate
 
     from symmle.base.numeric import to_function
 
-    lo_stat, hi_stat = d.likelihood.order_statistics
-    expr = d.solutions[name].expr
-    if expr not in (lo_stat, hi_stat):
-        return None
-    upper = expr == hi_stat
     m = d.model
     try:
         lo, hi = m.support_at(at)
