@@ -6,9 +6,10 @@ the generated module, so in-process and generated estimators run the same
 code and give the same numbers.  That is why it is one file, the largest of
 the package: a generated module must stand alone, so the runtime cannot import
 its parts from elsewhere.  In order: chunked and tabulated samples and their
-statistics; the rows of vector samples and their moments; parameter domains and their unconstrained coordinates; the numeric
-maximisation and its multimodal search; closed forms and their conditioning;
-estimates, standard errors and row-wise estimation; checks of the data.
+statistics; the rows of vector samples and their moments; parameter domains
+and their unconstrained coordinates; the numeric maximisation and its
+multimodal search; closed forms and their conditioning; estimates, standard
+errors and row-wise estimation; checks of the data.
 
 A *plan* is a dict of plain callables, each ``fn(values, data)`` with
 ``values`` a dict of floats by name (``N``, ``T1``, parameters, constants...):

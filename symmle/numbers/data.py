@@ -70,6 +70,8 @@ __all__ = [
     "fixed_support",
     "load_columns",
     "load_data",
+    "open_text",
+    "source_kind",
     "validate_data",
 ]
 
@@ -127,7 +129,7 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
     columns = None if column is None else [column]
     if str(source) == "-":
         return _read_table(_stdin_reader(), "standard input", columns)[0][:, 0]
-    path, kind, compressed = _kind(source)
+    path, kind, compressed = source_kind(source)
     if kind in (".npy", ".parquet", ".pq"):
         load = load_npy if kind == ".npy" else load_parquet
         return load(path, column, f"data file {path}", _RANDOM_ACCESS_HINT.format(kind))
@@ -180,7 +182,7 @@ def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[
     if str(source) == "-":
         values, names = _read_table(_stdin_reader(), "standard input", columns, strict=True)
     else:
-        path, kind, compressed = _kind(source)
+        path, kind, compressed = source_kind(source)
         if kind in (".npy", ".parquet", ".pq"):
             load = load_npy_columns if kind == ".npy" else load_parquet_columns
             values, names = load(path, columns, f"data file {path}", _RANDOM_ACCESS_HINT.format(kind))
@@ -193,7 +195,7 @@ def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[
     return values, names
 
 
-def _kind(source: str | Path) -> tuple[Path, str, tuple | None]:
+def source_kind(source: str | Path) -> tuple[Path, str, tuple | None]:
     """``(path, kind, compressed)``: the format by the suffix (``".csv"``, ...) and the compression, if any.
 
     A compressed ``.npy`` or Parquet file is refused (it is read by random access).

@@ -197,7 +197,9 @@ def load_npy_columns(
         raise DataError(f"{where} has {arr.ndim} dimensions; expected an (N, D) array of rows")
     _check_numbers(arr, where)
     d = arr.shape[1]
-    idx = list(range(d)) if columns is None else [pick_column(c, None, d, where, "--columns") for c in columns]
+    idx = (
+        list(range(d)) if columns is None else [pick_column(c, None, d, where, "--columns") for c in columns]
+    )
     names = [str(k + 1) for k in idx]
     if not idx:
         raise DataError(f"{where} has no columns")
@@ -235,9 +237,6 @@ def load_parquet(path: Path, column: str | None, label: str, hint: str) -> np.nd
     ...     load_parquet(path, "h", "data file t.parquet", "").tolist()
     [1.5, nan, 2.0]
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     return _read_parquet(path, None if column is None else [column], label, hint, one=True)[0][:, 0]
 
 

@@ -156,7 +156,9 @@ def load_simplex_rows(
     return _load(source, columns, dropna, dim, "simplex")
 
 
-def _load(source: str | Path, columns: list[str] | None, dropna: bool, dim: int | None, support: str) -> Matrix:
+def _load(
+    source: str | Path, columns: list[str] | None, dropna: bool, dim: int | None, support: str
+) -> Matrix:
     values, names = load_columns(source, columns)
     if dim is not None and values.shape[1] != dim:
         raise DataError(
@@ -254,7 +256,9 @@ def _bad_cells(block: np.ndarray, names: list[str], support: str) -> list[tuple[
         at = _first(block <= 0)
         if at is not None:
             i, j = at
-            found.append((i, j, f", column '{names[j]}' = {show(block[i, j])}, is not positive: not on the simplex"))
+            found.append(
+                (i, j, f", column '{names[j]}' = {show(block[i, j])}, is not positive: not on the simplex")
+            )
         total = block.sum(axis=1)
         off = np.flatnonzero(~(np.abs(total - 1.0) <= SIMPLEX_TOLERANCE))
         if off.size:
@@ -313,10 +317,10 @@ def sample_moments(
     >>> m = sample_moments(x)
     >>> m.n, m.mean.round(4).tolist(), m.covariance.round(4).tolist()
     (3, [2.0, 2.6667], [[0.6667, 1.0], [1.0, 2.8889]])
-    >>> sample_moments(x[:2], ["a", "b"])
+    >>> sample_moments(x[:2], ["a", "b"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
-    symmle.DataError: 2 row(s) of 2 columns: the covariance needs at least D + 1 = 3 rows (with fewer the scatter matrix is singular, so the MLE of the covariance does not exist)
+    symmle.DataError: 2 row(s) of 2 columns: the covariance needs at least D + 1 = 3 rows ...
     """
     try:
         n, mean, scatter = _runtime.vector_moments(x, chunk_rows)
