@@ -427,10 +427,11 @@ def vector_moments(x, chunk_rows=None):
     """
     x = _rows(x)
     n, d = x.shape
+    head = np.ascontiguousarray(x[:PILOT], dtype=float)  # the same sum in any memory layout
     with np.errstate(all="ignore"):
-        pilot = np.mean(np.asarray(x[:PILOT], dtype=float), axis=0)
+        pilot = np.mean(head, axis=0)
     if not np.all(np.isfinite(pilot)):
-        _not_finite(np.asarray(x[:PILOT], dtype=float), 0)
+        _not_finite(head, 0)
     for _ in range(2):
         g = _scatter_pass(x, pilot, chunk_rows)
         s = g[:d, d]
