@@ -113,6 +113,9 @@ def test_npy_columns_stay_memory_mapped(tmp_path):
     assert names == ["2", "3"]
     np.testing.assert_array_equal(run, x[:, 1:3])
     np.testing.assert_array_equal(picked, x[:, [3, 0]])
+    with pytest.raises(DataError) as e:
+        load_columns(tmp_path / "x.npy", ["a"])
+    one_line(e, "no column named 'a'", "1 to 4")
 
 
 def test_structured_npy_fields_are_columns(tmp_path):

@@ -26,7 +26,10 @@ regular file: a FIFO, a device or a directory is refused (``-`` streams standard
 
 This module is the one place that reads data (text here, the binary formats in
 :mod:`symmle.numbers.typed_files`) and validates it; missing values are
-:mod:`symmle.numbers.missing`.
+:mod:`symmle.numbers.missing`.  :func:`load_columns` reads several columns at once (for vector
+models, :mod:`symmle.numbers.vector_data`), holding every row of text to the table's width.  The
+module is longer than most (about 650 lines) because the streaming of text, its conversion by
+block and the naming of a bad line are one mechanism that the two loaders share.
 """
 
 from __future__ import annotations

@@ -78,7 +78,10 @@ def pick_column(
     try:
         k = int(column)
     except ValueError:
-        raise DataError(f"{where} has no header; {flag} must name 1-based indices") from None
+        raise DataError(
+            f"{where} has no column named '{column}': it has no header; {flag} takes 1-based indices, "
+            f"1 to {ncols}"
+        ) from None
     if not 1 <= k <= ncols:
         raise DataError(f"{flag} {k} is out of range: {where} has {ncols} column(s)")
     return k - 1
