@@ -26,7 +26,10 @@ regular file: a FIFO, a device or a directory is refused (``-`` streams standard
 
 This module is the one place that reads data (text here, the binary formats in
 :mod:`symmle.numbers.typed_files`) and validates it; missing values are
-:mod:`symmle.numbers.missing`.
+:mod:`symmle.numbers.missing`.  :func:`load_columns` reads several columns at once (for vector
+models, :mod:`symmle.numbers.vector_data`), holding every row of text to the table's width.  The
+module is longer than most (about 650 lines) because the streaming of text, its conversion by
+block and the naming of a bad line are one mechanism that the two loaders share.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ import math
 import re
 import sys
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +56,14 @@ from symmle.base import _runtime
 from symmle.base.errors import DataError
 from symmle.base.files import open_regular
 from symmle.numbers.missing import MISSING_VALUES, row_error
-from symmle.numbers.typed_files import float_values, load_npy, load_parquet, pick_column
+from symmle.numbers.typed_files import (
+    float_values,
+    load_npy,
+    load_npy_columns,
+    load_parquet,
+    load_parquet_columns,
+    pick_column,
+)
 
 __all__ = [
     "BLOCK_BYTES",
@@ -59,7 +71,10 @@ __all__ = [
     "HEAD_LINES",
     "MAX_LINE_LENGTH",
     "fixed_support",
+    "load_columns",
     "load_data",
+    "open_text",
+    "source_kind",
     "validate_data",
 ]
 
@@ -116,26 +131,104 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
     """
     columns = None if column is None else [column]
     if str(source) == "-":
-        return _read_table(_stdin_reader(), "standard input", columns)[:, 0]
+        return _read_table(_stdin_reader(), "standard input", columns)[0][:, 0]
+    path, kind, compressed = source_kind(source)
+    if kind in (".npy", ".parquet", ".pq"):
+        load = load_npy if kind == ".npy" else load_parquet
+        return load(path, column, f"data file {path}", _RANDOM_ACCESS_HINT.format(kind))
+    with open_text(path, kind, compressed) as (read, sep):
+        return _read_table(read, path.name, columns, sep)[0][:, 0]
+
+
+def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    r"""Load several columns of numbers from ``source``: an (N, D) array and the columns' names.
+
+    The formats of :func:`load_data`.  Text is read as a table whose rows all have the width of
+    its header (or of its first row): a row of another width is an error naming its line.  The
+    names are the header's, Parquet's or a structured ``.npy`` file's, else the 1-based indices
+    (``"1"``, ``"2"``, ...).
+
+    Parameters
+    ----------
+    source : str or Path
+        As for :func:`load_data`.
+    columns : list of str, optional
+        The columns, in this order, each by name or 1-based index; by default all of them.
+
+    Returns
+    -------
+    values : ndarray
+        Shape ``(N, len(columns))``; a missing value is NaN.  A 2-D ``.npy`` file is
+        memory-mapped, in its own numeric type, when the columns are all or a run of
+        consecutive ones in order; otherwise they are copied into memory as float64.
+    names : list of str
+        The name of each column of ``values``.
+
+    Raises
+    ------
+    DataError
+        As :func:`load_data`; also for a row of another width, a column chosen twice, or a
+        column that does not exist (naming those that do).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "t.csv"
+    ...     _ = path.write_text("a,b,c\n1,2,3\n4,5,6\n")
+    ...     x, names = load_columns(path, ["c", "a"])
+    >>> x.tolist(), names
+    ([[3.0, 1.0], [6.0, 4.0]], ['c', 'a'])
+    """
+    if columns is not None and not columns:
+        raise DataError("no columns chosen")
+    if str(source) == "-":
+        values, names = _read_table(_stdin_reader(), "standard input", columns, strict=True)
+    else:
+        path, kind, compressed = source_kind(source)
+        if kind in (".npy", ".parquet", ".pq"):
+            load = load_npy_columns if kind == ".npy" else load_parquet_columns
+            values, names = load(path, columns, f"data file {path}", _RANDOM_ACCESS_HINT.format(kind))
+        else:
+            with open_text(path, kind, compressed) as (read, sep):
+                values, names = _read_table(read, path.name, columns, sep, strict=True)
+    twice = [name for name, k in Counter(names).items() if k > 1]
+    if columns is not None and twice:
+        raise DataError(f"column '{twice[0]}' is chosen twice")
+    return values, names
+
+
+def source_kind(source: str | Path) -> tuple[Path, str, tuple | None]:
+    """``(path, kind, compressed)``: the format by the suffix (``".csv"``, ...) and the compression, if any.
+
+    A compressed ``.npy`` or Parquet file is refused (it is read by random access).
+    """
     path = Path(source)
-    label = f"data file {path}"
     suffixes = [s.lower() for s in path.suffixes[-2:]]
     compressed = _COMPRESSED.get(suffixes[-1]) if suffixes else None
     kind = suffixes[-2 if compressed else -1] if len(suffixes) > bool(compressed) else ""
-    if kind in (".npy", ".parquet", ".pq"):
-        if compressed:
-            raise DataError(f"{path.name}: a compressed {kind} file cannot be read; decompress it first")
-        hint = _RANDOM_ACCESS_HINT.format(kind)
-        load = load_npy if kind == ".npy" else load_parquet
-        return load(path, column, label, hint)
-    sep = "\t" if kind == ".tsv" else None  # tab-separated: an empty cell is a missing value
-    with open_regular(path, DataError, label, _TEXT_HINT) as fh:
+    if compressed and kind in (".npy", ".parquet", ".pq"):
+        raise DataError(f"{path.name}: a compressed {kind} file cannot be read; decompress it first")
+    return path, kind, compressed
+
+
+@contextmanager
+def open_text(
+    path: Path, kind: str, compressed: tuple | None
+) -> Iterator[tuple[Callable[[int], bytes], str | None]]:
+    """``(read, sep)`` of a text file, decompressed as it is read: checked reads and the delimiter.
+
+    ``sep`` is a tab for ``.tsv`` (where an empty cell is a missing value), else None (decided
+    by the first lines).
+    """
+    sep = "\t" if kind == ".tsv" else None
+    with open_regular(path, DataError, f"data file {path}", _TEXT_HINT) as fh:
         if compressed is None:
-            return _read_table(_checked(fh.read, path.name, "cannot read it"), path.name, columns, sep)[:, 0]
+            yield _checked(fh.read, path.name, "cannot read it"), sep
+            return
         opener, name = compressed
         with opener(fh) as stream:
-            read = _checked(stream.read, path.name, f"not a valid {name} file")
-            return _read_table(read, path.name, columns, sep)[:, 0]
+            yield _checked(stream.read, path.name, f"not a valid {name} file"), sep
 
 
 def _checked(read: Callable[[int], bytes], where: str, what: str) -> Callable[[int], bytes]:
@@ -291,9 +384,14 @@ def _is_number(text: str) -> bool:
 
 
 def _read_table(
-    read: Callable[[int], bytes], where: str, columns: list[str] | None, sep: str | None = None
-) -> np.ndarray:
-    """Read a text table of numbers: an array of one column per entry of ``columns``.
+    read: Callable[[int], bytes],
+    where: str,
+    columns: list[str] | None,
+    sep: str | None = None,
+    *,
+    strict: bool = False,
+) -> tuple[np.ndarray, list[str]]:
+    """Read a text table of numbers: an array of one column per entry of ``columns``, and their names.
 
     Parameters
     ----------
@@ -302,15 +400,21 @@ def _read_table(
     where : str
         The name of the input in messages.
     columns : list of str or None
-        Columns by header name or 1-based index; None: the input must have one column.
+        Columns by header name or 1-based index; None: the input must have one column (with
+        ``strict``: every column).
     sep : str, optional
         The delimiter (``"\t"`` for ``.tsv``); by default a comma if the first lines hold one,
         else runs of white space.
+    strict : bool
+        Every row must have the width of the header (or of the first row); else a short row's
+        missing cells are missing values and a long row's extra cells are ignored.
 
     Returns
     -------
-    ndarray
+    values : ndarray
         Shape ``(rows, len(columns))`` (``(rows, 1)`` for None); a missing value is NaN.
+    names : list of str
+        The header's name of each column, or its 1-based index.
     """
     lines = _Lines(_text_blocks(read, where))
     head: list[tuple[int, str]] = []
@@ -333,24 +437,44 @@ def _read_table(
         header = rows.pop(0)[1]
     if not rows:
         raise DataError(f"{where} has no data rows")
-    if header is None and columns is None and len(rows) == 1 and len(rows[0][1]) > 1:
+    if header is None and columns is None and len(rows) == 1 and len(rows[0][1]) > 1 and not strict:
         # one line of numbers without a header (and, by the loop above, nothing after it):
         # the observations, written across
         number, cells = rows[0]
-        return _convert([(number, [c]) for c in cells], [0], where)
-    ncols = max(len(c) for _, c in rows)
-    if columns is None:
+        return _convert([(number, [c]) for c in cells], [0], where), ["1"]
+    # a strict table has the width of its header, or of its first row
+    width = (len(header) if header is not None else len(rows[0][1])) if strict else None
+    ncols = width or max(len(c) for _, c in rows)
+    if columns is None and strict:
+        usecols = list(range(ncols))
+    elif columns is None:
         pick_column(None, header, ncols, where)  # one column, or an error
         usecols = None
     else:
-        usecols = [pick_column(col, header, ncols, where) for col in columns]
-    parts = [_convert(rows, usecols or [0], where)]
-    parts += [_convert_block(start, block, sep, usecols, where) for start, block in lines.rest()]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        flag = "--columns" if strict else "--column"
+        usecols = [pick_column(col, header, ncols, where, flag) for col in columns]
+    for number, cells in rows if strict else ():
+        _check_width(cells, width, number, where)
+    names = [(header[i] if header is not None and header[i] else str(i + 1)) for i in usecols or [0]]
+    shown = names if strict else None  # a table's bad cell is named by its column too
+    parts = [_convert(rows, usecols or [0], where, shown)]
+    parts += [
+        _convert_block(start, block, sep, usecols, where, width, shown) for start, block in lines.rest()
+    ]
+    return (np.concatenate(parts) if len(parts) > 1 else parts[0]), names
 
 
-def _convert(rows: list[tuple[int, list[str]]], usecols: list[int], where: str) -> np.ndarray:
-    """Rows of cells to numbers, naming the line of a cell that is not one; a missing cell is NaN."""
+def _check_width(cells: list[str], width: int, number: int, where: str) -> None:
+    """A row of a strict table must have ``width`` cells."""
+    if len(cells) != width:
+        raise DataError(f"{where}, line {number} has {len(cells)} cells; the table has {width} columns")
+
+
+def _convert(
+    rows: list[tuple[int, list[str]]], usecols: list[int], where: str, names: list[str] | None = None
+) -> np.ndarray:
+    """Rows of cells to numbers, naming the line (and the column, from ``names``) of a cell that is
+    not one; a missing cell is NaN."""
     out = np.empty((len(rows), len(usecols)))
     for k, (number, cells) in enumerate(rows):
         for j, idx in enumerate(usecols):
@@ -358,21 +482,31 @@ def _convert(rows: list[tuple[int, list[str]]], usecols: list[int], where: str) 
             try:
                 out[k, j] = math.nan if cell in _MISSING else float(cell)
             except ValueError:
-                raise DataError(f"{where}, line {number}: '{cell[:40]}' is not a number") from None
+                at = f"line {number}" if names is None else f"line {number}, column '{names[j]}'"
+                raise DataError(f"{where}, {at}: '{cell[:40]}' is not a number") from None
     return out
 
 
 def _convert_block(
-    start: int, block: bytes, sep: str | None, usecols: list[int] | None, where: str
+    start: int,
+    block: bytes,
+    sep: str | None,
+    usecols: list[int] | None,
+    where: str,
+    width: int | None = None,
+    names: list[str] | None = None,
 ) -> np.ndarray:
-    """A block of lines to numbers: a C parser, or line by line where it refuses the block."""
-    width = 1 if usecols is None else len(usecols)
+    """A block of lines to numbers: a C parser, or line by line where it refuses the block.
+
+    With ``width``, every line must have that many cells (else an error naming the first that
+    does not).
+    """
     if block.isspace():
-        return np.empty((0, width))
+        return np.empty((0, 1 if usecols is None else len(usecols)))
     if sep is not None or usecols is None:
-        out = _arrow_block(block, sep, usecols)
+        out = _arrow_block(block, sep, usecols, width)
     else:
-        out = _numpy_block(block, usecols)
+        out = _numpy_block(block, usecols, width)
     if out is not None:
         return out
     # a cell that is not a number, a row of another width, blank cells: find which, and where
@@ -384,17 +518,36 @@ def _convert_block(
             continue
         if usecols is None and len(cells) > 1:
             raise DataError(f"{where}, line {start + k} has {len(cells)} columns: choose one with --column")
+        if width is not None:
+            _check_width(cells, width, start + k, where)
         rows.append((start + k, cells))
-    return _convert(rows, usecols or [0], where)
+    return _convert(rows, usecols or [0], where, names)
 
 
-def _arrow_block(block: bytes, sep: str | None, usecols: list[int] | None) -> np.ndarray | None:
-    """``block`` parsed by pyarrow (delimited, or one column); None where pyarrow refuses it."""
+def _arrow_block(
+    block: bytes, sep: str | None, usecols: list[int] | None, width: int | None = None
+) -> np.ndarray | None:
+    """``block`` parsed by pyarrow (delimited, or one column); None where pyarrow refuses it.
+
+    With ``width``, None also where a line does not have ``width`` cells.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     # without a header, pyarrow names the columns f0, f1, ...; a header was read before the block
     wanted = [f"f{i}" for i in dict.fromkeys(usecols or [0])]
+    types = dict.fromkeys(wanted, pa.float64())
+    if width is not None:
+        # pyarrow holds every line of a block to the width of its first: check that one, and that
+        # the last column is there
+        first = block[: _EOL.search(block).start()].decode("utf-8")
+        try:
+            if len(_cells(first, sep, 0, "")) != width:
+                return None
+        except DataError:  # a bad quote: named line by line
+            return None
+        wanted = list(dict.fromkeys([*wanted, f"f{width - 1}"]))
+        types.setdefault(f"f{width - 1}", pa.string())
     try:
         table = pacsv.read_csv(
             pa.py_buffer(block),
@@ -404,7 +557,7 @@ def _arrow_block(block: bytes, sep: str | None, usecols: list[int] | None) -> np
                 # one column of numbers separated by white space: a line with a comma is two cells
                 # here (refused below), one bad cell by the rules of the line-by-line reader
                 include_columns=wanted if sep else None,
-                column_types=dict.fromkeys(wanted, pa.float64()),
+                column_types=types,
                 null_values=MISSING_VALUES,
                 quoted_strings_can_be_null=True,
             ),
@@ -424,15 +577,23 @@ def _arrow_block(block: bytes, sep: str | None, usecols: list[int] | None) -> np
 _ARROW_BLOCK = 1 << 20
 
 
-def _numpy_block(block: bytes, usecols: list[int]) -> np.ndarray | None:
-    """Columns separated by runs of white space, by NumPy's C parser; None where it refuses them."""
+def _numpy_block(block: bytes, usecols: list[int], width: int | None = None) -> np.ndarray | None:
+    """Columns separated by runs of white space, by NumPy's C parser; None where it refuses them.
+
+    With ``width``, None also where a line does not have ``width`` cells (every column is
+    parsed then: NumPy checks the width of lines only for those it reads).
+    """
     text = block.decode("utf-8")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        out = np.loadtxt(io.StringIO(text), dtype=np.float64, comments=None, usecols=usecols, ndmin=2)
+        out = np.loadtxt(
+            io.StringIO(text), dtype=np.float64, comments=None, usecols=None if width else usecols, ndmin=2
+        )
     except ValueError:  # a cell that is not a number, a missing cell: found line by line
         return None
+    if width is not None:
+        return out[:, usecols] if out.shape[1] == width else None
     return out if out.shape[1] == len(usecols) else None
 
 

@@ -61,7 +61,8 @@ def drop_missing(x: np.ndarray) -> Dropped:
     Parameters
     ----------
     x : ndarray
-        One-dimensional data (memory-mapped or not).
+        One-dimensional data, or an (N, D) array of rows (a row is missing if any of its cells
+        is), memory-mapped or not.
 
     Returns
     -------
@@ -77,10 +78,14 @@ def drop_missing(x: np.ndarray) -> Dropped:
     --------
     >>> drop_missing(np.array([1.5, np.nan, 2.0, np.nan]))
     Dropped(values=array([1.5, 2. ]), count=2, rows=array([1, 3]))
+    >>> drop_missing(np.array([[1.0, 2.0], [3.0, np.nan]])).values
+    array([[1., 2.]])
     """
     n = int(x.shape[0])
     if x.dtype.kind != "f":  # integers and booleans have no NaN
         return Dropped(x, 0, np.empty(0, dtype=np.intp))
+    if x.ndim == 2:
+        return _drop_missing_rows(x)
     found = [
         start + np.flatnonzero(np.isnan(chunk))
         for start, chunk in zip(range(0, n, _runtime.CHUNK), _runtime.chunks(x, _runtime.CHUNK))
@@ -96,6 +101,23 @@ def drop_missing(x: np.ndarray) -> Dropped:
         good = chunk[~np.isnan(chunk)]
         kept[filled : filled + good.size] = good
         filled += good.size
+    return Dropped(kept, int(rows.size), rows)
+
+
+def _drop_missing_rows(x: np.ndarray) -> Dropped:
+    n = int(x.shape[0])
+    found = [start + np.flatnonzero(np.isnan(block).any(axis=1)) for start, block in _runtime.row_chunks(x)]
+    rows = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+    if rows.size == 0:
+        return Dropped(x, 0, rows)
+    if rows.size == n:
+        raise DataError(f"every row of the data ({n:,}) has a missing value: no data are left")
+    kept = np.empty((n - rows.size, x.shape[1]))
+    filled = 0
+    for _, block in _runtime.row_chunks(x):
+        good = block[~np.isnan(block).any(axis=1)]
+        kept[filled : filled + good.shape[0]] = good
+        filled += good.shape[0]
     return Dropped(kept, int(rows.size), rows)
 
 
