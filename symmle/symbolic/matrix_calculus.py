@@ -1,4 +1,4 @@
-"""Matrix calculus by stated rules: differentials, gradients and linear stationarity equations.
+"""Matrix calculus by stated rules: differentials and gradients of scalar functions of matrices.
 
 SymPy 1.14 is silently wrong here (``log(Determinant(S)).diff(S)`` is 0, ``exp(...).diff(mu)`` is
 0) and ``solve`` refuses ``MatrixSymbol`` equations, so symmle never calls ``.diff`` on a matrix
@@ -33,19 +33,8 @@ Symmetric X (convention)
     ``dX``.  **Stationarity of f over symmetric X is sym(G) = 0.**  In the coordinates of the
     distinct entries (``vech X``), ``df/dX_jj = G_jj`` and ``df/dX_jk = 2 G_jk`` for ``j != k``.
 
-Solving ``G = 0`` (:func:`solve_stationary`)
-    * linear in ``X``: every term holds ``X`` once, at the top level of its product, and all of
-      them as ``L X R`` with the same invertible factors (declared invertible symbols, ``Y^-1``
-      atoms) left and right: the equation is multiplied by ``L^-1`` and ``R^-1`` until it reads
-      ``a X + B = 0`` with a scalar ``a`` shown non-zero, so ``X = -B/a``;
-    * ``X^-1`` in ``G`` (``X`` invertible): ``G`` is multiplied by ``X`` on the left and right (or
-      one side) when that removes every ``X^-1`` and leaves a linear equation, which has the same
-      solutions: ``-N/2 S^-1 + 1/2 S^-1 A S^-1 = 0`` gives ``S = A/N``;
-    * a scalar ``X``: SymPy's ``solve`` on the scalar equation (traces and determinants free of
-      ``X`` held as symbols); exactly one admissible root is required.
-    Anything else is refused with the reason (a Sylvester equation, ``X`` and ``X^T`` together,
-    ``X`` inside a nonlinear function...).  :func:`solve_stationary_system` solves parameters in
-    sequence (``mu`` first, then ``Sigma`` with ``mu`` substituted).
+Solving ``G = 0`` is :mod:`symmle.symbolic.matrix_solve`; the Fisher information (second
+differentials and their expectations) is :mod:`symmle.symbolic.matrix_information`.
 
 Every public function takes a ``timeout`` (seconds) and runs under
 :func:`symmle.base.budget.attempt`; it returns an :class:`Outcome`: the value, or ``None`` and the
@@ -76,8 +65,6 @@ from symmle.symbolic.matrix_forms import (
     diagonal,
     entrywise,
     inverse,
-    inverse_atom,
-    is_invertible,
     product,
     scalar,
     to_form,
@@ -90,12 +77,22 @@ from symmle.symbolic.matrix_forms import (
 __all__ = [
     "RULES",
     "Outcome",
+    "Direction",
+    "run_step",
+    "use_rule",
     "context",
     "differential_symbol",
+    "direction",
+    "depends",
+    "matrix_atoms",
+    "as_scalar",
+    "linear_terms",
+    "derivative",
+    "at_top",
+    "isolate",
     "differential",
     "gradient",
-    "solve_stationary",
-    "solve_stationary_system",
+    "gradient_form",
     "substitute",
     "symmetric_part",
 ]
@@ -119,6 +116,10 @@ RULES: Mapping[str, str] = {
     "invertible_factor": r"LXR = C,\ L, R \text{ invertible} \Rightarrow X = L^{-1} C R^{-1}",
     "inverse_sandwich": r"X\,G(X^{-1})\,X = 0 \Leftrightarrow G = 0 \text{ for invertible } X",
     "scalar_solve": r"\text{a scalar equation solved by SymPy}",
+    "score_identity": r"E[\partial \ell/\partial\theta] = 0 \text{ gives } E[T_j]",
+    "vec_kron": r"\mathrm{tr}(A U B V) = \mathrm{vec}(V^\top)^\top (B^\top \otimes A)\,\mathrm{vec}(U)",
+    "vec_outer": r"\mathrm{tr}(M u) = \mathrm{vec}(M^\top)^\top \mathrm{vec}(u)",
+    "duplication": r"\mathrm{vec}(S) = \mathbf{D}\,\mathrm{vech}(S) \text{ for symmetric } S",
 }
 
 T = TypeVar("T")
@@ -126,7 +127,8 @@ T = TypeVar("T")
 _rules: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("matrix_rules", default=None)
 
 
-def _use(rule: str) -> None:
+def use_rule(rule: str) -> None:
+    """Record that ``rule`` (a key of :data:`RULES`) was used by the step now running."""
     seen = _rules.get()
     if seen is not None and rule not in seen:
         seen.append(rule)
@@ -158,8 +160,9 @@ class Outcome(Generic[T]):
         return self.value is not None
 
 
-def _run(step: str, timeout: float | None, fn: Callable[[], T]) -> Outcome[T]:
-    """``fn()`` under a budget, its :class:`NoRule` and time-out turned into a refusal."""
+def run_step(step: str, timeout: float | None, fn: Callable[[], T]) -> Outcome[T]:
+    """``fn()`` under a budget (:func:`~symmle.base.budget.attempt`), its :class:`NoRule` and its
+    time-out turned into a refusal; the rules it used (:func:`use_rule`) are recorded."""
     seen: list[str] = []
     token = _rules.set(seen)
     start = time.perf_counter()
@@ -190,8 +193,11 @@ def differential_symbol(x: sp.Basic, suffix: str = "") -> sp.Basic:
 
 
 @dataclass(frozen=True)
-class _Wrt:
-    """Differentiate with respect to ``x``: in direction ``dx`` (a matrix), or plainly (a scalar)."""
+class Direction:
+    """Differentiate with respect to ``x``: in direction ``dx`` (a matrix), or plainly (a scalar).
+
+    Built by :func:`direction`; ``ctx`` marks ``dx`` as a differential (symmetric if ``x`` is).
+    """
 
     x: sp.Basic
     dx: sp.Basic | None = None
@@ -202,11 +208,12 @@ class _Wrt:
         return self.dx is None
 
 
-def _depends(e: sp.Basic, x: sp.Basic) -> bool:
+def depends(e: sp.Basic, x: sp.Basic) -> bool:
+    """Whether ``x`` (a symbol or matrix symbol) occurs in ``e``."""
     return x in sp.sympify(e).free_symbols
 
 
-def _matrix_atoms(e: sp.Basic) -> list[sp.Basic]:
+def matrix_atoms(e: sp.Basic) -> list[sp.Basic]:
     """The outermost ``Trace`` and ``Determinant`` nodes of a scalar expression, in a fixed order."""
     found: list[sp.Basic] = []
 
@@ -226,31 +233,31 @@ def _matrix_atoms(e: sp.Basic) -> list[sp.Basic]:
 # ---------------------------------------------------------------- differentials of forms
 
 
-def _d_atom(a: sp.Basic, w: _Wrt) -> Form:
+def _d_atom(a: sp.Basic, w: Direction) -> Form:
     ctx = w.ctx
-    if not _depends(a, w.x):
+    if not depends(a, w.x):
         return Form(a.shape)
     if not w.scalar and a == w.x:
         return Form.atom(w.dx)
     if isinstance(a, sp.Transpose) and not w.scalar and a.arg == w.x:
-        _use("transpose")
+        use_rule("transpose")
         return Form.atom(transpose_atom(w.dx, ctx))
     if isinstance(a, sp.Inverse):
-        _use("inverse")
+        use_rule("inverse")
         inv = Form.atom(a)
         return -inv.mul(_d_form(to_form(a.arg, ctx), w), ctx).mul(inv, ctx)
     if isinstance(a, DiagMatrix):
-        _use("diag")
-        return diag(_d_form(to_form(a.arg, ctx), w), ctx)
+        use_rule("diag")
+        return diag(_d_form(to_form(a.args[0], ctx), w), ctx)
     if isinstance(a, DiagonalOf):
-        _use("diag")
+        use_rule("diag")
         return diagonal(_d_form(to_form(a.arg, ctx), w), ctx)
     if isinstance(a, sp.Transpose):
         return transpose(_d_atom(a.arg, w), ctx)
     if isinstance(a, ElementwiseApplyFunction):
         if not a.shape[1] == 1:
             raise NoRule("no differentiation rule for an entrywise function of a matrix")
-        _use("entrywise")
+        use_rule("entrywise")
         var, body = a.function.variables[0], a.function.expr
         slope = sp.diff(body, var)
         dv = _d_form(to_form(a.expr, ctx), w)
@@ -260,22 +267,22 @@ def _d_atom(a: sp.Basic, w: _Wrt) -> Form:
     raise NoRule(f"no differentiation rule for {type(a).__name__}")
 
 
-def _d_form(f: Form, w: _Wrt) -> Form:
+def _d_form(f: Form, w: Direction) -> Form:
     """The differential (or, for a scalar ``x``, the derivative) of a form: the product rule."""
     ctx = w.ctx
     out = Form(f.shape)
     rows, cols = f.shape
     for p, c in f.terms.items():
-        if _depends(c, w.x):
+        if depends(c, w.x):
             if not w.scalar:
                 raise NoRule(f"a scalar factor depending on {w.x} inside a matrix function: {c}")
-            out = out + product(p, ctx, _derivative(c, w), shape=f.shape)
+            out = out + product(p, ctx, derivative(c, w), shape=f.shape)
         for i, a in enumerate(p):
             da = _d_atom(a, w)
             if da.is_zero:
                 continue
             if len(p) > 1:
-                _use("product")
+                use_rule("product")
             left = product(p[:i], ctx, c, shape=(rows, rows))
             right = product(p[i + 1 :], ctx, shape=(cols, cols))
             out = out + left.mul(da, ctx).mul(right, ctx)
@@ -285,7 +292,7 @@ def _d_form(f: Form, w: _Wrt) -> Form:
 def _partials(e: sp.Expr, x: sp.Basic) -> tuple[sp.Expr, dict, list[tuple[sp.Basic, sp.Expr]]]:
     """``e`` with its traces and determinants in ``x`` held by stand-in symbols (``g``), the map back
     from the stand-ins (``back``), and ``(atom, de/d(atom))`` for each atom."""
-    atoms = [a for a in _matrix_atoms(e) if _depends(a, x)]
+    atoms = [a for a in matrix_atoms(e) if depends(a, x)]
     zs = [sp.Dummy(f"s{i}") for i in range(len(atoms))]
     g = sp.sympify(e).xreplace(dict(zip(atoms, zs)))
     back = dict(zip(zs, atoms))
@@ -295,24 +302,27 @@ def _partials(e: sp.Expr, x: sp.Basic) -> tuple[sp.Expr, dict, list[tuple[sp.Bas
         if p != 0:
             parts.append((a, p))
     if parts and (len(parts) > 1 or g != zs[0]):
-        _use("chain")
+        use_rule("chain")
     return g, back, parts
 
 
-def _atom_differential(atom: sp.Basic, w: _Wrt) -> Form:
+def _atom_differential(atom: sp.Basic, w: Direction) -> Form:
     """``d tr(M)`` or ``d det(M)`` as a square form whose trace is the differential."""
     ctx = w.ctx
     f = to_form(atom.arg, ctx)
     df = _d_form(f, w)
     if isinstance(atom, sp.Trace):
-        _use("trace")
+        use_rule("trace")
         return df
-    _use("determinant")
+    use_rule("determinant")
     return inverse(f, ctx).mul(df, ctx)
 
 
-def _derivative(e: sp.Expr, w: _Wrt) -> sp.Expr:
-    """``de/dx`` for a scalar ``x`` (``w.scalar``): the chain rule through the traces and determinants."""
+def derivative(e: sp.Expr, w: Direction) -> sp.Expr:
+    """``de/dx`` for a scalar ``x`` (``w.scalar``): the chain rule through the traces and determinants.
+
+    A building block: raises :class:`NoRule` (the public functions return an :class:`Outcome`).
+    """
     ctx = w.ctx
     g, back, parts = _partials(scalar(e, ctx), w.x)
     out = sp.diff(g, w.x).xreplace(back)
@@ -323,11 +333,15 @@ def _derivative(e: sp.Expr, w: _Wrt) -> sp.Expr:
     return out
 
 
-def _linear_terms(e: sp.Expr, w: _Wrt) -> dict[tuple, sp.Expr]:
-    """The differential of a scalar ``e`` in direction ``w.dx``: ``{product: coefficient}``, traces."""
+def linear_terms(e: sp.Expr, w: Direction) -> dict[tuple, sp.Expr]:
+    """The differential of a scalar ``e`` in direction ``w.dx``: ``{product: coefficient}``, the sum
+    of ``coefficient * tr(product)``, each product holding ``w.dx`` once.
+
+    A building block: raises :class:`NoRule` (the public functions return an :class:`Outcome`).
+    """
     ctx = w.ctx
     g, _, parts = _partials(scalar(e, ctx), w.x)
-    if _depends(g, w.x):
+    if depends(g, w.x):
         raise NoRule(f"{w.x} appears outside a trace or determinant")
     out: dict[tuple, sp.Expr] = {}
     for atom, p in parts:
@@ -335,7 +349,7 @@ def _linear_terms(e: sp.Expr, w: _Wrt) -> dict[tuple, sp.Expr]:
         if isinstance(atom, sp.Determinant):
             factor = p * atom
             if not factor.has(sp.Determinant):
-                _use("log_det")
+                use_rule("log_det")
         for q, c in trace_terms(_atom_differential(atom, w), ctx).items():
             v = out.get(q, sp.S.Zero) + factor * c
             if v == 0:
@@ -348,7 +362,8 @@ def _linear_terms(e: sp.Expr, w: _Wrt) -> dict[tuple, sp.Expr]:
 # ---------------------------------------------------------------- reading off gradients
 
 
-def _top(a: sp.Basic, target: sp.Basic) -> bool:
+def at_top(a: sp.Basic, target: sp.Basic) -> bool:
+    """Whether the atom ``a`` is ``target`` or its transpose."""
     return a == target or (isinstance(a, sp.Transpose) and a.arg == target)
 
 
@@ -364,12 +379,14 @@ def isolate(p: tuple, c: sp.Expr, target: sp.Basic, ctx: Context) -> list[tuple[
         raise NoRule(f"a trace not linear in {target}")
     i = holders[0]
     a = p[i]
-    if _top(a, target):
+    if at_top(a, target):
         return [(p, c)]
     rest = p[i + 1 :] + p[:i]
     if isinstance(a, DiagMatrix):
         n = a.shape[0]
-        new = transpose(to_form(a.arg, ctx), ctx).mul(diagonal(product(rest, ctx, shape=(n, n)), ctx), ctx)
+        new = transpose(to_form(a.args[0], ctx), ctx).mul(
+            diagonal(product(rest, ctx, shape=(n, n)), ctx), ctx
+        )
     elif isinstance(a, DiagonalOf):
         r = product(rest, ctx, shape=(a.shape[1], a.shape[0]))
         new = diag(transpose(r, ctx), ctx).mul(to_form(a.arg, ctx), ctx)
@@ -378,54 +395,25 @@ def isolate(p: tuple, c: sp.Expr, target: sp.Basic, ctx: Context) -> list[tuple[
         new = diag(r, ctx).mul(to_form(a.arg.arg, ctx), ctx)
     else:
         raise NoRule(f"cannot bring {target} out of {type(a).__name__}")
-    _use("diag_trace")
+    use_rule("diag_trace")
     out: list[tuple[tuple, sp.Expr]] = []
     for q, d in new.terms.items():
         out.extend(isolate(q, c * d, target, ctx))
     return out
 
 
-def _gradient_form(terms: Mapping[tuple, sp.Expr], x: sp.Basic, dx: sp.Basic, ctx: Context) -> Form:
-    """``G`` with ``sum c tr(P) = tr(G^T dX)``."""
-    g = Form(x.shape)
-    for p, c in terms.items():
-        for q, d in isolate(p, c, dx, ctx):
-            i = next(k for k, a in enumerate(q) if _top(a, dx))
-            m = q[i + 1 :] + q[:i]
-            if q[i] == dx:  # tr(M dX): G = M^T
-                g = g + transpose(product(m, ctx, d, shape=(x.shape[1], x.shape[0])), ctx)
-            else:  # tr(M dX^T) = tr(M^T dX): G = M
-                g = g + product(m, ctx, d, shape=x.shape)
-    if terms:
-        _use("cyclic")
-        _use("gradient")
-    return g
-
-
-def _wrt(x: sp.Basic, ctx: Context, suffix: str = "") -> _Wrt:
+def direction(x: sp.Basic, ctx: Context, suffix: str = "") -> Direction:
+    """The :class:`Direction` of ``x`` (its differential named by :func:`differential_symbol`)."""
     if isinstance(x, sp.MatrixSymbol):
         dx = differential_symbol(x, suffix)
-        return _Wrt(x, dx, ctx.with_differential(dx, x in ctx.symmetric))
+        return Direction(x, dx, ctx.with_differential(dx, x in ctx.symmetric))
     if isinstance(x, sp.Symbol):
-        return _Wrt(x, None, ctx)
+        return Direction(x, None, ctx)
     raise NoRule(f"cannot differentiate with respect to {x} (a symbol or matrix symbol is needed)")
 
 
-def linear_terms(f: sp.Expr, x: sp.Basic, ctx: Context, dx: sp.Basic) -> dict[tuple, sp.Expr]:
-    """The differential of ``f`` in direction ``dx``, as ``{product: coefficient}`` of traces.
-
-    A building block (for :mod:`symmle.symbolic.matrix_information`); raises :class:`NoRule`.
-    ``ctx`` must already mark ``dx`` as a differential (:meth:`Context.with_differential`).
-    """
-    return _linear_terms(f, _Wrt(x, dx, ctx))
-
-
-def derivative(f: sp.Expr, x: sp.Symbol, ctx: Context) -> sp.Expr:
-    """``df/dx`` for a scalar symbol ``x``, by the same rules (a building block; raises :class:`NoRule`)."""
-    return _derivative(f, _Wrt(x, None, ctx))
-
-
-def _check_scalar(f: sp.Basic) -> sp.Expr:
+def as_scalar(f: sp.Basic) -> sp.Expr:
+    """``f`` as a scalar: a 1x1 matrix expression becomes its trace; a larger one is refused."""
     f = sp.sympify(f)
     if isinstance(f, MatrixExpr):
         if f.shape == (1, 1):
@@ -453,13 +441,13 @@ def differential(
     ctx = context(symmetric, invertible)
 
     def run() -> sp.Expr:
-        w = _wrt(x, ctx)
-        e = _check_scalar(f)
+        w = direction(x, ctx)
+        e = as_scalar(f)
         if w.scalar:
-            return _derivative(e, w) * differential_symbol(x)
-        return sp.Add(*[c * trace_atom(p) for p, c in _linear_terms(e, w).items()])
+            return derivative(e, w) * differential_symbol(x)
+        return sp.Add(*[c * trace_atom(p) for p, c in linear_terms(e, w).items()])
 
-    return _run(f"differential with respect to {x}", timeout, run)
+    return run_step(f"differential with respect to {x}", timeout, run)
 
 
 def symmetric_part(g: sp.Basic, *, symmetric: Iterable = (), invertible: Iterable = ()) -> sp.Basic:
@@ -467,6 +455,39 @@ def symmetric_part(g: sp.Basic, *, symmetric: Iterable = (), invertible: Iterabl
     ctx = context(symmetric, invertible)
     f = to_form(g, ctx)
     return (f + transpose(f, ctx)).scale(sp.Rational(1, 2)).expr()
+
+
+def _read_off(terms: Mapping[tuple, sp.Expr], x: sp.Basic, dx: sp.Basic, ctx: Context) -> Form:
+    """``G`` with ``sum c tr(P) = tr(G^T dX)``."""
+    g = Form(x.shape)
+    for p, c in terms.items():
+        for q, d in isolate(p, c, dx, ctx):
+            i = next(k for k, a in enumerate(q) if at_top(a, dx))
+            m = q[i + 1 :] + q[:i]
+            if q[i] == dx:  # tr(M dX): G = M^T
+                g = g + transpose(product(m, ctx, d, shape=(x.shape[1], x.shape[0])), ctx)
+            else:  # tr(M dX^T) = tr(M^T dX): G = M
+                g = g + product(m, ctx, d, shape=x.shape)
+    if terms:
+        use_rule("cyclic")
+        use_rule("gradient")
+    return g
+
+
+def gradient_form(f: sp.Expr, x: sp.Basic, ctx: Context) -> Form | sp.Expr:
+    """The gradient of :func:`gradient` as a :class:`Form` (a scalar ``sp.Expr`` for a scalar ``x``).
+
+    A building block: raises :class:`NoRule` (the public functions return an :class:`Outcome`).
+    """
+    w = direction(x, ctx)
+    e = as_scalar(f)
+    if w.scalar:
+        return scalar(derivative(e, w), ctx)
+    g = _read_off(linear_terms(e, w), x, w.dx, w.ctx)
+    if x in ctx.symmetric:
+        use_rule("symmetric")
+        g = (g + transpose(g, ctx)).scale(sp.Rational(1, 2))
+    return g
 
 
 def gradient(
@@ -510,17 +531,10 @@ def gradient(
     ctx = context(symmetric, invertible)
 
     def run() -> sp.Basic:
-        w = _wrt(x, ctx)
-        e = _check_scalar(f)
-        if w.scalar:
-            return scalar(_derivative(e, w), ctx)
-        g = _gradient_form(_linear_terms(e, w), x, w.dx, w.ctx)
-        if x in ctx.symmetric:
-            _use("symmetric")
-            g = (g + transpose(g, ctx)).scale(sp.Rational(1, 2))
-        return g.expr()
+        g = gradient_form(f, x, ctx)
+        return g.expr() if isinstance(g, Form) else g
 
-    return _run(f"gradient with respect to {x}", timeout, run)
+    return run_step(f"gradient with respect to {x}", timeout, run)
 
 
 def substitute(
@@ -532,215 +546,3 @@ def substitute(
     if isinstance(e, MatrixExpr):
         return to_form(e, ctx).expr()
     return scalar(e, ctx)
-
-
-# ---------------------------------------------------------------- solving G = 0
-
-
-def _holds_inverse_of(f: Form, x: sp.Basic) -> bool:
-    return any(
-        isinstance(a, sp.Inverse) and x in a.free_symbols and (a.arg == x or _top(a.arg, x))
-        for p in f.terms
-        for a in p
-    )
-
-
-def _linear_split(f: Form, x: sp.Basic) -> tuple[list[tuple[tuple, tuple, sp.Expr]], Form]:
-    """``f`` as ``sum c L X R`` (returned as ``(L, R, c)``) plus the terms free of ``X``."""
-    xs: list[tuple[tuple, tuple, sp.Expr]] = []
-    const = Form(f.shape)
-    for p, c in f.terms.items():
-        if _depends(c, x):
-            raise NoRule(f"a coefficient depends on {x}: the equation is not linear")
-        at = [i for i, a in enumerate(p) if x in a.free_symbols]
-        if not at:
-            const = const + Form(f.shape, {p: c})
-            continue
-        if len(at) > 1:
-            raise NoRule(f"{x} appears more than once in a product: the equation is not linear")
-        i = at[0]
-        if p[i] != x:
-            if _top(p[i], x):
-                raise NoRule(f"{x} and its transpose both appear (not symmetric): no rule")
-            raise NoRule(f"{x} appears inside {type(p[i]).__name__}: the equation is not linear")
-        xs.append((p[:i], p[i + 1 :], c))
-    return xs, const
-
-
-def _nonzero(a: sp.Expr) -> bool:
-    if a.is_zero is False:
-        return True
-    return sp.simplify(a).is_zero is False
-
-
-def _solve_linear(f: Form, x: sp.Basic, ctx: Context) -> Form:
-    """Solve ``f = 0`` for ``x`` (linear): strip common invertible factors, then ``aX + B = 0``."""
-    for _ in range(64):
-        xs, const = _linear_split(f, x)
-        if not xs:
-            raise NoRule(f"the equation does not involve {x}")
-        if all(not left and not right for left, right, _ in xs):
-            a = sp.Add(*[c for _, _, c in xs])
-            if not _nonzero(a):
-                raise NoRule(f"cannot show the coefficient {a} of {x} is non-zero")
-            _use("linear")
-            return const.scale(-1 / a)
-        lefts = {left[0] if left else None for left, _, _ in xs}
-        rights = {right[-1] if right else None for _, right, _ in xs}
-        if len(lefts) == 1 and None not in lefts and is_invertible(next(iter(lefts)), ctx):
-            _use("invertible_factor")
-            f = inverse_atom(next(iter(lefts)), ctx).mul(f, ctx)
-        elif len(rights) == 1 and None not in rights and is_invertible(next(iter(rights)), ctx):
-            _use("invertible_factor")
-            f = f.mul(inverse_atom(next(iter(rights)), ctx), ctx)
-        else:
-            raise NoRule(
-                f"{x} appears with different factors on its left or right"
-                " (a Sylvester-type equation): no rule"
-            )
-    raise NoRule("too many invertible factors to strip")
-
-
-def _solve_matrix(g: sp.Basic, x: sp.MatrixSymbol, ctx: Context) -> sp.Basic:
-    f = to_form(g, ctx)
-    if f.shape != x.shape:
-        raise NoRule(f"the equation has shape {f.shape}, {x} has shape {x.shape}")
-    if _holds_inverse_of(f, x):
-        if x not in ctx.invertible:
-            raise NoRule(f"{x}^-1 appears but {x} is not declared invertible")
-        xf = Form.atom(x)
-        tried = []
-        for name, h in (
-            ("both sides", lambda: xf.mul(f, ctx).mul(xf, ctx)),
-            ("the left", lambda: xf.mul(f, ctx)),
-            ("the right", lambda: f.mul(xf, ctx)),
-        ):
-            try:
-                cand = h()
-            except NoRule:
-                continue
-            if _holds_inverse_of(cand, x):
-                tried.append(name)
-                continue
-            try:
-                sol = _solve_linear(cand, x, ctx)
-            except NoRule as exc:
-                tried.append(f"{name} ({exc})")
-                continue
-            _use("inverse_sandwich")
-            return sol.expr()
-        raise NoRule(f"multiplying by {x} on {', '.join(tried) or 'any side'} leaves no linear equation")
-    return _solve_linear(f, x, ctx).expr()
-
-
-def _solve_scalar(g: sp.Expr, x: sp.Symbol, ctx: Context) -> sp.Expr:
-    e = scalar(g, ctx)
-    atoms = _matrix_atoms(e)
-    if any(_depends(a, x) for a in atoms):
-        raise NoRule(f"{x} appears inside a trace or determinant of the scalar equation")
-    zs = [sp.Dummy(f"s{i}") for i in range(len(atoms))]
-    h = e.xreplace(dict(zip(atoms, zs)))
-    back = dict(zip(zs, atoms))
-    roots = sp.solve(h, x, dict=False)
-    roots = [r for r in roots if not (x.is_positive and r.is_positive is False)]
-    roots = [r for r in roots if not (x.is_real and r.is_real is False)]
-    if len(roots) != 1:
-        raise NoRule(f"the scalar equation for {x} has {len(roots)} admissible roots, not one")
-    _use("scalar_solve")
-    return scalar(roots[0].xreplace(back), ctx)
-
-
-def solve_stationary(
-    g: sp.Basic,
-    x: sp.Basic,
-    *,
-    symmetric: Iterable = (),
-    invertible: Iterable = (),
-    timeout: float | None = DEFAULT_TIMEOUT,
-) -> Outcome[sp.Basic]:
-    """Solve ``G = 0`` for ``x`` by the rules of the module docstring.
-
-    Parameters
-    ----------
-    g : matrix expression or Expr
-        The gradient (for a symmetric ``x``, its symmetric part, as :func:`gradient` returns).
-    x : MatrixSymbol or Symbol
-        The unknown.  Other symbols are constants.
-    symmetric, invertible : iterables of MatrixSymbol
-        Declared symmetric / invertible symbols (``x`` must be invertible if ``x^-1`` appears).
-
-    Returns
-    -------
-    Outcome
-        ``value``: the solution (a matrix expression of ``x``'s shape, or a scalar ``sp.Expr``),
-        or ``None`` and the reason.
-
-    Examples
-    --------
-    >>> D = sp.Symbol("D", integer=True, positive=True)
-    >>> N = sp.Symbol("N", positive=True)
-    >>> S, A = sp.MatrixSymbol("S", D, D), sp.MatrixSymbol("A", D, D)
-    >>> G = -N / 2 * S.I + S.I * A * S.I / 2
-    >>> solve_stationary(G, S, symmetric=[S, A], invertible=[S]).value
-    A/N
-    """
-    ctx = context(symmetric, invertible)
-
-    def run() -> sp.Basic:
-        if isinstance(x, sp.MatrixSymbol):
-            return _solve_matrix(sp.sympify(g), x, ctx)
-        if isinstance(x, sp.Symbol):
-            return _solve_scalar(_check_scalar(g), x, ctx)
-        raise NoRule(f"cannot solve for {x} (a symbol or matrix symbol is needed)")
-
-    return _run(f"stationary point in {x}", timeout, run)
-
-
-def solve_stationary_system(
-    gradients: Mapping[sp.Basic, sp.Basic],
-    *,
-    symmetric: Iterable = (),
-    invertible: Iterable = (),
-    timeout: float | None = DEFAULT_TIMEOUT,
-) -> Outcome[dict]:
-    """Solve ``G_p = 0`` for every parameter ``p``, in sequence.
-
-    A parameter is solved when its own equation (the parameters solved so far substituted) gives
-    a solution free of the parameters not yet solved; the loop repeats until all are solved or none
-    can be (then the reason of each refusal is returned).  The budget covers the whole sequence.
-
-    Returns
-    -------
-    Outcome
-        ``value``: ``{parameter: solution}`` in the order solved, or ``None`` and the reason.
-    """
-    sym, inv = tuple(symmetric), tuple(invertible)
-
-    def run() -> dict:
-        solved: dict = {}
-        pending = list(gradients)
-        while pending:
-            reasons = []
-            for p in list(pending):
-                g = substitute(gradients[p], solved, symmetric=sym, invertible=inv)
-                r = solve_stationary(g, p, symmetric=sym, invertible=inv, timeout=None)
-                for rule in r.rules:
-                    _use(rule)
-                if not r.ok:
-                    reasons.append(r.reason)
-                    continue
-                others = set(pending) - {p}
-                if sp.sympify(r.value).free_symbols & others:
-                    reasons.append(f"the solution for {p} involves unsolved parameters")
-                    continue
-                solved = {
-                    k: substitute(v, {p: r.value}, symmetric=sym, invertible=inv) for k, v in solved.items()
-                }
-                solved[p] = r.value
-                pending.remove(p)
-                break
-            else:
-                raise NoRule("; ".join(reasons))
-        return solved
-
-    return _run("stationary point", timeout, run)

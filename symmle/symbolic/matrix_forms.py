@@ -296,7 +296,7 @@ def inverse_atom(a: sp.Basic, ctx: Context) -> Form:
     if isinstance(a, sp.Inverse):
         return to_form(a.arg, ctx)
     if isinstance(a, DiagMatrix):
-        return diag(entrywise(sp.Lambda(_T, 1 / _T), a.arg, ctx), ctx)
+        return diag(entrywise(sp.Lambda(_T, 1 / _T), a.args[0], ctx), ctx)
     if isinstance(a, sp.OneMatrix):
         raise NoRule("inverse of a matrix of ones (singular)")
     return Form.atom(sp.Inverse(a))
@@ -355,9 +355,9 @@ def _simplify(p: tuple, c: sp.Expr, shape: tuple, ctx: Context) -> Form:
                     changed = True
                     break
             if isinstance(a, DiagMatrix) and isinstance(b, sp.OneMatrix) and _is_one(b.shape[1]):
-                return _splice(p[:i], to_form(a.arg, ctx), p[i + 2 :], c, shape, ctx)
+                return _splice(p[:i], to_form(a.args[0], ctx), p[i + 2 :], c, shape, ctx)
             if isinstance(b, DiagMatrix) and isinstance(a, sp.OneMatrix) and _is_one(a.shape[0]):
-                return _splice(p[:i], transpose(to_form(b.arg, ctx), ctx), p[i + 2 :], c, shape, ctx)
+                return _splice(p[:i], transpose(to_form(b.args[0], ctx), ctx), p[i + 2 :], c, shape, ctx)
     return Form(shape, {tuple(p): c})
 
 
@@ -427,7 +427,7 @@ def diagonal(m: Form, ctx: Context) -> Form:
             out = out + (Form.identity(1, c) if _is_one(n) else Form((n, 1), {(sp.OneMatrix(n, 1),): c}))
             continue
         if len(p) == 1 and isinstance(p[0], DiagMatrix):
-            out = out + to_form(p[0].arg, ctx).scale(c)
+            out = out + to_form(p[0].args[0], ctx).scale(c)
             continue
         split = next((i for i in range(len(p) - 1) if _is_one(_cols(p[i]))), None)
         if split is not None:
@@ -500,7 +500,7 @@ def to_form(e: sp.Basic, ctx: Context) -> Form:
             out = diag(a, ctx).mul(out, ctx)
         return out
     if isinstance(e, DiagMatrix):
-        return diag(to_form(e.arg, ctx), ctx)
+        return diag(to_form(e.args[0], ctx), ctx)
     if isinstance(e, DiagonalOf):
         return diagonal(to_form(e.arg, ctx), ctx)
     raise NoRule(f"no rule for the matrix construct {type(e).__name__}")
