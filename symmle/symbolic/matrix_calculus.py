@@ -81,6 +81,8 @@ __all__ = [
     "run_step",
     "use_rule",
     "context",
+    "MatrixDifferential",
+    "ScalarDifferential",
     "differential_symbol",
     "direction",
     "depends",
@@ -184,12 +186,53 @@ def context(symmetric: Iterable = (), invertible: Iterable = ()) -> Context:
     return Context.of(symmetric, invertible)
 
 
+def _split_name(name: str) -> tuple[str, str]:
+    """``"d(X)'"`` -> ``("X", "'")``."""
+    body, _, suffix = name.rpartition(")")
+    return body[2:], suffix
+
+
+def _print_differential(d: sp.Basic, printer: object, base: sp.Basic) -> str:
+    suffix = _split_name(d.name)[1]
+    prime = r"^{\prime}" if suffix else ""
+    return r"\mathrm{d}" + printer._print(base) + prime  # type: ignore[attr-defined]
+
+
+class MatrixDifferential(sp.MatrixSymbol):
+    """``d(X)``, the differential of a matrix symbol ``X``: LaTeX ``\\mathrm{d}`` then ``X`` as the
+    printer prints ``X`` (bold in a lecture), a prime for a second direction."""
+
+    @property
+    def base(self) -> sp.MatrixSymbol:
+        return sp.MatrixSymbol(_split_name(self.name)[0], *self.shape)
+
+    def _latex(self, printer: object, *args: object) -> str:
+        return _print_differential(self, printer, self.base)
+
+
+class ScalarDifferential(sp.Symbol):
+    """``d(x)``, the differential of a scalar symbol, printed as :class:`MatrixDifferential`."""
+
+    @property
+    def base(self) -> sp.Symbol:
+        return sp.Symbol(_split_name(self.name)[0])
+
+    def _latex(self, printer: object, *args: object) -> str:
+        return _print_differential(self, printer, self.base)
+
+
 def differential_symbol(x: sp.Basic, suffix: str = "") -> sp.Basic:
-    """The differential ``dX`` of ``x`` (a name the safe parser cannot produce: ``d(X)``)."""
+    """The differential ``d(X)`` of ``x`` (``suffix`` ``"'"`` for a second direction); its name is one
+    the safe parser cannot produce.
+
+    Returns
+    -------
+    MatrixDifferential or ScalarDifferential
+    """
     name = f"d({x.name}){suffix}"
     if isinstance(x, sp.MatrixSymbol):
-        return sp.MatrixSymbol(name, *x.shape)
-    return sp.Symbol(name, real=True)
+        return MatrixDifferential(name, *x.shape)
+    return ScalarDifferential(name, real=True)
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,18 @@ becomes an ``sp.Matrix`` of real scalar symbols (:func:`symbol_matrix`; a symmet
 symbol per pair, ``S[j,k] = S[k,j]``), each dimension symbol an integer, and :func:`explicit`
 computes the expression out with SymPy's explicit matrix algebra (products, the adjugate over the
 Berkowitz determinant for inverses and determinants, ``applyfunc`` for entrywise functions,
-Kronecker products, the duplication matrix).  No identity of matrix calculus is used.
+Kronecker products, the duplication matrix).  No identity of matrix calculus is used.  The
+determinant of a matrix of symbols is held by an intermediate scalar symbol standing for its
+(explicit, Berkowitz) polynomial, so that it is not expanded in every entry of an inverse.
 
-Derivatives of an explicit scalar are SymPy's ordinary ``sp.diff`` in one scalar symbol
-(:func:`entrywise_derivative`, cached: the checks of one model differentiate the same explicit
-log-likelihood).  Values are taken by :mod:`symmle.symbolic.pointwise` in 30 digits or more, with
-no code generated (:func:`value`); complex arguments are allowed (the complex step of
-:mod:`symmle.symbolic.matrix_verify`).  :func:`random_values` draws admissible points: spd matrices
-with eigenvalues in [0.5, 2], positive or simplex entries where the domain says so.
+Derivatives of an explicit scalar are SymPy's ordinary ``sp.diff`` in one scalar symbol, with the
+chain rule of scalar calculus through the intermediate determinants, whose own derivatives are
+``sp.diff`` of their polynomials (:func:`entrywise_derivative`, cached: the checks of one model
+differentiate the same explicit log-likelihood).  Values are taken by
+:mod:`symmle.symbolic.pointwise` in 30 digits or more, with no code generated (:func:`values`);
+complex arguments are allowed (the complex step of :mod:`symmle.symbolic.matrix_verify`).
+:func:`random_values` draws admissible points: spd matrices with eigenvalues in [0.5, 2], positive
+or simplex entries where the domain says so.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "symbolic_mapping",
     "entrywise_derivative",
     "value",
+    "values",
     "random_values",
 ]
 
@@ -66,6 +71,48 @@ def _kron(a: sp.Matrix, b: sp.Matrix) -> sp.Matrix:
         a.cols * b.cols,
         lambda i, j: a[i // b.rows, j // b.cols] * b[i % b.rows, j % b.cols],
     )
+
+
+# A determinant of a matrix of symbols is held by an intermediate symbol (the same symbol for the same
+# polynomial, in every call): an inverse is the adjugate times its reciprocal.  Expanded in every entry
+# of an inverse, the determinant makes expressions (and their derivatives) ten times larger.
+_INTERMEDIATE: dict[sp.Expr, sp.Dummy] = {}
+_DEFINITION: dict[sp.Dummy, tuple[int, sp.Expr]] = {}
+_DERIVATIVES: dict[tuple[sp.Basic, sp.Basic], sp.Expr] = {}
+_NEEDS: dict[sp.Basic, frozenset] = {}
+_CACHE_SIZE = 20000
+
+
+def _forget() -> None:
+    """Empty the caches together (derivatives hold the intermediate symbols)."""
+    _INTERMEDIATE.clear()
+    _DEFINITION.clear()
+    _DERIVATIVES.clear()
+    _NEEDS.clear()
+
+
+def _determinant(m: sp.Matrix) -> sp.Expr:
+    det = m.det(method="berkowitz")
+    if det.is_number:
+        return det
+    q = _INTERMEDIATE.get(det)
+    if q is None:
+        if len(_DEFINITION) >= _CACHE_SIZE:
+            _forget()
+        q = sp.Dummy(f"det{len(_DEFINITION)}")
+        _INTERMEDIATE[det] = q
+        _DEFINITION[q] = (len(_DEFINITION), det)
+    return q
+
+
+def _inverse(m: sp.Matrix) -> sp.Matrix:
+    """The adjugate over the determinant (SymPy's ``inv()`` would first try, for seconds, to prove a
+    symbolic determinant non-zero, and would pivot on symbolic entries)."""
+    if not m.is_square:
+        raise NotExplicit(f"inverse of a {m.rows}x{m.cols} matrix")
+    if all(v.is_number for v in m):
+        return m.inv()
+    return m.adjugate() * (1 / _determinant(m))
 
 
 def explicit(expr: sp.Basic, mapping: Mapping[sp.Basic, object]) -> sp.Basic:
@@ -108,8 +155,7 @@ def explicit(expr: sp.Basic, mapping: Mapping[sp.Basic, object]) -> sp.Basic:
         if isinstance(e, sp.Trace):
             return walk(e.arg).trace()
         if isinstance(e, sp.Determinant):
-            m = walk(e.arg)
-            return m.det(method="berkowitz")
+            return _determinant(walk(e.arg))
         if not e.args or isinstance(e, sp.Lambda):
             return e
         return e.func(*[walk(a) for a in e.args])
@@ -144,16 +190,13 @@ def explicit(expr: sp.Basic, mapping: Mapping[sp.Basic, object]) -> sp.Basic:
         if isinstance(e, sp.Transpose):
             return walk(e.arg).T
         if isinstance(e, sp.Inverse):
-            # the adjugate over the determinant: SymPy's inv() would first try to prove the
-            # symbolic determinant non-zero (a second per 3x3), and pivot on symbolic entries
-            m = walk(e.arg)
-            return m.adjugate() / m.det(method="berkowitz")
+            return _inverse(walk(e.arg))
         if isinstance(e, sp.MatPow):
             base, k = e.args
             m = walk(base)
             k = sp.sympify(k).xreplace(mapping)
             if k < 0:
-                m = m.adjugate() / m.det(method="berkowitz")
+                m = _inverse(m)
             return m ** abs(int(k))
         if isinstance(e, ElementwiseApplyFunction):
             fn = e.function
@@ -261,24 +304,45 @@ def symbolic_mapping(exprs: Iterable[sp.Basic], n: int, symmetric: Iterable = ()
 
 # ---------------------------------------------------------------- derivatives and values
 
-_DERIVATIVES: dict[tuple[sp.Basic, sp.Basic], sp.Expr] = {}
-_CACHE_SIZE = 4096
-
 
 def entrywise_derivative(f: sp.Expr, s: sp.Symbol) -> sp.Expr:
-    """``sp.diff(f, s)``, cached (bounded): the checks of one model share their derivatives."""
+    """``df/ds`` by ``sp.diff``, with the chain rule through the intermediate determinants; cached
+    (the checks of one model share their derivatives)."""
     key = (f, s)
     out = _DERIVATIVES.get(key)
     if out is None:
         out = sp.diff(f, s)
+        for q in sorted(f.free_symbols & _DEFINITION.keys(), key=lambda q: _DEFINITION[q][0]):
+            dq = entrywise_derivative(_DEFINITION[q][1], s)
+            if dq != 0:
+                out += sp.diff(f, q) * dq
         if len(_DERIVATIVES) >= _CACHE_SIZE:
-            _DERIVATIVES.clear()
+            _forget()
         _DERIVATIVES[key] = out
     return out
 
 
-def value(e: sp.Basic, env: Mapping[sp.Basic, Any]) -> Any:
-    """``e`` at the numbers of ``env`` (an mpmath number; complex numbers allowed), 30 digits or more.
+def _intermediates_of(e: sp.Basic) -> frozenset:
+    """The intermediate determinants ``e`` depends on, directly or through others (cached)."""
+    out = _NEEDS.get(e)
+    if out is None:
+        found: set = set()
+        todo = [q for q in e.free_symbols if q in _DEFINITION]
+        while todo:
+            q = todo.pop()
+            if q not in found:
+                found.add(q)
+                todo.extend(r for r in _DEFINITION[q][1].free_symbols if r in _DEFINITION)
+        out = frozenset(found)
+        if len(_NEEDS) >= _CACHE_SIZE:
+            _NEEDS.clear()
+        _NEEDS[e] = out
+    return out
+
+
+def values(exprs: Iterable[sp.Basic], env: Mapping[sp.Basic, Any]) -> list[Any]:
+    """Each of ``exprs`` at the numbers of ``env`` (mpmath numbers; complex allowed), 30 digits or
+    more; the intermediate determinants they hold are computed first, once.
 
     Raises
     ------
@@ -287,10 +351,22 @@ def value(e: sp.Basic, env: Mapping[sp.Basic, Any]) -> Any:
     """
     from symmle.symbolic.pointwise import NotEvaluable, evaluate  # lazy: this module imports base only
 
+    exprs = [sp.sympify(e) for e in exprs]
+    needed: set = set()
+    for e in exprs:
+        needed |= _intermediates_of(e)
+    env = dict(env)
     try:
-        return evaluate(e, env)
+        for q in sorted(needed, key=lambda q: _DEFINITION[q][0]):
+            env[q] = evaluate(_DEFINITION[q][1], env)
+        return [evaluate(e, env) for e in exprs]
     except NotEvaluable as exc:
         raise NotExplicit(str(exc)) from exc
+
+
+def value(e: sp.Basic, env: Mapping[sp.Basic, Any]) -> Any:
+    """One expression at the numbers of ``env`` (see :func:`values`)."""
+    return values([e], env)[0]
 
 
 # ---------------------------------------------------------------- random admissible points

@@ -105,6 +105,9 @@ def solve_linear(f: Form, x: sp.Basic, ctx: Context) -> Form:
             use_rule("invertible_factor")
             f = f.mul(inverse_atom(next(iter(rights)), ctx), ctx)
         else:
+            common = [a for side in (lefts, rights) if len(side) == 1 and None not in side for a in side]
+            if common:
+                raise NoRule(f"the factor {common[0]} beside {x} is not known to be invertible")
             raise NoRule(
                 f"{x} appears with different factors on its left or right"
                 " (a Sylvester-type equation): no rule"
