@@ -388,3 +388,17 @@ def test_expectation_not_determined_by_the_score_identity_is_refused():
 def test_substitute_keeps_the_normal_form():
     g = substitute(-N * Sigma.I * mu + Sigma.I * T1, {mu: T1 / N}, **KW)
     assert g == sp.ZeroMatrix(D, 1)
+
+
+def test_hostile_constructs_are_refused_not_expanded():
+    A = sp.MatrixSymbol("A", D, D)
+    v = sp.MatrixSymbol("v", D, 1)
+    t = sp.Dummy("t")
+    tricky = sp.matrices.expressions.applyfunc.ElementwiseApplyFunction(sp.Lambda(t, t * sp.Trace(Sigma)), v)
+    refused = [
+        (gradient(sp.Trace(sp.MatPow(Sigma + A, 10**9)), Sigma), "not expanded"),
+        (gradient(sp.Trace(sp.OneMatrix(1, D) * tricky), Sigma), "definition involves"),
+    ]
+    for outcome, words in refused:
+        assert not outcome.ok
+        assert words in outcome.reason, outcome.reason

@@ -300,8 +300,10 @@ def _d_atom(a: sp.Basic, w: Direction) -> Form:
     if isinstance(a, ElementwiseApplyFunction):
         if not a.shape[1] == 1:
             raise NoRule("no differentiation rule for an entrywise function of a matrix")
-        use_rule("entrywise")
         var, body = a.function.variables[0], a.function.expr
+        if depends(body, w.x):
+            raise NoRule(f"an entrywise function whose definition involves {w.x}: no rule")
+        use_rule("entrywise")
         slope = sp.diff(body, var)
         dv = _d_form(to_form(a.expr, ctx), w)
         if var not in slope.free_symbols:

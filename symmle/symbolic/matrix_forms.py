@@ -76,6 +76,10 @@ IDENTITIES: Mapping[str, str] = {
     "ones": "1^T 1 = n, diag(v) 1 = v",
 }
 
+#: Largest integer matrix power expanded, and largest number of terms a product may create.
+_MAX_POWER = 64
+_MAX_TERMS = 20000
+
 #: The one dummy every entrywise function is written in, so that equal functions compare equal.
 _T = sp.Dummy("t")
 
@@ -106,6 +110,7 @@ class Context:
 
     @classmethod
     def of(cls, symmetric: Iterable = (), invertible: Iterable = ()) -> Context:
+        """A context declaring ``symmetric`` and ``invertible`` symbols (no differentials yet)."""
         return cls(frozenset(symmetric), frozenset(invertible), frozenset())
 
     def with_differential(self, dx: sp.Basic, symmetric: bool) -> Context:
@@ -154,14 +159,17 @@ class Form:
 
     @classmethod
     def zero(cls, shape: tuple[sp.Expr, sp.Expr]) -> Form:
+        """The zero matrix of ``shape``."""
         return cls(shape)
 
     @classmethod
     def identity(cls, n: sp.Expr, c: sp.Expr = sp.S.One) -> Form:
+        """``c I_n``."""
         return cls((n, n), {(): sp.sympify(c)})
 
     @classmethod
     def atom(cls, a: sp.Basic, c: sp.Expr = sp.S.One) -> Form:
+        """``c a`` for one atom ``a``."""
         return cls(a.shape, {(a,): sp.sympify(c)})
 
     @property
@@ -183,28 +191,24 @@ class Form:
         return self + (-other)
 
     def scale(self, c: sp.Expr) -> Form:
+        """``c * self`` for a scalar ``c``."""
         c = sp.sympify(c)
         if c == 0:
             return Form(self.shape)
         return Form(self.shape, {p: v * c for p, v in self.terms.items()})
 
     def mul(self, other: Form, ctx: Context) -> Form:
+        """The product ``self @ other``, distributed and simplified by the product rules."""
         if not _same(self.shape[1], other.shape[0]):
             raise NoRule(f"cannot multiply matrices of shapes {self.shape} and {other.shape}")
+        if len(self.terms) * len(other.terms) > _MAX_TERMS:
+            raise NoRule(f"a product of sums of {len(self.terms)} and {len(other.terms)} terms: too large")
         out = Form((self.shape[0], other.shape[1]))
         for p, c in self.terms.items():
             for q, d in other.terms.items():
-                out = out + _simplify(p + q, c * d, out.shape, ctx)
+                for r, e in _simplify(p + q, c * d, out.shape, ctx).terms.items():
+                    out._add(r, e)
         return out
-
-    def symbols(self) -> set:
-        """The matrix symbols and scalar symbols the form depends on."""
-        found: set = set()
-        for p, c in self.terms.items():
-            found |= sp.sympify(c).free_symbols
-            for a in p:
-                found |= a.free_symbols
-        return found
 
     def expr(self) -> sp.Basic:
         """The form as a SymPy matrix expression, terms in a fixed order."""
@@ -212,7 +216,7 @@ class Form:
         for p in sorted(self.terms, key=_key):
             c = self.terms[p]
             if not p:
-                m = sp.Identity(self.shape[0]) if not _is_one(self.shape[0]) else sp.Identity(1)
+                m = sp.Identity(self.shape[0])
                 parts.append(m if c == 1 else sp.MatMul(c, m))
                 continue
             body = list(p)
@@ -482,6 +486,8 @@ def to_form(e: sp.Basic, ctx: Context) -> Form:
         base, k = e.args
         if not (k.is_Integer):
             raise NoRule(f"matrix power with a non-integer exponent: {k}")
+        if abs(k) > _MAX_POWER:
+            raise NoRule(f"matrix power {k}: powers beyond {_MAX_POWER} are not expanded")
         f = to_form(base, ctx)
         if k < 0:
             f, k = inverse(f, ctx), -k

@@ -221,7 +221,7 @@ def solve_stationary(
     >>> S, A = sp.MatrixSymbol("S", D, D), sp.MatrixSymbol("A", D, D)
     >>> G = -N / 2 * S.I + S.I * A * S.I / 2
     >>> solve_stationary(G, S, symmetric=[S, A], invertible=[S]).value
-    A/N
+    1/N*A
     """
     ctx = context(symmetric, invertible)
 
