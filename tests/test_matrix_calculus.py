@@ -394,7 +394,8 @@ def test_hostile_constructs_are_refused_not_expanded():
     A = sp.MatrixSymbol("A", D, D)
     v = sp.MatrixSymbol("v", D, 1)
     t = sp.Dummy("t")
-    tricky = sp.matrices.expressions.applyfunc.ElementwiseApplyFunction(sp.Lambda(t, t * sp.Trace(Sigma)), v)
+    eaf = sp.matrices.expressions.applyfunc.ElementwiseApplyFunction
+    tricky = eaf(sp.Lambda(t, sp.exp(t * sp.Trace(Sigma))), v)
     refused = [
         (gradient(sp.Trace(sp.MatPow(Sigma + A, 10**9)), Sigma), "not expanded"),
         (gradient(sp.Trace(sp.OneMatrix(1, D) * tricky), Sigma), "definition involves"),
@@ -402,3 +403,38 @@ def test_hostile_constructs_are_refused_not_expanded():
     for outcome, words in refused:
         assert not outcome.ok
         assert words in outcome.reason, outcome.reason
+    # a linear entrywise function is a scalar multiple: t -> t tr(Sigma) gives tr(Sigma) v, whose
+    # gradient is right, not silently 0
+    f = sp.Trace(sp.OneMatrix(1, D) * eaf(sp.Lambda(t, t * sp.Trace(Sigma)), v))
+    g = gradient(f, Sigma)
+    assert g.ok, g.reason
+    ok, detail = verify_gradient(f, Sigma, g.value)
+    assert ok, detail
+
+
+def test_diagonal_covariance_gradient_and_information():
+    from sympy.matrices.expressions.diagonal import DiagMatrix
+
+    v = sp.MatrixSymbol("v", D, 1)  # the variances, a positive vector
+    cov = DiagMatrix(v)
+    ell = (
+        -N * D / 2 * sp.log(2 * sp.pi)
+        - N / 2 * sp.log(sp.Determinant(cov))
+        - half * sp.Trace(cov.I * T2)
+        + sp.Trace(mu.T * cov.I * T1)
+        - N / 2 * sp.Trace(mu.T * cov.I * mu)
+    )
+    kw = {"symmetric": [T2]}
+    for wrt in (mu, v):
+        g = gradient(ell, wrt, **kw)
+        assert g.ok, g.reason
+        ok, detail = verify_gradient(ell, wrt, g.value, domains={v: "positive"}, **kw)
+        assert ok, detail
+    assert solve_stationary(gradient(ell, mu, **kw).value, mu, **kw).value == T1 / N
+    info = fisher_information(ell, [mu, v], [T1, T2], n=N, **kw)
+    assert info.ok, info.reason
+    ok, detail = verify_fisher(ell, info.value, statistics=[T1, T2], n=N, domains={v: "positive"}, **kw)
+    assert ok, detail
+    # I(v) = diag(1 / (2 v^2)), per observation
+    block = explicit(info.value.block(v, v), {D: 2, v: sp.Matrix([2, 3])})
+    assert block == sp.diag(sp.Rational(1, 8), sp.Rational(1, 18))

@@ -199,8 +199,8 @@ def explicit(expr: sp.Basic, mapping: Mapping[sp.Basic, object]) -> sp.Basic:
                 m = _inverse(m)
             return m ** abs(int(k))
         if isinstance(e, ElementwiseApplyFunction):
-            fn = e.function
-            return walk(e.expr).applyfunc(lambda z: fn(z))
+            fn = e.function  # its body may hold matrix symbols too (a trace): computed out as well
+            return walk(e.expr).applyfunc(lambda z: walk(fn(z)))
         if isinstance(e, sp.HadamardProduct):
             out = walk(e.args[0])
             for a in e.args[1:]:

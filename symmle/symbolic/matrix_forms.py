@@ -23,6 +23,10 @@ Identities used in the normal form (:data:`IDENTITIES` names them for reports)
       square; ``(Y^-1)^-1 = Y``; ``diag(v)^-1 = diag((1/t).(v))``; ``A A^-1 = A^-1 A = I``;
     * ``1_{1xn} 1_{nx1} = n``; ``diag(v) 1 = v``; ``1^T diag(v) = v^T``; ``diag(1) = I``;
       ``dg(diag(w)) = w``; ``dg(u w^T) = diag(w) u`` for columns ``u``, ``w``;
+    * entrywise functions compose, ``f.(g.(u)) = (f o g).(u)``, and multiply on one argument,
+      ``diag(f.(u)) diag(g.(u)) = diag((f g).(u))``, ``diag(f.(u)) g.(u) = (f g).(u)``; a constant
+      function is a multiple of ones; ``tr(diag(v_1) .. diag(v_k) M) = v_1^T diag(v_2) ..
+      diag(v_k) dg(M)``;
     * Hadamard products of columns: ``a o b = diag(a) b``;
     * ``tr(A^T) = tr(A)``, ``tr(AB) = tr(BA)`` (traces are rotated to one canonical product, a 1x1
       quadratic form where one exists), ``tr(cA + B) = c tr(A) + tr(B)``, ``tr(I_n) = n``;
@@ -256,12 +260,24 @@ def _lambda(fn: sp.Basic) -> sp.Lambda:
 
 def entrywise(fn: sp.Basic, v: sp.Basic, ctx: Context) -> Form:
     """``f.(v)`` as a form: an atom on a column (a row is the transpose of one)."""
-    lam = _lambda(fn)
+    body = _lambda(fn).expr  # in _T (SymPy turns Lambda(t, t) into its own identity function)
     arg = to_form(v, ctx)
-    if _T not in lam.expr.free_symbols:  # a constant function: c times a matrix of ones
+    if len(arg.terms) == 1:
+        ((p, c),) = arg.terms.items()
+        if len(p) == 1 and isinstance(p[0], ElementwiseApplyFunction):  # f.(g.(u)) = (f o g).(u)
+            inner = p[0]
+            body = body.xreplace({_T: c * _lambda(inner.function).expr})
+            arg = to_form(inner.expr, ctx)
+    if body == _T:
+        return arg
+    slope = sp.diff(body, _T)
+    if _T in body.free_symbols and _T not in slope.free_symbols:  # a t + b: a v + b 1
+        return arg.scale(slope) + entrywise(sp.Lambda(_T, body.xreplace({_T: 0})), arg.expr(), ctx)
+    if _T not in body.free_symbols:  # a constant function: c times a matrix of ones
         if _is_one(arg.shape[0]) and _is_one(arg.shape[1]):
-            return Form.identity(1, lam.expr)
-        return Form.atom(sp.OneMatrix(*arg.shape), lam.expr)
+            return Form.identity(1, body)
+        return Form.atom(sp.OneMatrix(*arg.shape), body)
+    lam = sp.Lambda(_T, body)
     if _is_one(arg.shape[0]) and not _is_one(arg.shape[1]):
         col = transpose(arg, ctx)
         return Form.atom(sp.Transpose(ElementwiseApplyFunction(lam, col.expr())))
@@ -306,10 +322,27 @@ def inverse_atom(a: sp.Basic, ctx: Context) -> Form:
     return Form.atom(sp.Inverse(a))
 
 
+def _never_zero(body: sp.Expr) -> bool:
+    """Whether the scalar function ``t -> body`` is non-zero wherever it is defined: a product of
+    non-zero numbers, exponentials and negative powers."""
+    for f in sp.Mul.make_args(body):
+        if f.is_Number and f != 0:
+            continue
+        if isinstance(f, sp.exp):
+            continue
+        if f.is_Pow and f.exp.is_negative and (f.exp.is_Number or isinstance(f.base, sp.exp)):
+            continue
+        return False
+    return True
+
+
 def is_invertible(a: sp.Basic, ctx: Context) -> bool:
-    """Whether the atom is known to be invertible (``Y^-1``, or declared invertible)."""
+    """Whether the atom is known to be invertible: ``Y^-1``, a declared invertible symbol, or
+    ``diag(f.(u))`` with ``f`` never zero (``diag((1/t).(s))``, the inverse of ``diag(s)``)."""
     if isinstance(a, sp.Inverse):
         return True
+    if isinstance(a, DiagMatrix) and isinstance(a.args[0], ElementwiseApplyFunction):
+        return _never_zero(a.args[0].function.expr)
     if isinstance(a, sp.Transpose) and isinstance(a.arg, sp.MatrixSymbol):
         return a.arg in ctx.invertible
     return isinstance(a, sp.MatrixSymbol) and a in ctx.invertible
@@ -358,11 +391,46 @@ def _simplify(p: tuple, c: sp.Expr, shape: tuple, ctx: Context) -> Form:
                     del p[i : i + 2]
                     changed = True
                     break
+            if isinstance(a, DiagMatrix) and isinstance(b, DiagMatrix):
+                merged = _merge_diagonals(a, b, ctx)
+                if merged is not None:
+                    return _splice(p[:i], merged, p[i + 2 :], c, shape, ctx)
+            if isinstance(a, DiagMatrix) and _is_one(_cols(b)) and not _is_one(_rows(b)):
+                merged = _merge_entrywise(a, b, ctx)
+                if merged is not None:
+                    return _splice(p[:i], merged, p[i + 2 :], c, shape, ctx)
             if isinstance(a, DiagMatrix) and isinstance(b, sp.OneMatrix) and _is_one(b.shape[1]):
                 return _splice(p[:i], to_form(a.args[0], ctx), p[i + 2 :], c, shape, ctx)
             if isinstance(b, DiagMatrix) and isinstance(a, sp.OneMatrix) and _is_one(a.shape[0]):
                 return _splice(p[:i], transpose(to_form(b.args[0], ctx), ctx), p[i + 2 :], c, shape, ctx)
     return Form(shape, {tuple(p): c})
+
+
+def _entrywise_parts(v: sp.Basic) -> tuple[sp.Expr, sp.Basic]:
+    """``v`` as ``f.(u)``: the body of ``f`` (in ``_T``) and ``u`` (``v`` itself is ``t.(v)``)."""
+    if isinstance(v, ElementwiseApplyFunction):
+        return _lambda(v.function).expr, v.expr
+    return _T, v
+
+
+def _merge_diagonals(a: DiagMatrix, b: DiagMatrix, ctx: Context) -> Form | None:
+    """``diag(f.(u)) diag(g.(u)) = diag((f g).(u))`` for the same ``u``; else None."""
+    f, u = _entrywise_parts(a.args[0])
+    g, w = _entrywise_parts(b.args[0])
+    if u != w:
+        return None
+    return diag(entrywise(sp.Lambda(_T, f * g), u, ctx), ctx)
+
+
+def _merge_entrywise(a: DiagMatrix, b: sp.Basic, ctx: Context) -> Form | None:
+    """``diag(f.(u)) g.(u) = (f g).(u)`` for a column ``g.(u)`` (or ``u``) on the same ``u``; else None."""
+    f, u = _entrywise_parts(a.args[0])
+    if not (isinstance(b, ElementwiseApplyFunction) or b == u):
+        return None
+    g, w = _entrywise_parts(b)
+    if u != w:
+        return None
+    return entrywise(sp.Lambda(_T, f * g), u, ctx)
 
 
 def _splice(left: list, middle: Form, right: list, c: sp.Expr, shape: tuple, ctx: Context) -> Form:
@@ -559,6 +627,25 @@ def _trace_product(p: tuple, c: sp.Expr, n: sp.Expr, ctx: Context) -> dict[tuple
                 for k, v in _trace_product(q, d, shape[0], ctx).items():
                     out[k] = out.get(k, sp.S.Zero) + v
             return {k: v for k, v in out.items() if v != 0}
+    for r in _rotations(p):
+        # tr(diag(v1) diag(v2)..diag(vk) M) = v1^T diag(v2)..diag(vk) dg(M): the diagonal of M is
+        # all such a trace reads (a statistic inside it then has a part, dg(T), to be replaced)
+        last = r[-1]
+        if (
+            len(r) >= 2
+            and all(isinstance(a, DiagMatrix) for a in r[:-1])
+            and not isinstance(last, DiagMatrix)
+            and _same(_rows(last), _cols(last))
+            and not _is_one(_rows(last))
+        ):
+            v = transpose(to_form(r[0].args[0], ctx), ctx)
+            rest = product(r[1:-1], ctx, shape=(_rows(last), _rows(last)))
+            new = v.mul(rest, ctx).mul(diagonal(Form.atom(last), ctx), ctx).scale(c)
+            out: dict[tuple, sp.Expr] = {}
+            for q, d in new.terms.items():
+                for k, val in _trace_product(q, d, sp.S.One, ctx).items():
+                    out[k] = out.get(k, sp.S.Zero) + val
+            return {k: val for k, val in out.items() if val != 0}
     t = tuple(transpose_atom(a, ctx) for a in reversed(p))
     candidates = _rotations(p) + _rotations(t)
     quadratic = [q for q in candidates if _is_one(_rows(q[0])) and _is_one(_cols(q[-1]))]

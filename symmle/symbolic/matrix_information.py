@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.matrices.expressions.diagonal import DiagonalOf
 from sympy.matrices.expressions.kronecker import KroneckerProduct
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
@@ -153,24 +154,38 @@ class Expectations:
     ----------
     matrices : dict
         ``{T: E[T]}`` for statistics determined as matrices (or scalar symbols).
-    traces : dict
-        ``{tr(...T...): E[tr(...T...)]}`` for statistics determined only through a trace in a
-        scalar score equation (``tr(T2)`` for an isotropic covariance).
+    parts : dict
+        ``{part: E[part]}`` for statistics determined only through a part: a trace
+        ``tr(...T...)`` in a scalar score equation (``tr(T2)`` for an isotropic covariance), or the
+        diagonal ``dg(T)`` in a vector one (``dg(T2)`` for a diagonal covariance).
     """
 
     matrices: Mapping[sp.Basic, sp.Basic]
-    traces: Mapping[sp.Basic, sp.Expr]
+    parts: Mapping[sp.Basic, sp.Basic]
 
     def apply(self, e: sp.Basic, ctx: Context) -> sp.Basic:
         """``e`` with each statistic replaced by its expectation (``e`` must be linear in them)."""
-        if self.matrices:
-            e = sp.sympify(e).xreplace(dict(self.matrices))
-        if isinstance(e, MatrixExpr):
-            return to_form(e, ctx).expr()
-        e = scalar(e, ctx)
-        if self.traces:
-            e = scalar(e.xreplace(dict(self.traces)), ctx)
+        e = _normal(sp.sympify(e).xreplace(dict(self.matrices)) if self.matrices else e, ctx)
+        if self.parts:
+            e = _normal(e.xreplace(dict(self.parts)), ctx)
         return e
+
+
+def _normal(e: sp.Basic, ctx: Context) -> sp.Basic:
+    return to_form(e, ctx).expr() if isinstance(e, MatrixExpr) else scalar(e, ctx)
+
+
+def _solve_for_diagonal(h: sp.Basic, t: sp.MatrixSymbol, ctx: Context) -> tuple[sp.Basic, sp.Basic] | None:
+    """``(dg(t), value)`` from the vector equation ``h = 0`` in which ``t`` appears only as ``dg(t)``."""
+    part = DiagonalOf(t)
+    stand_in = sp.MatrixSymbol(f"dg({t.name})", t.shape[0], 1)
+    replaced = sp.sympify(h).xreplace({part: stand_in})
+    if depends(replaced, t):
+        return None
+    try:
+        return part, solve_linear(to_form(replaced, ctx), stand_in, ctx).expr()
+    except NoRule:
+        return None
 
 
 def _tidy(c: sp.Expr) -> sp.Expr:
@@ -213,22 +228,25 @@ def _expectations(
                     continue
                 try:
                     value = solve_linear(to_form(h, ctx), t, ctx).expr()
+                    found = Expectations({**found.matrices, t: value}, found.parts)
                 except NoRule:
-                    continue
-                found = Expectations({**found.matrices, t: value}, found.traces)
+                    solved = _solve_for_diagonal(h, t, ctx)
+                    if solved is None:
+                        continue
+                    found = Expectations(found.matrices, {**found.parts, solved[0]: solved[1]})
             else:
                 if isinstance(t, sp.Symbol):
                     a = sp.diff(h, t)
                     if depends(a, t) or a == 0:
                         continue
                     value = scalar(-(h.xreplace({t: 0})) / a, ctx)
-                    found = Expectations({**found.matrices, t: value}, found.traces)
+                    found = Expectations({**found.matrices, t: value}, found.parts)
                 else:
                     solved = _solve_for_trace(h, t)
                     if solved is None:
                         continue
                     value = _tidy(scalar(solved[1], ctx))
-                    found = Expectations(found.matrices, {**found.traces, solved[0]: value})
+                    found = Expectations(found.matrices, {**found.parts, solved[0]: value})
             unknown.discard(t)
             progress = True
         if not unknown or not progress:
