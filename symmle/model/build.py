@@ -225,6 +225,11 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     var_name = _check_name(data["variable"], "variable", taken)
     dimension = None
     if "dimension" in data:
+        if isinstance(data["dimension"], (int, float)):
+            raise SpecError(
+                f'{origin}: dimension must be a name such as "D" (its value comes from the data), '
+                f"not the number {brief(data['dimension'])}"
+            )
         dimension = sp.Symbol(_check_name(data["dimension"], "dimension", taken), integer=True, positive=True)
     params = _quantities(data["parameters"], "parameter", taken)
     consts = _quantities(data.get("constants"), "constant", taken)
@@ -243,7 +248,9 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
             symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
     if dimension is not None:
         symbols[dimension.name] = dimension
-        return _vector_model(data, origin, name, title, var_name, dimension, params, consts, symbols, validate)
+        return _vector_model(
+            data, origin, name, title, var_name, dimension, params, consts, symbols, validate
+        )
     support_text = data["support"]
     if isinstance(support_text, str) and strip_text(support_text) in VECTOR_SUPPORTS:
         raise SpecError(
@@ -387,7 +394,7 @@ def _vector_model(
 
 
 def _vector_sampler(table: Any, symbols: Mapping[str, sp.Basic], dimension: sp.Symbol, origin: str):
-    """The ``[sampler]`` of a vector model: a vector method with its arguments, or a scalar method per entry."""
+    """The ``[sampler]`` of a vector model: a vector method and its arguments, or a scalar one per entry."""
     if table is None:
         return None
     if isinstance(table, Mapping) and "transform" in table:
@@ -414,6 +421,9 @@ def _vector_sampler(table: Any, symbols: Mapping[str, sp.Basic], dimension: sp.S
             )
             got = shape_text(expr) if shape else "a scalar"
             raise SpecError(f"{origin}: sampler argument {key} must be {need}, got {got}")
+        if kind == "scalar" and expr.is_number and not (expr.is_integer and expr.is_positive):
+            # the multinomial's n: the total of each drawn row
+            raise SpecError(f"{origin}: sampler argument {key} must be a positive integer, got {brief(expr)}")
         args.append((key, expr))
     return Sampler(sampler.method, tuple(args))
 

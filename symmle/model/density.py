@@ -22,14 +22,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
-
-from symmle.base._runtime import EstimateWarning  # one definition, shared with generated modules
 from scipy import integrate
 
+from symmle.base._runtime import EstimateWarning  # one definition, shared with generated modules
 from symmle.base.budget import attempt, budget
 from symmle.base.errors import DerivationTimeout, SpecError
 from symmle.base.numeric import to_function
@@ -299,7 +299,7 @@ def _series_sum(model: Model, f, lo: int, timeout: float | None) -> float | None
 
 
 def _show(value) -> str:
-    """A number, a vector or a matrix as it is written in a spec: ``0.5``, ``[1, 2]``, ``[[1, 0], [0, 1]]``."""
+    """A number, a vector or a matrix as a spec writes it: ``0.5``, ``[1, 2]``, ``[[1, 0], [0, 1]]``."""
     a = np.asarray(value, dtype=float)
     if a.ndim == 0:
         return f"{float(a):.4g}"
@@ -321,7 +321,13 @@ def _compositions(total: int, parts: int):
 
 
 def _check_vector_density(model: Model, n: int) -> None:
-    """:func:`check_density` of a vector model at dimension ``n``."""
+    """:func:`check_density` of a vector model at dimension ``n``.
+
+    A matrix constant's given value (of its own dimension, checked to lie in its
+    domain when given) is set aside: the density must be one at every admissible value.
+    """
+    constants = tuple(replace(q, value=None) if q.is_matrix else q for q in model.constants)
+    model = replace(model, constants=constants)
     rng = np.random.default_rng(_VECTOR_SEED + n)
     point = model_point(model, n, rng)
     where = ", ".join(f"{s}={_show(v)}" for s, v in point.items())

@@ -111,7 +111,9 @@ def explicit_symbols(model: Model, n: int) -> dict[sp.Basic, sp.Basic]:
         return sp.Symbol(name, **assumptions)
 
     def column(name: str, assumptions: Mapping[str, bool]) -> sp.ImmutableMatrix:
-        return sp.ImmutableMatrix(n, 1, [symbol(_entry_name(name, i + 1, None, n), assumptions) for i in range(n)])
+        return sp.ImmutableMatrix(
+            n, 1, [symbol(_entry_name(name, i + 1, None, n), assumptions) for i in range(n)]
+        )
 
     support = VECTOR_SUPPORTS[model.support_set]
     table: dict[sp.Basic, sp.Basic] = {model.dimension: sp.Integer(n)}
@@ -128,7 +130,7 @@ def explicit_symbols(model: Model, n: int) -> dict[sp.Basic, sp.Basic]:
             for i in range(j, n):
                 assumptions = {"positive": True} if i == j else info.entries
                 entries[i, j] = entries[j, i] = symbol(_entry_name(q.name, j + 1, i + 1, n), assumptions)
-        table[q.symbol] = sp.ImmutableMatrix(n, n, lambda i, j: entries[i, j])
+        table[q.symbol] = sp.ImmutableMatrix([[entries[i, j] for j in range(n)] for i in range(n)])
     return table
 
 

@@ -262,7 +262,8 @@ def matrix_function(name: str, arg: sp.Basic, fail: Fail) -> sp.Basic:
     """One of :data:`MATRIX_FUNCTIONS` applied to ``arg``, its shape checked first."""
     need = _NEEDS[name]
     if not is_matrix(arg):
-        fail(f"{name}() needs a {'square matrix' if need == 'square' else need}, got a scalar{_HINTS.get(name, '')}")
+        what = "square matrix" if need == "square" else need
+        fail(f"{name}() needs a {what}, got a scalar{_HINTS.get(name, '')}")
     if need == "square" and not _square(arg):
         fail(f"{name}() needs a square matrix, got {shape_text(arg)}")
     if need == "vector" and not _vector(arg):

@@ -490,8 +490,7 @@ class _Builder:
             self.fail("a Piecewise condition must be a comparison (<, <=, >, >=) or True")
         # Chained comparisons (0 < x < 1) become And of the pairwise relations.
         terms = [
-            matrices.scalar(self.expr(t), self.fail, "a comparison")
-            for t in (node.left, *node.comparators)
+            matrices.scalar(self.expr(t), self.fail, "a comparison") for t in (node.left, *node.comparators)
         ]
         relations = []
         for op, lhs, rhs in zip(node.ops, terms, terms[1:]):
