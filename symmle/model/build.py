@@ -39,7 +39,8 @@ from symmle.model.domains import (
 from symmle.model.latex_names import latex_name_error
 from symmle.model.matrices import is_matrix, shape_text
 from symmle.model.parse import CONSTANTS, FUNCTIONS, brief, parse_expression, parse_number, strip_text
-from symmle.model.spec import SAMPLER_METHODS, VECTOR_SAMPLER_ARGS, Model, Quantity, Sampler
+from symmle.model.sampler_table import sampler_table, vector_sampler_table
+from symmle.model.spec import Model, Quantity
 
 __all__ = ["model_from_dict", "inline_model", "load_model"]
 
@@ -298,7 +299,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         density=density,
         parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
         constants=tuple(const_q),
-        sampler=_sampler(data.get("sampler"), symbols, variable, origin),
+        sampler=sampler_table(data.get("sampler"), symbols, variable, origin),
         source={"density": density_text, "support": support_text},
         latex=_latex_names(data.get("latex"), names, origin),
     )
@@ -379,7 +380,7 @@ def _vector_model(
         density=density,
         parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
         constants=tuple(Quantity(n, d, symbols[n]) for n, d, _ in consts),
-        sampler=_vector_sampler(data.get("sampler"), symbols, dimension, origin),
+        sampler=vector_sampler_table(data.get("sampler"), symbols, dimension, origin),
         source={"density": density_text, "support": support_set},
         latex=_latex_names(data.get("latex"), names, origin),
         dimension=dimension,
@@ -391,41 +392,6 @@ def _vector_model(
     if validate:
         check_density(model)
     return model
-
-
-def _vector_sampler(table: Any, symbols: Mapping[str, sp.Basic], dimension: sp.Symbol, origin: str):
-    """The ``[sampler]`` of a vector model: a vector method and its arguments, or a scalar one per entry."""
-    if table is None:
-        return None
-    if isinstance(table, Mapping) and "transform" in table:
-        raise SpecError(f"{origin}: the sampler of a vector model takes no transform")
-    sampler = _sampler(table, symbols, None, origin)
-    column, square = (dimension, 1), (dimension, dimension)
-    wanted = VECTOR_SAMPLER_ARGS.get(sampler.method)
-    given = dict(sampler.args)
-    if wanted is not None and set(given) != set(wanted):
-        raise SpecError(
-            f"{origin}: sampler method '{sampler.method}' takes the arguments {', '.join(wanted)} "
-            f"(got {', '.join(given) or 'none'})"
-        )
-    args = []
-    for key, expr in sampler.args:
-        kind = wanted[key] if wanted is not None else None
-        if is_matrix(expr) and expr.shape == (1, 1):
-            expr = sp.Trace(expr)
-        shape = tuple(expr.shape) if is_matrix(expr) else ()
-        ok = {"vector": [column], "matrix": [square], "scalar": [()], None: [(), column]}[kind]
-        if shape not in ok:
-            need = {"vector": "a D x 1 vector", "matrix": "a D x D matrix", "scalar": "a scalar"}.get(
-                kind, "a scalar or a D x 1 vector (each entry is drawn on its own)"
-            )
-            got = shape_text(expr) if shape else "a scalar"
-            raise SpecError(f"{origin}: sampler argument {key} must be {need}, got {got}")
-        if kind == "scalar" and expr.is_number and not (expr.is_integer and expr.is_positive):
-            # the multinomial's n: the total of each drawn row
-            raise SpecError(f"{origin}: sampler argument {key} must be a positive integer, got {brief(expr)}")
-        args.append((key, expr))
-    return Sampler(sampler.method, tuple(args))
 
 
 def _latex_names(table: Any, names: Mapping[str, sp.Symbol], origin: str) -> tuple[tuple[str, str], ...]:
@@ -446,44 +412,6 @@ def _latex_names(table: Any, names: Mapping[str, sp.Symbol], origin: str) -> tup
             raise SpecError(f"{origin}: [latex] gives '{name}' and '{twin}' the same name {text!r}")
         out[name] = text
     return tuple(out.items())
-
-
-def _sampler(
-    table: Any, symbols: Mapping[str, sp.Basic], variable: sp.Symbol | None, origin: str
-) -> Sampler | None:
-    """The ``[sampler]`` table; ``variable`` is ``None`` for a vector model (checked by the caller)."""
-    if table is None:
-        return None
-    if not isinstance(table, Mapping) or set(table) - {"method", "args", "transform"}:
-        raise SpecError(f"{origin}: [sampler] takes only method, args and transform")
-    method = table.get("method")
-    if not isinstance(method, str) or method not in SAMPLER_METHODS:
-        raise SpecError(
-            f"{origin}: sampler method {brief(repr(method))} is not an allowed numpy.random.Generator method"
-        )
-    if variable is not None and method in VECTOR_SAMPLER_ARGS:
-        raise SpecError(
-            f"{origin}: sampler method '{method}' draws vectors: it needs a vector model "
-            '(dimension = "D", or --dim D)'
-        )
-    args_table = table.get("args", {})
-    if not isinstance(args_table, Mapping):
-        raise SpecError(f"{origin}: sampler args must be a table")
-    args = []
-    for key, text in args_table.items():
-        if not isinstance(key, str) or not key.isidentifier() or not isinstance(text, (str, int, float)):
-            raise SpecError(f'{origin}: sampler argument {key!r} must be name = "expression"')
-        args.append((key, parse_expression(str(text), symbols, what=f"sampler argument {key}")))
-    if variable is None:
-        return Sampler(method, tuple(args))
-    transform = table.get("transform")
-    if transform is not None:
-        if not isinstance(transform, str):
-            raise SpecError(f"{origin}: sampler transform must be a string")
-        draw = sp.Symbol(variable.name, real=True)
-        expr = parse_expression(transform, {**symbols, variable.name: draw}, what="sampler transform")
-        return Sampler(method, tuple(args), expr, draw)
-    return Sampler(method, tuple(args))
 
 
 def inline_model(

@@ -8,10 +8,17 @@ building SymPy objects directly.  SymPy evaluates numbers eagerly
 (``9**9**9`` would run for ever), so every operation that can grow a number
 is sized *before* SymPy is asked to do it.
 
-The module is one concept, somewhat over 600 lines: the whitelist, the
-cost guards that must sit next to each construct they guard, and the
-helpers that show untrusted text back in messages (:func:`brief`,
-:func:`strip_text`).
+Names may stand for matrices (the MatrixSymbols of a vector model): the
+shape rules of the matrix syntax (``@``, ``transpose``, ``inverse``, ``det``,
+``logdet``, ``trace``, ``sum``, ``diag``, entrywise functions, a 1 x 1 as a
+scalar) live in :mod:`symmle.model.matrices`, which every operation here
+consults.  :func:`parse_array` reads a vector or a matrix of numbers (the
+value of a matrix constant).
+
+The module is one concept, some 700 lines: the whitelist, the cost guards
+that must sit next to each construct they guard (the array reader shares
+them), and the helpers that show untrusted text back in messages
+(:func:`brief`, :func:`strip_text`).
 """
 
 from __future__ import annotations
