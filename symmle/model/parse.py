@@ -588,7 +588,7 @@ def brief(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "expression") -> sp.Expr:
+def parse_expression(text: str, names: Mapping[str, sp.Basic], *, what: str = "expression") -> sp.Basic:
     """Parse untrusted expression text into a SymPy expression.
 
     Parameters
@@ -598,22 +598,27 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "
         the identifiers in `names`, :data:`CONSTANTS`, calls of
         :data:`FUNCTIONS`, ``+ - * / ** ^``, and ``Piecewise((expr, cond), ...)``
         whose conditions are comparisons (chains allowed), ``and``/``or`` or ``True``.
-    names : Mapping[str, sympy.Symbol]
+    names : Mapping[str, sympy.Symbol or sympy.MatrixSymbol]
         Allowed identifiers and the caller's Symbols, returned as the same objects.
+        A MatrixSymbol allows the matrix syntax of :mod:`symmle.model.matrices`
+        (``A @ B``, ``transpose``, ``inverse``, ``det``, ``logdet``, ``trace``,
+        ``sum``, ``diag``), its shapes checked.
     what : str
         Label used at the start of error messages, e.g. ``"density"``.
 
     Returns
     -------
-    sympy.Expr
-        The expression; float literals become exact Rationals.
+    sympy.Expr or sympy.MatrixExpr
+        The expression; float literals become exact Rationals.  A matrix
+        expression if ``text`` denotes one (``x - mu``); a 1 x 1 matrix stays
+        one unless used as a scalar (``exp(transpose(x) @ x)``).
 
     Raises
     ------
     SpecError
         With a one-line message, for any refused construct, unknown name,
-        syntax error, oversized or too deeply nested text, resource bomb, or
-        an undefined result (division by zero).
+        syntax error, oversized or too deeply nested text, resource bomb,
+        shape mismatch, or an undefined result (division by zero).
 
     Examples
     --------
