@@ -538,3 +538,26 @@ def test_the_density_check_passes_a_heavy_tail_and_a_kink():
         dimension="D",
     )
     inline_model("exp(-sum(Abs(x - mu)))/2**D", "x", "real", ["mu:vector"], dimension="D")
+
+
+def test_a_density_that_cannot_be_evaluated_is_a_spec_error(monkeypatch):
+    # SymPy refuses factorial() of this entry at D = 2: one line, exit 2
+    message = one_line_error(
+        inline_model,
+        "exp(-sum(Abs(factorial(beta(x, sum(mu)**erf(s))))))",
+        "x",
+        "real",
+        ["mu:vector", "s:positive"],
+        dimension="D",
+    )
+    assert message.startswith("density cannot be evaluated at D=2")
+    # whatever SymPy raises there (it raised NotImplementedError for loggamma of a 1 x 1 matrix)
+    import symmle.model.density as density
+
+    def broken(expr, table):
+        raise NotImplementedError("no rule")
+
+    model = spec("mvnormal")
+    monkeypatch.setattr(density, "at_dimension", broken)
+    message = one_line_error(check_density, model)
+    assert message.startswith("density cannot be evaluated at D=2") and "no rule" in message

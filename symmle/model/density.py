@@ -339,7 +339,9 @@ def _check_vector_density(model: Model, n: int) -> None:
     try:
         f_expr = at_dimension(model.density, numbers)
         fn = to_function(entries, f_expr)
-    except (TypeError, ValueError, ArithmeticError) as exc:
+    except DerivationTimeout:
+        raise
+    except Exception as exc:  # SymPy failing on a construct at a concrete dimension, or lambdify
         raise SpecError(f"density cannot be evaluated at {where}: {_one_line(exc)}") from None
 
     def f(points: np.ndarray) -> np.ndarray:
@@ -357,7 +359,10 @@ def _check_vector_density(model: Model, n: int) -> None:
     else:
         groups = [np.array(list(_compositions(t, n)), dtype=float) for t in COUNT_TOTALS]
         probes = np.concatenate(groups)
-    values = f(probes)
+    try:
+        values = f(probes)
+    except Exception as exc:  # a function the numeric code lacks
+        raise SpecError(f"density cannot be evaluated numerically at {where}: {_one_line(exc)}") from None
     if np.iscomplexobj(values) and np.any(np.iscomplex(values)):
         k = int(np.flatnonzero(np.iscomplex(values))[0])
         raise SpecError(f"density is not real at {model.variable}={_show(probes[k][:, None])} ({where})")
