@@ -193,6 +193,14 @@ def test_public_tables():
         "Min",
         "Max",
         "Piecewise",
+        # functions of matrices (vector models)
+        "transpose",
+        "inverse",
+        "det",
+        "logdet",
+        "trace",
+        "sum",
+        "diag",
     }
     assert dict(CONSTANTS) == {"pi": sp.pi, "E": sp.E, "oo": sp.oo}
     assert (MAX_LENGTH, MAX_DEPTH) == (2000, 40)

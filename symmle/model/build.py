@@ -3,7 +3,10 @@
 This is where a spec is validated: its keys, the names it declares (valid
 identifiers, not reserved, declared once), its names and titles (one line of
 printable text), the domains of its quantities, its support, its density and
-its ``[sampler]`` table.  Each problem is a :class:`~symmle.base.errors.SpecError`
+its ``[sampler]`` table.  A vector model (``dimension = "D"``) gets its
+MatrixSymbols here, and is refused what it cannot have (a support that is not
+a named set of vectors, a density that is not a scalar, a sampler transform);
+a scalar model is refused the matrix domains.  Each problem is a :class:`~symmle.base.errors.SpecError`
 with a one-line message.  A model is then checked numerically to be a density
 (:func:`symmle.model.density.check_density`).
 
@@ -25,10 +28,19 @@ import sympy as sp
 from symmle.base.errors import SpecError
 from symmle.model import catalogue
 from symmle.model.density import check_density
-from symmle.model.domains import DOMAINS, check_value
+from symmle.model.domains import (
+    DOMAINS,
+    MATRIX_DOMAINS,
+    VECTOR_SUPPORTS,
+    all_domains,
+    check_value,
+    matrix_symbol,
+)
 from symmle.model.latex_names import latex_name_error
+from symmle.model.matrices import is_matrix, shape_text
 from symmle.model.parse import CONSTANTS, FUNCTIONS, brief, parse_expression, parse_number, strip_text
-from symmle.model.spec import SAMPLER_METHODS, Model, Quantity, Sampler
+from symmle.model.sampler_table import sampler_table, vector_sampler_table
+from symmle.model.spec import Model, Quantity
 
 __all__ = ["model_from_dict", "inline_model", "load_model"]
 
@@ -68,6 +80,7 @@ _TOP_KEYS = {
     "constants",
     "sampler",
     "latex",
+    "dimension",
 }
 
 
@@ -143,12 +156,12 @@ def _quantities(
     for declared, spec in table.items():
         name = _check_name(declared, role, taken)
         if not isinstance(spec, str):
-            raise SpecError(f"domain of {role} '{name}' must be a string, one of {', '.join(DOMAINS)}")
+            raise SpecError(f"domain of {role} '{name}' must be a string, one of {', '.join(all_domains())}")
         domain, _, value = spec.partition("=")
         domain = domain.strip()
-        if domain not in DOMAINS:
+        if domain not in DOMAINS and domain not in MATRIX_DOMAINS:
             raise SpecError(
-                f"unknown domain '{brief(domain)}' for {role} '{name}'; use one of {', '.join(DOMAINS)}"
+                f"unknown domain '{brief(domain)}' for {role} '{name}'; use one of {', '.join(all_domains())}"
             )
         out.append((name, domain, value.strip() or None))
     return out
@@ -163,7 +176,12 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         The spec as a table (a parsed TOML file; see the README's "Spec
         files"): ``variable``, ``support``, ``density`` and ``parameters``
         are required; ``name``, ``title``, ``discrete``, ``constants``,
-        ``sampler`` and ``latex`` are optional.
+        ``sampler``, ``latex`` and ``dimension`` are optional.  With
+        ``dimension = "D"`` the model is a vector model: its variable is a
+        ``D x 1`` vector, its support one of the named sets of
+        :data:`~symmle.model.domains.VECTOR_SUPPORTS` (``"real"`` if left
+        out), ``discrete`` follows from that set, and its quantities may take
+        the matrix domains (``vector``, ``positive_vector``, ``simplex``, ``spd``).
     origin : str, optional
         Where the spec comes from, at the start of error messages.
     validate : bool, optional
@@ -196,7 +214,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     if unknown:
         raise SpecError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))}")
     for key in ("variable", "support", "density", "parameters"):
-        if key not in data:
+        if key not in data and not (key == "support" and "dimension" in data):
             raise SpecError(f"{origin}: missing '{key}'")
     name = data.get("name", "model")
     if not isinstance(name, str) or not name:
@@ -206,6 +224,14 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     _check_label(title, "title", origin, 300)
     taken: dict[str, tuple[str, str]] = {}
     var_name = _check_name(data["variable"], "variable", taken)
+    dimension = None
+    if "dimension" in data:
+        if isinstance(data["dimension"], (int, float)):
+            raise SpecError(
+                f'{origin}: dimension must be a name such as "D" (its value comes from the data), '
+                f"not the number {brief(data['dimension'])}"
+            )
+        dimension = sp.Symbol(_check_name(data["dimension"], "dimension", taken), integer=True, positive=True)
     params = _quantities(data["parameters"], "parameter", taken)
     consts = _quantities(data.get("constants"), "constant", taken)
     if not params:
@@ -213,11 +239,25 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     discrete = data.get("discrete", False)
     if not isinstance(discrete, bool):
         raise SpecError(f"{origin}: 'discrete' must be true or false")
+    _check_matrix_domains(params, consts, dimension, origin)
 
-    symbols = {}
+    symbols: dict[str, sp.Basic] = {}
     for qname, domain, _ in (*params, *consts):
-        symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
+        if domain in MATRIX_DOMAINS:
+            symbols[qname] = matrix_symbol(qname, domain, dimension)
+        else:
+            symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
+    if dimension is not None:
+        symbols[dimension.name] = dimension
+        return _vector_model(
+            data, origin, name, title, var_name, dimension, params, consts, symbols, validate
+        )
     support_text = data["support"]
+    if isinstance(support_text, str) and strip_text(support_text) in VECTOR_SUPPORTS:
+        raise SpecError(
+            f"{origin}: support '{strip_text(support_text)}' is a set of vectors: "
+            'declare the dimension of a vector model (dimension = "D", or --dim D)'
+        )
     if not (
         isinstance(support_text, (list, tuple))
         and len(support_text) == 2
@@ -259,7 +299,7 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         density=density,
         parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
         constants=tuple(const_q),
-        sampler=_sampler(data.get("sampler"), symbols, variable, origin),
+        sampler=sampler_table(data.get("sampler"), symbols, variable, origin),
         source={"density": density_text, "support": support_text},
         latex=_latex_names(data.get("latex"), names, origin),
     )
@@ -269,6 +309,86 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         raise SpecError(
             f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support"
         )
+    if validate:
+        check_density(model)
+    return model
+
+
+def _check_matrix_domains(params: list, consts: list, dimension: sp.Symbol | None, origin: str) -> None:
+    """A matrix domain needs a vector model; a matrix constant's value is given at fit or check time."""
+    for role, items in (("parameter", params), ("constant", consts)):
+        for qname, domain, value in items:
+            if domain not in MATRIX_DOMAINS:
+                continue
+            if dimension is None:
+                raise SpecError(
+                    f"{origin}: {role} '{qname}' has domain '{domain}' ({MATRIX_DOMAINS[domain].meaning}), "
+                    'which needs a vector model: declare its dimension (dimension = "D", or --dim D)'
+                )
+            if value is not None:
+                raise SpecError(
+                    f"{origin}: constant '{qname}' of domain '{domain}' takes its value at fit or check "
+                    f"time (e.g. --const {qname}=[...]), not in the spec"
+                )
+
+
+def _vector_model(
+    data: Mapping[str, Any],
+    origin: str,
+    name: str,
+    title: str,
+    var_name: str,
+    dimension: sp.Symbol,
+    params: list,
+    consts: list,
+    symbols: dict[str, sp.Basic],
+    validate: bool,
+) -> Model:
+    """The rest of :func:`model_from_dict` for a vector model (a ``dimension`` is declared)."""
+    support_text = data.get("support", "real")
+    support_set = strip_text(support_text) if isinstance(support_text, str) else None
+    if support_set not in VECTOR_SUPPORTS:
+        raise SpecError(
+            f"{origin}: the support of a vector model is one of {', '.join(VECTOR_SUPPORTS)} "
+            f"(got {brief(repr(support_text))})"
+        )
+    info = VECTOR_SUPPORTS[support_set]
+    if "discrete" in data and data["discrete"] != info.discrete:
+        kind = "a probability mass function" if info.discrete else "a continuous density"
+        raise SpecError(
+            f"{origin}: on the support '{support_set}' the density is {kind}: "
+            f"discrete must be {str(info.discrete).lower()} (or left out)"
+        )
+    variable = sp.MatrixSymbol(var_name, dimension, 1)
+    names = {**symbols, var_name: variable}
+    density_text = data["density"]
+    if not isinstance(density_text, str):
+        raise SpecError(f"{origin}: density must be a string")
+    density = parse_expression(density_text, names, what="density")
+    if is_matrix(density):
+        if density.shape != (1, 1):
+            raise SpecError(f"density: must be a scalar, got a {shape_text(density)} matrix")
+        density = sp.Trace(density)
+    if variable not in density.free_symbols:
+        raise SpecError(f"{origin}: the density does not depend on the variable '{var_name}'")
+    model = Model(
+        name=name,
+        title=title,
+        variable=variable,
+        discrete=info.discrete,
+        support=info.bounds,
+        density=density,
+        parameters=tuple(Quantity(n, d, symbols[n]) for n, d, _ in params),
+        constants=tuple(Quantity(n, d, symbols[n]) for n, d, _ in consts),
+        sampler=vector_sampler_table(data.get("sampler"), symbols, dimension, origin),
+        source={"density": density_text, "support": support_set},
+        latex=_latex_names(data.get("latex"), names, origin),
+        dimension=dimension,
+        support_set=support_set,
+    )
+    unused = [q.name for q in model.parameters if q.symbol not in density.free_symbols]
+    if unused:
+        raise SpecError(f"{origin}: parameter '{unused[0]}' does not appear in the density")
     if validate:
         check_density(model)
     return model
@@ -294,46 +414,17 @@ def _latex_names(table: Any, names: Mapping[str, sp.Symbol], origin: str) -> tup
     return tuple(out.items())
 
 
-def _sampler(
-    table: Any, symbols: Mapping[str, sp.Symbol], variable: sp.Symbol, origin: str
-) -> Sampler | None:
-    if table is None:
-        return None
-    if not isinstance(table, Mapping) or set(table) - {"method", "args", "transform"}:
-        raise SpecError(f"{origin}: [sampler] takes only method, args and transform")
-    method = table.get("method")
-    if method not in SAMPLER_METHODS:
-        raise SpecError(
-            f"{origin}: sampler method {method!r} is not an allowed numpy.random.Generator method"
-        )
-    args_table = table.get("args", {})
-    if not isinstance(args_table, Mapping):
-        raise SpecError(f"{origin}: sampler args must be a table")
-    args = []
-    for key, text in args_table.items():
-        if not isinstance(key, str) or not key.isidentifier() or not isinstance(text, (str, int, float)):
-            raise SpecError(f'{origin}: sampler argument {key!r} must be name = "expression"')
-        args.append((key, parse_expression(str(text), symbols, what=f"sampler argument {key}")))
-    transform = table.get("transform")
-    if transform is not None:
-        if not isinstance(transform, str):
-            raise SpecError(f"{origin}: sampler transform must be a string")
-        draw = sp.Symbol(variable.name, real=True)
-        expr = parse_expression(transform, {**symbols, variable.name: draw}, what="sampler transform")
-        return Sampler(method, tuple(args), expr, draw)
-    return Sampler(method, tuple(args))
-
-
 def inline_model(
     pdf: str,
     var: str,
-    support: str,
+    support: str | None,
     params: list[str],
     consts: list[str] = (),  # type: ignore[assignment]
     *,
     discrete: bool = False,
     validate: bool = True,
     title: str = "Inline model",
+    dimension: str | None = None,
 ) -> Model:
     """Build a model from the inline command-line form.
 
@@ -343,8 +434,10 @@ def inline_model(
         Density text, e.g. ``"lam*exp(-lam*x)"``.
     var : str
         Variable name.
-    support : str
-        ``"LO,HI"``, e.g. ``"0,oo"``.
+    support : str or None
+        ``"LO,HI"``, e.g. ``"0,oo"``; for a vector model the name of its set
+        (``real``, ``simplex``, ``onehot``, ``counts``), ``None`` or empty
+        meaning ``real``.
     params : list of str
         ``NAME:DOMAIN`` items.
     consts : list of str
@@ -356,16 +449,28 @@ def inline_model(
     title : str, optional
         The title of the documents (``--title``): untrusted, checked like a
         spec's ``title`` (one line of printable text, at most 300 characters).
+    dimension : str, optional
+        The name of the dimension of a vector model (``--dim D``); the
+        spec key ``dimension``.  ``discrete`` then follows from the support
+        (``--discrete`` with a continuous set is refused).
 
     Examples
     --------
     >>> m = inline_model("lam*exp(-lam*x)", "x", "0,oo", ["lam:positive"])
     >>> m.parameters[0].symbol.is_positive
     True
+    >>> v = inline_model("exp(transpose(x) @ log(p))", "x", "onehot", ["p:simplex"], dimension="K")
+    >>> v.variable.shape, v.discrete
+    ((K, 1), True)
     """
-    parts = [strip_text(p) for p in strip_text(support).split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise SpecError(f"--support must be LO,HI (got {brief(repr(support))})")
+    if dimension is not None:
+        parts: Any = strip_text(support) if isinstance(support, str) and strip_text(support) else "real"
+    else:
+        if not isinstance(support, str):
+            raise SpecError("a scalar model needs --support LO,HI")
+        parts = [strip_text(p) for p in strip_text(support).split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise SpecError(f"--support must be LO,HI (got {brief(repr(support))})")
 
     def table(items: list[str], role: str) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -389,6 +494,10 @@ def inline_model(
         "parameters": table(list(params), "param"),
         "constants": table(list(consts), "const"),
     }
+    if dimension is not None:
+        data["dimension"] = strip_text(dimension) if isinstance(dimension, str) else dimension
+        if not discrete:  # a vector model's support says whether it is discrete
+            del data["discrete"]
     return model_from_dict(data, origin="inline model", validate=validate)
 
 

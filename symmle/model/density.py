@@ -7,6 +7,14 @@ log-density, with an estimate of the rounding error to expect.
 non-negative on the support and integrates (or sums) to one; a sum over a
 support too wide to settle is reported as unverified (a warning), and a sum
 whose terms carry large rounding errors is allowed that error.
+
+A vector model's density is checked the same way at concrete dimensions
+(:data:`VECTOR_CHECK_DIMENSIONS`), its matrices made explicit
+(:mod:`symmle.model.explicit`) at a random admissible point: by cubature over
+R^D, over the simplex (in its first D - 1 coordinates, the last one being 1
+minus their sum), by the finite sum over the one-hot vectors, and over the
+count vectors of each total in :data:`COUNT_TOTALS` (a pmf of counts is the
+pmf given their total, as the multinomial's).
 """
 
 from __future__ import annotations
@@ -14,26 +22,41 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
+from scipy import integrate
 
 from symmle.base._runtime import EstimateWarning  # one definition, shared with generated modules
-from symmle.base.budget import attempt
+from symmle.base.budget import attempt, budget
 from symmle.base.errors import DerivationTimeout, SpecError
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, interior_points, probe_points, sum_support
+from symmle.model.explicit import at_dimension, explicit_symbols, model_point
 
 if TYPE_CHECKING:
     from symmle.model.spec import Model
 
-__all__ = ["density_function", "check_density", "SERIES_TIMEOUT"]
+__all__ = [
+    "density_function",
+    "check_density",
+    "SERIES_TIMEOUT",
+    "VECTOR_CHECK_DIMENSIONS",
+    "COUNT_TOTALS",
+]
 
 #: Budget, in seconds, of SymPy's summation of a series too slow to sum numerically.
 SERIES_TIMEOUT = 10.0
 #: Where the closed form of the partial sums is checked against the terms (offsets from the support's start).
 _PARTIAL_CHECKS = (0, 1, 7, 100, 10_000, 1_000_000)
+#: The dimensions at which a vector model's density is checked (1 is skipped on the simplex: one point).
+VECTOR_CHECK_DIMENSIONS = (2, 1)
+#: The totals over whose count vectors a pmf of counts must sum to 1.
+COUNT_TOTALS = (0, 1, 2, 3, 5)
+# the seed of the point of a vector check: reproducible messages
+_VECTOR_SEED = 20240612
 
 
 def density_function(model: Model, point: Mapping[sp.Symbol, float]):
@@ -116,6 +139,9 @@ def check_density(model: Model, *, timeout: float | None = SERIES_TIMEOUT) -> No
 
     Checks that it is finite and non-negative inside the support and that it
     integrates (or sums) to one, at the point of :meth:`~symmle.model.spec.Model.point`.
+    A vector model is checked at the dimensions :data:`VECTOR_CHECK_DIMENSIONS`,
+    at a random admissible point of :func:`~symmle.model.explicit.model_point`
+    (fixed seed), within ``timeout`` seconds for each dimension.
 
     A pmf whose series settles too slowly to be summed numerically (a
     tail ``0.01 k**-1.01``) is summed by SymPy instead
@@ -131,6 +157,8 @@ def check_density(model: Model, *, timeout: float | None = SERIES_TIMEOUT) -> No
     ------
     SpecError
         Naming the failed property and the point used.
+    DerivationTimeout
+        If a vector model's check at one dimension takes longer than ``timeout``.
 
     Examples
     --------
@@ -142,6 +170,13 @@ def check_density(model: Model, *, timeout: float | None = SERIES_TIMEOUT) -> No
         ...
     symmle.SpecError: density does not integrate to 1 over its support: got 0.588235 at lam=1.7
     """
+    if model.is_vector:
+        for n in VECTOR_CHECK_DIMENSIONS:
+            if n == 1 and model.support_set == "simplex":
+                continue
+            with budget(f"the density check at {model.dimension} = {n}", timeout):
+                _check_vector_density(model, n)
+        return
     point = model.point()
     where = ", ".join(f"{s}={v:g}" for s, v in point.items())
     try:
@@ -261,3 +296,132 @@ def _series_sum(model: Model, f, lo: int, timeout: float | None) -> float | None
         return math.inf
     value = complex(sp.N(limit, 20)) if limit.is_number else complex("nan")
     return value.real if math.isfinite(value.real) and abs(value.imag) <= 1e-12 else None
+
+
+def _show(value) -> str:
+    """A number, a vector or a matrix as a spec writes it: ``0.5``, ``[1, 2]``, ``[[1, 0], [0, 1]]``."""
+    a = np.asarray(value, dtype=float)
+    if a.ndim == 0:
+        return f"{float(a):.4g}"
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim == 1:
+        return "[" + ", ".join(f"{v:.4g}" for v in a) + "]"
+    return "[" + ", ".join(_show(row) for row in a) + "]"
+
+
+def _compositions(total: int, parts: int):
+    """The vectors of ``parts`` non-negative integers that sum to ``total``."""
+    if parts == 1:
+        yield (total,)
+        return
+    for first in range(total + 1):
+        for rest in _compositions(total - first, parts - 1):
+            yield (first, *rest)
+
+
+def _check_vector_density(model: Model, n: int) -> None:
+    """:func:`check_density` of a vector model at dimension ``n``.
+
+    A matrix constant's given value (of its own dimension, checked to lie in its
+    domain when given) is set aside: the density must be one at every admissible value.
+    """
+    constants = tuple(replace(q, value=None) if q.is_matrix else q for q in model.constants)
+    model = replace(model, constants=constants)
+    rng = np.random.default_rng(_VECTOR_SEED + n)
+    point = model_point(model, n, rng)
+    where = ", ".join(f"{s}={_show(v)}" for s, v in point.items())
+    table = explicit_symbols(model, n)
+    numbers = {s: sp.ImmutableMatrix(v) if np.ndim(v) else sp.Float(v, 17) for s, v in point.items()}
+    numbers[model.dimension] = sp.Integer(n)
+    numbers[model.variable] = table[model.variable]
+    entries = list(table[model.variable])
+    try:
+        f_expr = at_dimension(model.density, numbers)
+        fn = to_function(entries, f_expr)
+    except DerivationTimeout:
+        raise
+    except Exception as exc:  # SymPy failing on a construct at a concrete dimension, or lambdify
+        raise SpecError(f"density cannot be evaluated at {where}: {_one_line(exc)}") from None
+
+    def f(points: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            columns = [np.asarray(points[:, k], dtype=float) for k in range(n)]
+            return np.asarray(fn(*columns)) * np.ones(len(points))
+
+    support = model.support_set
+    if support == "real":
+        probes = 2.0 * rng.normal(size=(64, n))
+    elif support == "simplex":
+        probes = rng.dirichlet(np.ones(n), size=64)
+    elif support == "onehot":
+        probes = np.eye(n)
+    else:
+        groups = [np.array(list(_compositions(t, n)), dtype=float) for t in COUNT_TOTALS]
+        probes = np.concatenate(groups)
+    try:
+        values = f(probes)
+    except Exception as exc:  # a function the numeric code lacks
+        raise SpecError(f"density cannot be evaluated numerically at {where}: {_one_line(exc)}") from None
+    if np.iscomplexobj(values) and np.any(np.iscomplex(values)):
+        k = int(np.flatnonzero(np.iscomplex(values))[0])
+        raise SpecError(f"density is not real at {model.variable}={_show(probes[k][:, None])} ({where})")
+    values = np.real(values)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < -1e-12))
+    if bad.size:
+        k = int(bad[0])
+        kind = "negative" if np.isfinite(values[k]) else "not finite"
+        raise SpecError(f"density is {kind} at {model.variable}={_show(probes[k][:, None])} ({where})")
+
+    def fail(over: str, verb: str, total: float) -> SpecError:
+        digits = 6 if abs(total - 1.0) > 1e-5 else 12
+        return SpecError(f"density does not {verb} to 1 over {over}: got {total:.{digits}g} at {where}")
+
+    if support == "onehot":
+        total = float(values.sum())
+        if not abs(total - 1.0) < 1e-9:
+            raise fail(f"the {n} one-hot vectors", "sum", total)
+    elif support == "counts":
+        for t, group in zip(COUNT_TOTALS, groups):
+            total = float(np.real(f(group)).sum())
+            if not abs(total - 1.0) < 1e-9:
+                raise fail(f"the vectors of {n} counts with total {t}", "sum", total)
+    elif support == "real":
+        # adaptive cubature; a kink (Abs) keeps it from converging, but its estimate is then good to ~1e-8
+        found = integrate.cubature(
+            lambda xs: np.real(f(xs)), [-np.inf] * n, [np.inf] * n, rtol=1e-8, atol=0, max_subdivisions=1000
+        )
+        total, error = float(found.estimate), float(found.error)
+        if not abs(total - 1.0) < 1e-6 and not abs(total - 1.0) > 10 * error:
+            raise SpecError(
+                f"density could not be checked to integrate to 1 over R^{n}: cubature gives {total:.6g} "
+                f"with an error of up to {error:.2g} at {where}"
+            )
+        if not abs(total - 1.0) < 1e-6:
+            raise fail(f"R^{n}", "integrate", total)
+    else:
+        total = _simplex_integral(lambda xs: np.real(f(xs)), n)
+        if not abs(total - 1.0) < 1e-6:
+            raise fail(f"the simplex of dimension {n}", "integrate", total)
+
+
+def _simplex_integral(f, n: int) -> float:
+    """The integral of ``f`` (of an (m, n) array of points) over the simplex, in its first n - 1 coordinates.
+
+    At n = 2 by QUADPACK (which handles the endpoint singularities of a
+    Dirichlet with a < 1); beyond, by cubature over the unit cube mapped onto
+    the simplex by stick breaking (x_k = u_k (1 - u_1) ... (1 - u_{k-1})).
+    """
+    if n == 1:
+        return float(f(np.ones((1, 1)))[0])
+    if n == 2:
+        total, _ = integrate.quad(lambda t: float(f(np.array([[t, 1.0 - t]]))[0]), 0.0, 1.0, limit=200)
+        return float(total)
+
+    def mapped(u: np.ndarray) -> np.ndarray:
+        rest = np.cumprod(np.concatenate([np.ones((len(u), 1)), 1.0 - u], axis=1), axis=1)
+        x = np.concatenate([u * rest[:, :-1], rest[:, -1:]], axis=1)
+        return f(x) * np.prod(rest[:, 1:-1], axis=1)  # the Jacobian: prod_k (1 - u_1)...(1 - u_k), k < n - 1
+
+    found = integrate.cubature(mapped, [0.0] * (n - 1), [1.0] * (n - 1), rtol=1e-10, atol=0)
+    return float(found.estimate)

@@ -8,10 +8,17 @@ building SymPy objects directly.  SymPy evaluates numbers eagerly
 (``9**9**9`` would run for ever), so every operation that can grow a number
 is sized *before* SymPy is asked to do it.
 
-The module is one concept, somewhat over 600 lines: the whitelist, the
-cost guards that must sit next to each construct they guard, and the
-helpers that show untrusted text back in messages (:func:`brief`,
-:func:`strip_text`).
+Names may stand for matrices (the MatrixSymbols of a vector model): the
+shape rules of the matrix syntax (``@``, ``transpose``, ``inverse``, ``det``,
+``logdet``, ``trace``, ``sum``, ``diag``, entrywise functions, a 1 x 1 as a
+scalar) live in :mod:`symmle.model.matrices`, which every operation here
+consults.  :func:`parse_array` reads a vector or a matrix of numbers (the
+value of a matrix constant).
+
+The module is one concept, some 700 lines: the whitelist, the cost guards
+that must sit next to each construct they guard (the array reader shares
+them), and the helpers that show untrusted text back in messages
+(:func:`brief`, :func:`strip_text`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import NoReturn
 import sympy as sp
 
 from symmle.base.errors import SpecError
+from symmle.model import matrices
 
 __all__ = [
     "FUNCTIONS",
@@ -37,6 +45,7 @@ __all__ = [
     "MAX_DEPTH",
     "parse_expression",
     "parse_number",
+    "parse_array",
     "brief",
     "strip_text",
 ]
@@ -80,6 +89,8 @@ FUNCTIONS: Mapping[str, Callable] = MappingProxyType(
         "Min": sp.Min,
         "Max": sp.Max,
         "Piecewise": sp.Piecewise,
+        # functions of matrices (symmle.model.matrices): vector models only
+        **matrices.MATRIX_FUNCTIONS,
     }
 )
 CONSTANTS: Mapping[str, sp.Basic] = MappingProxyType({"pi": sp.pi, "E": sp.E, "oo": sp.oo})
@@ -119,7 +130,6 @@ _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 _OPERATORS = {
     ast.FloorDiv: "//",
     ast.Mod: "%",
-    ast.MatMult: "@",
     ast.LShift: "<<",
     ast.RShift: ">>",
     ast.BitOr: "|",
@@ -221,8 +231,9 @@ def _radical_digits(e: sp.Basic) -> int:
     )
 
 
-#: Operators that chain without nesting: a + b - c is one sum of three terms, a * b / c one product.
-_CHAINS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div))
+#: Operators that chain without nesting: a + b - c is one sum of three terms, a * b / c one product,
+#: A @ B @ C one matrix product.
+_CHAINS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div), (ast.MatMult,))
 
 
 def _chain(node: ast.AST) -> tuple[type, ...] | None:
@@ -350,19 +361,28 @@ class _Builder:
             if isinstance(op, ast.Sub):
                 value = -value
             elif isinstance(op, ast.Div):
-                value = self.power(value, sp.S.NegativeOne)
+                value = matrices.reciprocal(value, self.fail, self.scalar_power)
             operands.append(value)
-        return self.sum(operands) if kind is _CHAINS[0] else self.product(operands)
+        if kind is _CHAINS[2]:
+            return matrices.matmul(operands, self.fail)
+        if kind is _CHAINS[0]:
+            self.check_sum(operands)
+            return matrices.add(operands, self.fail, self.sum)
+        return matrices.multiply(operands, self.fail, self.product)
 
     def sum(self, terms: list[sp.Expr]) -> sp.Expr:
+        self.check_sum(terms)
+        return sp.Add(*terms)
+
+    def check_sum(self, terms: list[sp.Basic]) -> None:
         # SymPy merges the rational coefficients of like terms: their denominators multiply, at worst
+        # (so do MatAdd's: the terms of a sum of matrices are checked the same way)
         args = [a for t in terms for a in sp.Add.make_args(t)]
         coeffs = [a.as_coeff_Mul()[0] for a in args]
         rationals = [c for c in coeffs if c.is_Rational]
         bound = max((_digits(c.p) for c in rationals), default=0) + sum(_digits(c.q) for c in rationals)
         if bound > _MAX_DIGITS + _digits(len(args)):
             self.fail(f"constant is too large (more than {_MAX_DIGITS} digits)")
-        return sp.Add(*terms)
 
     def product(self, factors: list[sp.Expr]) -> sp.Expr:
         if sum(_radical_digits(f) for f in factors) > _MAX_ROOT_DIGITS:
@@ -372,7 +392,10 @@ class _Builder:
             self.fail(f"constant is too large (more than {_MAX_DIGITS} digits)")
         return sp.Mul(*factors)
 
-    def power(self, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    def power(self, base: sp.Basic, exponent: sp.Basic) -> sp.Basic:
+        return matrices.power(base, exponent, self.fail, self.scalar_power)
+
+    def scalar_power(self, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
         if not exponent.free_symbols:
             if not _abs_bound(exponent) <= _MAX_EXPONENT:
                 self.fail(f"exponent is too large (limit {_MAX_EXPONENT} in magnitude)")
@@ -405,8 +428,15 @@ class _Builder:
         if fname == "Piecewise":
             return self.piecewise(node.args)
         args = [self.expr(a) for a in node.args]
+        if fname in matrices.MATRIX_FUNCTIONS:
+            return matrices.matrix_function(fname, args[0], self.fail)
         if fname == "sqrt":
             return self.power(args[0], sp.S.Half)
+        if any(matrices.is_matrix(a) for a in args):  # entrywise on a vector, or of a 1 x 1 as a scalar
+            return matrices.function_of_matrices(fname, args, self.fail, lambda a: self.scalar_call(fname, a))
+        return self.scalar_call(fname, args)
+
+    def scalar_call(self, fname: str, args: list[sp.Expr]) -> sp.Expr:
         const = [a for a in args if not a.free_symbols]
         if fname in _EXP_LIKE and const and not _LOG10_E * _abs_bound(const[0]) <= _MAX_DIGITS:
             self.fail(f"{fname}() of a constant this large is too large to represent")
@@ -424,12 +454,36 @@ class _Builder:
                 self.fail(f"{fname}() of more than {_MAX_MINMAX_ARGS} arguments is not allowed")
         return FUNCTIONS[fname](*args)
 
+    def array(self, node: ast.AST) -> sp.ImmutableMatrix:
+        """A list of numbers (a column) or a list of rows (a matrix), each entry a finite real number."""
+        shape = "a list of numbers [a, b, ...] or of rows [[a, b], [c, d]]"
+        if not isinstance(node, (ast.List, ast.Tuple)) or not node.elts:
+            self.fail(f"expected {shape}")
+        nested = [isinstance(e, (ast.List, ast.Tuple)) for e in node.elts]
+        if any(nested) and not all(nested):
+            self.fail(f"expected {shape}, not a mix of numbers and lists")
+        if not any(nested):
+            return sp.ImmutableMatrix(len(node.elts), 1, [self.number(e) for e in node.elts])
+        rows = [[self.number(e) for e in row.elts] for row in node.elts]
+        if len({len(row) for row in rows}) != 1 or not rows[0]:
+            self.fail("the rows of a matrix must be non-empty and of one length")
+        return sp.ImmutableMatrix(rows)
+
+    def number(self, node: ast.AST) -> sp.Expr:
+        value = self.expr(node)
+        if matrices.is_matrix(value) or value.free_symbols or value.has(sp.oo, -sp.oo, sp.zoo, sp.nan):
+            self.fail(f"entry {brief(ast.get_source_segment(self.source, node))} is not a finite number")
+        if value.is_extended_real is False:
+            self.fail(f"entry {brief(ast.get_source_segment(self.source, node))} is not a real number")
+        return value
+
     def piecewise(self, nodes: list[ast.expr]) -> sp.Expr:
         pieces = []
         for node in nodes:
             if not (isinstance(node, ast.Tuple) and len(node.elts) == 2):
                 self.fail("Piecewise arguments must be (expression, condition) pairs")
-            pieces.append((self.expr(node.elts[0]), self.condition(node.elts[1])))
+            value = matrices.scalar(self.expr(node.elts[0]), self.fail, "a Piecewise value")
+            pieces.append((value, self.condition(node.elts[1])))
         return sp.Piecewise(*pieces)
 
     def condition(self, node: ast.AST) -> sp.Basic:
@@ -442,7 +496,9 @@ class _Builder:
         if not isinstance(node, ast.Compare):
             self.fail("a Piecewise condition must be a comparison (<, <=, >, >=) or True")
         # Chained comparisons (0 < x < 1) become And of the pairwise relations.
-        terms = [self.expr(node.left)] + [self.expr(c) for c in node.comparators]
+        terms = [
+            matrices.scalar(self.expr(t), self.fail, "a comparison") for t in (node.left, *node.comparators)
+        ]
         relations = []
         for op, lhs, rhs in zip(node.ops, terms, terms[1:]):
             if type(op) not in _COMPARE:
@@ -451,7 +507,7 @@ class _Builder:
         return sp.And(*relations)
 
 
-def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
+def _build(text: str, names: Mapping[str, sp.Basic], what: str, *, array: bool = False) -> sp.Basic:
     if not isinstance(text, str):
         raise _error(what, f"expected text, got {type(text).__name__}")
     if len(text) > MAX_LENGTH:  # before ast.parse: parsing cost grows with length
@@ -486,7 +542,8 @@ def _build(text: str, names: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
     if _depth(tree.body) > MAX_DEPTH:
         raise _error(what, f"expression is nested too deeply (limit {MAX_DEPTH} levels)")
     try:
-        return _Builder(source, names, what).expr(tree.body)
+        builder = _Builder(source, names, what)
+        return builder.array(tree.body) if array else builder.expr(tree.body)
     except SpecError:
         raise
     except Exception as exc:  # SymPy rejecting a combination, e.g. comparing I < 1
@@ -531,7 +588,7 @@ def brief(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "expression") -> sp.Expr:
+def parse_expression(text: str, names: Mapping[str, sp.Basic], *, what: str = "expression") -> sp.Basic:
     """Parse untrusted expression text into a SymPy expression.
 
     Parameters
@@ -541,22 +598,27 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "
         the identifiers in `names`, :data:`CONSTANTS`, calls of
         :data:`FUNCTIONS`, ``+ - * / ** ^``, and ``Piecewise((expr, cond), ...)``
         whose conditions are comparisons (chains allowed), ``and``/``or`` or ``True``.
-    names : Mapping[str, sympy.Symbol]
+    names : Mapping[str, sympy.Symbol or sympy.MatrixSymbol]
         Allowed identifiers and the caller's Symbols, returned as the same objects.
+        A MatrixSymbol allows the matrix syntax of :mod:`symmle.model.matrices`
+        (``A @ B``, ``transpose``, ``inverse``, ``det``, ``logdet``, ``trace``,
+        ``sum``, ``diag``), its shapes checked.
     what : str
         Label used at the start of error messages, e.g. ``"density"``.
 
     Returns
     -------
-    sympy.Expr
-        The expression; float literals become exact Rationals.
+    sympy.Expr or sympy.MatrixExpr
+        The expression; float literals become exact Rationals.  A matrix
+        expression if ``text`` denotes one (``x - mu``); a 1 x 1 matrix stays
+        one unless used as a scalar (``exp(transpose(x) @ x)``).
 
     Raises
     ------
     SpecError
         With a one-line message, for any refused construct, unknown name,
-        syntax error, oversized or too deeply nested text, resource bomb, or
-        an undefined result (division by zero).
+        syntax error, oversized or too deeply nested text, resource bomb,
+        shape mismatch, or an undefined result (division by zero).
 
     Examples
     --------
@@ -579,6 +641,45 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, what: str = "
     if result.has(sp.nan, sp.zoo):
         raise _error(what, "expression is undefined (division by zero, or oo - oo)")
     return result
+
+
+def parse_array(text: str, *, what: str = "value") -> sp.ImmutableMatrix:
+    """Parse untrusted text that must denote a vector or a matrix of finite real numbers.
+
+    Parameters
+    ----------
+    text : str
+        ``[a, b, ...]`` (a column vector) or ``[[a, b], [c, d]]`` (a matrix, by rows);
+        each entry is a constant expression as for :func:`parse_number`.
+    what : str
+        Label used at the start of error messages.
+
+    Returns
+    -------
+    sympy.ImmutableMatrix
+        ``n x 1`` for a list of numbers, ``rows x cols`` for a list of rows;
+        exact entries where possible (``"0.5"`` -> ``1/2``).
+
+    Raises
+    ------
+    SpecError
+        As :func:`parse_expression`, and if the text is not such a list, its rows
+        differ in length, or an entry is not a finite real number.
+
+    Examples
+    --------
+    >>> parse_array("[[2, 0.5], [0.5, 1]]")
+    Matrix([
+    [  2, 1/2],
+    [1/2,   1]])
+    >>> parse_array("[0, sqrt(2)]").shape
+    (2, 1)
+    >>> parse_array("[[1, 2], [3]]", what="constant Sigma")
+    Traceback (most recent call last):
+        ...
+    symmle.SpecError: constant Sigma: the rows of a matrix must be non-empty and of one length
+    """
+    return _build(text, {}, what, array=True)
 
 
 def parse_number(text: str, *, what: str = "value") -> sp.Expr:

@@ -7,6 +7,11 @@ later stage uses these very objects.  (A ``mu`` created elsewhere with other
 assumptions would be a different symbol, and a derivative with respect to it
 silently zero.)
 
+A vector model (spec key ``dimension = "D"``) has a dimension Symbol ``D``;
+its variable is a ``MatrixSymbol(x, D, 1)`` and the quantities of the matrix
+domains (:data:`~symmle.model.domains.MATRIX_DOMAINS`) are MatrixSymbols of
+shape ``D x 1`` or ``D x D``, in the same one symbol table.
+
 Models are made from spec tables, the inline flags or files by
 :mod:`symmle.model.build`, which validates them; their density is checked
 numerically by :mod:`symmle.model.density`.
@@ -18,23 +23,35 @@ import math
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from symmle.base.errors import SpecError
-from symmle.model.domains import DOMAINS, check_value, spacing
-from symmle.model.parse import brief, parse_number, strip_text
+from symmle.model.domains import DOMAINS, MATRIX_DOMAINS, check_matrix_value, check_value, spacing
+from symmle.model.parse import brief, parse_array, parse_number, strip_text
 
-__all__ = ["Quantity", "Sampler", "Model", "SAMPLER_METHODS"]
+__all__ = ["Quantity", "Sampler", "Model", "SAMPLER_METHODS", "VECTOR_SAMPLER_ARGS"]
 
+#: The numpy.random.Generator methods that draw a vector, and the shape of each of their arguments
+#: (``"vector"`` D x 1, ``"matrix"`` D x D, ``"scalar"``): vector models only.  ``multinomial``
+#: draws counts with the given total ``n`` (1 for one-hot vectors).
+VECTOR_SAMPLER_ARGS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "multivariate_normal": {"mean": "vector", "cov": "matrix"},
+        "dirichlet": {"alpha": "vector"},
+        "multinomial": {"n": "scalar", "pvals": "vector"},
+    }
+)
 #: numpy.random.Generator methods a ``[sampler]`` may name.
 SAMPLER_METHODS = frozenset(
     "normal standard_normal gamma standard_gamma beta exponential standard_exponential poisson "
     "binomial negative_binomial geometric lognormal weibull rayleigh wald laplace pareto uniform "
     "chisquare logistic gumbel vonmises standard_cauchy standard_t f logseries hypergeometric "
     "zipf power triangular noncentral_chisquare".split()
-)
+) | frozenset(VECTOR_SAMPLER_ARGS)
 
 
 @dataclass(frozen=True)
@@ -47,12 +64,16 @@ class Quantity:
         The name declared in the spec.
     domain : str
         One of :data:`~symmle.model.domains.DOMAINS`: ``real``, ``positive``, ``nonnegative``,
-        ``unit``, ``integer`` or ``positive_integer``.
-    symbol : sympy.Symbol
+        ``unit``, ``integer`` or ``positive_integer``; or, in a vector model, one of
+        :data:`~symmle.model.domains.MATRIX_DOMAINS`: ``vector``, ``positive_vector``,
+        ``simplex`` or ``spd``.
+    symbol : sympy.Symbol or sympy.MatrixSymbol
         The model's one Symbol of this name, with the assumptions of its
-        domain (``positive=True``...).
-    value : sympy.Expr, optional
-        The known value of a constant, if given.
+        domain (``positive=True``...); a ``MatrixSymbol`` of shape ``D x 1``
+        (``D x D`` for ``spd``) for a matrix domain.
+    value : sympy.Expr or sympy.ImmutableMatrix, optional
+        The known value of a constant, if given: an explicit ``n x 1`` or
+        ``n x n`` matrix of numbers for a matrix domain.
 
     Examples
     --------
@@ -66,11 +87,30 @@ class Quantity:
 
     name: str
     domain: str
-    symbol: sp.Symbol
-    value: sp.Expr | None = None  #: known value of a constant, if given
+    symbol: sp.Symbol | sp.MatrixSymbol
+    value: sp.Expr | sp.ImmutableMatrix | None = None  #: known value of a constant, if given
+
+    @property
+    def is_matrix(self) -> bool:
+        """Whether the quantity is a vector or a matrix (a matrix domain of a vector model)."""
+        return self.domain in MATRIX_DOMAINS
+
+    @property
+    def shape(self) -> tuple:
+        """``()`` for a scalar, ``(D, 1)`` for a vector domain, ``(D, D)`` for ``spd``."""
+        return tuple(self.symbol.shape) if self.is_matrix else ()
 
     def point(self) -> float:
-        """A value for numerical checks: the given value, else the domain's point."""
+        """A value for numerical checks: the given value, else the domain's point.
+
+        A matrix quantity has none here: its values depend on a concrete dimension
+        (:func:`symmle.model.explicit.model_point`).
+        """
+        if self.is_matrix:
+            raise TypeError(
+                f"'{self.name}' is a {self.domain}: its point needs a concrete dimension "
+                "(symmle.model.explicit.model_point)"
+            )
         return float(self.value) if self.value is not None else DOMAINS[self.domain][1]
 
 
@@ -84,6 +124,11 @@ class Sampler:
         A method of ``numpy.random.Generator`` (one of :data:`SAMPLER_METHODS`).
     args : tuple of (str, sympy.Expr)
         Its keyword arguments, as expressions in the parameters and constants.
+        In a vector model: for the vector methods of :data:`VECTOR_SAMPLER_ARGS`
+        (``multivariate_normal``, ``dirichlet``, ``multinomial``) exactly their arguments,
+        of the shapes listed there (vectors ``D x 1``, matrices ``D x D``); for a scalar
+        method, scalars or ``D x 1`` vectors: each of the D entries is drawn
+        independently, the arguments broadcast over the entries (``size=(n, D)``).
     transform : sympy.Expr, optional
         An expression in ``draw`` applied to each raw draw.
     draw : sympy.Symbol, optional
@@ -119,13 +164,15 @@ class Model:
     ----------
     name, title : str
         Short name and human-readable title.
-    variable : Symbol
-        The observed variable (``integer=True`` for discrete models).
+    variable : Symbol or MatrixSymbol
+        The observed variable (``integer=True`` for discrete models); a
+        ``MatrixSymbol(x, D, 1)`` for a vector model.
     discrete : bool
         Whether ``density`` is a probability mass function.
     support : (Expr, Expr)
         Lower and upper end of the support (inclusive for discrete models);
-        they may involve parameters and constants.
+        they may involve parameters and constants.  For a vector model, the
+        range of each entry of the variable (its set is ``support_set``).
     density : Expr
         The pdf or pmf.
     parameters, constants : tuple of Quantity
@@ -138,6 +185,13 @@ class Model:
         The ``[latex]`` table: ``(name, LaTeX)`` for declared names that the
         documents write in a given way (checked by
         :func:`~symmle.model.latex_names.latex_name_error`).
+    dimension : Symbol or None
+        The dimension ``D`` of a vector model (``Symbol(name, integer=True,
+        positive=True)``); ``None`` for a scalar model.
+    support_set : str or None
+        The named set of a vector model's variable, one of
+        :data:`~symmle.model.domains.VECTOR_SUPPORTS` (``real``, ``simplex``,
+        ``onehot``, ``counts``); ``support`` then holds the range of each entry.
 
     Examples
     --------
@@ -162,6 +216,24 @@ class Model:
     sampler: Sampler | None = None
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     latex: tuple[tuple[str, str], ...] = ()
+    dimension: sp.Symbol | None = None
+    support_set: str | None = None
+
+    @property
+    def is_vector(self) -> bool:
+        """Whether the variable is a vector (the model has a ``dimension``)."""
+        return self.dimension is not None
+
+    def shapes(self) -> dict[str, tuple]:
+        """The shape of every declared name: ``()`` for scalars, ``(D, 1)``, ``(D, D)``.
+
+        Examples
+        --------
+        >>> from symmle.model.build import load_model
+        >>> load_model("normal").shapes()
+        {'x': (), 'mu': (), 'sigma2': ()}
+        """
+        return {name: tuple(s.shape) if s.is_Matrix else () for name, s in self.symbols.items()}
 
     @property
     def parameter_symbols(self) -> tuple[sp.Symbol, ...]:
@@ -175,6 +247,8 @@ class Model:
     def symbols(self) -> dict[str, sp.Symbol]:
         """The symbol table: every declared name to its one Symbol."""
         table = {self.variable.name: self.variable}
+        if self.dimension is not None:
+            table[self.dimension.name] = self.dimension
         table.update({q.name: q.symbol for q in (*self.parameters, *self.constants)})
         return table
 
@@ -185,7 +259,15 @@ class Model:
         gets its domain's point, shifted for each earlier quantity of the same
         domain, so that two parameters never coincide (a support ``[a, b]``
         stays non-empty, a symmetric formula does not hide an error).
+
+        A vector model has no such point: its values need a concrete dimension
+        (:func:`symmle.model.explicit.model_point`); it raises ``TypeError``.
         """
+        if self.is_vector:
+            raise TypeError(
+                f"model '{self.name}' has vectors: its point needs a concrete dimension "
+                "(symmle.model.explicit.model_point)"
+            )
         seen: dict[str, int] = {}
         out = {}
         for q in (*self.parameters, *self.constants):
@@ -213,6 +295,11 @@ class Model:
     def with_constants(self, values: Mapping[str, Any]) -> Model:
         """A copy with known values for some constants (``{name: number or text}``).
 
+        A constant of a matrix domain takes a list (``[1, 2]``; rows ``[[2, 0.5],
+        [0.5, 1]]``), an array, or such text; its value is then an explicit matrix of
+        that size (the dimension stays a symbol; every matrix constant given must
+        have the same size).
+
         Raises
         ------
         SpecError
@@ -228,7 +315,9 @@ class Model:
                     f"unknown constant '{brief(shown)}'; declared constants: {_names(self.constants)}"
                 )
         for q in self.constants:
-            if q.name in given:
+            if q.name in given and q.is_matrix:
+                q = replace(q, value=_matrix_value(q, given[q.name]))
+            elif q.name in given:
                 raw = given[q.name]
                 if isinstance(raw, str):
                     value = parse_number(raw, what=f"constant {q.name}")
@@ -237,6 +326,10 @@ class Model:
                 check_value(q.name, q.domain, value)
                 q = replace(q, value=value)
             new.append(q)
+        sizes = {q.name: q.value.shape[0] for q in new if q.is_matrix and q.value is not None}
+        if len(set(sizes.values())) > 1:
+            shown = ", ".join(f"{name} {size}" for name, size in sizes.items())
+            raise SpecError(f"the matrix constants have different dimensions ({shown})")
         return replace(self, constants=tuple(new))
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,10 +340,34 @@ class Model:
             "density": src.get("density", str(self.density)),
             "variable": self.variable.name,
             "discrete": self.discrete,
-            "support": list(src.get("support", [str(e) for e in self.support])),
+            # a vector model's support is the name of its set (as in its spec)
+            "support": self.support_set
+            if self.support_set is not None
+            else list(src.get("support", [str(e) for e in self.support])),
             "parameters": {q.name: q.domain for q in self.parameters},
             "constants": {q.name: q.domain for q in self.constants},
+            # vector models only: a scalar model's JSON is unchanged
+            **({"dimension": self.dimension.name} if self.dimension is not None else {}),
         }
+
+
+def _matrix_value(q: Quantity, raw: Any) -> sp.ImmutableMatrix:
+    """The value of the matrix constant ``q`` from text, a nested list or an array, checked."""
+    what = f"constant {q.name}"
+    if isinstance(raw, str):
+        value = parse_array(raw, what=what)
+    else:
+        try:
+            a = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError):
+            raise SpecError(f"{what}: expected a list or an array of numbers") from None
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or a.size == 0:
+            raise SpecError(f"{what}: expected a vector or a matrix, got an array of shape {a.shape}")
+        value = sp.ImmutableMatrix(a.tolist())
+    check_matrix_value(q.name, q.domain, value)
+    return value
 
 
 def _names(qs: tuple[Quantity, ...]) -> str:
