@@ -163,6 +163,11 @@ _cache_option = click.option(
 )
 
 
+def _remember_dim(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    ctx.meta["symmle.dim"] = value
+    return value
+
+
 def _inline_options(fn):
     opts = [
         click.option("--pdf", help="Inline density or mass function, e.g. 'lam*exp(-lam*x)'."),
@@ -182,6 +187,13 @@ def _inline_options(fn):
             multiple=True,
             metavar="NAME[:DOMAIN][=VALUE]",
             help="Constant: declare it (NAME:DOMAIN), give its value (NAME=VALUE), or both.",
+        ),
+        click.option(
+            "--dim",
+            metavar="NAME",
+            expose_value=False,
+            callback=_remember_dim,
+            help="The inline model's variable is a vector of dimension NAME (e.g. D).",
         ),
     ]
     for opt in reversed(opts):
@@ -217,6 +229,9 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
         if not params:
             raise SpecError("--pdf needs at least one --param NAME:DOMAIN")
         named = {} if title is None else {"title": title}
+        dim = click.get_current_context().meta.get("symmle.dim")
+        if dim is not None:
+            named["dimension"] = dim
         m = inline_model(
             pdf, var, support, list(params), declarations, discrete=discrete, validate=False, **named
         )
@@ -227,6 +242,8 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
             raise SpecError("give a MODEL (catalogue name or spec file) or an inline --pdf")
         if params or declarations or support or discrete:
             raise SpecError("--param, --support, --discrete and --const NAME:DOMAIN go with --pdf only")
+        if click.get_current_context().meta.get("symmle.dim") is not None:
+            raise SpecError("--dim goes with an inline --pdf model only (a spec file has its own dimension)")
         m = load_model(model, validate=False)
     if values:
         m = m.with_constants(values)
@@ -314,6 +331,11 @@ def derive(
 @_inline_options
 @click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
 @click.option(
+    "--columns",
+    metavar="A,B,...",
+    help="Columns of DATA for a vector model, in order (names or 1-based indices); default: all.",
+)
+@click.option(
     "--dropna",
     is_flag=True,
     help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
@@ -328,7 +350,9 @@ def derive(
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
-def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_json, ci, timeout) -> None:
+def fit(
+    args, pdf, var, discrete, support, params, consts, column, columns, dropna, as_json, ci, timeout
+) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
     DATA is a .csv, .tsv, .txt (each optionally .gz, .bz2 or .xz), .parquet
@@ -347,13 +371,26 @@ def fit(args, pdf, var, discrete, support, params, consts, column, dropna, as_js
     model, data_path = (None, args[0]) if pdf is not None else args
     _, values = _split_consts(consts)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
-    x = load_data(data_path, column)
-    dropped = drop_missing(x) if dropna else None
-    if dropped is not None:
-        x = dropped.values
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    with source_rows(dropped):  # a bad row is named by its row in DATA
-        result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
+    if m.is_vector:
+        from symmle.numbers.vector_data import load_matrix
+
+        if column is not None:
+            raise SpecError("a vector model reads several columns: give --columns A,B,... (or none for all)")
+        chosen = [c.strip() for c in columns.split(",")] if columns else None
+        table = load_matrix(data_path, chosen, dropna=dropna)
+        x, dropped = table.values, table.dropped
+        with source_rows(dropped):
+            result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci, columns=table.columns)
+    else:
+        if columns is not None:
+            raise SpecError(f"--columns is for vector models; '{m.name}' has one variable: use --column")
+        x = load_data(data_path, column)
+        dropped = drop_missing(x) if dropna else None
+        if dropped is not None:
+            x = dropped.values
+        with source_rows(dropped):  # a bad row is named by its row in DATA
+            result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
     doc = result.to_dict()
     if dropped is not None:
         doc["dropped"] = dropped.count

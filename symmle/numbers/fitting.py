@@ -158,6 +158,8 @@ class FitResult:
     information: str = ""  #: "expected" or "observed": the source of the standard errors
     warnings: list[str] = field(default_factory=list)
     ci_method: dict[str, str | None] = field(default_factory=dict)
+    #: the names of the coordinates of a vector model's observations, in order (else ``None``)
+    columns: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle fit --json`` (schema 1).
@@ -177,22 +179,22 @@ class FitResult:
         >>> doc["schema"], doc["estimates"], round(doc["log_likelihood"], 6)
         (1, {'lam': 2.0}, -5.632876)
         """
-        return {
+        doc = {
             "schema": 1,
             "model": self.model,
             "n": self.n,
-            "estimates": self.estimates,
+            "estimates": {k: _plain(v) for k, v in self.estimates.items()},
             "kind": self.kind,
-            "stderr": self.stderr,
-            "ci95": {
-                k: (None if v is None else [e if math.isfinite(e) else None for e in v])
-                for k, v in self.ci95.items()
-            },
+            "stderr": {k: _plain(v) for k, v in self.stderr.items()},
+            "ci95": {k: _interval_doc(v) for k, v in self.ci95.items()},
             "ci_method": {k: self.ci_method.get(k) for k in self.ci95},
             "log_likelihood": self.log_likelihood,
             "information": self.information or None,
             "warnings": self.warnings,
         }
+        if self.columns is not None:
+            doc["columns"] = list(self.columns)
+        return doc
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON text."""
@@ -225,18 +227,22 @@ class FitResult:
         for name, value in self.estimates.items():
             se = self.stderr.get(name)
             ci = self.ci95.get(name)
-            rows.append(
-                (
-                    name,
-                    f"{value:.10g}",
-                    "n/a" if se is None else f"{se:.4g}",
-                    "n/a" if ci is None else f"[{ci[0]:.6g}, {ci[1]:.6g}]",
-                    self.kind[name],
+            for label, index in _entries(name, value):
+                at = lambda v, index=index: v if index is None else np.asarray(v)[index]  # noqa: E731
+                rows.append(
+                    (
+                        label,
+                        f"{at(value):.10g}",
+                        "n/a" if se is None else f"{at(se):.4g}",
+                        "n/a" if ci is None else f"[{at(ci[0]):.6g}, {at(ci[1]):.6g}]",
+                        self.kind[name],
+                    )
                 )
-            )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [f"{self.model}: maximum-likelihood fit to n = {self.n} observations", ""]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        if self.columns is not None:
+            lines += ["", "  coordinates: " + ", ".join(f"{k} = {c}" for k, c in enumerate(self.columns, 1))]
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
         if self.information:
             lines.append(f"  standard errors from the {self.information} information")
@@ -253,6 +259,35 @@ class FitResult:
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
 
 
+def _entries(name: str, value: Any) -> list[tuple[str, tuple | None]]:
+    """Table rows of one estimate: the name, or one row per entry (a matrix by its lower triangle)."""
+    v = np.asarray(value)
+    if v.ndim == 0:
+        return [(name, None)]
+    if v.ndim == 1:
+        return [(f"{name}[{i + 1}]", (i,)) for i in range(v.shape[0])]
+    return [(f"{name}[{i + 1},{j + 1}]", (i, j)) for j in range(v.shape[1]) for i in range(j, v.shape[0])]
+
+
+def _plain(v: Any) -> Any:
+    """A number, list or list of rows for JSON (non-finite numbers as ``None``)."""
+    if v is None:
+        return None
+    if np.ndim(v) == 0:
+        return float(v) if math.isfinite(float(v)) else None
+    return [_plain(e) for e in np.asarray(v, dtype=float)]
+
+
+def _interval_doc(v: Any) -> Any:
+    """``[low, high]`` for a scalar; the same pair per entry for a vector or matrix."""
+    if v is None:
+        return None
+    lo, hi = v
+    if np.ndim(lo) == 0:
+        return [e if math.isfinite(e) else None for e in v]
+    return _plain(np.stack([np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)], axis=-1))
+
+
 def fit(
     model: Any,
     data: Any,
@@ -260,6 +295,7 @@ def fit(
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
     ci: str = "transformed",
+    columns: list[str] | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -273,7 +309,8 @@ def fit(
     ----------
     model : str, Path, Model or Derivation
     data : array_like
-        One-dimensional observations (a memory-mapped array is reduced in chunks).
+        One-dimensional observations (a memory-mapped array is reduced in chunks); for a
+        vector model, an (N, D) array of rows.
     constants : mapping, optional
         Values of the model's constants, by name.
     ci : {"transformed", "wald"}, optional
@@ -294,6 +331,10 @@ def fit(
     constants = {k: _number(k, v) for k, v in (constants or {}).items()}
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if m.is_vector:
+        from symmle.numbers.vector_fit import fit_vector
+
+        return fit_vector(d, data, constants, columns=columns, timeout=timeout)
     x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float).reshape(-1)
     missing = {name: e for name, e in d.solutions.items() if e.kind == "none"}
     if missing:

@@ -309,7 +309,8 @@ def derive(
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
-    use_cache = _cache.enabled(cache)
+    # the cache's whitelisted codec stores scalar records; vector models are derived afresh (~1-2 s)
+    use_cache = _cache.enabled(cache) and not m.is_vector
     found = _cache.load(m, timeout) if use_cache else None
     if found is not None and found.records is not None:
         return _assemble(m, *found.records, timeout)

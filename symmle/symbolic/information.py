@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -89,6 +90,9 @@ class Information:
     expectations: dict[sp.Expr, sp.Expr] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     outer: tuple[tuple[bool, ...], ...] = ()
+    #: a vector model's information block by block
+    #: (:class:`~symmle.symbolic.matrix_information.FisherInformation`), else ``None``
+    blocks: Any = None
 
 
 def _expectation_by_identities(
@@ -223,6 +227,10 @@ def fisher_information(
     Matrix([[lam**(-2)]])
     """
     model = lik.model
+    if model.is_vector:
+        from symmle.symbolic.vector_information import vector_fisher_information
+
+        return vector_fisher_information(lik, list(model.parameter_symbols), timeout=timeout)
     params = list(model.parameter_symbols)
     n = len(params)
     warnings: list[str] = []

@@ -350,6 +350,10 @@ def build_likelihood(model: Model, *, timeout: float | None = None) -> Likelihoo
     >>> lik.log_likelihood
     N*log(lam) - T1*lam
     """
+    if model.is_vector:
+        from symmle.symbolic.vector_likelihood import build_vector_likelihood
+
+        return build_vector_likelihood(model, timeout=timeout)
     x = model.variable
     params = model.parameter_symbols
     with budget("log-likelihood", timeout):

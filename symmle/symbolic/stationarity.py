@@ -221,6 +221,10 @@ def solve_stationarity(lik: Likelihood, *, timeout: float | None = None) -> Stat
     T1/N
     """
     model = lik.model
+    if model.is_vector:
+        from symmle.symbolic.vector_stationarity import solve_vector_stationarity
+
+        return solve_vector_stationarity(lik, timeout=timeout)
     warnings: list[str] = []
     estimators: dict[str, Estimator] = {}
     regular = []

@@ -1,0 +1,314 @@
+"""Fitting a vector model: its statistics in one stable pass, its estimators, standard errors per entry.
+
+The derivation gives the estimators as matrix expressions in the statistics
+(``T1 = sum x_i``, ``T2 = sum x_i x_i^T``, entrywise sums such as
+``sum log x_i``).  They are evaluated here with NumPy
+(:mod:`symmle.numbers.matrix_eval`), never from the raw sums where that loses
+digits: ``T1`` and ``T2`` are written through the sample mean ``m`` and the
+scatter ``S`` about it (``T1 = N m``, ``T2 = S + N m m^T``, exact identities)
+and the estimator is simplified symbolically, so that ``Sigma_hat`` becomes
+``S/N`` computed from pilot-centred blocks (:func:`symmle.base._runtime.vector_moments`).
+A parameter without a closed form is found by maximising the log-likelihood with
+its exact score (SciPy, on the log scale for positive entries).  Standard errors
+come from the per-observation Fisher information evaluated at the estimates,
+inverted once for all coordinates (vector entries, the distinct entries of a
+symmetric matrix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from symmle.base import _runtime
+from symmle.base.budget import attempt
+from symmle.base.errors import DataError, DerivationError
+from symmle.numbers.matrix_eval import evaluate
+from symmle.numbers.vector_data import validate_rows
+
+__all__ = ["fit_vector", "coordinate_names"]
+
+
+def _kind_of(q) -> str:
+    return "vech" if q.domain == "spd" else "vec" if q.is_matrix else "scalar"
+
+
+def coordinate_names(d, columns: list[str] | None = None) -> list[str]:
+    """The names of the coordinates of every parameter, in the order of the information matrix."""
+    return [name for q in d.model.parameters for name in _coordinates(q, _dim(d, columns))]
+
+
+def _dim(d, columns):
+    return len(columns) if columns else None
+
+
+def _coordinates(q, n: int | None) -> list[str]:
+    if not q.is_matrix:
+        return [q.name]
+    if n is None:
+        return [q.name]
+    if q.domain == "spd":
+        return [f"{q.name}[{i + 1},{j + 1}]" for j in range(n) for i in range(j, n)]
+    return [f"{q.name}[{i + 1}]" for i in range(n)]
+
+
+def _stable(
+    expr: sp.Basic, stats: dict, N: sp.Symbol, mean: sp.MatrixSymbol, scatter: sp.MatrixSymbol, timeout
+):
+    """``expr`` with ``T1 = N m`` and ``T2 = S + N m m^T`` substituted and simplified (else unchanged)."""
+    rules = {}
+    if "x" in stats:
+        rules[stats["x"]] = N * mean
+    if "xx" in stats:
+        rules[stats["xx"]] = scatter + N * mean * mean.T
+    if not rules:
+        return expr
+
+    def run():
+        e = expr.xreplace(rules)
+        return e.expand().doit() if getattr(e, "is_Matrix", False) else sp.expand(e)
+
+    out, timed_out = attempt("rewrite the estimator in centred sums", timeout, run)
+    return expr if out is None or timed_out else out
+
+
+def fit_vector(
+    d,
+    x: np.ndarray,
+    constants: Mapping[str, Any] | None = None,
+    *,
+    columns: list[str] | None = None,
+    timeout: float | None = None,
+):
+    """Fit the vector model of derivation ``d`` to the rows of ``x`` (an (N, D) array); a FitResult."""
+    from symmle.numbers.fitting import FitResult
+
+    m = d.model
+    lik = d.likelihood
+    x = np.asarray(x) if not isinstance(x, np.memmap) else x
+    if x.ndim != 2:
+        raise DataError(
+            f"a vector model needs rows of observations (an (N, D) table); the data have shape {x.shape}"
+        )
+    n_rows, dim = x.shape
+    if n_rows == 0:
+        raise DataError("the data have no rows")
+    validate_rows(x, columns, support=m.support_set or "real")
+    missing = {k: e for k, e in d.solutions.items() if e.kind == "none"}
+    if missing:
+        name, e = next(iter(missing.items()))
+        raise DerivationError(f"symmle derived no estimator of {name}, so it cannot fit this model: {e.note}")
+    D, N = m.dimension, lik.N
+    env: dict = {D: dim, N: float(n_rows)}
+    for q in m.constants:
+        if q.value is None:
+            raise DataError(f"the model's constant {q.name} needs a value (--const {q.name}=...)")
+        env[q.symbol] = np.asarray(np.array(q.value.tolist(), dtype=float)) if q.is_matrix else float(q.value)
+    # the statistics: mean and scatter for x and x x^T, entrywise sums in one pass each
+    x_sym, outer = m.variable, sp.MatMul(m.variable, m.variable.T)
+    stats: dict[str, sp.Basic] = {}
+    mean_s = sp.MatrixSymbol("_mean", D, 1)
+    scatter_s = sp.MatrixSymbol("_scatter", D, D)
+    need_moments = False
+    for s, _ in lik.coefficients:
+        if s.expr == x_sym:
+            stats["x"] = s.symbol
+            need_moments = True
+        elif s.expr == outer:
+            stats["xx"] = s.symbol
+            need_moments = True
+    if need_moments:
+        try:
+            n, mean, scatter = _runtime.vector_moments(x)
+        except _runtime.BadData as exc:
+            raise DataError(str(exc)) from None
+        env[mean_s] = mean.reshape(-1, 1)
+        env[scatter_s] = scatter
+        if any(q.domain == "spd" for q in m.parameters):
+            try:
+                _runtime.check_scatter(n, scatter, mean, columns)
+            except _runtime.NoMLE as exc:
+                raise DataError(str(exc)) from None
+        if "x" in stats:
+            env[stats["x"]] = (n * mean).reshape(-1, 1)
+        if "xx" in stats:
+            env[stats["xx"]] = scatter + n * np.outer(mean, mean)
+    for s, _ in lik.coefficients:
+        if s.symbol in env or not s.informative:
+            continue
+        fn = _entrywise(s.expr, x_sym)
+        env[s.symbol] = _runtime.column_sums(x, fn).reshape(-1, 1)
+    estimates: dict[str, Any] = {}
+    kinds: dict[str, str] = {}
+    numeric = []
+    for q in m.parameters:
+        e = d.solutions[q.name]
+        if e.kind == "closed_form":
+            expr = _stable(e.expr, stats, N, mean_s, scatter_s, timeout)
+            value = evaluate(expr, env)
+            env[q.symbol] = value
+            kinds[q.name] = "closed_form"
+        else:
+            numeric.append(q)
+            kinds[q.name] = "numeric"
+    warnings = [w for w in d.warnings if "no closed form of the stationary point" not in w]
+    if numeric:
+        _maximise(d, numeric, env, dim)
+    for q in m.parameters:
+        v = np.asarray(env[q.symbol], dtype=float)
+        if q.domain == "spd":
+            estimates[q.name] = v
+        else:
+            estimates[q.name] = v.reshape(-1) if q.is_matrix else float(v)
+    ell = float(evaluate(_informative(lik), env)) + _free_sum(d, x, env, dim)
+    stderr, info_kind = _stderr(d, env, n_rows, dim, warnings)
+    ci95 = {}
+    ci_method = {}
+    for q in m.parameters:
+        se = stderr.get(q.name)
+        if se is None:
+            ci95[q.name], ci_method[q.name] = None, None
+            continue
+        est = np.asarray(estimates[q.name], dtype=float)
+        ci95[q.name] = (est - 1.959963984540054 * se, est + 1.959963984540054 * se)
+        ci_method[q.name] = "wald"
+    return FitResult(
+        m.name, int(n_rows), estimates, kinds, stderr, ci95, ell, info_kind, warnings, ci_method, columns
+    )
+
+
+def _entrywise(expr: sp.Basic, x: sp.MatrixSymbol):
+    from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+    if isinstance(expr, ElementwiseApplyFunction) and expr.expr == x:
+        from symmle.base.numeric import to_function
+
+        (var,) = expr.function.variables
+        f = to_function([var], expr.function.expr)
+        return lambda block: np.asarray(f(block), dtype=float)
+    raise DerivationError(f"symmle cannot compute the statistic sum_i {expr} from data")
+
+
+def _informative(lik) -> sp.Expr:
+    """The log-likelihood without its parameter-free statistic."""
+    free = [s.symbol for s, _ in lik.coefficients if not s.informative]
+    return lik.log_likelihood.subs({t: 0 for t in free})
+
+
+def _free_sum(d, x: np.ndarray, env: dict, dim: int) -> float:
+    """``sum_i h(x_i)`` of the parameter-free part, by the model written out at the data's dimension."""
+    lik = d.likelihood
+    free = [s for s, _ in lik.coefficients if not s.informative]
+    if not free:
+        return 0.0
+    from symmle.base.numeric import to_function
+    from symmle.model.explicit import at_dimension, explicit_symbols
+
+    table = explicit_symbols(d.model, dim)
+    entries = list(table[d.model.variable])
+    consts = {}
+    for q in d.model.constants:
+        if q.is_matrix:
+            for sym_entry, val in zip(list(table[q.symbol]), np.asarray(env[q.symbol]).reshape(-1)):
+                consts[sym_entry] = float(val)
+    total = 0.0
+    for s in free:
+        h = at_dimension(s.expr, table)
+        h = h.subs(consts) if consts else h
+        f = to_function(entries, h)
+        for _start, block in _runtime.row_chunks(x):
+            total += float(np.sum(f(*[block[:, j] for j in range(dim)])))
+    return total
+
+
+def _flat(q, value: np.ndarray) -> np.ndarray:
+    v = np.asarray(value, dtype=float)
+    if q.domain == "spd":
+        n = v.shape[0]
+        return np.array([v[i, j] for j in range(n) for i in range(j, n)])
+    return v.reshape(-1)
+
+
+def _stderr(d, env: dict, n_rows: int, dim: int, warnings: list[str]) -> tuple[dict, str]:
+    m = d.model
+    out: dict[str, Any] = {q.name: None for q in m.parameters}
+    info = d.information
+    if info.blocks is None or not len(info.fisher.shape) or info.fisher.shape == (0, 0):
+        warnings.append("no standard errors: the Fisher information was not derived")
+        return out, ""
+    try:
+        f = np.asarray(evaluate(d.fisher, env), dtype=float)
+        cov = np.linalg.inv(n_rows * f)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        warnings.append(f"no standard errors: the Fisher information at the estimates is singular ({exc})")
+        return out, ""
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    k = 0
+    for q in m.parameters:
+        size = 1 if not q.is_matrix else (dim * (dim + 1) // 2 if q.domain == "spd" else dim)
+        part = se[k : k + size]
+        k += size
+        if q.domain == "spd":
+            full = np.zeros((dim, dim))
+            idx = [(i, j) for j in range(dim) for i in range(j, dim)]
+            for (i, j), v in zip(idx, part):
+                full[i, j] = full[j, i] = v
+            out[q.name] = full
+        elif q.is_matrix:
+            out[q.name] = part
+        else:
+            out[q.name] = float(part[0])
+    return out, "expected"
+
+
+def _maximise(d, numeric: list, env: dict, dim: int) -> None:
+    """Maximise the log-likelihood over the parameters without a closed form, with the exact score."""
+    from scipy import optimize
+
+    lik = d.likelihood
+    ell = _informative(lik)
+    scores = dict(zip(d.stationarity.parameters, d.stationarity.score))
+    for q in numeric:
+        if q.domain == "spd" or q.domain == "simplex":
+            raise DerivationError(
+                f"symmle cannot yet fit {q.name} ({q.domain}) numerically: no closed form was derived"
+            )
+    sizes = [dim if q.is_matrix else 1 for q in numeric]
+    positive = [q.domain in ("positive", "positive_vector") for q in numeric]
+
+    def unpack(z):
+        out, k = {}, 0
+        for q, size, pos in zip(numeric, sizes, positive):
+            v = z[k : k + size]
+            k += size
+            v = np.exp(v) if pos else v
+            out[q.symbol] = v.reshape(-1, 1) if q.is_matrix else float(v[0])
+        return out
+
+    def objective(z):
+        env.update(unpack(z))
+        try:
+            value = -float(evaluate(ell, env)) / env[lik.N]
+            grad = []
+            for q, pos in zip(numeric, positive):
+                g = np.asarray(evaluate(scores[q.symbol], env), dtype=float).reshape(-1)
+                v = np.asarray(env[q.symbol], dtype=float).reshape(-1)
+                grad.append(-(g * v if pos else g) / env[lik.N])
+        except (ValueError, FloatingPointError, ZeroDivisionError):
+            return np.inf, np.zeros(sum(sizes))
+        if not np.isfinite(value):
+            return np.inf, np.zeros(sum(sizes))
+        return value, np.concatenate(grad)
+
+    z0 = np.zeros(sum(sizes))
+    with np.errstate(all="ignore"):
+        res = optimize.minimize(
+            objective, z0, jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 2000}
+        )
+    _, grad = objective(res.x)
+    if not np.all(np.isfinite(res.x)) or np.max(np.abs(grad)) > 1e-6:
+        raise DataError(f"the numeric maximisation did not converge: {res.message}")
+    env.update(unpack(res.x))
