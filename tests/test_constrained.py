@@ -298,6 +298,31 @@ def test_information_against_the_entrywise_expected_hessian(information):
     assert ok, detail
 
 
+def test_coordinate_matrix_and_the_tangent_space(information):
+    # -E[d^2 ell] = dp^T W dp' with W = N diag(1/p) in p's entries
+    w = information["categorical"].coordinate_matrix
+    shares = np.array([0.2, 0.3, 0.5])
+    got = np.array(explicit(w, {K: 3, N: 11, p: sp.Matrix(shares)}), dtype=float)
+    np.testing.assert_allclose(got, 11 * np.diag(1 / shares), rtol=1e-14)
+    # a term c (1^T p - 1)^2 adds c 1 1^T to W, which vanishes on the tangent space (P^T 1 = 0):
+    # the information on the free coordinates is the categorical one
+    penalised = CATEGORICAL - N * (sp.Trace(ONE_ROW * p) - 1) ** 2
+    out = simplex_information(penalised, p, [T1], known=ONE_HOT)
+    assert out.ok, out.reason
+    assert "tangent" in out.rules
+    assert out.value.coordinate_matrix != w
+    ok, detail = verify_simplex_information(penalised, out.value, statistics=[T1], n=N, total=N)
+    assert ok, detail
+    for k in (2, 3):
+        shares = np.random.default_rng(k).dirichlet(np.ones(k) * 3)
+        np.testing.assert_allclose(
+            _at(out.value, out.value.per_count, k, shares, {}), _textbook(k, shares), rtol=1e-13
+        )
+    # its Lagrangian stage is refused with the reason: the scalar factor 1^T p couples the entries
+    refused = lagrange_simplex(penalised, p)
+    assert not refused.ok and "coupled" in refused.reason
+
+
 def test_a_wrong_information_fails_the_verifier(information):
     info = information["categorical"]
     q, last = info.free, info.last

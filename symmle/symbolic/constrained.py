@@ -286,6 +286,11 @@ def lagrange_simplex(
     LagrangeDerivation
         Every stage, each an :class:`~.matrix_calculus.Outcome`.
 
+    Raises
+    ------
+    NoRule
+        If ``p`` is not a column ``MatrixSymbol`` (a caller's error, not a stage's refusal).
+
     Examples
     --------
     >>> K = sp.Symbol("K", integer=True, positive=True)
@@ -440,6 +445,11 @@ def _restrict_column(
     return head, tail
 
 
+def _on_simplex(e: sp.Basic, on_simplex: Mapping, ctx: Context) -> sp.Basic:
+    """``e`` with ``tr(1^T p)`` replaced by 1, in normal form."""
+    return substitute(e.xreplace(dict(on_simplex)), {}, symmetric=ctx.symmetric, invertible=ctx.invertible)
+
+
 def _tidy_diagonals(w: Form, ctx: Context) -> Form:
     """``diag((c g).(u))`` as ``c diag(g.(u))`` for a constant ``c`` (``N diag(1/p)``, not
     ``-N diag((-1/t).(p))``)."""
@@ -465,7 +475,7 @@ def _tangent(w: Form, p: sp.MatrixSymbol, q: sp.MatrixSymbol, last: sp.Symbol, c
     ones = Form((m, m), {(one_col, one_row): sp.S.One})
     out = Form((m, m))
     for prod, c in w.terms.items():
-        if prod and isinstance(prod[0], sp.OneMatrix) or prod and isinstance(prod[-1], sp.OneMatrix):
+        if prod and (isinstance(prod[0], sp.OneMatrix) or isinstance(prod[-1], sp.OneMatrix)):
             continue  # P^T 1 = 0: a term 1 ... or ... 1^T vanishes on the tangent space
         if not prod:  # the identity is diag(1)
             head, tail = Form.atom(one_col), sp.S.One
@@ -478,9 +488,7 @@ def _tangent(w: Form, p: sp.MatrixSymbol, q: sp.MatrixSymbol, last: sp.Symbol, c
     return out
 
 
-def _expected_statistics(
-    grad: sp.Basic, stats: Sequence[sp.Basic], lam: sp.Symbol, p: sp.MatrixSymbol, ctx: Context
-) -> dict:
+def _expected_statistics(grad: sp.Basic, stats: Sequence[sp.Basic], ctx: Context) -> dict:
     """``{T: E[T] in lambda}`` from ``E[dL/dp] = 0``: one statistic, solved linearly."""
     present = [t for t in stats if depends(grad, t)]
     if len(present) != 1:
@@ -507,7 +515,7 @@ def _information(
     grad = _value(
         gradient(ell + lam * constraint_of(p), p, symmetric=ctx.symmetric, invertible=ctx.invertible)
     )
-    expect = _expected_statistics(grad, stats, lam, p, ctx)
+    expect = _expected_statistics(grad, stats, ctx)
     ((t, et),) = expect.items()
     if t.shape != (k, 1):
         raise NoRule(f"the statistic {t} is not a column of {p}'s length")
@@ -515,10 +523,12 @@ def _information(
     total, used = _apply_known(_canonical(ones * t, ctx), known, ctx)
     # the total is not random (fixed by the design): held by a symbol while T is replaced by E[T]
     m = sp.Dummy("total", positive=True)
-    summed = _canonical(sp.Trace(ones * et), ctx).xreplace({_canonical(ones * p, ctx): sp.S.One})
+    on_simplex = {_canonical(ones * p, ctx): sp.S.One}  # 1^T p = 1 wherever the information is taken
+    summed = _canonical(sp.Trace(ones * et), ctx).xreplace(on_simplex)
     use_rule("constraint")
     lam_value = _value(solve_stationary(summed - m, lam, timeout=None))
-    held = {t: substitute(et, {lam: lam_value}, symmetric=ctx.symmetric, invertible=ctx.invertible)}
+    et = substitute(et, {lam: lam_value}, symmetric=ctx.symmetric, invertible=ctx.invertible)
+    held = {t: _on_simplex(et, on_simplex, ctx)}
     # the second differential, its expectation, its matrix in p's entries, restricted to the tangent
     second = _value(second_differential(ell, p, p, symmetric=ctx.symmetric, invertible=ctx.invertible))
     wa = direction(p, ctx)
