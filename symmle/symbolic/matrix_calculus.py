@@ -118,10 +118,21 @@ RULES: Mapping[str, str] = {
     "invertible_factor": r"LXR = C,\ L, R \text{ invertible} \Rightarrow X = L^{-1} C R^{-1}",
     "inverse_sandwich": r"X\,G(X^{-1})\,X = 0 \Leftrightarrow G = 0 \text{ for invertible } X",
     "scalar_solve": r"\text{a scalar equation solved by SymPy}",
+    "entrywise_solve": r"(\mathbf{a} \circ \mathbf{b})_k = a_k b_k,\ f(\mathbf{v})_k = f(v_k):\ "
+    r"\mathbf{G} = \mathbf{0} \Leftrightarrow G_k = 0\ \forall k",
     "score_identity": r"E[\partial \ell/\partial\theta] = 0 \text{ gives } E[T_j]",
     "vec_kron": r"\mathrm{tr}(A U B V) = \mathrm{vec}(V^\top)^\top (B^\top \otimes A)\,\mathrm{vec}(U)",
     "vec_outer": r"\mathrm{tr}(M u) = \mathrm{vec}(M^\top)^\top \mathrm{vec}(u)",
     "duplication": r"\mathrm{vec}(S) = \mathbf{D}\,\mathrm{vech}(S) \text{ for symmetric } S",
+    "lagrangian": r"\max_{\mathbf{1}^\top \mathbf{p} = 1} \ell:\ "
+    r"L(\mathbf{p}, \lambda) = \ell(\mathbf{p}) + \lambda (1 - \mathbf{1}^\top \mathbf{p}),\ "
+    r"\partial L/\partial \mathbf{p} = \mathbf{0},\ \partial L/\partial \lambda = 0",
+    "constraint": r"\mathbf{1}^\top \mathbf{p} = 1",
+    "known_identity": r"\text{an identity of the statistics on the support, e.g. }"
+    r"\ \mathbf{1}^\top \mathbf{T}_1 = N",
+    "tangent": r"d\mathbf{p} = \begin{pmatrix} I \\ -\mathbf{1}^\top \end{pmatrix} d\mathbf{q}:\ "
+    r"P^\top \mathrm{diag}(\mathbf{w}) P = \mathrm{diag}(\mathbf{w}_{1:K-1})"
+    r" + w_K \mathbf{1}\mathbf{1}^\top,\ P^\top \mathbf{1} = \mathbf{0}",
 }
 
 T = TypeVar("T")

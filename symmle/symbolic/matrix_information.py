@@ -79,6 +79,7 @@ __all__ = [
     "coordinates_kind",
     "expected_statistics",
     "second_differential",
+    "bilinear_matrix",
     "fisher_information",
 ]
 
@@ -452,6 +453,16 @@ def _block(h: sp.Expr, du: sp.Basic, dv: sp.Basic, ctx: Context) -> _Block:
     if sp.expand(hz - recon) != 0:
         raise NoRule("the second differential is not bilinear in the two directions")
     return block
+
+
+def bilinear_matrix(h: sp.Expr, du: sp.Basic, dv: sp.Basic, ctx: Context) -> sp.Basic:
+    """``K`` with ``h = vec(du)^T K vec(dv)`` for a bilinear ``h`` (traces, as second differentials
+    are), by the rules of the module docstring (step 3).  ``ctx`` marks ``du``, ``dv`` as
+    differentials (:func:`~symmle.symbolic.matrix_calculus.direction` builds it).
+
+    A building block: raises :class:`NoRule` (the public functions return an :class:`Outcome`).
+    """
+    return _block(h, du, dv, ctx).expr()
 
 
 # ---------------------------------------------------------------- the information

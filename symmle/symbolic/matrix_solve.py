@@ -12,14 +12,26 @@ The gradient ``G`` comes from :func:`symmle.symbolic.matrix_calculus.gradient` (
   one) when that removes every ``X^-1`` and leaves a linear equation, which has the same solutions
   (``X`` is invertible): ``-N/2 S^-1 + 1/2 S^-1 A S^-1 = 0`` gives ``S = A/N``;
 * a scalar ``X`` (an ``sp.Symbol``): SymPy's ``solve`` on the scalar equation, its traces and
-  determinants (free of ``X``) held by symbols; exactly one admissible root is required.
+  determinants (free of ``X``) held by symbols; exactly one admissible root is required;
+* entry by entry, for a column ``X`` when the rules above do not apply: every term of ``G`` is a
+  scalar times a Hadamard product of columns, ``diag(a_1) ... diag(a_m) b`` with each ``a_j`` and
+  ``b`` a column symbol, an entrywise function ``f.(u)`` of such a column, ``dg(M)`` (``M`` free of
+  ``X``) or ``1``.  The ``k``-th entry of such a term is a function of the ``k``-th entries alone,
+  so ``G = 0`` holds iff one scalar equation ``h(x_k, a_k, ...) = 0`` holds for every ``k``; that
+  equation is solved for ``x_k`` by the scalar rule (one admissible root; ``x_k > 0`` when ``X`` is
+  declared positive), and the root is read back as a column: sums stay sums, products of entries
+  become Hadamard products ``diag(u) w``, a function of one entry an entrywise function.
+  ``diag(1/v) T1 - lambda 1 = 0`` gives ``v = T1/lambda``; the diagonal covariance's
+  ``-N/2 (1/v) + 1/2 diag(1/v^2) (dg(T2) - ...) = 0`` gives ``v = dg(T2)/N - T1 o T1/N^2``.
 
 Anything else is refused with the reason: ``X`` and ``X^T`` together (``X`` not symmetric), ``X``
-with different factors (a Sylvester equation), ``X`` inside a nonlinear function, a coefficient not
-shown non-zero.  :func:`solve_stationary_system` solves the parameters in sequence (``mu`` first,
-then ``Sigma`` with ``mu`` substituted).  Each public function takes a ``timeout`` and returns an
-:class:`~symmle.symbolic.matrix_calculus.Outcome`; the numerical check of a solution is
-:func:`symmle.symbolic.matrix_verify.verify_stationary`.
+with different factors (a Sylvester equation), ``X`` inside a nonlinear function that is not
+entrywise, a factor that mixes the entries (``A X``, ``1^T X``), a coefficient not shown non-zero.
+:func:`solve_stationary_system` solves the parameters in sequence (``mu`` first, then ``Sigma``
+with ``mu`` substituted).  Each public function takes a ``timeout`` and returns an
+:class:`~symmle.symbolic.matrix_calculus.Outcome`; the numerical checks of a solution are
+:func:`symmle.symbolic.matrix_verify.verify_root` (the equation holds entrywise) and
+:func:`symmle.symbolic.matrix_verify.verify_stationary` (a strict local maximum).
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.diagonal import DiagMatrix
 
 from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.symbolic.matrix_calculus import (
@@ -40,9 +54,20 @@ from symmle.symbolic.matrix_calculus import (
     substitute,
     use_rule,
 )
-from symmle.symbolic.matrix_forms import Context, Form, NoRule, inverse_atom, is_invertible, scalar, to_form
+from symmle.symbolic.matrix_forms import (
+    Context,
+    Form,
+    NoRule,
+    diag,
+    entrywise,
+    inverse_atom,
+    is_invertible,
+    scalar,
+    to_form,
+    trace_atom,
+)
 
-__all__ = ["solve_linear", "solve_stationary", "solve_stationary_system"]
+__all__ = ["solve_linear", "solve_entrywise", "solve_stationary", "solve_stationary_system"]
 
 
 def _holds_inverse_of(f: Form, x: sp.Basic) -> bool:
@@ -115,10 +140,144 @@ def solve_linear(f: Form, x: sp.Basic, ctx: Context) -> Form:
     raise NoRule("too many invertible factors to strip")
 
 
-def _solve_matrix(g: sp.Basic, x: sp.MatrixSymbol, ctx: Context) -> sp.Basic:
+class _Entries:
+    """The ``k``-th entries of columns of ``x``'s length: a scalar stand-in for each column atom (the
+    unknown's is ``x_k``), and the way back from a scalar in the stand-ins to a column."""
+
+    def __init__(self, x: sp.MatrixSymbol, positive: bool, ctx: Context) -> None:
+        self.x, self.ctx, self.rows = x, ctx, x.shape[0]
+        self.xk = sp.Dummy(f"{x.name}_k", positive=True) if positive else sp.Dummy(f"{x.name}_k", real=True)
+        self.symbols: dict[sp.Basic, sp.Dummy] = {x: self.xk}
+        self.back: dict[sp.Dummy, Form] = {self.xk: Form.atom(x)}
+        self.t = sp.Dummy("t")
+
+    def _stand_in(self, a: sp.Basic) -> sp.Dummy:
+        s = self.symbols.get(a)
+        if s is None:
+            s = sp.Dummy(f"e{len(self.symbols)}", real=True)
+            self.symbols[a] = s
+            self.back[s] = Form.atom(a)
+        return s
+
+    def of_form(self, f: Form) -> sp.Expr:
+        """The ``k``-th entry of a column form."""
+        if not (f.shape[1] == 1 and f.shape[0] == self.rows):
+            raise NoRule(f"a term of shape {f.shape} has no entrywise reading beside {self.x}")
+        out = sp.S.Zero
+        for p, c in f.terms.items():
+            if depends(c, self.x):
+                raise NoRule(f"a scalar factor holds {self.x}: its entries are coupled")
+            out += c * self._of_product(p)
+        return out
+
+    def _of_product(self, p: tuple) -> sp.Expr:
+        x = self.x
+        factors = []
+        i = 0
+        while i < len(p) and isinstance(p[i], DiagMatrix):  # diag(a) w = a o w: entry a_k w_k
+            factors.append(self.of_form(to_form(p[i].args[0], self.ctx)))
+            i += 1
+        if i == len(p) or p[i].shape != (self.rows, 1):
+            shown = p[i] if i < len(p) else p[-1]
+            raise NoRule(f"{shown} mixes the entries of a column: no entrywise reading")
+        factors.append(self._of_column(p[i]))
+        rest = p[i + 1 :]
+        if rest:  # a column times a 1x1 product: a scalar factor
+            if rest[0].shape[0] != 1:
+                raise NoRule(f"{rest[0]} mixes the entries of a column: no entrywise reading")
+            s = trace_atom(rest)
+            if depends(s, x):
+                raise NoRule(f"a scalar factor holds {x}: its entries are coupled")
+            factors.append(scalar(s, self.ctx))
+        return sp.Mul(*factors)
+
+    def _of_column(self, a: sp.Basic) -> sp.Expr:
+        x = self.x
+        if a == x:
+            return self.xk
+        if isinstance(a, sp.OneMatrix):
+            return sp.S.One
+        if isinstance(a, ElementwiseApplyFunction):
+            var, body = a.function.variables[0], a.function.expr
+            if depends(body, x):
+                raise NoRule(f"an entrywise function whose definition involves {x}: no rule")
+            return body.xreplace({var: self.of_form(to_form(a.expr, self.ctx))})
+        if depends(a, x):
+            raise NoRule(f"{x} inside {type(a).__name__}: no entrywise reading")
+        return self._stand_in(a)  # a column free of x: a symbol, dg(M), ...
+
+    def column(self, e: sp.Expr) -> Form:
+        """The column whose ``k``-th entry is ``e`` (the inverse of :meth:`of_form`)."""
+        here = e.free_symbols & self.back.keys()
+        if not here:
+            if sp.sympify(self.rows) == 1:
+                return Form.identity(1, e)
+            return Form.atom(sp.OneMatrix(self.rows, 1), e)
+        if e in self.back:
+            return self.back[e]
+        if isinstance(e, sp.Add):
+            out = Form((self.rows, sp.S.One))
+            for a in e.args:
+                out = out + self.column(a)
+            return out
+        if isinstance(e, sp.Mul):
+            coeff = sp.Mul(*[a for a in e.args if not (a.free_symbols & here)])
+            parts = [a for a in e.args if a.free_symbols & here]
+            if coeff != 1:
+                return self.column(sp.Mul(*parts)).scale(coeff)
+            out = self.column(parts[-1])
+            for a in reversed(parts[:-1]):  # a Hadamard product: u o w = diag(u) w
+                out = diag(self.column(a), self.ctx).mul(out, self.ctx)
+            return out
+        holders = [a for a in e.args if a.free_symbols & here]
+        if len(here) == 1:
+            (s,) = here
+            inner, arg = s, self.back[s]
+        elif len(holders) == 1:
+            inner, arg = holders[0], self.column(holders[0])
+        else:
+            raise NoRule(f"no column has the entries {e}")
+        return entrywise(sp.Lambda(self.t, e.xreplace({inner: self.t})), arg.expr(), self.ctx)
+
+
+def solve_entrywise(f: Form, x: sp.MatrixSymbol, ctx: Context, positive: bool = False) -> Form:
+    """Solve the column equation ``f = 0`` for the column ``x`` entry by entry (module docstring).
+
+    A building block: raises :class:`NoRule` when a term has no entrywise reading or the scalar
+    equation has not exactly one admissible root.
+    """
+    if x.shape[1] != 1:
+        raise NoRule(f"{x} is not a column: no entrywise rule")
+    entries = _Entries(x, positive, ctx)
+    h = entries.of_form(f)
+    if not depends(h, entries.xk):
+        raise NoRule(f"the equation does not involve {x}")
+    root = _solve_scalar(h, entries.xk, ctx)
+    if depends(root, entries.xk):
+        raise NoRule(f"the root for the entries of {x} involves them")
+    use_rule("entrywise_solve")
+    return entries.column(root)
+
+
+def _solve_matrix(g: sp.Basic, x: sp.MatrixSymbol, ctx: Context, positive: bool = False) -> sp.Basic:
     f = to_form(g, ctx)
     if f.shape != x.shape:
         raise NoRule(f"the equation has shape {f.shape}, {x} has shape {x.shape}")
+    if x.shape[1] == 1 and not _holds_inverse_of(f, x):
+        # a column: the linear rule, else entry by entry; each attempt records its rules apart, so
+        # that the result names only the rules of the one that succeeded
+        reasons = []
+        for step, rule in (
+            ("linear", lambda: solve_linear(f, x, ctx)),
+            ("entry by entry", lambda: solve_entrywise(f, x, ctx, positive)),
+        ):
+            out = run_step(step, None, rule)
+            if out.ok:
+                for r in out.rules:
+                    use_rule(r)
+                return out.value.expr()
+            reasons.append(out.reason)
+        raise NoRule("; ".join(reasons))
     if _holds_inverse_of(f, x):
         if x not in ctx.invertible:
             raise NoRule(f"{x}^-1 appears but {x} is not declared invertible")
@@ -195,6 +354,7 @@ def solve_stationary(
     *,
     symmetric: Iterable = (),
     invertible: Iterable = (),
+    positive: Iterable = (),
     timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Outcome[sp.Basic]:
     """Solve ``G = 0`` for ``x`` by the rules of the module docstring.
@@ -207,6 +367,9 @@ def solve_stationary(
         The unknown.  Other symbols are constants.
     symmetric, invertible : iterables of MatrixSymbol
         Declared symmetric / invertible symbols (``x`` must be invertible if ``x^-1`` appears).
+    positive : iterable of MatrixSymbol
+        Columns with positive entries (a simplex, variances): the entrywise rule keeps the roots
+        that may be positive.
 
     Returns
     -------
@@ -224,10 +387,11 @@ def solve_stationary(
     1/N*A
     """
     ctx = context(symmetric, invertible)
+    pos = x in frozenset(positive)
 
     def run() -> sp.Basic:
         if isinstance(x, sp.MatrixSymbol):
-            return _solve_matrix(sp.sympify(g), x, ctx)
+            return _solve_matrix(sp.sympify(g), x, ctx, pos)
         if isinstance(x, sp.Symbol):
             return _solve_scalar(as_scalar(g), x, ctx)
         raise NoRule(f"cannot solve for {x} (a symbol or matrix symbol is needed)")
@@ -240,6 +404,7 @@ def solve_stationary_system(
     *,
     symmetric: Iterable = (),
     invertible: Iterable = (),
+    positive: Iterable = (),
     timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Outcome[dict]:
     """Solve ``G_p = 0`` for every parameter ``p``, in sequence.
@@ -253,7 +418,7 @@ def solve_stationary_system(
     Outcome
         ``value``: ``{parameter: solution}`` in the order solved, or ``None`` and the reason.
     """
-    sym, inv = tuple(symmetric), tuple(invertible)
+    sym, inv, pos = tuple(symmetric), tuple(invertible), tuple(positive)
 
     def run() -> dict:
         solved: dict = {}
@@ -262,7 +427,7 @@ def solve_stationary_system(
             reasons = []
             for p in list(pending):
                 g = substitute(gradients[p], solved, symmetric=sym, invertible=inv)
-                r = solve_stationary(g, p, symmetric=sym, invertible=inv, timeout=None)
+                r = solve_stationary(g, p, symmetric=sym, invertible=inv, positive=pos, timeout=None)
                 for rule in r.rules:
                     use_rule(rule)
                 if not r.ok:

@@ -12,6 +12,9 @@ score is exact to the working precision: no difference of nearby numbers is form
 
 * :func:`verify_gradient`: ``G`` against ``df/dX_jk``.  For a symmetric ``X`` the coordinates are
   the distinct entries, so ``df/dX_jj = G_jj`` and ``df/dX_jk = G_jk + G_kj`` (``j != k``).
+* :func:`verify_root`: an equation ``G = 0`` holds entrywise at a candidate ``X = S(...)`` (a solution
+  in terms of other symbols: ``p = T1/lambda``, ``v = dg(T2)/N - T1 o T1/N^2``), relative to the size
+  of ``G`` at a random ``X``.
 * :func:`verify_stationary`: on several random data sets, the entrywise score vanishes at the
   solution (relative to its size at a perturbed point), the entrywise Hessian in the parameters'
   coordinates (``vech`` for a symmetric matrix) is negative definite there, and a solution for a
@@ -55,7 +58,7 @@ from symmle.symbolic.matrix_explicit import (
 from symmle.symbolic.matrix_forms import NoRule
 from symmle.symbolic.matrix_information import FisherInformation, vech_pairs
 
-__all__ = ["TOLERANCE", "Sampler", "verify_gradient", "verify_stationary", "verify_fisher"]
+__all__ = ["TOLERANCE", "Sampler", "verify_gradient", "verify_root", "verify_stationary", "verify_fisher"]
 
 #: Largest relative difference accepted (the arithmetic keeps 30 digits; any error is far larger).
 TOLERANCE = 1e-10
@@ -218,6 +221,65 @@ def verify_gradient(
         )
 
     return _run(f"gradient in {x}", timeout, run)
+
+
+def verify_root(
+    g: sp.Basic,
+    x: sp.Basic,
+    solution: sp.Basic,
+    *,
+    symmetric: Iterable = (),
+    domains: Mapping | None = None,
+    dims: Sequence[int] = (2, 3),
+    points: int = 2,
+    seed: int = 0,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> tuple[bool, str]:
+    """Check that ``x = solution`` solves ``g = 0``, entry by entry, at random points.
+
+    ``g`` and ``solution`` may hold other symbols (statistics, a multiplier, ``N``): they take
+    random admissible values (``domains``, as for :func:`verify_gradient`).  At each point every
+    entry of ``g`` at the solution must vanish relative to the largest entry of ``g`` at a random
+    ``x``.
+
+    Returns
+    -------
+    (bool, str)
+        The verdict and a one-line detail.
+    """
+    sym = frozenset(symmetric)
+
+    def run() -> tuple[bool, str]:
+        rng = np.random.default_rng(seed)
+        worst = 0.0
+        for d in dims:
+            mapping = symbolic_mapping([g, solution, x], d, sym)
+            gx = explicit(g, mapping)
+            gx = list(gx) if isinstance(gx, sp.MatrixBase) else [gx]
+            coords = _coords([x], mapping, sym)
+            others = [s for s in [*matrix_symbols(g, solution), *scalar_symbols(g, solution)] if s != x]
+            for _ in range(points):
+                env = random_values(rng, mapping, others, sym, domains)
+                at_random = values(gx, {**env, **random_values(rng, mapping, [x], sym, domains)})
+                scale = max(abs(v) for v in at_random)
+                sol = explicit(solution, _numeric(mapping, env))
+                sol = coordinates(x, sp.Matrix(sol), x in sym) if isinstance(x, sp.MatrixSymbol) else [sol]
+                if len(sol) != len(coords):
+                    return False, f"the solution for {x} has {len(sol)} entries, not {len(coords)} at D={d}"
+                env.update({c: _number(v) for c, v in zip(coords, sol)})
+                at_solution = max(abs(v) for v in values(gx, env))
+                if not at_solution <= TOLERANCE * scale:
+                    return False, (
+                        f"the equation in {x} does not vanish at the solution at D={d}:"
+                        f" {mpmath.nstr(at_solution, 3)} (scale {mpmath.nstr(scale, 3)})"
+                    )
+                worst = max(worst, float(at_solution / scale))
+        return True, (
+            f"the solution for {x} solves its equation entrywise at D={', '.join(map(str, dims))}"
+            f" ({_count(points, 'point')} each; largest relative residual {worst:.1e})"
+        )
+
+    return _run(f"solution for {x}", timeout, run)
 
 
 # ---------------------------------------------------------------- stationary points
