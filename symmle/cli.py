@@ -224,12 +224,12 @@ def _resolve_model(model: str | None, pdf, var, discrete, support, params, const
     if pdf is not None:
         if model is not None:
             raise SpecError("give either MODEL or --pdf, not both")
-        if not support:
+        dim = click.get_current_context().meta.get("symmle.dim")
+        if not support and dim is None:
             raise SpecError("--pdf needs --support LO,HI")
         if not params:
             raise SpecError("--pdf needs at least one --param NAME:DOMAIN")
         named = {} if title is None else {"title": title}
-        dim = click.get_current_context().meta.get("symmle.dim")
         if dim is not None:
             named["dimension"] = dim
         m = inline_model(
@@ -372,7 +372,14 @@ def fit(
     _, values = _split_consts(consts)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    if m.is_vector:
+    if m.is_vector and m.support_set == "onehot" and columns is None:
+        from symmle.numbers.labels import load_labels
+        from symmle.numbers.vector_fit import fit_counts
+
+        labels = load_labels(data_path, column, dropna=dropna)
+        result = fit_counts(run(m, timeout=budget), labels.categories, labels.counts, timeout=budget)
+        dropped_rows = labels.dropped if dropna else None
+    elif m.is_vector:
         from symmle.numbers.vector_data import load_matrix
 
         if column is not None:
@@ -382,6 +389,7 @@ def fit(
         x, dropped = table.values, table.dropped
         with source_rows(dropped):
             result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci, columns=table.columns)
+        dropped_rows = None if dropped is None else dropped.count
     else:
         if columns is not None:
             raise SpecError(f"--columns is for vector models; '{m.name}' has one variable: use --column")
@@ -391,11 +399,12 @@ def fit(
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
             result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
+        dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()
-    if dropped is not None:
-        doc["dropped"] = dropped.count
-        total = dropped.count + int(x.shape[0])
-        note = f"dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)"
+    if dropped_rows is not None:
+        doc["dropped"] = dropped_rows
+        total = dropped_rows + int(result.n)
+        note = f"dropped {dropped_rows:,} of {total:,} rows with a missing value (--dropna)"
         click.echo(f"symmle: {note}", err=True)
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
 

@@ -160,6 +160,8 @@ class FitResult:
     ci_method: dict[str, str | None] = field(default_factory=dict)
     #: the names of the coordinates of a vector model's observations, in order (else ``None``)
     columns: list[str] | None = None
+    #: the categories of a categorical model's labels, in order (else ``None``)
+    categories: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle fit --json`` (schema 1).
@@ -194,6 +196,8 @@ class FitResult:
         }
         if self.columns is not None:
             doc["columns"] = list(self.columns)
+        if self.categories is not None:
+            doc["categories"] = list(self.categories)
         return doc
 
     def to_json(self) -> str:
@@ -241,8 +245,9 @@ class FitResult:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = [f"{self.model}: maximum-likelihood fit to n = {self.n} observations", ""]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        if self.columns is not None:
-            lines += ["", "  coordinates: " + ", ".join(f"{k} = {c}" for k, c in enumerate(self.columns, 1))]
+        for what, names in (("coordinates", self.columns), ("categories", self.categories)):
+            if names is not None:
+                lines += ["", f"  {what}: " + ", ".join(f"{k} = {c}" for k, c in enumerate(names, 1))]
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
         if self.information:
             lines.append(f"  standard errors from the {self.information} information")

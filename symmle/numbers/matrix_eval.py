@@ -50,7 +50,9 @@ def evaluate(expr: sp.Basic, env: Mapping[Any, Any]) -> Any:
     """The value of ``expr`` with NumPy: matrices as 2-D arrays, scalars as floats.
 
     ``env`` maps each symbol (``MatrixSymbol``, ``Symbol``, the dimension) to its value; a
-    column is a ``(D, 1)`` array.
+    column is a ``(D, 1)`` array.  A batch of B columns, a ``(B, D, 1)`` array (rows of data),
+    evaluates the expression once per column: matrices become stacks ``(B, r, c)`` and scalars
+    arrays of shape ``(B,)`` (NumPy's stacked ``matmul``, ``slogdet``, ``trace``).
 
     Examples
     --------
@@ -96,10 +98,13 @@ def _node(e: sp.Basic, ev, env: Mapping[Any, Any]) -> Any:  # noqa: C901 - one c
         out: Any = 1.0
         for a in e.args:
             v = ev(a)
-            out = out * v if np.ndim(v) == 0 or np.ndim(out) == 0 else out @ v
+            if np.ndim(v) <= 1 or np.ndim(out) <= 1:
+                out = _times(out, v)
+            else:
+                out = np.matmul(out, v)
         return out
     if isinstance(e, sp.Transpose):
-        return _as_array(ev(e.arg)).T
+        return np.swapaxes(_as_array(ev(e.arg)), -1, -2)
     if isinstance(e, sp.Inverse):
         return np.linalg.inv(_as_array(ev(e.arg)))
     if isinstance(e, sp.MatPow):
@@ -107,12 +112,12 @@ def _node(e: sp.Basic, ev, env: Mapping[Any, Any]) -> Any:  # noqa: C901 - one c
         k = int(e.exp)
         return np.linalg.matrix_power(base, k) if k >= 0 else np.linalg.matrix_power(np.linalg.inv(base), -k)
     if isinstance(e, sp.Trace):
-        return float(np.trace(_as_array(ev(e.arg))))
+        return _scalar(np.trace(_as_array(ev(e.arg)), axis1=-2, axis2=-1))
     if isinstance(e, sp.Determinant):
-        return float(np.linalg.det(_as_array(ev(e.arg))))
+        return _scalar(np.linalg.det(_as_array(ev(e.arg))))
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.Determinant):
         sign, logdet = np.linalg.slogdet(_as_array(ev(e.args[0].arg)))
-        return float(logdet) if sign > 0 else float("nan")
+        return _scalar(np.where(sign > 0, logdet, np.nan))
     if isinstance(e, KroneckerProduct):
         out = _as_array(ev(e.args[0]))
         for a in e.args[1:]:
@@ -136,7 +141,7 @@ def _node(e: sp.Basic, ev, env: Mapping[Any, Any]) -> Any:  # noqa: C901 - one c
         names = sorted(body.free_symbols, key=str)
         f = to_function(names, body)
         values = {d: ev(a) for a, d in stand.items()}
-        return float(f(*[values[s] if s in values else _scalar_env(s, env) for s in names]))
+        return _scalar(f(*[values[s] if s in values else _scalar_env(s, env) for s in names]))
     raise ValueError(f"symmle cannot evaluate {type(e).__name__} numerically")
 
 
@@ -160,5 +165,26 @@ def _scalar_env(s: sp.Symbol, env: Mapping[Any, Any]) -> float:
     raise ValueError(f"no value for {s}")
 
 
+def _scalar(v: Any) -> Any:
+    """A float, or an array of one value per observation (a batch of columns)."""
+    a = np.asarray(v, dtype=float)
+    return float(a) if a.ndim == 0 else a
+
+
+def _times(a: Any, b: Any) -> Any:
+    """A product with a scalar or a batch of scalars (shape (B,)) broadcast over matrices."""
+    if np.ndim(a) == 1 and np.ndim(b) >= 2:
+        a = np.asarray(a)[:, None, None]
+    if np.ndim(b) == 1 and np.ndim(a) >= 2:
+        b = np.asarray(b)[:, None, None]
+    return a * b
+
+
 def _as_array(v: Any) -> np.ndarray:
-    return np.asarray(v, dtype=float) if np.ndim(v) else np.asarray([[float(v)]])
+    """A matrix (or a stack of them); a scalar as 1 x 1, a batch of scalars as a stack of 1 x 1."""
+    a = np.asarray(v, dtype=float)
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a[:, None, None]
+    return a

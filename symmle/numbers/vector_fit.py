@@ -29,7 +29,7 @@ from symmle.base.errors import DataError, DerivationError
 from symmle.numbers.matrix_eval import evaluate
 from symmle.numbers.vector_data import validate_rows
 
-__all__ = ["fit_vector", "coordinate_names"]
+__all__ = ["fit_vector", "fit_counts", "coordinate_names"]
 
 
 def _kind_of(q) -> str:
@@ -163,7 +163,7 @@ def fit_vector(
             estimates[q.name] = v
         else:
             estimates[q.name] = v.reshape(-1) if q.is_matrix else float(v)
-    ell = float(evaluate(_informative(lik), env)) + _free_sum(d, x, env, dim)
+    ell = _log_likelihood(d, x, env)
     stderr, info_kind = _stderr(d, env, n_rows, dim, warnings)
     ci95 = {}
     ci_method = {}
@@ -198,29 +198,18 @@ def _informative(lik) -> sp.Expr:
     return lik.log_likelihood.subs({t: 0 for t in free})
 
 
-def _free_sum(d, x: np.ndarray, env: dict, dim: int) -> float:
-    """``sum_i h(x_i)`` of the parameter-free part, by the model written out at the data's dimension."""
-    lik = d.likelihood
-    free = [s for s, _ in lik.coefficients if not s.informative]
-    if not free:
-        return 0.0
-    from symmle.base.numeric import to_function
-    from symmle.model.explicit import at_dimension, explicit_symbols
+def _log_likelihood(d, x: np.ndarray, env: dict) -> float:
+    """``sum_i log f(x_i)`` at the values in ``env``: the log-density of each row, in blocks of rows.
 
-    table = explicit_symbols(d.model, dim)
-    entries = list(table[d.model.variable])
-    consts = {}
-    for q in d.model.constants:
-        if q.is_matrix:
-            for sym_entry, val in zip(list(table[q.symbol]), np.asarray(env[q.symbol]).reshape(-1)):
-                consts[sym_entry] = float(val)
+    Evaluated per observation (``x_i - mu`` formed first) rather than from the
+    statistics, whose terms cancel when the data sit far from 0.
+    """
+    m = d.model
+    logf = sp.expand_log(sp.log(m.density), force=True)
     total = 0.0
-    for s in free:
-        h = at_dimension(s.expr, table)
-        h = h.subs(consts) if consts else h
-        f = to_function(entries, h)
-        for _start, block in _runtime.row_chunks(x):
-            total += float(np.sum(f(*[block[:, j] for j in range(dim)])))
+    for _start, block in _runtime.row_chunks(x):
+        values = evaluate(logf, {**env, m.variable: np.asarray(block, dtype=float)[:, :, None]})
+        total += float(np.sum(values))
     return total
 
 
@@ -236,6 +225,8 @@ def _stderr(d, env: dict, n_rows: int, dim: int, warnings: list[str]) -> tuple[d
     m = d.model
     out: dict[str, Any] = {q.name: None for q in m.parameters}
     info = d.information
+    if type(info.blocks).__name__ == "SimplexInformation":
+        return _simplex_stderr(d, env, warnings)
     if info.blocks is None or not len(info.fisher.shape) or info.fisher.shape == (0, 0):
         warnings.append("no standard errors: the Fisher information was not derived")
         return out, ""
@@ -262,6 +253,67 @@ def _stderr(d, env: dict, n_rows: int, dim: int, warnings: list[str]) -> tuple[d
         else:
             out[q.name] = float(part[0])
     return out, "expected"
+
+
+def _simplex_stderr(d, env: dict, warnings: list[str]) -> tuple[dict, str]:
+    """Standard errors of a simplex: the information on the K - 1 free coordinates, mapped to all K."""
+    info = d.information.blocks
+    (q,) = d.model.parameters
+    p = np.asarray(env[q.symbol], dtype=float).reshape(-1)
+    local = {**env, info.free: p[:-1].reshape(-1, 1), info.last: float(p[-1])}
+    try:
+        total = float(evaluate(info.total, local))
+        cov_free = np.linalg.inv(total * np.asarray(evaluate(info.per_count, local), dtype=float))
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        warnings.append(f"no standard errors: the Fisher information at the estimates is singular ({exc})")
+        return {q.name: None}, ""
+    jac = np.vstack([np.eye(len(p) - 1), -np.ones((1, len(p) - 1))])  # p_K = 1 - sum of the others
+    cov = jac @ cov_free @ jac.T
+    return {q.name: np.sqrt(np.clip(np.diag(cov), 0, None))}, "expected"
+
+
+def fit_counts(d, categories: list[str], counts: np.ndarray, *, timeout: float | None = None):
+    """Fit a one-hot (categorical) model from the counts of its categories (a FitResult)."""
+    from symmle.numbers.fitting import FitResult
+
+    m, lik = d.model, d.likelihood
+    if m.support_set != "onehot":
+        raise DataError(f"labels fit a model of one-hot observations; '{m.name}' has {m.support_set} rows")
+    counts = np.asarray(counts, dtype=float).reshape(-1)
+    if len(counts) < 2:
+        raise DataError(f"the data hold {len(counts)} category; a categorical model needs at least 2")
+    (p,) = m.parameters
+    t1 = next(s.symbol for s, _ in lik.coefficients if s.expr == m.variable)
+    env = {m.dimension: len(counts), lik.N: float(counts.sum()), t1: counts.reshape(-1, 1)}
+    e = d.solutions[p.name]
+    if e.kind != "closed_form":
+        raise DerivationError(f"symmle derived no closed form of {p.name}: {e.note}")
+    env[p.symbol] = np.asarray(evaluate(e.expr, env), dtype=float)
+    warnings = list(d.warnings)
+    if np.any(counts == 0):
+        warnings.append(
+            "some categories never occur: their estimate is 0, on the boundary of the simplex, "
+            "where the standard errors and intervals do not hold"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ell = float(np.sum(np.where(counts > 0, counts * np.log(env[p.symbol].reshape(-1)), 0.0)))
+    stderr, info_kind = _simplex_stderr(d, env, warnings)
+    est = env[p.symbol].reshape(-1)
+    se = stderr.get(p.name)
+    ci = None if se is None else (est - 1.959963984540054 * se, est + 1.959963984540054 * se)
+    return FitResult(
+        m.name,
+        int(counts.sum()),
+        {p.name: est},
+        {p.name: "closed_form"},
+        stderr,
+        {p.name: ci},
+        ell,
+        info_kind,
+        warnings,
+        {p.name: None if ci is None else "wald"},
+        categories=[str(c) for c in categories],
+    )
 
 
 def _maximise(d, numeric: list, env: dict, dim: int) -> None:

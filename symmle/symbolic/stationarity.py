@@ -98,6 +98,9 @@ class Stationarity:
     support: tuple[tuple[sp.Symbol, SupportBound], ...] = ()
     #: sample quantiles (``Median(x)``) of the parameters in which the log-likelihood is piecewise linear
     kinks: tuple[tuple[sp.Symbol, sp.Expr], ...] = ()
+    #: simplex parameters of a vector model, each with its Lagrangian derivation
+    #: (:class:`~symmle.symbolic.constrained.LagrangeDerivation`)
+    constrained: tuple = ()
 
 
 def _vanishes(ev: SampleEvaluator, expr: sp.Expr, values: Mapping[sp.Symbol, float]) -> bool:

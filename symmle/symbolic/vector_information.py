@@ -36,6 +36,16 @@ def vector_fisher_information(lik: Likelihood, params: list, *, timeout: float |
     stats = list(statistic_summands(lik, informative=True))
     ell = lik.log_likelihood
     n = len(params)
+    simplex = [q.symbol for q in lik.model.parameters if q.domain == "simplex"]
+    if simplex:
+        if n > 1:
+            return Information(
+                sp.Matrix(),
+                None,
+                ((False,) * n,) * n,
+                warnings=("no Fisher information: a simplex beside other parameters is not derived yet",),
+            )
+        return _simplex_information(lik, simplex[0], stats, kw, timeout)
     out = block_information(ell, params, stats, n=lik.N, **kw, timeout=timeout)
     if not out.ok:
         return Information(
@@ -80,3 +90,43 @@ def _inverse(m: sp.Basic) -> sp.Basic:
         return sp.Inverse(m).doit()
     except (ValueError, ArithmeticError, sp.matrices.exceptions.NonInvertibleMatrixError):
         return None
+
+
+def _simplex_information(lik: Likelihood, p, stats: list, kw: dict, timeout: float | None):
+    """The information of a simplex on its K - 1 free coordinates, verified; per count (per one-hot row)."""
+    from symmle.symbolic.constrained import simplex_information
+    from symmle.symbolic.constrained_verify import verify_simplex_information
+    from symmle.symbolic.information import Information
+    from symmle.symbolic.vector_stationarity import known_identities
+
+    fail = ((False,),)
+    out = simplex_information(
+        lik.log_likelihood, p, stats, known=known_identities(lik), **kw, timeout=timeout
+    )
+    if not out.ok:
+        return Information(sp.Matrix(), None, fail, warnings=(f"no Fisher information: {out.reason}",))
+    info = out.value
+    ok, detail = verify_simplex_information(
+        lik.log_likelihood,
+        info,
+        statistics=stats,
+        n=lik.N,
+        symmetric=kw["symmetric"],
+        domains=matrix_domains(lik),
+        timeout=timeout,
+        total=info.total if info.identities else None,
+    )
+    if not ok:
+        return Information(
+            sp.Matrix(),
+            None,
+            fail,
+            warnings=(f"the Fisher information failed its entrywise check and is not reported: {detail}",),
+        )
+    crlb = sp.Inverse(info.matrix)
+    note = (
+        ()
+        if info.total == lik.N
+        else (f"the information of {p} is per count: the sample's is the total count times it",)
+    )
+    return Information(info.per_count, crlb, ((True,),), dict(info.expectations), note, (), blocks=info)

@@ -90,16 +90,27 @@ def solve_vector_stationarity(lik: Likelihood, *, timeout: float | None = None):
             warnings.append(f"no score for {p}: {g.reason}")
     estimators: dict[str, Estimator] = {}
     solved: dict = {}
-    if not failed:
-        out = solve_stationary_system(scores, **kw, timeout=timeout)
+    simplex = [q.symbol for q in model.parameters if q.domain == "simplex"]
+    free = [p for p in params if p not in simplex]
+    constrained = []
+    for p in simplex:
+        found = _lagrange(lik, p, kw, timeout)
+        if isinstance(found, str):
+            warnings.append(found)
+            continue
+        solved[p] = found.estimate.value
+        constrained.append((p, found))
+    positive = [q.symbol for q in model.parameters if q.domain in ("positive", "positive_vector")]
+    if free and not any(p in failed for p in free):
+        out = solve_stationary_system({p: scores[p] for p in free}, **kw, positive=positive, timeout=timeout)
         if out.ok:
-            solved = dict(out.value)
+            solved.update(out.value)
         else:
             warnings.append(f"no closed form of the stationary point: {out.reason}")
-    if solved and len(solved) == len(params):
+    if free and all(p in solved for p in free):
         ok, detail = verify_stationary(
-            ell,
-            solved,
+            ell.subs({p: solved[p] for p in simplex if p in solved}) if simplex else ell,
+            {p: solved[p] for p in free},
             statistics=statistic_summands(lik, informative=True),
             variable=model.variable,
             n=lik.N,
@@ -110,7 +121,7 @@ def solve_vector_stationarity(lik: Likelihood, *, timeout: float | None = None):
         )
         if not ok:
             warnings.append(f"the stationary point failed its entrywise check and is not reported: {detail}")
-            solved = {}
+            solved = {p: v for p, v in solved.items() if p in simplex}
     for p in params:
         if p in solved:
             estimators[p.name] = Estimator(p.name, "closed_form", expr=solved[p], verified=True)
@@ -131,4 +142,42 @@ def solve_vector_stationarity(lik: Likelihood, *, timeout: float | None = None):
         estimators,
         (),
         tuple(warnings),
+        constrained=tuple(constrained),
     )
+
+
+def known_identities(lik: Likelihood) -> dict:
+    """Identities every sample of the support satisfies: one-hot rows sum to 1, so ``1^T T1 = N``."""
+    m = lik.model
+    if m.support_set != "onehot":
+        return {}
+    for s, _ in lik.coefficients:
+        if s.expr == m.variable:
+            return {sp.MatMul(sp.OneMatrix(1, m.dimension), s.symbol): lik.N}
+    return {}
+
+
+def _lagrange(lik: Likelihood, p, kw: dict, timeout: float | None):
+    """The Lagrangian derivation of the simplex parameter ``p``, verified; or why there is none."""
+    from symmle.symbolic.constrained import lagrange_simplex
+    from symmle.symbolic.constrained_verify import verify_lagrange
+
+    found = lagrange_simplex(lik.log_likelihood, p, known=known_identities(lik), **kw, timeout=timeout)
+    if not found.ok:
+        return f"no closed form for {p} on the simplex: {found.reason}"
+    ok, detail = verify_lagrange(
+        lik.log_likelihood,
+        p,
+        found.estimate.value,
+        found.multiplier_hat.value,
+        statistics=statistic_summands(lik, informative=True),
+        variable=lik.model.variable,
+        n=lik.N,
+        sample=_sampler(lik.model.support_set) or _sampler("simplex"),
+        symmetric=kw["symmetric"],
+        domains=matrix_domains(lik),
+        timeout=timeout,
+    )
+    if not ok:
+        return f"the Lagrangian's stationary point for {p} failed its entrywise check and is not reported: {detail}"
+    return found
