@@ -179,5 +179,8 @@ def _lagrange(lik: Likelihood, p, kw: dict, timeout: float | None):
         timeout=timeout,
     )
     if not ok:
-        return f"the Lagrangian's stationary point for {p} failed its entrywise check and is not reported: {detail}"
+        return (
+            f"the Lagrangian's stationary point for {p} failed its entrywise check and is not reported: "
+            f"{detail}"
+        )
     return found
