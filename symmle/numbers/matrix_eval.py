@@ -16,6 +16,7 @@ Only the node types in :data:`NODES` are evaluated; anything else raises
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,10 +41,28 @@ def duplication(n: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=512)
 def _scalar_function(fn: sp.Lambda):
     (var,) = fn.variables
     f = to_function([var], fn.expr)
     return lambda a: np.asarray(f(a), dtype=float)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(names: tuple, body: sp.Expr):
+    """``to_function`` of a scalar body, kept: a batch of rows is evaluated block after block."""
+    return to_function(list(names), body)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for matrices or stacks of them, through one BLAS product where a side is one matrix."""
+    if a.ndim == 2 and b.ndim == 2:
+        return a @ b
+    if a.ndim == 3 and b.ndim == 2:  # a stack times one matrix: one (B r) x c product
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[0], a.shape[1], b.shape[1])
+    if a.ndim == 2 and b.ndim == 3:  # one matrix times a stack: transpose both
+        return _matmul(np.swapaxes(b, -1, -2), a.T).swapaxes(-1, -2)
+    return np.einsum("bij,bjk->bik", a, b)
 
 
 def evaluate(expr: sp.Basic, env: Mapping[Any, Any]) -> Any:
@@ -101,7 +120,7 @@ def _node(e: sp.Basic, ev, env: Mapping[Any, Any]) -> Any:  # noqa: C901 - one c
             if np.ndim(v) <= 1 or np.ndim(out) <= 1:
                 out = _times(out, v)
             else:
-                out = np.matmul(out, v)
+                out = _matmul(out, v)
         return out
     if isinstance(e, sp.Transpose):
         return np.swapaxes(_as_array(ev(e.arg)), -1, -2)
@@ -136,10 +155,11 @@ def _node(e: sp.Basic, ev, env: Mapping[Any, Any]) -> Any:  # noqa: C901 - one c
     if isinstance(e, sp.Expr) and not e.is_Matrix:
         # a scalar expression: its matrix sub-expressions become numbers, the rest is SymPy's
         atoms = [a for a in sp.preorder_traversal(e) if _matrix_leaf(a)]
-        stand = {a: sp.Dummy() for a in _outermost(atoms)}
+        outer = sorted(_outermost(atoms), key=sp.default_sort_key)
+        stand = {a: sp.Symbol(f"_matrix_value_{k}") for k, a in enumerate(outer)}
         body = e.xreplace(stand)
         names = sorted(body.free_symbols, key=str)
-        f = to_function(names, body)
+        f = _compiled(tuple(names), body)
         values = {d: ev(a) for a, d in stand.items()}
         return _scalar(f(*[values[s] if s in values else _scalar_env(s, env) for s in names]))
     raise ValueError(f"symmle cannot evaluate {type(e).__name__} numerically")

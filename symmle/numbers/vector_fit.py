@@ -29,7 +29,7 @@ from symmle.base.errors import DataError, DerivationError
 from symmle.numbers.matrix_eval import evaluate
 from symmle.numbers.vector_data import validate_rows
 
-__all__ = ["fit_vector", "fit_counts", "coordinate_names"]
+__all__ = ["estimate_vector", "fit_vector", "fit_counts", "coordinate_names"]
 
 
 def _kind_of(q) -> str:
@@ -75,17 +75,15 @@ def _stable(
     return expr if out is None or timed_out else out
 
 
-def fit_vector(
-    d,
-    x: np.ndarray,
-    constants: Mapping[str, Any] | None = None,
-    *,
-    columns: list[str] | None = None,
-    timeout: float | None = None,
-):
-    """Fit the vector model of derivation ``d`` to the rows of ``x`` (an (N, D) array); a FitResult."""
-    from symmle.numbers.fitting import FitResult
+def estimate_vector(
+    d, x: np.ndarray, *, columns: list[str] | None = None, timeout: float | None = None
+) -> tuple[np.ndarray, dict, dict[str, Any], dict[str, str]]:
+    """The estimates of the vector model of ``d`` from the rows of ``x``.
 
+    Returns ``(x, env, estimates, kinds)``: the validated data, the values of every symbol (the
+    statistics, the estimates), the estimates by name (a vector as (D,), a matrix as (D, D)) and
+    how each was found.
+    """
     m = d.model
     lik = d.likelihood
     x = np.asarray(x) if not isinstance(x, np.memmap) else x
@@ -154,7 +152,6 @@ def fit_vector(
         else:
             numeric.append(q)
             kinds[q.name] = "numeric"
-    warnings = [w for w in d.warnings if "no closed form of the stationary point" not in w]
     if numeric:
         _maximise(d, numeric, env, dim)
     for q in m.parameters:
@@ -163,6 +160,24 @@ def fit_vector(
             estimates[q.name] = v
         else:
             estimates[q.name] = v.reshape(-1) if q.is_matrix else float(v)
+    return x, env, estimates, kinds
+
+
+def fit_vector(
+    d,
+    x: np.ndarray,
+    constants: Mapping[str, Any] | None = None,
+    *,
+    columns: list[str] | None = None,
+    timeout: float | None = None,
+):
+    """Fit the vector model of derivation ``d`` to the rows of ``x`` (an (N, D) array); a FitResult."""
+    from symmle.numbers.fitting import FitResult
+
+    x, env, estimates, kinds = estimate_vector(d, x, columns=columns, timeout=timeout)
+    m = d.model
+    n_rows, dim = x.shape
+    warnings = [w for w in d.warnings if "no closed form of the stationary point" not in w]
     ell = _log_likelihood(d, x, env)
     stderr, info_kind = _stderr(d, env, n_rows, dim, warnings)
     ci95 = {}
