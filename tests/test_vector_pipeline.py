@@ -108,6 +108,11 @@ def test_isotropic_and_known_covariance(iris):
     known = symmle.derive(SPECS / "mvnormal_known_cov.toml", constants={"Sigma": np.eye(4).tolist()})
     r = symmle.fit(known, iris)
     assert np.allclose(r.estimates["mu"], iris.mean(0)) and np.allclose(r.stderr["mu"], np.sqrt(1 / 150))
+    # the log-likelihood: row by row here (the known covariance's x^T x term is its own statistic)
+    ref = stats.multivariate_normal(iris.mean(0), np.eye(4)).logpdf(iris).sum()
+    assert r.log_likelihood == pytest.approx(ref, rel=1e-12)
+    ref_iso = stats.multivariate_normal(iso.estimates["mu"], iso.estimates["s2"] * np.eye(4)).logpdf(iris)
+    assert iso.log_likelihood == pytest.approx(ref_iso.sum(), rel=1e-12)
 
 
 def test_dirichlet_against_a_reference_optimisation():

@@ -123,8 +123,8 @@ def estimate_vector(
             n, mean, scatter = _runtime.vector_moments(x)
         except _runtime.BadData as exc:
             raise DataError(str(exc)) from None
-        env[mean_s] = mean.reshape(-1, 1)
-        env[scatter_s] = scatter
+        env[mean_s] = env[_MEAN_KEY] = mean.reshape(-1, 1)
+        env[scatter_s] = env[_SCATTER_KEY] = scatter
         if any(q.domain == "spd" for q in m.parameters):
             try:
                 _runtime.check_scatter(n, scatter, mean, columns)
@@ -214,16 +214,88 @@ def _informative(lik) -> sp.Expr:
 
 
 def _log_likelihood(d, x: np.ndarray, env: dict) -> float:
-    """``sum_i log f(x_i)`` at the values in ``env``: the log-density of each row, in blocks of rows.
+    """``sum_i log f(x_i)`` at the values in ``env``, without losing digits far from 0.
 
-    Evaluated per observation (``x_i - mu`` formed first) rather than from the
-    statistics, whose terms cancel when the data sit far from 0.
+    From the statistics where that is safe: with ``T1 = N m``, ``T2 = S + N m m^T`` (``m`` the
+    sample mean, ``S`` the scatter about it) and each parameter of the observation's shape written
+    ``v = m + (v - m)``, the log-likelihood is simplified by the matrix rules and kept only if ``m``
+    cancels (as it does for the Gaussian: what is left is the scatter and ``mu - m``), the same rule
+    as the scalar pilot's.  Otherwise, and for the parameter-free part, the log-density of each row
+    is summed (``x_i - mu`` formed first), in blocks of rows.
     """
-    m = d.model
-    logf = sp.expand_log(sp.log(m.density), force=True)
+    m, lik = d.model, d.likelihood
+    free = [s for s, _ in lik.coefficients if not s.informative]
+    informative = _informative(lik)
+    x_stats = {s.expr: s.symbol for s, _ in lik.coefficients}
+    outer = sp.MatMul(m.variable, m.variable.T)
+    if m.variable in x_stats or outer in x_stats:
+        centred = _centred_log_likelihood(d, informative, x_stats, outer)
+        if centred is None:
+            return _row_sum(x, sp.expand_log(sp.log(m.density), force=True), m.variable, env)
+        expr, local = centred
+        value = float(evaluate(expr, {**env, **local(env)}))
+    else:
+        value = float(evaluate(informative, env))
+    for s in free:
+        value += _row_sum(x, s.expr, m.variable, env)
+    return value
+
+
+def _centred_log_likelihood(d, informative: sp.Expr, x_stats: dict, outer: sp.Basic):
+    """``(expr, values)``: the log-likelihood in the mean and scatter, or ``None`` if the mean stays."""
+    from symmle.symbolic.matrix_calculus import context
+    from symmle.symbolic.matrix_forms import NoRule, scalar
+
+    m, lik = d.model, d.likelihood
+    D, N = m.dimension, lik.N
+    mean = sp.MatrixSymbol("_mean", D, 1)
+    scatter = sp.MatrixSymbol("_scatter", D, D)
+    rules = {}
+    if m.variable in x_stats:
+        rules[x_stats[m.variable]] = N * mean
+    if outer in x_stats:
+        rules[x_stats[outer]] = scatter + N * mean * mean.T
+    shifts = {}
+    for q in m.parameters:
+        if q.is_matrix and q.domain == "vector":
+            shifts[q.symbol] = sp.MatrixSymbol(f"_shift_{q.name}", D, 1)
+            rules[q.symbol] = mean + shifts[q.symbol]
+    spd = [q.symbol for q in (*m.parameters, *m.constants) if q.domain == "spd"]
+    ctx = context(symmetric=[*spd, scatter], invertible=spd)
+
+    def run():
+        e = informative.xreplace(rules)
+        for _ in range(2):
+            e = sp.expand(scalar(e, ctx))
+        return e
+
+    try:
+        expr, timed_out = attempt("the log-likelihood in centred sums", 2.0, run)
+    except (NoRule, TypeError, ValueError):
+        return None
+    if expr is None or timed_out or expr.has(mean):
+        return None
+
+    def values(env: dict) -> dict:
+        out = {}
+        for v, shift in shifts.items():
+            out[shift] = np.asarray(env[v], dtype=float).reshape(-1, 1) - env[_MEAN_KEY]
+        out[scatter] = env[_SCATTER_KEY]
+        return out
+
+    return expr, values
+
+
+#: where ``estimate_vector`` keeps the sample mean and scatter in ``env``
+_MEAN_KEY = sp.MatrixSymbol("_mean", sp.Symbol("_D"), 1)
+_SCATTER_KEY = sp.MatrixSymbol("_scatter", sp.Symbol("_D"), sp.Symbol("_D"))
+
+
+def _row_sum(x: np.ndarray, expr: sp.Basic, variable: sp.MatrixSymbol, env: dict) -> float:
+    """``sum_i expr(x_i)``, each row a column, in blocks of rows."""
     total = 0.0
     for _start, block in _runtime.row_chunks(x):
-        values = evaluate(logf, {**env, m.variable: np.asarray(block, dtype=float)[:, :, None]})
+        values = evaluate(expr, {**env, variable: np.asarray(block, dtype=float)[:, :, None]})
         total += float(np.sum(values))
     return total
 
