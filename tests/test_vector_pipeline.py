@@ -210,3 +210,26 @@ def test_diagonal_covariance_is_the_variance_of_each_column(iris):
     r = symmle.fit(d, iris)
     assert np.allclose(r.estimates["s2"], iris.var(0), rtol=1e-12)
     assert np.allclose(r.stderr["s2"], iris.var(0) * np.sqrt(2 / len(iris)))
+
+
+def test_npy_rows_are_memory_mapped_and_dirichlet_shares(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.multivariate_normal([1.0, -2.0, 0.5], np.diag([1.0, 2.0, 3.0]), size=5000)
+    path = tmp_path / "big.npy"
+    np.save(path, x)
+    out = CliRunner().invoke(cli, ["fit", str(SPECS / "mvnormal.toml"), str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    import json
+
+    doc = json.loads(out.output)
+    assert np.allclose(doc["estimates"]["Sigma"], np.cov(x, rowvar=False, bias=True), rtol=1e-12)
+    shares = tmp_path / "shares.csv"
+    y = rng.dirichlet([1.5, 2.5, 4.0], size=400)
+    shares.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.17g}" for v in row) for row in y) + "\n")
+    out = CliRunner().invoke(cli, ["fit", str(SPECS / "dirichlet.toml"), str(shares), "--columns", "a,b,c"])
+    assert out.exit_code == 0, out.output
+    assert "numeric" in out.output and "a[3]" in out.output
+    y[5, 1] = -0.1
+    shares.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.17g}" for v in row) for row in y) + "\n")
+    out = CliRunner().invoke(cli, ["fit", str(SPECS / "dirichlet.toml"), str(shares)])
+    assert out.exit_code == 3 and "row 6" in out.output and "\n" not in out.output.strip()
