@@ -36,9 +36,14 @@ class CompiledVectorModel:
     Examples
     --------
     >>> import numpy as np, symmle
-    >>> est = symmle.derive("tests/data/vector_specs/mvnormal.toml").compile()  # doctest: +SKIP
-    >>> est(np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 4.0]]))["mu"]  # doctest: +SKIP
-    array([1., 2.])
+    >>> from symmle.model.build import model_from_dict
+    >>> m = model_from_dict({"name": "mvn", "variable": "x", "dimension": "D", "density":
+    ...     "exp(-transpose(x - mu) @ inverse(Sigma) @ (x - mu)/2)/sqrt((2*pi)**D*det(Sigma))",
+    ...     "parameters": {"mu": "vector", "Sigma": "spd"}})
+    >>> est = symmle.derive(m).compile()
+    >>> x = np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 4.0], [1.0, 2.0]])
+    >>> est(x)["mu"], est(x)["Sigma"].tolist()[0]
+    (array([1., 2.]), [0.5, 0.0])
     """
 
     def __init__(self, d: Derivation, *, timeout: float | None = None) -> None:
