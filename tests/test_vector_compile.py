@@ -170,6 +170,11 @@ def test_mean_1e9_keeps_ten_digits(derived, name):
     centred = exact - exact.mean(axis=0)
     cov = centred.T @ centred / x.shape[0]
     got = derived(name).compile()(x)
+    fitted = symmle.fit(derived(name), x).estimates
+    if name == "mvnormal":
+        assert np.max(np.abs(fitted["Sigma"] - cov) / np.abs(np.diag(cov)).max()) < 1e-10
+    else:  # fit evaluated sum x x^T - N m m^T in floating point: s2 was -128
+        assert abs(fitted["s2"] - np.trace(cov) / 3) / (np.trace(cov) / 3) < 1e-10
     if name == "mvnormal":
         assert np.max(np.abs(got["Sigma"] - cov) / np.abs(np.diag(cov)).max()) < 1e-10
     else:
