@@ -130,6 +130,10 @@ def _cli(*args):
         ("mu=[0,1]", "missing true value of parameter 'Sigma'"),
         ("mu=__import__('os'),Sigma=[[2,0.5],[0.5,1]]", "true value of mu"),
         ("mu=[0,1],Sigma=[2,1]", "value of 'Sigma' must be a square matrix"),
+        (
+            "mu=[0]*60,Sigma=[[1]]",
+            "true value of mu",  # no arithmetic on lists: the parser refuses it
+        ),
     ],
 )
 def test_bad_true_values_are_one_line_exit_2(true, message):
@@ -148,3 +152,5 @@ def test_the_cli_check_and_its_json():
     assert text.exit_code == 0 and "Sigma[2,1]" in text.output and "D = 2" in text.output
     generic = _cli("--true", "mu=[0,1],Sigma=[[2,0.5],[0.5,1]]", "--generic-sampler")
     assert generic.exit_code == 2 and "draws scalar models only" in generic.output
+    small = _cli("--true", "mu=[0,1],Sigma=[[2,0.5],[0.5,1]]", "--sizes", "2,10")
+    assert small.exit_code == 2 and "at least D + 1 = 3 rows" in small.output

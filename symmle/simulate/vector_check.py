@@ -245,6 +245,14 @@ def check_vector(
         raise SpecError("agree must be at least 0")
     agree = min(agree, reps)
     all_sizes = _sizes(n, sizes)
+    if any(q.domain == "spd" for q in m.parameters):  # below D + 1 rows the covariance MLE does not exist
+        least = dim + 1
+        if n < least or (sizes is not None and min(all_sizes) < least):
+            raise SpecError(
+                f"every sample size must be at least D + 1 = {least} rows: with fewer the scatter "
+                "matrix is singular and the MLE of the covariance does not exist"
+            )
+        all_sizes = tuple(sorted({max(s, least) for s in all_sizes}))
     draws = reps * sum(all_sizes) * dim
     if draws > MAX_DRAWS:
         raise SpecError(
