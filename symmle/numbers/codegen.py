@@ -210,6 +210,10 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     >>> "def estimate(x, **constants):" in src
     True
     """
+    if d.model.is_vector:  # rows of D numbers: see symmle.numbers.vector_codegen
+        from symmle.numbers.vector_codegen import vector_module_source
+
+        return vector_module_source(d, timeout=timeout)
     f = plan_formulas(d, timeout=timeout)
     w = _Writer()
     var = f["variable"]

@@ -28,6 +28,7 @@ from symmle.base.budget import attempt
 from symmle.base.errors import DataError, DerivationError
 from symmle.numbers.matrix_eval import evaluate
 from symmle.numbers.vector_data import validate_rows
+from symmle.numbers.vector_plan import canonical_traces
 
 __all__ = ["estimate_vector", "fit_vector", "fit_counts", "coordinate_names"]
 
@@ -69,7 +70,9 @@ def _stable(
 
     def run():
         e = expr.xreplace(rules)
-        return e.expand().doit() if getattr(e, "is_Matrix", False) else sp.expand(e)
+        # traces by linearity and in one cyclic order, so that tr(N m m^T) - tr(N m^T m) cancels here
+        # rather than in floating point (s2 of mvnormal_isotropic at mean 1e9 was -128)
+        return canonical_traces(e.expand().doit() if getattr(e, "is_Matrix", False) else sp.expand(e))
 
     out, timed_out = attempt("rewrite the estimator in centred sums", timeout, run)
     return expr if out is None or timed_out else out

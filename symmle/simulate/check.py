@@ -239,6 +239,23 @@ def check(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if m.is_vector:  # rows of D numbers: true values are vectors and matrices
+        from symmle.simulate.vector_check import check_vector
+
+        return check_vector(
+            m,
+            true,
+            n=n,
+            reps=reps,
+            seed=seed,
+            constants=constants,
+            sizes=sizes,
+            agree=agree,
+            generic_sampler=generic_sampler,
+            progress=progress,
+            timeout=timeout,
+            derivation=d,
+        )
     if constants:
         m = m.with_constants(
             {k: (v if isinstance(v, str) else _number(v, f"constant {k}")) for k, v in constants.items()}

@@ -223,7 +223,8 @@ class Derivation:
     def compile(self, *, timeout: float | None = None):
         """Compile the estimators into fast NumPy functions.
 
-        See :class:`symmle.numbers.compiled.CompiledModel`.
+        See :class:`symmle.numbers.compiled.CompiledModel`, and for a vector model
+        :class:`symmle.numbers.vector_compiled.CompiledVectorModel` (estimates as arrays).
 
         Parameters
         ----------
@@ -233,7 +234,7 @@ class Derivation:
 
         Returns
         -------
-        CompiledModel
+        CompiledModel or CompiledVectorModel
             Call it on data for the estimates; it also gives standard
             errors and the log-likelihood.
 
@@ -245,6 +246,10 @@ class Derivation:
         >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
         (2.0, 0.707107)
         """
+        if self.model.is_vector:  # rows of D numbers: see symmle.numbers.vector_compiled
+            from symmle.numbers.vector_compiled import CompiledVectorModel
+
+            return CompiledVectorModel(self, timeout=timeout)
         from symmle.numbers.compiled import CompiledModel
 
         return CompiledModel(self, timeout=timeout)
