@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from symmle.model.catalogue import family_names
 
-    n_families = len(family_names())
+    n_families = len(family_names("scalar"))
     checkout, inherited = _env(), dict(os.environ)
     commands: list[tuple[str, list[str], dict[str, str], int]] = [
         (

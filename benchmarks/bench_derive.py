@@ -144,7 +144,7 @@ def family_names() -> list[str]:
     sys.path.insert(0, str(ROOT))
     from symmle.model.catalogue import family_names as names
 
-    return names()
+    return names("scalar")
 
 
 def _versions() -> dict[str, str]:
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
 
-    names = family_names()
+    names = family_names("scalar")
     if args.family:
         unknown = sorted(set(args.family) - set(names))
         if unknown:

@@ -80,7 +80,7 @@ def main() -> int:
     import symmle
     from symmle.numbers.codegen import module_source
 
-    spec = ROOT / "tests" / "data" / "vector_specs" / "mvnormal.toml"
+    spec = "mvnormal"
     t = time.perf_counter()
     d = symmle.derive(spec, cache=False)
     derive_s = time.perf_counter() - t

@@ -16,7 +16,7 @@ from symmle.cli import cli
 from symmle.model.catalogue import family_names
 from symmle.numbers.codegen import module_source
 
-FAMILIES = family_names()
+FAMILIES = family_names("scalar")
 
 # Runs a generated module with every import of sympy or symmle refused.
 RUNNER = r"""

@@ -25,7 +25,7 @@ import symmle.numbers.compiled
 from symmle.model.catalogue import family_names
 from symmle.symbolic.evaluate import SampleEvaluator
 
-FAMILIES = family_names()
+FAMILIES = family_names("scalar")
 N_SAMPLE = 2000
 
 

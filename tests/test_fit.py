@@ -23,7 +23,7 @@ from symmle.base.errors import DataError
 from symmle.cli import cli
 from symmle.model.catalogue import family_names
 
-FAMILIES = family_names()
+FAMILIES = family_names("scalar")
 N_SAMPLE = 2000
 N_LARGE = 10**5
 Z95 = 1.959963984540054

@@ -26,7 +26,7 @@ from symmle.model.catalogue import family_names
 from symmle.simulate import inversion
 from symmle.simulate.sampling import ModelSampler, draw, sampler
 
-FAMILIES = family_names()
+FAMILIES = family_names("scalar")
 N = 50_000
 P_MIN = 1e-3
 

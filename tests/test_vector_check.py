@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +19,11 @@ from click.testing import CliRunner
 import symmle
 from symmle.cli import cli
 from symmle.model.build import load_model
+from symmle.model.catalogue import catalogue_dir
 from symmle.simulate.check import check
 from symmle.simulate.vector_sampling import vector_sampler
 
-SPECS = Path(__file__).parent / "data" / "vector_specs"
+SPECS = catalogue_dir()  # the vector families of the catalogue
 MVN = str(SPECS / "mvnormal.toml")
 TRUE = {"mu": "[0, 1]", "Sigma": "[[2, 0.5], [0.5, 1]]"}
 

@@ -26,11 +26,12 @@ from scipy import stats
 import symmle
 from symmle.cli import cli
 from symmle.model.build import load_model
+from symmle.model.catalogue import catalogue_dir
 from symmle.model.explicit import at_dimension
 from symmle.numbers.codegen import module_source
 from symmle.numbers.matrix_code import print_matrix_code
 
-SPECS = Path(__file__).parent / "data" / "vector_specs"
+SPECS = catalogue_dir()  # the vector families of the catalogue
 
 #: Runs in a fresh interpreter: the module must not need SymPy or symmle.
 RUNNER = """

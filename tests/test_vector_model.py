@@ -7,7 +7,6 @@ Densities are compared as numbers, at a concrete dimension, with SciPy's own
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +15,12 @@ from scipy import stats
 
 from symmle.base.errors import SpecError
 from symmle.model.build import inline_model, load_model, model_from_dict
+from symmle.model.catalogue import catalogue_dir
 from symmle.model.density import check_density
 from symmle.model.explicit import at_dimension, coordinates, entry_values, explicit_symbols, model_point
 from symmle.model.parse import parse_array, parse_expression
 
-SPECS = Path(__file__).parent / "data" / "vector_specs"
+SPECS = catalogue_dir()  # the vector families of the catalogue
 NAMES = (
     "mvnormal",
     "mvnormal_known_cov",

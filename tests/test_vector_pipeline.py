@@ -8,8 +8,6 @@ Dirichlet with a tight reference optimisation of SciPy's log-density.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy as sp
@@ -19,10 +17,11 @@ from scipy import optimize, special, stats
 import symmle
 from symmle.base.errors import DataError
 from symmle.cli import cli
+from symmle.model.catalogue import catalogue_dir
 from symmle.model.explicit import at_dimension, explicit_symbols
 from symmle.numbers.matrix_eval import evaluate
 
-SPECS = Path(__file__).parent / "data" / "vector_specs"
+SPECS = catalogue_dir()  # the vector families of the catalogue
 
 
 @pytest.fixture(scope="module")

@@ -40,8 +40,14 @@ def catalogue_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "derivations"
 
 
-def family_names() -> list[str]:
+def family_names(kind: str | None = None) -> list[str]:
     """Return the sorted names of the catalogue families.
+
+    Parameters
+    ----------
+    kind : {"scalar", "vector"}, optional
+        Only the families of one variable (``"scalar"``) or those of vector observations
+        (``"vector"``: their spec has a ``dimension``); all by default.
 
     Returns
     -------
@@ -53,8 +59,15 @@ def family_names() -> list[str]:
     >>> names = family_names()
     >>> "normal" in names, names == sorted(names)
     (True, True)
+    >>> "mvnormal" in family_names("vector"), "mvnormal" in family_names("scalar")
+    (True, False)
     """
-    return sorted(p.stem for p in catalogue_dir().glob("*.toml"))
+    if kind not in (None, "scalar", "vector"):
+        raise ValueError(f"kind must be 'scalar' or 'vector', not {kind!r}")
+    paths = sorted(catalogue_dir().glob("*.toml"))
+    if kind is None:
+        return [p.stem for p in paths]
+    return [p.stem for p in paths if ("dimension" in read_spec_file(p)) == (kind == "vector")]
 
 
 def family_path(name: str) -> Path | None:
