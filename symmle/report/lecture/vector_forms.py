@@ -236,7 +236,8 @@ def tidy(expr: Any, data: Callable[[sp.Basic], bool] = lambda e: False) -> Any:
     if isinstance(expr, DataSum):
         c, mats = _coeff_factors(tidy(expr.summand, data))
         inner, outer = sp.sympify(c).as_independent(expr.index, as_Add=False)
-        return inner * DataSum(mat_mul(outer, mats), expr.index, expr.upper)
+        # (not inner * DataSum(...): SymPy's product would call doit() and undo the tidying)
+        return mat_mul(inner, [DataSum(mat_mul(outer, mats), expr.index, expr.upper)])
     if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
         body = tidy(expr.function, data)
         c, g = body.as_independent(expr.limits[0][0], as_Add=False) if body.is_Mul else (sp.S.One, body)

@@ -25,10 +25,46 @@ from symmle.report.lecture.vector_forms import Checker, DataSum, Display, Duplic
 from symmle.symbolic.matrix_calculus import RULES, MatrixDifferential, context
 from symmle.symbolic.matrix_information import DuplicationMatrix, second_differential, vech_pairs
 
-__all__ = ["VectorInformationSteps", "coordinates_tex"]
+__all__ = ["VectorInformationSteps", "as_scalar_block", "block_stated", "bound_blocks", "coordinates_tex"]
 
 #: Coordinate kinds whose blocks a lecture can state (a simplex needs its free coordinates).
 _KNOWN = {"scalar", "vec", "vech"}
+
+
+def block_stated(model: Any, p: sp.Basic, kind: str) -> bool:
+    """Whether a block in ``kind`` coordinates of parameter ``p`` means what it says.
+
+    A parameter on the simplex has no information on all its entries (they are constrained to sum to
+    one): its block is meaningful only on free coordinates, which the pipeline does not give here.
+    """
+    q = next((q for q in (*model.parameters, *model.constants) if q.symbol == p), None)
+    return kind in _KNOWN and not (q is not None and q.domain == "simplex")
+
+
+def as_scalar_block(block: sp.Basic) -> sp.Basic:
+    """A 1 x 1 block of a scalar parameter as a scalar (``1/N*Matrix([[c]])`` -> ``c/N``)."""
+    if getattr(block, "shape", None) == (1, 1) and isinstance(block, (sp.MatrixBase, MatrixExpr)):
+        entry = quick("a 1 x 1 block", lambda: sp.factor(sp.Matrix(block.as_explicit())[0, 0]))
+        return entry if entry is not None else block
+    return block
+
+
+def bound_blocks(info: Any) -> list[tuple[sp.Basic, sp.Basic]] | None:
+    """``[(parameter, its block of the Cramér–Rao bound)]`` where the bound is block-diagonal, else None."""
+    crlb, fi = info.crlb, getattr(info, "blocks", None)
+    if crlb is None or fi is None:
+        return None
+    params = list(fi.params)
+    if isinstance(crlb, sp.BlockDiagMatrix):
+        diag = list(crlb.diag)
+    elif len(params) == 1:
+        diag = [crlb]
+    else:
+        return None
+    out = []
+    for p, b in zip(params, diag):
+        out.append((p, b if isinstance(p, sp.MatrixSymbol) else as_scalar_block(b)))
+    return out
 
 
 def coordinates_tex(p_tex: str, kind: str) -> str:
@@ -71,8 +107,7 @@ class VectorInformationSteps(Lecture):
         return coordinates_tex(self.tex(p), kind)
 
     def _usable(self, p: sp.Basic, kind: str) -> bool:
-        q = self.quantities.get(p)
-        return kind in _KNOWN and not (q is not None and q.domain == "simplex")
+        return block_stated(self.model, p, kind)
 
     def _second(self, a: sp.Basic, b: sp.Basic, form: sp.Expr) -> sp.Expr | None:
         """``-d_b d_a log f(x)`` of one observation, by the rules of matrix calculus.
@@ -150,7 +185,7 @@ class VectorInformationSteps(Lecture):
                     section=INFORMATION,
                 )
             )
-        if usable and not left_out and info.crlb is not None:
+        if usable and not left_out and bound_blocks(info):
             steps.append(self._crlb_step(fi, usable, kinds))
         elif usable and not left_out:
             steps.append(
@@ -329,13 +364,7 @@ class VectorInformationSteps(Lecture):
         return True
 
     def _crlb_step(self, fi: Any, usable: list, kinds: dict) -> Step:
-        crlb = self.info.crlb
-        if isinstance(crlb, sp.BlockDiagMatrix):
-            diag = list(crlb.diag)
-        elif len(usable) == 1:
-            diag = [crlb]
-        else:
-            diag = [crlb[k, k] for k in range(len(usable))]  # an explicit matrix of blocks
+        diag = [b for _, b in bound_blocks(self.info) or []]
         lines: list[tuple[Any, Any]] = []
         relations: list[str] = []
         notes: list[str] = []
@@ -348,9 +377,6 @@ class VectorInformationSteps(Lecture):
                 else sp.Symbol(tilde_name)
             )
             coord = self.coordinate(tilde, kind)
-            if getattr(bound, "shape", None) == (1, 1) and not isinstance(p, sp.MatrixSymbol):
-                entry = quick("a 1 x 1 bound", lambda b=bound: sp.factor(sp.Matrix(b.as_explicit())[0, 0]))
-                bound = entry if entry is not None else bound
             scalar = not isinstance(bound, MatrixExpr) and not isinstance(bound, sp.MatrixBase)
             head = r"\operatorname{Var}" if scalar else r"\operatorname{Cov}"
             info_tex = f"I({self.coordinate(p, kind)})"
