@@ -404,3 +404,33 @@ def test_latex_uses_the_seeds_notation(vector):
         r"\mathbf{D}_{D}^{\top} \left(\boldsymbol{\Sigma}^{-1} \otimes \boldsymbol{\Sigma}^{-1}\right)",
     ):
         assert piece in tex, piece
+
+
+@pytest.mark.parametrize("name", ["mvnormal", "mvnormal_isotropic"])
+def test_the_means_of_the_estimators(vector, name):
+    """E[Sigma_hat] = (N - 1)/N Sigma (and E[s2_hat] likewise): stated, and confirmed by simulation."""
+    from symmle.report.lecture.vector import VectorLecture
+
+    d = vector(name)
+    lecture = VectorLecture(d.model, d.likelihood, d.stationarity, d.information)
+    mu, second = d.model.parameter_symbols
+    assert _close(explicit(lecture.estimator_mean(mu), _point(d, 2)[0]), _point(d, 2)[0][mu])
+    values, _ = _point(d, 2, rows=5)
+    mean = explicit(lecture.estimator_mean(second), values)
+    # simulation: the average of the estimates over many data sets of N = 5 observations
+    rng = np.random.default_rng(3)
+    m = np.array(values[mu].evalf(), dtype=float).ravel()
+    cov = (
+        np.array(values[second].evalf(), dtype=float)
+        if isinstance(second, sp.MatrixSymbol)
+        else float(values[second]) * np.eye(2)
+    )
+    x = rng.multivariate_normal(m, cov, size=(40000, 5))
+    centred = x - x.mean(axis=1, keepdims=True)
+    if isinstance(second, sp.MatrixSymbol):
+        simulated = np.einsum("rni,rnj->ij", centred, centred) / (40000 * 5)
+    else:
+        simulated = (centred**2).sum() / (40000 * 5 * 2)
+    assert np.allclose(_array(mean), _array(simulated), rtol=0.03, atol=0.02)
+    step = _step(d, "crlb")
+    assert "is biased" in step.after and "is unbiased" in step.after

@@ -134,16 +134,20 @@ def _coordinates(kind: str) -> str:
 
 
 def _vector_lines(d: Derivation) -> list[str]:
-    """The text of a vector model: statistics with their shapes, estimators, information and bound per block."""
+    """A vector model as text: statistics with their shapes, estimators, information and bound by block."""
     m = d.model
     lik = d.likelihood
     x = m.variable
     lines = [f"{m.title} ({m.name})", ""]
     lines.append(f"  density      f({x}) = {readable(m.density)}")
     lines.append(f"  support      {x}: {m.support_set or 'its support'}, dimension {m.dimension}")
-    lines.append("  parameters   " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.parameters))
+    lines.append(
+        "  parameters   " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.parameters)
+    )
     if m.constants:
-        lines.append("  constants    " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.constants))
+        lines.append(
+            "  constants    " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.constants)
+        )
     lines += ["", "Log-density", f"  log f = {readable(lik.log_density)}", ""]
     if lik.statistics:
         lines.append("Sufficient statistics (sums over the N samples)")

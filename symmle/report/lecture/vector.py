@@ -22,21 +22,17 @@ from dataclasses import replace
 from typing import Any
 
 import sympy as sp
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-from sympy.matrices.expressions.diagonal import DiagMatrix, DiagonalOf
-from sympy.matrices.expressions.kronecker import KroneckerProduct
 from sympy.matrices.expressions.matexpr import MatrixExpr
-from sympy.matrices.expressions.special import OneMatrix
 
 from symmle.model.spec import Model, Quantity
 from symmle.report.lecture.core import LIKELIHOOD, MAXIMISING, MODEL, SECOND_ORDER, Step, combine_logs, quick
 from symmle.report.lecture.finish import label_for, reference
 from symmle.report.lecture.vector_forms import Checker, Display, Observation, data_sum
 from symmle.report.lecture.vector_info import VectorInformationSteps
+from symmle.report.lecture.vector_notation import distinct, explain_notation, quantity_phrase, support_phrase
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.matrix_calculus import RULES, differential, gradient
-from symmle.symbolic.matrix_information import DuplicationMatrix
 from symmle.symbolic.matrix_solve import solve_stationary
 from symmle.symbolic.stationarity import Stationarity
 from symmle.symbolic.vector_stationarity import verification_kwargs
@@ -91,7 +87,6 @@ class VectorLecture(VectorInformationSteps):
         self.data = frozenset({self.x})
         self.solved: dict[sp.Basic, sp.Basic] = {}
         self.joint = False
-        self.sums_shown: sp.Expr | None = None
 
     @classmethod
     def fits(cls, model: Model) -> bool:
@@ -105,7 +100,7 @@ class VectorLecture(VectorInformationSteps):
         out += self.estimator_steps()
         out += self.hessian_steps()
         out += self.information_steps()
-        return explain_notation(out, self.tex)
+        return explain_notation(out)
 
     # ------------------------------------------------------------------ helpers
     def observation(self, k: Any) -> Observation:
@@ -134,26 +129,7 @@ class VectorLecture(VectorInformationSteps):
     # ------------------------------------------------------------------ the model
     def quantity_tex(self, q: Quantity) -> str:
         """A parameter or constant and its domain, as a phrase."""
-        s = f"${self.tex(q.symbol)}$"
-        rows = self.tex(q.symbol.shape[0]) if isinstance(q.symbol, sp.MatrixSymbol) else ""
-        phrase = {
-            "vector": f"{s}, a vector of ${rows}$ real entries",
-            "positive_vector": f"{s}, a vector of ${rows}$ positive entries",
-            "simplex": f"{s}, a vector of ${rows}$ probabilities that sum to one",
-            "spd": rf"{s}, a symmetric positive definite ${rows} \times {rows}$ matrix",
-        }.get(q.domain)
-        return phrase if phrase is not None else self.domain_tex(q)
-
-    def support_phrase(self) -> str:
-        x, D = self.tex(self.x), self.dim_tex()
-        return {
-            "real": f"for ${x}$ with ${D}$ real entries",
-            "simplex": (
-                rf"for ${x}$ on the simplex: ${D}$ positive entries with $\mathbf{{1}}^{{\top}} {x} = 1$"
-            ),
-            "onehot": f"for ${x}$ one-hot: one of its ${D}$ entries is $1$ and the others are $0$",
-            "counts": f"for ${x}$ a vector of ${D}$ non-negative integer counts",
-        }.get(self.model.support_set or "", f"for ${x}$ in its support, a vector of dimension ${D}$")
+        return quantity_phrase(q, self.tex) or self.domain_tex(q)
 
     def density_shown(self) -> sp.Expr:  # type: ignore[override]
         return self.shown(None, self.model.density)
@@ -168,7 +144,8 @@ class VectorLecture(VectorInformationSteps):
         )
         many = len(m.parameters) > 1
         after = (
-            f"{self.support_phrase()}. The unknown parameter{'s are' if many else ' is'} "
+            f"{support_phrase(m.support_set, self.tex(self.x), self.dim_tex())}. "
+            f"The unknown parameter{'s are' if many else ' is'} "
             f"{self.listing([self.quantity_tex(q) for q in m.parameters])}"
         )
         if m.constants:
@@ -277,7 +254,7 @@ class VectorLecture(VectorInformationSteps):
         if not self.check.equal(stats, lik.log_likelihood):
             stats = lik.log_likelihood
         ell_lines.append((self.ell, stats))
-        ell_lines = _distinct(ell_lines)
+        ell_lines = distinct(ell_lines)
         informative = [s for s in lik.statistics if s.informative]
         other = [s for s in lik.statistics if not s.informative]
         for s in lik.statistics:
@@ -322,7 +299,7 @@ class VectorLecture(VectorInformationSteps):
             Step(
                 "Negative log-likelihood",
                 "Maximising the log-likelihood is the same as minimising the negative log-likelihood (NLL):",
-                tuple(_distinct(nll_lines)),
+                tuple(distinct(nll_lines)),
                 kind="nll",
                 section=LIKELIHOOD,
                 label=label_for("nll"),
@@ -627,69 +604,3 @@ class VectorLecture(VectorInformationSteps):
         else:
             text = "The entrywise check of the maximum did not pass for every parameter (see the notes)."
         return [Step("Second-order check", text, (), kind="hessian", section=SECOND_ORDER)]
-
-
-# ---------------------------------------------------------------- notation, explained at first use
-
-#: (test, explanation): each construct of matrix notation, explained in the first step that shows it.
-_NOTATION: tuple[tuple[Any, str], ...] = (
-    (lambda e: bool(e.atoms(sp.Transpose)), r"$\mathbf{A}^{\top}$ is the transpose"),
-    (lambda e: bool(e.atoms(sp.Inverse)), r"$\mathbf{A}^{-1}$ is the inverse"),
-    (lambda e: bool(e.atoms(sp.Determinant)), r"$|\mathbf{A}|$ is the determinant"),
-    (
-        lambda e: any(t.arg.shape != (1, 1) for t in e.atoms(sp.Trace)),
-        r"$\operatorname{tr}$ is the trace (the sum of the diagonal)",
-    ),
-    (
-        lambda e: any(o.shape[1] == 1 or o.shape[0] == 1 for o in e.atoms(OneMatrix)),
-        r"$\mathbf{1}$ is the vector of ones",
-    ),
-    (lambda e: bool(e.atoms(sp.Identity)), r"$\mathbf{I}$ is the identity matrix"),
-    (
-        lambda e: bool(e.atoms(ElementwiseApplyFunction)),
-        r"a scalar function of a vector acts entrywise ($\mathbf{v}^{\circ k}$ is the entrywise power)",
-    ),
-    (
-        lambda e: bool(e.atoms(DiagMatrix)),
-        r"$\operatorname{diag}(\mathbf{v})$ is the diagonal matrix with $\mathbf{v}$ on its diagonal",
-    ),
-    (
-        lambda e: bool(e.atoms(DiagonalOf)),
-        r"$\operatorname{dg}(\mathbf{A})$ is the column of the diagonal of $\mathbf{A}$",
-    ),
-    (lambda e: bool(e.atoms(KroneckerProduct)), r"$\otimes$ is the Kronecker product"),
-    (lambda e: bool(e.atoms(DuplicationMatrix)), ""),
-)
-
-
-def _distinct(lines: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """The lines without one that repeats the line before it."""
-    out: list[tuple[Any, Any]] = []
-    for lhs, rhs in lines:
-        if out and out[-1][0] == lhs and out[-1][1] == rhs:
-            continue
-        out.append((lhs, rhs))
-    return out
-
-
-def _objects(step: Step) -> list[sp.Basic]:
-    return [side for row in step.lines for side in row if isinstance(side, sp.Basic)]
-
-
-def explain_notation(steps: list[Step], tex: Any) -> list[Step]:
-    """The steps with each construct of matrix notation explained after the first display that shows it."""
-    done: set[int] = set()
-    out = []
-    for s in steps:
-        new = []
-        for k, (test, words) in enumerate(_NOTATION):
-            if k in done or not words:
-                continue
-            if any(test(e) for e in _objects(s)):
-                done.add(k)
-                new.append(words)
-        if new:
-            gloss = "Here " + VectorLecture.listing(new) + "."
-            s = replace(s, after=(s.after + " " + gloss).strip())
-        out.append(s)
-    return out

@@ -23,6 +23,7 @@ from symmle.report.lecture.core import INFORMATION, Lecture, Step, quick
 from symmle.report.lecture.finish import label_for, reference
 from symmle.report.lecture.vector_forms import Checker, DataSum, Display, DuplicationInverse, mat_mul
 from symmle.symbolic.matrix_calculus import RULES, MatrixDifferential, context
+from symmle.symbolic.matrix_forms import scalar, to_form
 from symmle.symbolic.matrix_information import DuplicationMatrix, second_differential, vech_pairs
 
 __all__ = ["VectorInformationSteps", "as_scalar_block", "block_stated", "bound_blocks", "coordinates_tex"]
@@ -316,6 +317,134 @@ class VectorInformationSteps(Lecture):
             )
         ]
 
+    # ------------------------------------------------------------------ the means of the estimators
+    def _statistic(self, f: sp.Basic) -> tuple[sp.Basic, bool] | None:
+        """``(T, transposed)`` if the factor ``f`` is a statistic ``T`` or its transpose."""
+        if f in self.show.summands:
+            return f, False
+        if isinstance(f, sp.Transpose) and f.arg in self.show.summands:
+            return f.arg, True
+        return None
+
+    def _pair_mean(self, a: sp.Basic, b: sp.Basic, outer: bool) -> sp.Basic | None:
+        """``E[T_a T_b^T]`` (``outer``) or ``E[T_a^T T_b]`` of IID observations.
+
+        ``sum_{n,m} E[g_a(x_n) g_b(x_m)^T] = N E[g_a g_b^T] + N (N - 1) E[g_a] E[g_b]^T``, with
+        ``N E[g_a g_b^T]`` the expectation of the statistic whose summand is ``g_a g_b^T`` (its trace for
+        ``T_a^T T_b``).
+        """
+        fi, N = self.info.blocks, self.N
+        known = fi.expectations.matrices
+        if a not in known or b not in known:
+            return None
+        ga, gb = self.show.summands[a], self.show.summands[b]
+        product = sp.MatMul(ga, gb.T) if outer else sp.MatMul(gb, ga.T)
+        c = next((t for t, g in self.show.summands.items() if g == product), None)
+        if c is None:
+            return None
+        if c in known:
+            both = known[c] if outer else sp.Trace(known[c])
+        elif not outer and sp.Trace(c) in fi.expectations.parts:
+            both = fi.expectations.parts[sp.Trace(c)]
+        else:
+            return None
+        ea, eb = known[a], known[b]
+        rest = ea * eb.T if outer else sp.Trace(ea.T * eb)
+        return both + (N - 1) / N * rest
+
+    def _product_mean(self, factors: tuple) -> sp.Basic | None:
+        """``E[product]``: at most two statistics, adjacent (the observations are independent)."""
+        known = self.info.blocks.expectations.matrices
+        hits = [(k, s) for k, f in enumerate(factors) for s in [self._statistic(f)] if s is not None]
+        if not hits:
+            return mat_mul(sp.S.One, factors)
+        if len(hits) == 1:
+            k, (t, transposed) = hits[0]
+            if t not in known:
+                return None
+            v = sp.Transpose(known[t]) if transposed else known[t]
+            return mat_mul(sp.S.One, [*factors[:k], v, *factors[k + 1 :]])
+        if len(hits) == 2 and hits[1][0] == hits[0][0] + 1:
+            (k, (a, ta)), (_, (b, tb)) = hits
+            if ta == tb:
+                return None
+            pair = self._pair_mean(a, b, outer=tb)
+            if pair is None:
+                return None
+            return mat_mul(sp.S.One, [*factors[:k], pair, *factors[k + 2 :]])
+        return None
+
+    def _trace_mean(self, atom: sp.Trace) -> sp.Basic | None:
+        parts = self.info.blocks.expectations.parts
+        if atom in parts:
+            return parts[atom]
+        arg = atom.arg
+        factors = tuple(arg.as_coeff_matrices()[1]) if isinstance(arg, sp.MatMul) else (arg,)
+        c = arg.as_coeff_matrices()[0] if isinstance(arg, sp.MatMul) else sp.S.One
+        inner = self._product_mean(factors)
+        if inner is None:
+            return None
+        return c * (sp.Trace(inner) if isinstance(inner, MatrixExpr) else inner)
+
+    def estimator_mean(self, p: sp.Basic) -> sp.Basic | None:
+        """``E[p_hat]`` of a closed-form estimator of at most second degree in the statistics, or None.
+
+        The expectations of the statistics are those the information was computed with (the score
+        identity); products of two statistics follow from the independence of the observations
+        (:meth:`_pair_mean`).
+        """
+        e = self.st.estimators.get(p.name)
+        if e is None or e.kind != "closed_form" or self.info.blocks is None:
+            return None
+        stats = set(self.show.summands)
+
+        def run() -> sp.Basic | None:
+            ctx = self.show.context_of(e.expr)
+            if isinstance(e.expr, MatrixExpr):
+                f = to_form(e.expr, ctx)
+                total = []
+                for prod, c in f.terms.items():
+                    m = self._product_mean(prod)
+                    if m is None or c.has(*stats):
+                        return None
+                    total.append(c * m if not isinstance(m, MatrixExpr) else mat_mul(c, [m]))
+                mean = sp.MatAdd(*total) if len(total) > 1 else total[0]
+            else:
+                expanded = sp.expand(scalar(e.expr, ctx))
+                mean = sp.S.Zero
+                for term in sp.Add.make_args(expanded):
+                    atoms = [a for a in term.atoms(sp.Trace) if a.has(*stats)]
+                    if len(atoms) > 1 or (not atoms and term.has(*stats)):
+                        return None
+                    if atoms:
+                        m = self._trace_mean(atoms[0])
+                        if m is None:
+                            return None
+                        term = term.xreplace({atoms[0]: m})
+                    mean += term
+            return self.show.normal(mean)
+
+        return quick(f"the mean of the estimator of {p}", run)
+
+    def bias_sentences(self) -> list[str]:
+        """Each closed-form estimator: unbiased, or its mean where it is biased."""
+        out = []
+        for p in self.theta:
+            m = self.estimator_mean(p)
+            if m is None:
+                continue
+            hat = self.tex(self.hats[p])
+            difference = self.show.normal(m - p)
+            zero = difference == 0 or isinstance(difference, sp.ZeroMatrix)
+            mean = rf"$\mathrm{{E}}\left[{hat}\right] = {self.tex(self.show.tidy(m))}$"
+            if zero:
+                out.append(f"Here ${hat}$ is unbiased ({mean}), so the bound applies to it at every $N$.")
+            else:
+                out.append(
+                    f"Here ${hat}$ is biased ({mean}), so the bound does not apply to it as it stands."
+                )
+        return out
+
     # ------------------------------------------------------------------ the bound
     def _duplication_inverse(self, bound: sp.Basic) -> tuple[sp.Basic, tuple[str, str] | None] | None:
         """``(c D^T (A kron A) D)^-1 = c^-1 D^+ (A^-1 kron A^-1) D^+T`` (checked), and each entry's variance.
@@ -413,16 +542,16 @@ class VectorInformationSteps(Lecture):
             "observations has covariance at least the inverse of the total information $N I$ "
             r"($A \succeq B$: $A - B$ is positive semidefinite):"
         )
-        after = (
-            " ".join(notes)
-            + (" " if notes else "")
-            + (
-                "The bound holds for unbiased estimators; the maximum-likelihood estimator need not be one. "
-                "Under the usual regularity conditions it is asymptotically unbiased and attains this bound "
-                r"as $N \to \infty$; the bound gives its asymptotic covariance and the standard errors of "
-                "its entries."
-            )
+        notes.append(
+            "The bound holds for unbiased estimators; the maximum-likelihood estimator need not be one."
         )
+        notes += self.bias_sentences()
+        notes.append(
+            "Under the usual regularity conditions it is asymptotically unbiased and attains this bound "
+            r"as $N \to \infty$; the bound gives its asymptotic covariance and the standard errors of "
+            "its entries."
+        )
+        after = " ".join(notes)
         return Step(
             "Cramér–Rao bound",
             text,
