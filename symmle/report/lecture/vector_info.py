@@ -21,7 +21,14 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from symmle.report.lecture.core import INFORMATION, Lecture, Step, quick
 from symmle.report.lecture.finish import label_for, reference
-from symmle.report.lecture.vector_forms import Checker, DataSum, Display, DuplicationInverse, mat_mul
+from symmle.report.lecture.vector_forms import (
+    Checker,
+    DataSum,
+    Display,
+    DuplicationInverse,
+    expand_scalar,
+    mat_mul,
+)
 from symmle.symbolic.matrix_calculus import RULES, MatrixDifferential, context
 from symmle.symbolic.matrix_forms import scalar, to_form
 from symmle.symbolic.matrix_information import DuplicationMatrix, second_differential, vech_pairs
@@ -410,7 +417,7 @@ class VectorInformationSteps(Lecture):
                     total.append(c * m if not isinstance(m, MatrixExpr) else mat_mul(c, [m]))
                 mean = sp.MatAdd(*total) if len(total) > 1 else total[0]
             else:
-                expanded = sp.expand(scalar(e.expr, ctx))
+                expanded = expand_scalar(scalar(e.expr, ctx))
                 mean = sp.S.Zero
                 for term in sp.Add.make_args(expanded):
                     atoms = [a for a in term.atoms(sp.Trace) if a.has(*stats)]
