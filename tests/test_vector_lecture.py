@@ -434,3 +434,29 @@ def test_the_means_of_the_estimators(vector, name):
     assert np.allclose(_array(mean), _array(simulated), rtol=0.03, atol=0.02)
     step = _step(d, "crlb")
     assert "is biased" in step.after and "is unbiased" in step.after
+
+
+def test_failures_of_the_pipeline_are_shown_with_their_reason(vector):
+    """A parameter without a gradient or estimator, and an information that failed its check: the reasons."""
+    import dataclasses
+
+    from symmle.symbolic.estimator import Estimator
+
+    d = vector("mvnormal")
+    st = d.stationarity
+    estimators = dict(st.estimators)
+    estimators["Sigma"] = Estimator("Sigma", "none", note="the rules refused it (a test's reason)")
+    score = (st.score[0], sp.nan)
+    info = dataclasses.replace(
+        d.information, blocks=None, warnings=("the Fisher information failed its entrywise check",)
+    )
+    broken = dataclasses.replace(
+        d, stationarity=dataclasses.replace(st, estimators=estimators, score=score), information=info
+    )
+    steps = broken.steps
+    gradient = next(s for s in steps if s.kind == "derivative" and s.parameter == "Sigma")
+    assert "a test's reason" in gradient.text and not gradient.lines
+    assert not [s for s in steps if s.kind == "stationary" and s.parameter == "Sigma"]
+    fisher = next(s for s in steps if s.kind == "fisher")
+    assert "failed its entrywise check" in fisher.text and not fisher.lines
+    assert broken.to_markdown() and broken.to_latex(standalone=True)
