@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from symmle.report.printer import (
     Notation,
@@ -119,7 +120,15 @@ def _group_width(tex: str, k: int) -> tuple[float, int]:
                 a, k = _read_group(tex, k)
                 b, k = _read_group(tex, k)
                 w += max(_width(a), _width(b)) + 0.5
-            elif cmd in ("\\hat", "\\mathrm", "\\operatorname", "\\text", "\\sqrt", "\\mathbf"):
+            elif cmd in (
+                "\\hat",
+                "\\mathrm",
+                "\\operatorname",
+                "\\text",
+                "\\sqrt",
+                "\\mathbf",
+                "\\boldsymbol",
+            ):
                 a, k = _read_group(tex, k)
                 w += _width(a) + (1.0 if cmd == "\\sqrt" else 0.0)
             elif cmd in ("\\sum", "\\prod"):
@@ -178,7 +187,7 @@ def _layout(expr: sp.Expr, data: Any, room: float) -> list[str]:
     whole = printer.doprint(expr)
     if _width(whole) <= room:
         return [whole]
-    if isinstance(expr, sp.Add):
+    if isinstance(expr, (sp.Add, sp.MatAdd)):
         return _pack(printer.signed_terms(expr), room)
     body, sign = expr, ""
     if body.could_extract_minus_sign() and isinstance(-body, sp.Sum):
@@ -263,8 +272,8 @@ def _widest_part(expr: sp.Expr, data: Any, room: float) -> tuple[sp.Expr, sp.Sym
     for sub, count in counts.items():
         if sub == expr or not isinstance(sub, sp.Expr) or sub.is_Atom:
             continue
-        if isinstance(sub, (sp.Indexed, AppliedUndef)) or sub.has(sp.Sum, sp.Product):
-            continue
+        if isinstance(sub, (sp.Indexed, AppliedUndef, MatrixExpr)) or sub.has(sp.Sum, sp.Product):
+            continue  # (a matrix cannot be named by a scalar symbol)
         if isinstance(sub, sp.Mul) and sub.could_extract_minus_sign():
             continue
         indices = sub.free_symbols & bound

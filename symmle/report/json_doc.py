@@ -15,6 +15,8 @@ import sympy as sp
 
 from symmle.report.equations import step_latex
 from symmle.report.escape import tex_text
+from symmle.report.lecture.vector_info import as_scalar_block, block_stated, bound_blocks
+from symmle.report.matrix_str import parseable
 from symmle.report.printer import latex, notation
 
 if TYPE_CHECKING:
@@ -33,9 +35,64 @@ def _estimator_forms(d: Derivation) -> dict[str, Any]:
     for s in d.steps:
         if getattr(s, "kind", "") == "estimators":
             for lhs, rhs in s.lines:
-                if isinstance(lhs, sp.Symbol) and lhs.name.startswith("hat_") and lhs.name[4:] not in forms:
+                named = isinstance(lhs, (sp.Symbol, sp.MatrixSymbol))
+                if named and lhs.name.startswith("hat_") and lhs.name[4:] not in forms:
                     forms[lhs.name[4:]] = rhs
     return forms
+
+
+def _equation_forms(d: Derivation) -> dict[str, Any]:
+    """The score equation of each parameter found numerically, as a vector lecture shows it."""
+    forms: dict[str, Any] = {}
+    for s in d.steps:
+        if getattr(s, "kind", "") == "reduced" and getattr(s, "parameter", "") and s.lines:
+            lhs, rhs = s.lines[0]
+            if isinstance(lhs, sp.Basic) and isinstance(rhs, sp.Basic):
+                forms[s.parameter] = (lhs, rhs)
+    return forms
+
+
+def _vector_blocks(d: Derivation) -> tuple[dict | None, dict | None]:
+    """``fisher_information`` and ``crlb`` of a vector model: ``{"blocks": [...]}`` each, or ``None``.
+
+    Each block has ``rows`` and ``cols`` (parameter names), ``coordinates`` (``vec``, ``vech`` or
+    ``scalar`` for its rows and columns) and ``expr`` (a SymPy string, ``None`` where the block has
+    no meaning: a simplex parameter in all its entries).
+    """
+    fi = getattr(d.information, "blocks", None)
+    if fi is None:
+        return None, None
+    fisher = []
+    kinds: dict = {}
+    for (a, b), block in fi.blocks.items():
+        kinds.setdefault(a, block.row_coordinates)
+        kinds.setdefault(b, block.col_coordinates)
+        stated = block_stated(d.model, a, block.row_coordinates) and block_stated(
+            d.model, b, block.col_coordinates
+        )
+        fisher.append(
+            {
+                "rows": str(a),
+                "cols": str(b),
+                "coordinates": [block.row_coordinates, block.col_coordinates],
+                "expr": parseable(as_scalar_block(block.matrix)) if stated else None,
+            }
+        )
+    bounds = bound_blocks(d.information)
+    crlb = None
+    if bounds is not None:
+        crlb = {
+            "blocks": [
+                {
+                    "rows": str(p),
+                    "cols": str(p),
+                    "coordinates": [kinds.get(p, ""), kinds.get(p, "")],
+                    "expr": parseable(b) if block_stated(d.model, p, kinds.get(p, "")) else None,
+                }
+                for p, b in bounds
+            ]
+        }
+    return {"blocks": fisher}, crlb
 
 
 def _str(expr: sp.Basic | None) -> str | None:
@@ -88,31 +145,42 @@ def to_dict(d: Derivation) -> dict[str, Any]:
     """
     data = notation(d)
     forms = _estimator_forms(d)
+    vector = bool(getattr(d.model, "is_vector", False))
+    text = parseable if vector else _str
+    equations = _equation_forms(d) if vector else {}
     estimators = {}
     for name, e in d.solutions.items():
         shown = forms.get(name)
         if shown is None and e.expr is not None:
-            shown = d.likelihood.explicit(e.expr)
+            shown = e.expr if vector else d.likelihood.explicit(e.expr)
         entry: dict[str, Any] = {
             "kind": e.kind,
-            "expr": _str(e.expr),
+            "expr": text(e.expr) if e.expr is not None else None,
             "latex": latex(shown, data) if shown is not None and e.expr is not None else None,
         }
-        if e.equation is not None:
+        if e.equation is not None and vector:
+            entry["equation"] = f"Eq({parseable(e.equation.lhs)}, {parseable(e.equation.rhs)})"
+            lhs, rhs = equations.get(name, (e.equation.lhs, e.equation.rhs))
+            entry["equation_latex"] = f"{latex(lhs, data)} = {latex(rhs, data)}"
+        elif e.equation is not None:
             entry["equation"] = _str(e.equation)
             entry["equation_latex"] = latex(d.likelihood.explicit(e.equation), data)
         entry["verified"] = e.verified
         if e.note:
             entry["note"] = e.note
         estimators[name] = entry
+    if vector:
+        fisher, crlb = _vector_blocks(d)
+    else:
+        fisher, crlb = _matrix(d.fisher), _matrix(d.crlb)
     return {
         "schema": SCHEMA,
         "model": d.model.to_dict(),
-        "log_likelihood": _str(d.log_likelihood),
-        "sufficient_statistics": {k: _str(v) for k, v in d.sufficient_statistics.items()},
+        "log_likelihood": text(d.log_likelihood),
+        "sufficient_statistics": {k: text(v) for k, v in d.sufficient_statistics.items()},
         "estimators": estimators,
-        "fisher_information": _matrix(d.fisher),
-        "crlb": _matrix(d.crlb),
+        "fisher_information": fisher,
+        "crlb": crlb,
         "steps": [
             {"title": s.title, "text": tex_text(_joined_text(s)), "latex": step_latex(s, data)}
             for s in d.steps

@@ -31,6 +31,7 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from symmle.report.matrix_latex import MatrixPrinting
 from symmle.report.names import (
     GREEK,
     Notation,
@@ -42,6 +43,7 @@ from symmle.report.names import (
     symbol_latex,
     with_names,
 )
+from symmle.symbolic.matrix_calculus import MatrixDifferential, ScalarDifferential
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -91,14 +93,16 @@ def _is_indicator(f: sp.Basic) -> bool:
 
 
 def _is_trailing(f: sp.Basic) -> bool:
-    """Factors written after their coefficient: sums, logarithms, exponentials and indicators."""
-    if isinstance(f, (sp.Sum, sp.Product, sp.log, sp.exp)) or _is_indicator(f):
+    """Factors written after their coefficient: sums, logarithms, exponentials, indicators and traces."""
+    if isinstance(f, (sp.Sum, sp.Product, sp.log, sp.exp, sp.Trace, ScalarDifferential)) or _is_indicator(f):
         return True
     return isinstance(f, sp.Pow) and isinstance(f.base, sp.Sum) and f.exp.is_positive is True
 
 
-class Printer(LatexPrinter):
+class Printer(MatrixPrinting, LatexPrinter):
     """SymPy's LaTeX printer with a lecturer's conventions (see the module docstring).
+
+    Matrix expressions are written by :class:`~symmle.report.matrix_latex.MatrixPrinting`.
 
     Parameters
     ----------
@@ -114,6 +118,7 @@ class Printer(LatexPrinter):
         self.notation = notation if isinstance(notation, Notation) else Notation(frozenset(notation))
         self.data = self.notation.data
         self._aliases: dict[sp.Symbol, str] = {}
+        self._entrywise: set[sp.Symbol] = set()
 
     def symbol(self, name: str) -> str:
         """The LaTeX of the symbol called ``name``, in this printer's notation."""
@@ -122,6 +127,8 @@ class Printer(LatexPrinter):
     def _print(self, expr, **kwargs):
         if expr is sp.nan:
             return r"\text{--}"  # an entry that does not exist (NaN's own _latex would win otherwise)
+        if isinstance(expr, (MatrixDifferential, ScalarDifferential)):
+            return self.differential(expr)  # (their own _latex would write d s^{2}^{\prime})
         return super()._print(expr, **kwargs)
 
     # symbols, indexed data, numbers
@@ -150,6 +157,8 @@ class Printer(LatexPrinter):
 
     def signed_terms(self, expr: sp.Add) -> list[tuple[str, str]]:
         """The terms of ``expr`` as ``(sign, LaTeX)`` in the printed order, to break a long sum into lines."""
+        if isinstance(expr, sp.MatAdd):
+            return self.signed_matrix_terms(expr)
         out = []
         for t in self._ordered_terms(expr):
             sign = "-" if t.could_extract_minus_sign() else "+"
@@ -254,11 +263,16 @@ class Printer(LatexPrinter):
             tex = self._print(f)
             if isinstance(f, (sp.Sum, sp.Product)) and k < len(factors) - 1:
                 tex = rf"\left({tex}\right)"
+            elif isinstance(f, sp.Trace) and len(factors) > 1 and not tex.startswith(r"\left("):
+                tex = rf"\left({tex}\right)"  # two quadratic forms side by side: each in parentheses
             out.append(tex)
         return out
 
     def _print_Pow(self, expr):
         b, e = expr.base, expr.exp
+        hadamard = self.hadamard_power(b, e)
+        if hadamard is not None:
+            return hadamard
         if isinstance(b, sp.Symbol) and e.is_Rational and e.is_positive:
             base, power = self.notation.parts(b.name)
             total = power * e
@@ -305,6 +319,9 @@ class Printer(LatexPrinter):
 
     def _call(self, head: str, arg: sp.Basic, exp=None) -> str:
         inner = self._print(arg)
+        if isinstance(arg, sp.Determinant):  # log|S|: the bars are the parentheses
+            tex = f"{head} {inner}"
+            return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         tex = f"{head}({inner})" if self._simple(arg) else rf"{head}\left({inner}\right)"
         return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
@@ -323,7 +340,9 @@ class Printer(LatexPrinter):
     def _print_exp(self, expr, exp=None):
         inner = self._print(expr.args[0])
         # a fraction in a superscript is too small to read: exp(...) instead
-        tex = rf"\exp\left({inner}\right)" if r"\frac" in inner or r"\sum" in inner else f"e^{{{inner}}}"
+        # a fraction, a sum or a vector in a superscript is too small to read: exp(...) instead
+        wide = any(t in inner for t in (r"\frac", r"\sum", r"\mathbf", r"\boldsymbol"))
+        tex = rf"\exp\left({inner}\right)" if wide else f"e^{{{inner}}}"
         return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _print_Abs(self, expr, exp=None):

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from symmle.base.terminal import printable
+from symmle.report.lecture.vector_info import as_scalar_block, block_stated, bound_blocks
+from symmle.report.matrix_str import readable
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -50,6 +52,8 @@ def to_text(d: Derivation) -> str:
       parameters   lam (positive)
     """
     m = d.model
+    if getattr(m, "is_vector", False):
+        return printable("\n".join(_vector_lines(d)) + "\n")
     lik = d.likelihood
     lines = [f"{m.title} ({m.name})", ""]
     lines.append(f"  density      f({m.variable}) = {_fmt(m.density)}")
@@ -108,3 +112,103 @@ def _matrix_rows(m: sp.Matrix) -> list[str]:
         return ["(none)"]
     width = max(len(c) for row in cells for c in row)
     return ["[ " + "  ".join(c.ljust(width) for c in row) + " ]" for row in cells]
+
+
+# ---------------------------------------------------------------- vector models
+
+
+#: What a block says where it is not stated: a simplex parameter has information only on free coordinates.
+_UNSTATED = "n/a (a simplex parameter: only its free coordinates have information)"
+
+
+def _shape(e: sp.Basic) -> str:
+    """``D x 1``, ``D x D`` or ``scalar``."""
+    shape = getattr(e, "shape", None)
+    if not shape or shape == (1, 1):
+        return "scalar"
+    return f"{readable(shape[0])} x {readable(shape[1])}"
+
+
+def _coordinates(kind: str) -> str:
+    return {"vec": "entries", "vech": "distinct entries (vech)", "scalar": "scalar"}.get(kind, kind)
+
+
+def _vector_lines(d: Derivation) -> list[str]:
+    """A vector model as text: statistics with their shapes, estimators, information and bound by block."""
+    m = d.model
+    lik = d.likelihood
+    x = m.variable
+    lines = [f"{m.title} ({m.name})", ""]
+    lines.append(f"  density      f({x}) = {readable(m.density)}")
+    lines.append(f"  support      {x}: {m.support_set or 'its support'}, dimension {m.dimension}")
+    lines.append(
+        "  parameters   " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.parameters)
+    )
+    if m.constants:
+        lines.append(
+            "  constants    " + ", ".join(f"{q.name} ({q.domain}, {_shape(q.symbol)})" for q in m.constants)
+        )
+    lines += ["", "Log-density", f"  log f = {readable(lik.log_density)}", ""]
+    if lik.statistics:
+        lines.append("Sufficient statistics (sums over the N samples)")
+        x_i = sp.MatrixSymbol(x.name + "_i", *x.shape)
+        rows = []
+        for s in lik.statistics:
+            what = f"{s.symbol} = sum_i {readable(sp.sympify(s.expr).xreplace({x: x_i}))}"
+            note = _shape(s.symbol) + ("" if s.informative else ", free of the parameters")
+            rows.append((what, note))
+        width = max(len(w) for w, _ in rows)
+        lines += [f"  {w.ljust(width)}    ({note})" for w, note in rows]
+        lines.append("")
+    lines += ["Log-likelihood", f"  l = {readable(d.log_likelihood)}", ""]
+    lines.append("Score equations (gradients of l)")
+    for p, s in zip(d.stationarity.parameters, d.stationarity.score):
+        lines.append(f"  dl/d{p} = {readable(s)} = 0" if s is not sp.nan else f"  dl/d{p}: none")
+    lines += ["", "Estimators"]
+    for name, e in d.solutions.items():
+        if e.kind == "closed_form":
+            verified = ", verified" if e.verified else ""
+            lines.append(f"  {name}_hat = {readable(e.expr)}    [closed form{verified}]")
+        elif e.kind == "numeric" and e.equation is not None:
+            lines.append(f"  {name}_hat solves {readable(e.equation.lhs)} = 0    [numeric]")
+        else:
+            lines.append(f"  {name}_hat: {e.note}    [{e.kind}]")
+    info = d.information
+    blocks = getattr(info, "blocks", None)
+    lines += ["", "Fisher information (per observation), by block"]
+    if blocks is None:
+        lines.append("  not available")
+    else:
+        rows = []
+        for (a, b), block in blocks.blocks.items():
+            stated = block_stated(m, a, block.row_coordinates) and block_stated(m, b, block.col_coordinates)
+            rows.append(
+                (
+                    f"I({a}, {b})",
+                    f"[{_coordinates(block.row_coordinates)} x {_coordinates(block.col_coordinates)}]",
+                    readable(as_scalar_block(block.matrix)) if stated else _UNSTATED,
+                )
+            )
+        w1, w2 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+        lines += [f"  {r[0].ljust(w1)}  {r[1].ljust(w2)}  {r[2]}" for r in rows]
+    lines += ["", "Cramer-Rao bound (N I)^-1, by block"]
+    lines += ["  " + row for row in _bound_rows(d)]
+    if d.warnings:
+        lines += ["", "Warnings"] + [f"  - {w}" for w in d.warnings]
+    return lines
+
+
+def _bound_rows(d: Derivation) -> list[str]:
+    """The Cramer-Rao bound of a vector model block by block (block-diagonal), or why there is none."""
+    blocks = getattr(d.information, "blocks", None)
+    bounds = bound_blocks(d.information)
+    if bounds is None or blocks is None:
+        return ["not available (the information is not block-diagonal, or was not derived)"]
+    kinds = {a: blocks.blocks[(a, a)].row_coordinates for a in blocks.params if (a, a) in blocks.blocks}
+    rows = []
+    for p, b in bounds:
+        kind = kinds.get(p, "")
+        shown = readable(b) if block_stated(d.model, p, kind) else _UNSTATED
+        rows.append((str(p), f"[{_coordinates(kind)}]", shown))
+    w1, w2 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    return [f"{r[0].ljust(w1)}  {r[1].ljust(w2)}  {r[2]}" for r in rows]

@@ -13,6 +13,7 @@ from symmle.model.spec import Model
 from symmle.report.lecture.core import Lecture, Step
 from symmle.report.lecture.finish import define_at_first_use, resolve_references
 from symmle.report.lecture.scalar import ScalarLecture
+from symmle.report.lecture.vector import VectorLecture
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.stationarity import Stationarity
@@ -20,7 +21,7 @@ from symmle.symbolic.stationarity import Stationarity
 __all__ = ["BUILDERS", "builder_for", "lecture_steps"]
 
 #: The lecture builders, most specific first (a structured kind goes before the scalar one).
-BUILDERS: tuple[type[Lecture], ...] = (ScalarLecture,)
+BUILDERS: tuple[type[Lecture], ...] = (VectorLecture, ScalarLecture)
 
 
 def builder_for(model: Model) -> type[Lecture]:
