@@ -21,11 +21,12 @@ import pytest
 import sympy as sp
 
 import symmle
+from symmle.model.catalogue import catalogue_dir
 from symmle.symbolic.matrix_calculus import RULES
 from symmle.symbolic.matrix_explicit import explicit
 from symmle.symbolic.matrix_information import DuplicationMatrix
 
-SPECS = Path(__file__).parent / "data" / "vector_specs"
+SPECS = catalogue_dir()  # the vector families of the catalogue
 MODELS = ["mvnormal", "mvnormal_isotropic", "mvnormal_known_cov", "dirichlet"]
 PDFLATEX = shutil.which("pdflatex")
 
@@ -37,7 +38,7 @@ def _derive(name: str):
 
 @pytest.fixture(scope="module")
 def vector():
-    """``vector(name)``: the derivation of a spec of tests/data/vector_specs, derived once."""
+    """``vector(name)``: the derivation of a vector family of the catalogue, derived once."""
     return _derive
 
 
