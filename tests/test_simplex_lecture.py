@@ -48,8 +48,9 @@ def _point(d, k: int, seed: int = 0) -> dict:
 
 def _value(e, values):
     # N in the record is the sample size symbol of the likelihood
-    return explicit(e, {**values, **{s: values[sp.Symbol("N", positive=True)] for s in e.free_symbols
-                                      if s.name == "N"}})
+    return explicit(
+        e, {**values, **{s: values[sp.Symbol("N", positive=True)] for s in e.free_symbols if s.name == "N"}}
+    )
 
 
 def _same(d, a, b, lam) -> bool:

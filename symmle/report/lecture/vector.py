@@ -29,8 +29,8 @@ from symmle.report.lecture.core import LIKELIHOOD, MAXIMISING, MODEL, SECOND_ORD
 from symmle.report.lecture.finish import label_for, reference
 from symmle.report.lecture.vector_forms import Checker, Display, Observation, data_sum
 from symmle.report.lecture.vector_info import VectorInformationSteps
-from symmle.report.lecture.vector_simplex import SimplexSteps, simplex_parameter
 from symmle.report.lecture.vector_notation import distinct, explain_notation, quantity_phrase, support_phrase
+from symmle.report.lecture.vector_simplex import SimplexSteps, simplex_parameter
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.matrix_calculus import RULES, differential, gradient

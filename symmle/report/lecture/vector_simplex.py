@@ -345,7 +345,8 @@ class SimplexSteps:
         lines.append((sample_lhs, sample))
         text = (
             f"The entries of ${dp}$ are not free: only ${dq}$, the first ${k} - 1$, are, and "
-            f"${tex(last)} = 1 - \\mathbf{{1}}^{{\\top}} {dq}$. The information is therefore taken on ${dq}$: "
+            f"${tex(last)} = 1 - \\mathbf{{1}}^{{\\top}} {dq}$. "
+            f"The information is therefore taken on ${dq}$: "
             f"a direction of the simplex is $\\mathrm{{d}}{dp} = \\mathbf{{P}} \\, \\mathrm{{d}}{dq}$ with "
             r"$\mathbf{P} = \begin{pmatrix} \mathbf{I} \\ -\mathbf{1}^{\top} \end{pmatrix}$, and "
             f"${RULES['tangent']}$ turns the form of {reference('fisher', 'forms')} into the information "
@@ -390,7 +391,10 @@ class SimplexSteps:
         q = si.free
         total = si.total
         lines: list[tuple[Any, Any]] = [
-            (rf"\operatorname{{Cov}}\left(\tilde{{{tex(si.parameter)}}}_{{1:{tex(q.shape[0])}}}\right)", rf"\left({sample_lhs}\right)^{{-1}}")
+            (
+                rf"\operatorname{{Cov}}\left(\tilde{{{tex(si.parameter)}}}_{{1:{tex(q.shape[0])}}}\right)",
+                rf"\left({sample_lhs}\right)^{{-1}}",
+            )
         ]
         relations = [r"\succeq"]
         notes = []
@@ -399,10 +403,9 @@ class SimplexSteps:
             lines.append((None, closed))
             relations.append("=")
             notes.append(
-                f"The inverse of $\\operatorname{{diag}}(\\mathbf{{a}}) + c \\mathbf{{1}}\\mathbf{{1}}^{{\\top}}$ "
+                r"The inverse of $\operatorname{diag}(\mathbf{a}) + c \mathbf{1}\mathbf{1}^{\top}$ "
                 "follows from the Sherman–Morrison formula; it was checked equal to the inverse of "
-                f"{reference('fisher')}, exactly, at $K = 2$ and $K = 3$."
-                .replace("$K", f"${tex(si.parameter.shape[0])}")
+                f"{reference('fisher')}, exactly, at {self.at_dims()}."  # type: ignore[attr-defined]
             )
             # its diagonal: the variance of each free entry, p_k (1 - p_k) / M (checked entry by entry)
             entry = sp.Symbol(f"{si.parameter.name}_k", positive=True)
