@@ -267,17 +267,16 @@ def test_numeric_kind_shows_its_score_equation(vector):
     assert not [s for s in d.steps if s.kind == "estimators"]
 
 
-def test_constrained_parameter_degrades_gracefully():
-    """The categorical p (on the simplex): its gradient, why it is not set to zero, no information shown."""
-    d = symmle.derive(SPECS / "categorical.toml")
-    kinds = [s.kind for s in d.steps]
-    assert "derivative" in kinds and "estimators" not in kinds
-    constraint = _step(d, "reduced", "p")
-    assert "Lagrange" in constraint.text and not constraint.lines
-    assert all(not s.lines for s in d.steps if s.kind in ("fisher", "crlb"))
+def test_constrained_parameter_by_the_lagrangian():
+    """The categorical p (on the simplex): derived by the Lagrangian, information on free coordinates
+    (tests/test_simplex_lecture.py checks each form)."""
+    d = symmle.derive("categorical")
+    titles = [s.title for s in d.steps]
+    assert "Lagrangian of p" in titles and "Estimate of p" in titles
+    assert all(s.lines for s in d.steps if s.kind in ("fisher", "crlb"))
     doc = d.to_dict()
-    assert doc["fisher_information"]["blocks"][0]["expr"] is None
-    assert "n/a" in d.to_text()
+    assert doc["fisher_information"]["blocks"][0]["coordinates"] == ["free", "free"]
+    assert "n/a" not in d.to_text()
 
 
 # --------------------------------------------------------------------------

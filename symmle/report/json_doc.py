@@ -18,6 +18,7 @@ from symmle.report.escape import tex_text
 from symmle.report.lecture.vector_info import as_scalar_block, block_stated, bound_blocks
 from symmle.report.matrix_str import parseable
 from symmle.report.printer import latex, notation
+from symmle.symbolic.constrained import SimplexInformation
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
@@ -62,6 +63,8 @@ def _vector_blocks(d: Derivation) -> tuple[dict | None, dict | None]:
     fi = getattr(d.information, "blocks", None)
     if fi is None:
         return None, None
+    if isinstance(fi, SimplexInformation):
+        return _simplex_blocks(d, fi)
     fisher = []
     kinds: dict = {}
     for (a, b), block in fi.blocks.items():
@@ -93,6 +96,41 @@ def _vector_blocks(d: Derivation) -> tuple[dict | None, dict | None]:
             ]
         }
     return {"blocks": fisher}, crlb
+
+
+def _simplex_blocks(d: Derivation, si: SimplexInformation) -> tuple[dict, dict | None]:
+    """The information and bound of a simplex parameter on its free coordinates (``coordinates``: ``free``).
+
+    The free coordinates ``p_{1:K-1}`` and the last entry ``p_K`` are written as the symbols named by
+    ``free`` (a ``(K - 1, 1)`` matrix, ``p_free``) and ``last`` (``p_last``, standing for ``1 - 1^T
+    p_free``), so that ``expr`` parses back.  The Fisher block is per observation (one-hot rows) or per
+    count (``per``); ``total`` is the factor of the sample's information.
+    """
+    p = si.parameter
+    names = {s.name for s in (si.matrix.free_symbols | si.total.free_symbols)} | {p.name}
+
+    def fresh(stem: str) -> str:
+        while stem in names:
+            stem += "_"
+        names.add(stem)
+        return stem
+
+    q = sp.MatrixSymbol(fresh(f"{p.name}_free"), *si.free.shape)
+    last = sp.Symbol(fresh(f"{p.name}_last"), positive=True)
+    named = {si.free: q, si.last: last}
+    free = {
+        "free": q.name,
+        "last": last.name,
+        "last_expr": parseable(1 - sp.Trace(sp.OneMatrix(1, q.shape[0]) * q)),
+        "per": "observation" if si.identities else "count",
+        "total": parseable(si.total),
+    }
+    block = {"rows": str(p), "cols": str(p), "coordinates": ["free", "free"]}
+    fisher = {"blocks": [{**block, **free, "expr": parseable(d.information.fisher.xreplace(named))}]}
+    crlb = d.information.crlb
+    if crlb is None:
+        return fisher, None
+    return fisher, {"blocks": [{**block, **free, "expr": parseable(crlb.xreplace(named))}]}
 
 
 def _str(expr: sp.Basic | None) -> str | None:

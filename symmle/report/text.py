@@ -15,6 +15,7 @@ import sympy as sp
 from symmle.base.terminal import printable
 from symmle.report.lecture.vector_info import as_scalar_block, block_stated, bound_blocks
 from symmle.report.matrix_str import readable
+from symmle.symbolic.constrained import SimplexInformation
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -175,6 +176,8 @@ def _vector_lines(d: Derivation) -> list[str]:
             lines.append(f"  {name}_hat: {e.note}    [{e.kind}]")
     info = d.information
     blocks = getattr(info, "blocks", None)
+    if isinstance(blocks, SimplexInformation):
+        return lines + _simplex_lines(d, blocks)
     lines += ["", "Fisher information (per observation), by block"]
     if blocks is None:
         lines.append("  not available")
@@ -193,6 +196,21 @@ def _vector_lines(d: Derivation) -> list[str]:
         lines += [f"  {r[0].ljust(w1)}  {r[1].ljust(w2)}  {r[2]}" for r in rows]
     lines += ["", "Cramer-Rao bound (N I)^-1, by block"]
     lines += ["  " + row for row in _bound_rows(d)]
+    if d.warnings:
+        lines += ["", "Warnings"] + [f"  - {w}" for w in d.warnings]
+    return lines
+
+
+def _simplex_lines(d: Derivation, si: SimplexInformation) -> list[str]:
+    """The information of a simplex parameter on its free coordinates, and the bound, as text."""
+    p, q, last = si.parameter, si.free, si.last
+    unit = "observation" if si.identities else "count"
+    lines = ["", f"Fisher information (per {unit}), on the free coordinates {q} ({last} = 1 - sum {q})"]
+    lines.append(f"  I({p}, {p})  [free]  {readable(d.information.fisher)}")
+    lines.append(f"  sample information = {readable(si.total)} * I")
+    lines += ["", "Cramer-Rao bound (sample information)^-1, on the free coordinates"]
+    crlb = d.information.crlb
+    lines.append(f"  {p}  [free]  {readable(crlb) if crlb is not None else 'not available'}")
     if d.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in d.warnings]
     return lines

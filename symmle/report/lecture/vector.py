@@ -30,6 +30,7 @@ from symmle.report.lecture.finish import label_for, reference
 from symmle.report.lecture.vector_forms import Checker, Display, Observation, data_sum
 from symmle.report.lecture.vector_info import VectorInformationSteps
 from symmle.report.lecture.vector_notation import distinct, explain_notation, quantity_phrase, support_phrase
+from symmle.report.lecture.vector_simplex import SimplexSteps, simplex_parameter
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
 from symmle.symbolic.matrix_calculus import RULES, differential, gradient
@@ -57,7 +58,7 @@ _DIFFERENTIAL_RULES = (
 _SOLVING = ("inverse_sandwich", "invertible_factor", "linear")
 
 
-class VectorLecture(VectorInformationSteps):
+class VectorLecture(SimplexSteps, VectorInformationSteps):
     """The steps of the derivation of a vector model (see the module docstring)."""
 
     def __init__(self, model: Model, lik: Likelihood, st: Stationarity, info: Information) -> None:
@@ -99,7 +100,8 @@ class VectorLecture(VectorInformationSteps):
         out += self.stationarity_steps()
         out += self.estimator_steps()
         out += self.hessian_steps()
-        out += self.information_steps()
+        simplex = self.simplex_information()
+        out += self.simplex_information_steps(simplex) if simplex is not None else self.information_steps()
         return explain_notation(out)
 
     # ------------------------------------------------------------------ helpers
@@ -320,6 +322,10 @@ class VectorLecture(VectorInformationSteps):
         nll = self.lik.nll
         scores = dict(zip(self.st.parameters, self.st.score))
         for p in self.st.parameters:
+            record = self.lagrange_record(p) if simplex_parameter(self.model, p) else None
+            if record is not None:  # on the simplex: the Lagrangian, stage by stage
+                steps += self.lagrange_steps(p, record)
+                continue
             score = scores.get(p)
             e = self.st.estimators.get(p.name)
             if score is None or score is sp.nan:
@@ -574,8 +580,10 @@ class VectorLecture(VectorInformationSteps):
         if not closed:
             return []
         verified = all(self.st.estimators[p.name].verified for p in closed)
+        on_simplex = [p for p in closed if simplex_parameter(self.model, p) and self.lagrange_record(p)]
+        free = [p for p in closed if p not in on_simplex]
         coords = []
-        for p in closed:
+        for p in free:
             q = self.quantities.get(p)
             if q is not None and q.domain == "spd":
                 coords.append(f"the distinct entries of ${self.tex(p)}$")
@@ -583,14 +591,11 @@ class VectorLecture(VectorInformationSteps):
                 coords.append(f"the entries of ${self.tex(p)}$")
             else:
                 coords.append(f"${self.tex(p)}$")
-        spd = [p for p in closed if getattr(self.quantities.get(p), "domain", "") == "spd"]
-        if verified:
-            text = (
-                "To confirm a maximum rather than a minimum or a saddle point, symmle wrote the "
-                "log-likelihood "
-                f"{reference('log_likelihood')} out entry by entry at {self.at_dims()} (explicit matrices "
-                "of symbols, ordinary partial derivatives, no matrix calculus) and checked, on random data "
-                "sets, that the gradient vanishes at the estimators and that the Hessian in the coordinates "
+        spd = [p for p in free if getattr(self.quantities.get(p), "domain", "") == "spd"]
+        checks = []
+        if free:
+            checks.append(
+                "that the gradient vanishes at the estimators and that the Hessian in the coordinates "
                 f"({self.listing(coords)}) is negative definite there"
                 + (
                     ", and that "
@@ -599,7 +604,18 @@ class VectorLecture(VectorInformationSteps):
                     if spd
                     else ""
                 )
-                + ". The stationary point is a maximum."
+            )
+        checks += [self.simplex_second_order(p) for p in on_simplex]
+        if verified:
+            text = (
+                "To confirm a maximum rather than a minimum or a saddle point, symmle wrote the "
+                "log-likelihood "
+                f"{reference('log_likelihood')} out entry by entry at {self.at_dims()} (explicit matrices "
+                "of symbols, ordinary partial derivatives, no matrix calculus) and checked, on random data "
+                "sets, "
+                + "; and, ".join(checks)
+                + ". The stationary point is a maximum"
+                + (" on the simplex." if on_simplex else ".")
             )
         else:
             text = "The entrywise check of the maximum did not pass for every parameter (see the notes)."

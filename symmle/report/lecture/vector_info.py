@@ -43,10 +43,12 @@ def block_stated(model: Any, p: sp.Basic, kind: str) -> bool:
     """Whether a block in ``kind`` coordinates of parameter ``p`` means what it says.
 
     A parameter on the simplex has no information on all its entries (they are constrained to sum to
-    one): its block is meaningful only on free coordinates, which the pipeline does not give here.
+    one): its block is meaningful only on its free coordinates (kind ``free``,
+    :class:`~symmle.symbolic.constrained.SimplexInformation`).
     """
     q = next((q for q in (*model.parameters, *model.constants) if q.symbol == p), None)
-    return kind in _KNOWN and not (q is not None and q.domain == "simplex")
+    simplex = q is not None and q.domain == "simplex"
+    return kind == "free" if simplex else kind in _KNOWN
 
 
 def as_scalar_block(block: sp.Basic) -> sp.Basic:
@@ -60,8 +62,8 @@ def as_scalar_block(block: sp.Basic) -> sp.Basic:
 def bound_blocks(info: Any) -> list[tuple[sp.Basic, sp.Basic]] | None:
     """``[(parameter, its block of the Cramér–Rao bound)]`` where the bound is block-diagonal, else None."""
     crlb, fi = info.crlb, getattr(info, "blocks", None)
-    if crlb is None or fi is None:
-        return None
+    if crlb is None or fi is None or not hasattr(fi, "params"):
+        return None  # none derived, or a simplex's information on free coordinates (one block)
     params = list(fi.params)
     if isinstance(crlb, sp.BlockDiagMatrix):
         diag = list(crlb.diag)
