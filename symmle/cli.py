@@ -377,7 +377,7 @@ def fit(
         from symmle.numbers.vector_fit import fit_counts
 
         labels = load_labels(data_path, column, dropna=dropna)
-        result = fit_counts(run(m, timeout=budget), labels.categories, labels.counts, timeout=budget)
+        result = fit_counts(run(m, timeout=budget), labels.categories, labels.counts, timeout=budget, ci=ci)
         dropped_rows = labels.dropped if dropna else None
     elif m.is_vector:
         from symmle.numbers.vector_data import load_matrix

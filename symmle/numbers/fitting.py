@@ -254,7 +254,13 @@ class FitResult:
         methods: dict[str, list[str]] = {}
         for name, how in self.ci_method.items():
             if how is not None and self.ci95.get(name) is not None:
-                methods.setdefault(how, []).append(name)
+                if isinstance(how, str):
+                    methods.setdefault(how, []).append(name)
+                    continue
+                # one method per entry of a vector or matrix parameter: the entries by name
+                per_entry = np.asarray(how, dtype=object)
+                for label, index in _entries(name, self.estimates[name]):
+                    methods.setdefault(per_entry[index], []).append(label)
         head = "  95% Wald intervals: "
         for how, names in methods.items():
             lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
@@ -339,7 +345,7 @@ def fit(
     if m.is_vector:
         from symmle.numbers.vector_fit import fit_vector
 
-        return fit_vector(d, data, constants, columns=columns, timeout=timeout)
+        return fit_vector(d, data, constants, columns=columns, timeout=timeout, ci=ci)
     x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float).reshape(-1)
     missing = {name: e for name, e in d.solutions.items() if e.kind == "none"}
     if missing:

@@ -173,6 +173,7 @@ def fit_vector(
     *,
     columns: list[str] | None = None,
     timeout: float | None = None,
+    ci: str = "transformed",
 ):
     """Fit the vector model of derivation ``d`` to the rows of ``x`` (an (N, D) array); a FitResult."""
     from symmle.numbers.fitting import FitResult
@@ -183,16 +184,7 @@ def fit_vector(
     warnings = [w for w in d.warnings if "no closed form of the stationary point" not in w]
     ell = _log_likelihood(d, x, env)
     stderr, info_kind = _stderr(d, env, n_rows, dim, warnings)
-    ci95 = {}
-    ci_method = {}
-    for q in m.parameters:
-        se = stderr.get(q.name)
-        if se is None:
-            ci95[q.name], ci_method[q.name] = None, None
-            continue
-        est = np.asarray(estimates[q.name], dtype=float)
-        ci95[q.name] = (est - 1.959963984540054 * se, est + 1.959963984540054 * se)
-        ci_method[q.name] = "wald"
+    ci95, ci_method = _intervals(m.parameters, estimates, stderr, ci)
     return FitResult(
         m.name, int(n_rows), estimates, kinds, stderr, ci95, ell, info_kind, warnings, ci_method, columns
     )
@@ -362,7 +354,9 @@ def _simplex_stderr(d, env: dict, warnings: list[str]) -> tuple[dict, str]:
     return {q.name: np.sqrt(np.clip(np.diag(cov), 0, None))}, "expected"
 
 
-def fit_counts(d, categories: list[str], counts: np.ndarray, *, timeout: float | None = None):
+def fit_counts(
+    d, categories: list[str], counts: np.ndarray, *, timeout: float | None = None, ci: str = "transformed"
+):
     """Fit a one-hot (categorical) model from the counts of its categories (a FitResult)."""
     from symmle.numbers.fitting import FitResult
 
@@ -389,21 +383,58 @@ def fit_counts(d, categories: list[str], counts: np.ndarray, *, timeout: float |
         ell = float(np.sum(np.where(counts > 0, counts * np.log(env[p.symbol].reshape(-1)), 0.0)))
     stderr, info_kind = _simplex_stderr(d, env, warnings)
     est = env[p.symbol].reshape(-1)
-    se = stderr.get(p.name)
-    ci = None if se is None else (est - 1.959963984540054 * se, est + 1.959963984540054 * se)
+    ci95, methods = _intervals(m.parameters, {p.name: est}, stderr, ci)
     return FitResult(
         m.name,
         int(counts.sum()),
         {p.name: est},
         {p.name: "closed_form"},
         stderr,
-        {p.name: ci},
+        ci95,
         ell,
         info_kind,
         warnings,
-        {p.name: None if ci is None else "wald"},
+        methods,
         categories=[str(c) for c in categories],
     )
+
+
+def _entry_domain(q, index: tuple) -> str:
+    """The domain of one entry: a probability of a simplex is in (0, 1), a variance positive."""
+    if q.domain == "simplex":
+        return "unit"
+    if q.domain == "positive_vector":
+        return "positive"
+    if q.domain == "spd":
+        return "positive" if index[0] == index[1] else "real"
+    return q.domain if not q.is_matrix else "real"
+
+
+def _intervals(parameters, estimates: dict, stderr: dict, ci: str) -> tuple[dict, dict]:
+    """95% intervals entry by entry, each on the scale of its entry's domain (see fitting.interval).
+
+    ``ci_method`` of a vector or matrix parameter is one method when all its entries share it, else
+    the method of each entry in the parameter's shape.
+    """
+    from symmle.numbers.fitting import interval
+
+    ci95, methods = {}, {}
+    for q in parameters:
+        se = stderr.get(q.name)
+        if se is None:
+            ci95[q.name], methods[q.name] = None, None
+            continue
+        est = np.asarray(estimates[q.name], dtype=float)
+        se = np.asarray(se, dtype=float)
+        lo, hi = np.empty_like(est), np.empty_like(est)
+        how = np.empty(est.shape, dtype=object)
+        for index in np.ndindex(est.shape):
+            (a, b), h = interval(float(est[index]), float(se[index]), _entry_domain(q, index or (0, 0)), ci)
+            lo[index], hi[index], how[index] = a, b, h
+        ci95[q.name] = (float(lo), float(hi)) if est.ndim == 0 else (lo, hi)
+        unique = set(how.reshape(-1).tolist())
+        methods[q.name] = unique.pop() if len(unique) == 1 else how.tolist()
+    return ci95, methods
 
 
 def _maximise(d, numeric: list, env: dict, dim: int) -> None:
