@@ -126,8 +126,8 @@ def estimate_vector(
             n, mean, scatter = _runtime.vector_moments(x)
         except _runtime.BadData as exc:
             raise DataError(str(exc)) from None
-        env[mean_s] = env[_MEAN_KEY] = mean.reshape(-1, 1)
-        env[scatter_s] = env[_SCATTER_KEY] = scatter
+        env[mean_s] = mean.reshape(-1, 1)
+        env[scatter_s] = scatter
         if any(q.domain == "spd" for q in m.parameters):
             try:
                 _runtime.check_scatter(n, scatter, mean, columns)
@@ -211,24 +211,22 @@ def _informative(lik) -> sp.Expr:
 def _log_likelihood(d, x: np.ndarray, env: dict) -> float:
     """``sum_i log f(x_i)`` at the values in ``env``, without losing digits far from 0.
 
-    From the statistics where that is safe: with ``T1 = N m``, ``T2 = S + N m m^T`` (``m`` the
-    sample mean, ``S`` the scatter about it) and each parameter of the observation's shape written
-    ``v = m + (v - m)``, the log-likelihood is simplified by the matrix rules and kept only if ``m``
-    cancels (as it does for the Gaussian: what is left is the scatter and ``mu - m``), the same rule
-    as the scalar pilot's.  Otherwise, and for the parameter-free part, the log-density of each row
-    is summed (``x_i - mu`` formed first), in blocks of rows.
+    From the statistics where that is safe (:func:`centred_log_likelihood`: the mean cancels, as
+    for the Gaussian, the same rule as the scalar pilot's); otherwise, and for the parameter-free
+    part, the log-density of each row is summed (``x_i - mu`` formed first), in blocks of rows.
     """
     m, lik = d.model, d.likelihood
     free = [s for s, _ in lik.coefficients if not s.informative]
     informative = _informative(lik)
-    x_stats = {s.expr: s.symbol for s, _ in lik.coefficients}
-    outer = sp.MatMul(m.variable, m.variable.T)
-    if m.variable in x_stats or outer in x_stats:
-        centred = _centred_log_likelihood(d, informative, x_stats, outer)
+    x_stats = {s.expr for s, _ in lik.coefficients}
+    if m.variable in x_stats or sp.MatMul(m.variable, m.variable.T) in x_stats:
+        D = m.dimension
+        centred = centred_log_likelihood(
+            d, informative, sp.MatrixSymbol("_mean", D, 1), sp.MatrixSymbol("_scatter", D, D)
+        )
         if centred is None:
             return _row_sum(x, sp.expand_log(sp.log(m.density), force=True), m.variable, env)
-        expr, local = centred
-        value = float(evaluate(expr, {**env, **local(env)}))
+        value = float(evaluate(centred, env))
     else:
         value = float(evaluate(informative, env))
     for s in free:
@@ -236,24 +234,34 @@ def _log_likelihood(d, x: np.ndarray, env: dict) -> float:
     return value
 
 
-def _centred_log_likelihood(d, informative: sp.Expr, x_stats: dict, outer: sp.Basic):
-    """``(expr, values)``: the log-likelihood in the mean and scatter, or ``None`` if the mean stays."""
+def centred_log_likelihood(
+    d, informative: sp.Expr, mean: sp.MatrixSymbol, scatter: sp.MatrixSymbol
+) -> sp.Expr | None:
+    """The log-likelihood in the sample mean and scatter, or ``None`` if the mean does not cancel.
+
+    ``T1 = N m``, ``T2 = S + N m m^T`` and each vector parameter ``v`` of the observation's
+    shape written ``m + (v - m)``; simplified by the matrix rules; kept only if ``m`` is left
+    nowhere but inside the differences ``v - m`` (which are put back, so that they are formed
+    first when evaluated).
+    """
     from symmle.symbolic.matrix_calculus import context
     from symmle.symbolic.matrix_forms import NoRule, scalar
 
     m, lik = d.model, d.likelihood
-    D, N = m.dimension, lik.N
-    mean = sp.MatrixSymbol("_mean", D, 1)
-    scatter = sp.MatrixSymbol("_scatter", D, D)
+    x_stats = {s.expr: s.symbol for s, _ in lik.coefficients}
+    outer = sp.MatMul(m.variable, m.variable.T)
+    N = lik.N
     rules = {}
     if m.variable in x_stats:
         rules[x_stats[m.variable]] = N * mean
     if outer in x_stats:
         rules[x_stats[outer]] = scatter + N * mean * mean.T
+    if not rules:
+        return None
     shifts = {}
     for q in m.parameters:
         if q.is_matrix and q.domain == "vector":
-            shifts[q.symbol] = sp.MatrixSymbol(f"_shift_{q.name}", D, 1)
+            shifts[q.symbol] = sp.MatrixSymbol(f"_shift_{q.name}", *q.symbol.shape)
             rules[q.symbol] = mean + shifts[q.symbol]
     spd = [q.symbol for q in (*m.parameters, *m.constants) if q.domain == "spd"]
     ctx = context(symmetric=[*spd, scatter], invertible=spd)
@@ -270,20 +278,7 @@ def _centred_log_likelihood(d, informative: sp.Expr, x_stats: dict, outer: sp.Ba
         return None
     if expr is None or timed_out or expr.has(mean):
         return None
-
-    def values(env: dict) -> dict:
-        out = {}
-        for v, shift in shifts.items():
-            out[shift] = np.asarray(env[v], dtype=float).reshape(-1, 1) - env[_MEAN_KEY]
-        out[scatter] = env[_SCATTER_KEY]
-        return out
-
-    return expr, values
-
-
-#: where ``estimate_vector`` keeps the sample mean and scatter in ``env``
-_MEAN_KEY = sp.MatrixSymbol("_mean", sp.Symbol("_D"), 1)
-_SCATTER_KEY = sp.MatrixSymbol("_scatter", sp.Symbol("_D"), sp.Symbol("_D"))
+    return expr.xreplace({shift: v - mean for v, shift in shifts.items()})
 
 
 def _row_sum(x: np.ndarray, expr: sp.Basic, variable: sp.MatrixSymbol, env: dict) -> float:

@@ -244,6 +244,12 @@ def vector_formulas(d: Derivation, *, timeout: float | None = None) -> VectorFor
     numeric = [q.name for q in m.parameters if kinds[q.name] == "numeric"]
     free_symbols = [t for t, _ in free]
     informative = lik.log_likelihood.subs({t: 0 for t in free_symbols})
+    # in the mean and scatter where the mean cancels (x_i - mu kept whole): digits kept far from 0
+    from symmle.numbers.vector_fit import centred_log_likelihood
+
+    centred = centred_log_likelihood(d, informative, mean, scatter)
+    if centred is not None:
+        informative = centred
     score = dict(zip((p.name for p in d.stationarity.parameters), d.stationarity.score))
     for name in numeric:
         if name not in score:
