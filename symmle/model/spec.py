@@ -33,7 +33,7 @@ from symmle.base.errors import SpecError
 from symmle.model.domains import DOMAINS, MATRIX_DOMAINS, check_matrix_value, check_value, spacing
 from symmle.model.parse import brief, parse_array, parse_number, strip_text
 
-__all__ = ["Quantity", "Sampler", "Model", "SAMPLER_METHODS", "VECTOR_SAMPLER_ARGS"]
+__all__ = ["Quantity", "Sampler", "Model", "SAMPLER_METHODS", "VECTOR_SAMPLER_ARGS", "matrix_value"]
 
 #: The numpy.random.Generator methods that draw a vector, and the shape of each of their arguments
 #: (``"vector"`` D x 1, ``"matrix"`` D x D, ``"scalar"``): vector models only.  ``multinomial``
@@ -316,7 +316,7 @@ class Model:
                 )
         for q in self.constants:
             if q.name in given and q.is_matrix:
-                q = replace(q, value=_matrix_value(q, given[q.name]))
+                q = replace(q, value=matrix_value(q, given[q.name]))
             elif q.name in given:
                 raw = given[q.name]
                 if isinstance(raw, str):
@@ -351,9 +351,13 @@ class Model:
         }
 
 
-def _matrix_value(q: Quantity, raw: Any) -> sp.ImmutableMatrix:
-    """The value of the matrix constant ``q`` from text, a nested list or an array, checked."""
-    what = f"constant {q.name}"
+def matrix_value(q: Quantity, raw: Any, what: str | None = None) -> sp.ImmutableMatrix:
+    """The value of the matrix quantity ``q`` from text, a nested list or an array, checked.
+
+    Text is read by :func:`~symmle.model.parse.parse_array` (never ``eval``); ``what`` names the
+    value in messages (default ``constant NAME``).
+    """
+    what = what or f"constant {q.name}"
     if isinstance(raw, str):
         value = parse_array(raw, what=what)
     else:

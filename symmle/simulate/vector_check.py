@@ -45,26 +45,13 @@ __all__ = ["check_vector", "vector_true_values"]
 
 
 def _matrix_value(q: Quantity, raw: Any, what: str) -> sp.ImmutableMatrix:
-    from symmle.model.domains import check_matrix_value
-    from symmle.model.parse import parse_array
+    """A true value of ``q``, read and checked as a matrix constant's is (``spec.matrix_value``)."""
+    from symmle.model.spec import matrix_value
 
-    if isinstance(raw, str):
-        value = parse_array(raw, what=what)
-    else:
-        try:
-            a = np.asarray(raw, dtype=float)
-        except (TypeError, ValueError):
-            raise SpecError(f"{what}: expected a list or an array of numbers") from None
-        if a.ndim == 1:
-            a = a[:, None]
-        if a.ndim != 2 or a.size == 0:
-            raise SpecError(f"{what}: expected a vector or a matrix, got an array of shape {a.shape}")
-        value = sp.ImmutableMatrix(a.tolist())
     try:
-        check_matrix_value(q.name, q.domain, value)
+        return matrix_value(q, raw, what)
     except SpecError as exc:  # "value of 'Sigma' is not ...": say which value
         raise SpecError(f"true {exc}" if str(exc).startswith("value of") else str(exc)) from None
-    return value
 
 
 def _as_array(q: Quantity, value: sp.ImmutableMatrix) -> np.ndarray:
