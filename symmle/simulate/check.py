@@ -57,7 +57,7 @@ from symmle.simulate.simulation import Information, coverer, simulate, valid
 from symmle.simulate.verdicts import ParameterCheck, existence_verdict, parameter_check
 
 if TYPE_CHECKING:
-    from symmle.model.spec import Model
+    from symmle.model.spec import Model, Quantity
     from symmle.symbolic.derivation import Derivation
 
 __all__ = ["AGREE_DEFAULT", "MAX_DRAWS", "MIN_SIZE", "check", "parse_assignments"]
@@ -115,7 +115,8 @@ def _number(value: Any, what: str) -> float:
     return out
 
 
-def _true_values(model: Model, true: Mapping[str, Any]) -> dict[str, float]:
+def true_names(model: Model, true: Mapping[str, Any]) -> None:
+    """Refuse true values that name an unknown parameter or leave one out (scalar and vector checks)."""
     names = [q.name for q in model.parameters]
     unknown = [k for k in true if k not in names]
     if unknown:
@@ -129,13 +130,19 @@ def _true_values(model: Model, true: Mapping[str, Any]) -> dict[str, float]:
             f"missing true value of parameter '{missing[0]}' "
             f"(give every parameter: {','.join(f'{k}=VALUE' for k in names)})"
         )
-    out = {}
-    for q in model.parameters:
-        v = _number(true[q.name], f"true value of {q.name}")
-        if not in_domain(v, q.domain):
-            raise SpecError(f"true value {v:g} of '{q.name}' is not in its domain '{q.domain}'")
-        out[q.name] = v
-    return out
+
+
+def true_scalar(q: Quantity, raw: Any, what: str) -> float:
+    """A scalar true value: a finite number in the parameter's domain."""
+    v = _number(raw, what)
+    if not in_domain(v, q.domain):
+        raise SpecError(f"true value {v:g} of '{q.name}' is not in its domain '{q.domain}'")
+    return v
+
+
+def _true_values(model: Model, true: Mapping[str, Any]) -> dict[str, float]:
+    true_names(model, true)
+    return {q.name: true_scalar(q, true[q.name], f"true value of {q.name}") for q in model.parameters}
 
 
 def _constant_values(model: Model) -> dict[str, float]:

@@ -59,16 +59,6 @@ def _as_array(q: Quantity, value: sp.ImmutableMatrix) -> np.ndarray:
     return a if q.domain == "spd" else a.reshape(-1)
 
 
-def _scalar_value(q: Quantity, raw: Any, what: str) -> float:
-    from symmle.base._runtime import in_domain
-    from symmle.simulate.check import _number
-
-    v = _number(raw, what)
-    if not in_domain(v, q.domain):
-        raise SpecError(f"true value {v:g} of '{q.name}' is not in its domain '{q.domain}'")
-    return v
-
-
 def vector_true_values(model: Model, true: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """The true values of a vector model's parameters, checked, and the dimension they share.
 
@@ -106,19 +96,9 @@ def vector_true_values(model: Model, true: Mapping[str, Any]) -> tuple[dict[str,
         ...
     symmle.SpecError: the true values have different dimensions: 'mu' has 3, 'Sigma' has 2 (every ...
     """
-    names = [q.name for q in model.parameters]
-    unknown = [k for k in true if k not in names]
-    if unknown:
-        raise SpecError(
-            f"unknown parameter '{unknown[0]}' in the true values; "
-            f"this model's parameters: {', '.join(names)}"
-        )
-    missing = [k for k in names if k not in true]
-    if missing:
-        raise SpecError(
-            f"missing true value of parameter '{missing[0]}' "
-            f"(give every parameter: {','.join(f'{k}=VALUE' for k in names)})"
-        )
+    from symmle.simulate.check import true_names, true_scalar
+
+    true_names(model, true)
     out: dict[str, Any] = {}
     sizes: dict[str, int] = {}
     for q in model.constants:
@@ -131,7 +111,7 @@ def vector_true_values(model: Model, true: Mapping[str, Any]) -> tuple[dict[str,
             sizes[f"'{q.name}'"] = int(value.shape[0])
             out[q.name] = _as_array(q, value)
         else:
-            out[q.name] = _scalar_value(q, true[q.name], what)
+            out[q.name] = true_scalar(q, true[q.name], what)
     if not sizes:
         raise SpecError(f"model '{model.name}' has no vector or matrix value to fix its dimension")
     if len(set(sizes.values())) > 1:
