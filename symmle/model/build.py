@@ -81,6 +81,7 @@ _TOP_KEYS = {
     "sampler",
     "latex",
     "dimension",
+    "link",
 }
 
 
@@ -248,6 +249,8 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         else:
             symbols[qname] = sp.Symbol(qname, **DOMAINS[domain][0])
     if dimension is not None:
+        if "link" in data:
+            raise SpecError(f"{origin}: a vector model cannot take a [link] (its parameters are vectors)")
         symbols[dimension.name] = dimension
         return _vector_model(
             data, origin, name, title, var_name, dimension, params, consts, symbols, validate
@@ -309,6 +312,12 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         raise SpecError(
             f"{origin}: parameter '{unused[0]}' appears neither in the density nor in the support"
         )
+    if "link" in data:
+        from symmle.model.link import parse_links
+
+        if not isinstance(data["link"], Mapping):
+            raise SpecError(f'{origin}: [link] must be a table of PARAM = "LINK"')
+        model = model.with_link(parse_links(data["link"], f"{origin}: [link]"), origin)
     if validate:
         check_density(model)
     return model

@@ -192,6 +192,10 @@ class Model:
         The named set of a vector model's variable, one of
         :data:`~symmle.model.domains.VECTOR_SUPPORTS` (``real``, ``simplex``,
         ``onehot``, ``counts``); ``support`` then holds the range of each entry.
+    link : tuple of (str, str)
+        The ``[link]`` modifier (``--link PARAM=LINK``): ``(parameter, link)``
+        for the parameter tied to a linear predictor, which makes the model a
+        regression (:mod:`symmle.model.link`); empty otherwise.
 
     Examples
     --------
@@ -218,6 +222,29 @@ class Model:
     latex: tuple[tuple[str, str], ...] = ()
     dimension: sp.Symbol | None = None
     support_set: str | None = None
+    link: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether a parameter is linked to a linear predictor (``[link]``, ``--link``)."""
+        return bool(self.link)
+
+    def with_link(self, links: Mapping[str, str], origin: str = "--link") -> Model:
+        """A copy whose parameters in ``links`` (``{name: link}``) are tied to a linear predictor.
+
+        Examples
+        --------
+        >>> from symmle.model.build import load_model
+        >>> load_model("bernoulli").with_link({"p": "logit"}).link
+        (('p', 'logit'),)
+        """
+        from symmle.model.link import check_links
+
+        if self.is_vector:
+            raise SpecError(f"{origin}: a vector model cannot take a link (its parameters are vectors)")
+        merged = {**dict(self.link), **links}
+        check_links(merged, self.parameters, self.depends_on_support, origin)
+        return replace(self, link=tuple(merged.items()))
 
     @property
     def is_vector(self) -> bool:
@@ -348,6 +375,8 @@ class Model:
             "constants": {q.name: q.domain for q in self.constants},
             # vector models only: a scalar model's JSON is unchanged
             **({"dimension": self.dimension.name} if self.dimension is not None else {}),
+            # regressions only
+            **({"link": dict(self.link)} if self.link else {}),
         }
 
 

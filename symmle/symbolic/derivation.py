@@ -26,6 +26,7 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
+    from symmle.symbolic.regression import Regression
 
 __all__ = ["Derivation", "derive"]
 
@@ -55,6 +56,10 @@ class Derivation:
         :mod:`symmle.report` on first use).
     warnings : tuple of str
         What the user should know (fallbacks, discarded roots...).
+    regression : Regression or None
+        For a model with a ``[link]``: the score :math:`X^\top s`, the
+        weights and the closed form or Newton fit
+        (:mod:`symmle.symbolic.regression`).
 
     Examples
     --------
@@ -74,6 +79,9 @@ class Derivation:
     stationarity: Stationarity
     information: Information
     warnings: tuple[str, ...]
+    #: a regression (the model has a ``[link]``): the chain rule through the link; ``likelihood``,
+    #: ``stationarity`` and ``information`` are then those of one observation in (eta, shared parameters)
+    regression: Regression | None = None
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -255,6 +263,8 @@ class Derivation:
         return CompiledModel(self, timeout=timeout)
 
     def __repr__(self) -> str:
+        if self.regression is not None:
+            return f"<Derivation {self.model.name}: {self.regression.kind} regression>"
         parts = ", ".join(f"{k}={v}" for k, v in self.estimators.items())
         return f"<Derivation {self.model.name}: {parts}>"
 
@@ -314,6 +324,12 @@ def derive(
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
+    if m.is_regression:
+        from symmle.symbolic.regression import derive_regression
+
+        reg = derive_regression(m, timeout=timeout)
+        per = reg.per_observation
+        return Derivation(m, per.likelihood, per.stationarity, per.information, reg.warnings, reg)
     # the cache's whitelisted codec stores scalar records; vector models are derived afresh (~1-2 s)
     use_cache = _cache.enabled(cache) and not m.is_vector
     found = _cache.load(m, timeout) if use_cache else None
