@@ -233,8 +233,8 @@ def _sums(design, fns: _Functions, beta, phi, scale=None):
     for y, X, off in _chunks(design):
         Xs = X if scale is None else X / scale
         eta = Xs @ beta + (0 if off is None else off)
-        l, g, h = fns.derivatives(y, eta, phi)
-        total += float(np.sum(l))
+        ll, g, h = fns.derivatives(y, eta, phi)
+        total += float(np.sum(ll))
         grad[:p] += Xs.T @ g[0]
         grad[p:] += g[1:].sum(axis=1)
         hess[:p, :p] += Xs.T @ (Xs * h[0, 0][:, None])
@@ -295,7 +295,6 @@ def _newton_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult
 
     reg = d.regression
     n, p = design.n, design.p
-    k = len(reg.shared)
     # column scales: the Hessian of scaled coordinates is far better conditioned (Longley-like designs)
     sq = np.zeros(p)
     for _, X, _ in _chunks(design):

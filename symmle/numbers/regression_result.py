@@ -30,7 +30,9 @@ def _finite(v: float) -> float | None:
 
 @dataclass(frozen=True)
 class RegressionResult(FitResult):
-    """A regression fit (see the module docstring); made by :func:`~symmle.numbers.regression_fit.fit_regression`.
+    """A regression fit (see the module docstring).
+
+    Made by :func:`~symmle.numbers.regression_fit.fit_regression`.
 
     Attributes (besides those of FitResult)
     ---------------------------------------
@@ -221,7 +223,8 @@ class RegressionResult(FitResult):
             f"Log-likelihood: {self.log_likelihood:.10g}    AIC: {self.aic:.6g}    BIC: {self.bic:.6g}"
         )
         lines.append(
-            f"N: {self.n}    Df residuals: {self.df_resid}    Df model: {len(self.terms) - ('Intercept' in self.terms)}    "
+            f"N: {self.n}    Df residuals: {self.df_resid}    "
+            f"Df model: {len(self.terms) - ('Intercept' in self.terms)}    "
             f"Method: {self.method}" + (f", {self.iterations} iterations" if self.iterations else "")
         )
         lines.append(f"Standard errors from the {self.information} information")

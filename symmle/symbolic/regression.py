@@ -273,9 +273,8 @@ def derive_regression(model: Model, *, timeout: float | None = None) -> Regressi
     >>> reg.kind, sp.simplify(reg.score - (reg.response - 1 / (1 + sp.exp(-reg.eta)))), reg.weight
     ('newton', 0, exp(eta)/(exp(2*eta) + 2*exp(eta) + 1))
     """
-    from symmle.symbolic.derivation import derive
-
     from symmle.base.errors import SpecError
+    from symmle.symbolic.derivation import derive
 
     fixed = [q.name for q in model.parameters if model.depends_on_support(q.symbol)]
     if fixed:
