@@ -45,9 +45,10 @@ def family_names(kind: str | None = None) -> list[str]:
 
     Parameters
     ----------
-    kind : {"scalar", "vector"}, optional
-        Only the families of one variable (``"scalar"``) or those of vector observations
-        (``"vector"``: their spec has a ``dimension``); all by default.
+    kind : {"scalar", "vector", "regression"}, optional
+        Only the families of one variable (``"scalar"``), those of vector observations
+        (``"vector"``: their spec has a ``dimension``) or the regressions (``"regression"``:
+        their spec has a ``[link]``); all by default.
 
     Returns
     -------
@@ -61,13 +62,19 @@ def family_names(kind: str | None = None) -> list[str]:
     (True, True)
     >>> "mvnormal" in family_names("vector"), "mvnormal" in family_names("scalar")
     (True, False)
+    >>> "logistic_regression" in family_names("regression"), "logistic_regression" in family_names("scalar")
+    (True, False)
     """
-    if kind not in (None, "scalar", "vector"):
-        raise ValueError(f"kind must be 'scalar' or 'vector', not {kind!r}")
+    if kind not in (None, "scalar", "vector", "regression"):
+        raise ValueError(f"kind must be 'scalar', 'vector' or 'regression', not {kind!r}")
     paths = sorted(catalogue_dir().glob("*.toml"))
     if kind is None:
         return [p.stem for p in paths]
-    return [p.stem for p in paths if ("dimension" in read_spec_file(p)) == (kind == "vector")]
+    return [p.stem for p in paths if _kind(read_spec_file(p)) == kind]
+
+
+def _kind(spec: dict[str, Any]) -> str:
+    return "vector" if "dimension" in spec else "regression" if "link" in spec else "scalar"
 
 
 def family_path(name: str) -> Path | None:
@@ -186,6 +193,7 @@ def list_families() -> list[dict[str, Any]]:
                 "discrete": bool(spec.get("discrete", False)),
                 "parameters": dict(spec.get("parameters", {})),
                 "constants": dict(spec.get("constants", {})),
+                **({"link": dict(spec["link"])} if "link" in spec else {}),
             }
         )
     return out

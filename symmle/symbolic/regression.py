@@ -320,7 +320,7 @@ def derive_regression(model: Model, *, timeout: float | None = None) -> Regressi
         shared_score=shared_score,
         hessian=hessian,
         information=information,
-        warnings=tuple(d.warnings),
+        warnings=tuple(d.information.warnings),  # the per-observation stationarity is not the fit
     )
     slope = curvature
     if not slope.has(eta) and not slope.has(y) and slope != 0:
