@@ -340,6 +340,21 @@ def derive(
     is_flag=True,
     help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
 )
+@click.option(
+    "--link",
+    "links",
+    multiple=True,
+    metavar="PARAM=LINK",
+    help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
+)
+@click.option("--formula", help='Regression design as a Wilkinson formula, e.g. "y ~ a + C(b) + np.log(c)".')
+@click.option("--y", "response", metavar="COL", help="Regression: the response column (with --x).")
+@click.option(
+    "--x", "covariates", metavar="A,B,...", help="Regression: covariate columns (an intercept is added)."
+)
+@click.option(
+    "--offset", metavar="COL", help="Regression: a column added to the linear predictor (e.g. log time)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -351,7 +366,24 @@ def derive(
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
 def fit(
-    args, pdf, var, discrete, support, params, consts, column, columns, dropna, as_json, ci, timeout
+    args,
+    pdf,
+    var,
+    discrete,
+    support,
+    params,
+    consts,
+    column,
+    columns,
+    dropna,
+    links,
+    formula,
+    response,
+    covariates,
+    offset,
+    as_json,
+    ci,
+    timeout,
 ) -> None:
     """Fit MODEL to DATA by maximum likelihood.
 
@@ -372,7 +404,30 @@ def fit(
     _, values = _split_consts(consts)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    if m.is_vector and m.support_set == "onehot" and columns is None:
+    if links:
+        from symmle.model.link import parse_links
+
+        m = m.with_link(parse_links(links, "--link"))
+    regression_flags = (formula, response, covariates, offset)
+    if not m.is_regression and any(v is not None for v in regression_flags):
+        raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
+    if m.is_regression:
+        from symmle.numbers.design import load_design
+        from symmle.numbers.regression_fit import fit_regression
+
+        if column is not None or columns is not None:
+            raise SpecError("a regression reads its columns from --formula, or from --y and --x")
+        design = load_design(
+            data_path,
+            formula=formula,
+            y=response,
+            x=None if covariates is None else [c.strip() for c in covariates.split(",")],
+            offset=offset,
+            dropna=dropna,
+        )
+        result = fit_regression(run(m, timeout=budget), design, values, ci=ci, timeout=budget)
+        dropped_rows = design.dropped if dropna else None
+    elif m.is_vector and m.support_set == "onehot" and columns is None:
         from symmle.numbers.labels import load_labels
         from symmle.numbers.vector_fit import fit_counts
 

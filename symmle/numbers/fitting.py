@@ -307,6 +307,11 @@ def fit(
     timeout: float | None = DEFAULT_TIMEOUT,
     ci: str = "transformed",
     columns: list[str] | None = None,
+    link: Mapping[str, str] | None = None,
+    formula: str | None = None,
+    y: str | None = None,
+    x: list[str] | None = None,
+    offset: str | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -329,6 +334,14 @@ def fit(
         log scale for a positive parameter and the logit scale for one in
         (0, 1), so they stay inside the domain; ``"wald"`` for
         estimate +/- 1.96 se for every parameter.
+    link : mapping, optional
+        ``{PARAM: LINK}``: a regression of the model (:mod:`symmle.model.link`);
+        a model with a ``[link]`` of its own is a regression too.  ``data`` is
+        then a table (a pandas DataFrame, a mapping of columns, or a file path)
+        and ``formula`` (``"y ~ a + C(b)"``) or ``y`` and ``x`` (column names)
+        say which columns are the response and the covariates; ``offset`` names
+        a column added to the linear predictor.  The result is a
+        :class:`~symmle.numbers.regression_result.RegressionResult`.
 
     Examples
     --------
@@ -340,8 +353,23 @@ def fit(
     if ci not in CI_METHODS:
         raise SpecError(f"unknown interval method {ci!r}: choose one of {', '.join(CI_METHODS)}")
     constants = {k: _number(k, v) for k, v in (constants or {}).items()}
+    if link:
+        from symmle.model.build import load_model
+
+        base = model.model if isinstance(model, Derivation) else load_model(model, validate=False)
+        model = base.with_link(link)
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if m.is_regression:
+        from symmle.numbers.design import load_design
+        from symmle.numbers.regression_fit import fit_regression
+
+        design = load_design(data, formula=formula, y=y, x=x, offset=offset)
+        return fit_regression(d, design, constants, ci=ci, timeout=timeout)
+    if formula is not None or y is not None or x is not None or offset is not None:
+        raise SpecError(
+            f"formula, y, x and offset make a regression: give '{m.name}' a link (--link PARAM=LINK)"
+        )
     if m.is_vector:
         from symmle.numbers.vector_fit import fit_vector
 
