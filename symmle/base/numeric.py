@@ -162,7 +162,7 @@ def _plain(args: Sequence[sp.Symbol]) -> bool:
 
 
 def to_function(
-    args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[str] = MODULES
+    args: Sequence[sp.Symbol], expr: sp.Expr, *, modules: Sequence[str] = MODULES, cse: bool = False
 ) -> Callable[..., Any]:
     """Compile ``expr`` into a numeric function of ``args`` (in that order).
 
@@ -171,7 +171,10 @@ def to_function(
     args : sequence of Symbol
         Positional arguments of the generated function.
     expr : Expr
-        Expression whose free symbols are all in ``args``.
+        Expression whose free symbols are all in ``args`` (or a tuple of them:
+        the function returns a tuple).
+    cse : bool, optional
+        Compute common subexpressions once (for a tuple of related expressions).
 
     Returns
     -------
@@ -194,7 +197,9 @@ def to_function(
     extra = sp.sympify(expr).free_symbols - set(args)
     if extra:
         raise ValueError(f"expression has symbols not among the arguments: {sorted(map(str, extra))}")
-    fn = sp.lambdify(args, _stable(sp.sympify(expr)), modules=list(modules), dummify=not _plain(args))
+    fn = sp.lambdify(
+        args, _stable(sp.sympify(expr)), modules=list(modules), dummify=not _plain(args), cse=cse
+    )
     n = len(inspect.signature(fn).parameters)
     if n != len(args):
         raise ValueError(f"lambdify produced {n} arguments for {len(args)} symbols")

@@ -57,48 +57,55 @@ SEPARATION_CELLS = 5_000_000
 
 
 class _Functions:
-    """The per-observation functions of a regression, compiled to NumPy."""
+    """The per-observation functions of a regression, compiled to NumPy.
+
+    :meth:`derivatives` evaluates :math:`l`, its gradient and its Hessian in
+    :math:`(\\eta, \\phi)` in one function, their common subexpressions once.
+    """
 
     def __init__(self, reg, constants: Mapping[sp.Symbol, float]) -> None:
         args = reg.variables
         self.reg = reg
         self.constants = [constants[c] for c in reg.model.constant_symbols]
         k = len(reg.shared)
-
-        def fn(expr):
-            return to_function(args, expr)
-
-        self.l = fn(reg.log_density)
-        self.s = fn(reg.score)
-        self.g = [fn(e) for e in (reg.score, *reg.shared_score)]  # eta first
-        self.h = [[fn(reg.hessian[i, j]) for j in range(1 + k)] for i in range(1 + k)]
         self.k = k
+        self.l = to_function(args, reg.log_density)
+        self.s = to_function(args, reg.score)
+        flat = [reg.log_density, reg.score, *reg.shared_score]
+        flat += [reg.hessian[i, j] for i in range(1 + k) for j in range(1 + k)]
+        self.all = to_function(args, sp.Tuple(*flat), cse=True)
 
     def _call(self, f, y, eta, phi):
         with np.errstate(all="ignore"):
             return f(y, eta, *phi, *self.constants)
 
+    def _array(self, v, shape) -> np.ndarray:
+        return np.broadcast_to(np.asarray(v, dtype=float), shape)
+
     def value(self, y, eta, phi) -> np.ndarray:
-        return self._array(self.l, y, eta, phi)
+        return self._array(self._call(self.l, y, eta, phi), y.shape)
 
     def score(self, y, eta, phi) -> np.ndarray:
-        return self._array(self.s, y, eta, phi)
+        return self._array(self._call(self.s, y, eta, phi), y.shape)
 
-    def derivatives(self, y, eta, phi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(l, gradient (1+k, m), hessian (1+k, 1+k, m))`` per observation."""
-        g = np.stack([self._array(f, y, eta, phi) for f in self.g])
-        h = np.stack([np.stack([self._array(f, y, eta, phi) for f in row]) for row in self.h])
-        return self.value(y, eta, phi), g, h
-
-    def _array(self, f, y, eta, phi) -> np.ndarray:
-        return np.broadcast_to(np.asarray(self._call(f, y, eta, phi), dtype=float), y.shape)
+    def derivatives(self, y, eta, phi) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]]]:
+        """``(l, gradient, hessian)`` per observation: lists of arrays, eta first."""
+        out = [self._array(v, y.shape) for v in self._call(self.all, y, eta, phi)]
+        k = self.k
+        g = out[1 : 2 + k]
+        h = [out[2 + k + i * (1 + k) : 2 + k + (i + 1) * (1 + k)] for i in range(1 + k)]
+        return out[0], g, h
 
 
 def _chunks(design):
-    if design.in_memory:
-        yield design.y, design.X, design.offset
-    else:
+    """(y, X, offset) by blocks of rows: views of an in-memory design (cache-sized), reads of a mapped one."""
+    if not design.in_memory:
         yield from design.chunks(CHUNK_ROWS)
+        return
+    y, X, off = design.y, design.X, design.offset
+    for a in range(0, design.n, CHUNK_ROWS):
+        b = a + CHUNK_ROWS
+        yield y[a:b], X[a:b], None if off is None else off[a:b]
 
 
 def fit_regression(
@@ -225,32 +232,43 @@ def _least_squares_fit(d, design, fns: _Functions, values, ci: str) -> Regressio
 
 
 def _sums(design, fns: _Functions, beta, phi, scale=None):
-    """Log-likelihood, gradient and Hessian in (beta, phi), summed over the chunks."""
+    """Log-likelihood, gradient and Hessian in (beta, phi), summed over the chunks.
+
+    ``beta`` is in the coordinates of the columns divided by ``scale``; the design itself is never
+    scaled (no copy of it is made).
+    """
+    from scipy.linalg.blas import dsyrk
+
     p, k = design.p, len(phi)
+    scale = np.ones(p) if scale is None else scale
     grad = np.zeros(p + k)
     hess = np.zeros((p + k, p + k))
     total = 0.0
+    b = beta / scale
     for y, X, off in _chunks(design):
-        Xs = X if scale is None else X / scale
-        eta = Xs @ beta + (0 if off is None else off)
+        eta = X @ b
+        if off is not None:
+            eta = eta + off
         ll, g, h = fns.derivatives(y, eta, phi)
         total += float(np.sum(ll))
-        grad[:p] += Xs.T @ g[0]
-        grad[p:] += g[1:].sum(axis=1)
-        hess[:p, :p] += Xs.T @ (Xs * h[0, 0][:, None])
-        if k:
-            hess[:p, p:] += Xs.T @ h[0, 1:].T
-            hess[p:, p:] += h[1:, 1:].sum(axis=2)
+        grad[:p] += X.T @ g[0]
+        grad[p:] += [float(np.sum(gj)) for gj in g[1:]]
+        w = h[0][0]
+        if np.all(w <= 0):  # the usual case: -X^T W X by a symmetric rank-k update, half the work
+            xw = X * np.sqrt(-w)[:, None]
+            a = dsyrk(1.0, xw.T, trans=0)  # xw is C-ordered: its transpose is Fortran-ordered, no copy
+            hess[:p, :p] -= np.triu(a) + np.triu(a, 1).T
+        else:
+            hess[:p, :p] += X.T @ (X * w[:, None])
+        for j in range(k):
+            hess[:p, p + j] += X.T @ h[0][1 + j]
+            for i in range(k):
+                hess[p + i, p + j] += float(np.sum(h[1 + i][1 + j]))
+    grad[:p] /= scale
+    hess[:p, :p] /= np.outer(scale, scale)
+    hess[:p, p:] /= scale[:, None]
     hess[p:, :p] = hess[:p, p:].T
     return total, grad, hess
-
-
-def _loglik(design, fns: _Functions, beta, phi, scale) -> float:
-    total = 0.0
-    for y, X, off in _chunks(design):
-        eta = (X / scale) @ beta + (0 if off is None else off)
-        total += float(np.sum(fns.value(y, eta, phi)))
-    return total
 
 
 def _start(d, design, values) -> tuple[np.ndarray, list[float]]:
@@ -270,8 +288,9 @@ def _start(d, design, values) -> tuple[np.ndarray, list[float]]:
         )
     phi = [float(r.estimates[s.name]) for s in reg.shared]
     y0, X0, off0 = next(iter(_chunks(design)))
-    target = eta0 - (0 if off0 is None else off0)
-    beta, *_ = np.linalg.lstsq(X0, np.broadcast_to(target, y0.shape).astype(float), rcond=None)
+    rows = slice(0, min(len(y0), 10_000))  # the starting line needs no more rows
+    target = eta0 - (0 if off0 is None else np.broadcast_to(off0, y0.shape)[rows])
+    beta, *_ = np.linalg.lstsq(X0[rows], np.broadcast_to(target, y0[rows].shape).astype(float), rcond=None)
     return beta, phi
 
 
@@ -301,11 +320,7 @@ def _newton_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult
         sq += np.einsum("ij,ij->j", X, X)
     scale = np.sqrt(sq / n)
     scale[scale == 0] = 1.0
-    r_rows = []
-    for _, X, _ in _chunks(design):
-        r_rows.append(np.linalg.qr(np.vstack([*r_rows, X / scale]), mode="r"))
-        r_rows = r_rows[-1:]
-    check_rank(r_rows[0], design.terms)
+    check_rank(_gram_factor(design, scale), design.terms)
     beta, phi = _start(d, design, values)
     if design.in_memory and n * p <= SEPARATION_CELLS:
         from symmle.numbers.separation import find_separation
@@ -326,25 +341,23 @@ def _newton_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult
         iterations += 1
         step, decrement = _direction(g, h)
         t = 1.0
-        while True:
+        while t >= 1e-12:  # step halving: the log-likelihood never decreases
             trial = theta + t * step
-            ok = all(in_domain(v, dom) for v, dom in zip(trial[p:], domains))
-            new = _loglik(design, fns, trial[:p], list(trial[p:]), scale) if ok else -math.inf
-            if math.isfinite(new) and new >= loglik - 1e-12 * abs(loglik):
-                break
+            if all(in_domain(v, dom) for v, dom in zip(trial[p:], domains)):
+                new = _sums(design, fns, trial[:p], list(trial[p:]), scale)
+                if math.isfinite(new[0]) and new[0] >= loglik - 1e-13 * abs(loglik):
+                    break
             t /= 2
-            if t < 1e-12:
-                break
-        if t < 1e-12:  # no increase along the direction: at the maximum to rounding
+        if t < 1e-12:  # no increase along the Newton direction: at the maximum to rounding
             converged = decrement <= 1e-8 * (1 + abs(loglik))
             break
-        theta = trial
         old = loglik
-        loglik, g, h = _sums(design, fns, theta[:p], list(theta[p:]), scale)
+        theta = trial
+        loglik, g, h = new
         small_step = np.max(np.abs(t * step) / (1 + np.abs(theta))) < 1e-10
-        if decrement <= 1e-20 * (1 + abs(loglik)) or (
-            abs(loglik - old) <= 1e-14 * (1 + abs(loglik)) and small_step
-        ):
+        # the decrement is about twice the log-likelihood still to gain: the step just taken from one of
+        # 1e-10 leaves a gap of the order of its square (quadratic convergence)
+        if decrement <= 1e-10 or (abs(loglik - old) <= 1e-14 * (1 + abs(loglik)) and small_step):
             converged = True
             break
     if not converged:
@@ -377,6 +390,32 @@ def _newton_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult
         t_dist=False,
         ci=ci,
     )
+
+
+def _gram_factor(design, scale: np.ndarray) -> np.ndarray:
+    """The triangular factor R of the scaled design (X^T X = R^T R) for the rank check.
+
+    From the Gram matrix by Cholesky where that is sound (a tenth of a QR's time); where the Gram matrix
+    is too ill-conditioned for it, from Householder QR of the design, chunk by chunk.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    p = design.p
+    gram = np.zeros((p, p))
+    for _, X, _ in _chunks(design):
+        a = dsyrk(1.0, (X / scale).T, trans=0)
+        gram += np.triu(a) + np.triu(a, 1).T
+    try:
+        r = np.linalg.cholesky(gram).T
+        d = np.abs(np.diag(r))
+        if d.min() > 1e-6 * d.max():  # condition well inside what the Gram matrix resolves
+            return r
+    except np.linalg.LinAlgError:
+        pass
+    r = np.zeros((0, p))
+    for _, X, _ in _chunks(design):
+        r = np.linalg.qr(np.vstack([r, X / scale]), mode="r")
+    return r
 
 
 def _direction(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
