@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -43,69 +44,256 @@ from symmle.base._runtime import in_domain
 from symmle.base.errors import DataError, SpecError
 from symmle.base.numeric import to_function
 from symmle.model.link import link_value
+from symmle.numbers import _regression_runtime as rt
 from symmle.numbers.data import fixed_support, validate_data
 from symmle.numbers.regression_result import RegressionResult
 
-__all__ = ["fit_regression", "MAX_ITERATIONS"]
+__all__ = ["fit_regression", "RegressionFitter", "MAX_ITERATIONS"]
 
 #: Newton iterations before a fit is declared not to converge.
 MAX_ITERATIONS = 200
-#: Rows per chunk of a design read in chunks.
+#: Rows per block of the sums (a cache-sized view of an in-memory design; a read of a mapped one).
 CHUNK_ROWS = 1 << 16
 #: Largest design (rows x columns) searched for separation by linear programming before Newton starts.
 SEPARATION_CELLS = 5_000_000
 
 
-class _Functions:
-    """The per-observation functions of a regression, compiled to NumPy.
+def blocks(design):
+    """A function yielding ``(y, X, offset)`` by blocks of rows, callable again for another pass."""
 
-    :meth:`derivatives` evaluates :math:`l`, its gradient and its Hessian in
-    :math:`(\\eta, \\phi)` in one function, their common subexpressions once.
+    def run():
+        if not design.in_memory:
+            yield from design.chunks(CHUNK_ROWS)
+            return
+        y, X, off = design.y, design.X, design.offset
+        for a in range(0, design.n, CHUNK_ROWS):
+            b = a + CHUNK_ROWS
+            yield y[a:b], X[a:b], None if off is None else off[a:b]
+
+    return run
+
+
+@lru_cache(maxsize=16)
+def _base_estimator(model):
+    """The unlinked family's compiled estimator (for starting values), made once per model."""
+    from symmle.symbolic.derivation import derive
+
+    return derive(model).compile()
+
+
+class RegressionFitter:
+    """The fit of one derived regression, its functions compiled once (for many data sets: ``check``).
+
+    Parameters
+    ----------
+    d : Derivation
+        A derivation of a linked model (``d.regression`` is set).
+    constants : mapping, optional
+        Values of the model's constants, by name.
     """
 
-    def __init__(self, reg, constants: Mapping[sp.Symbol, float]) -> None:
+    def __init__(self, d, constants: Mapping[str, Any] | None = None) -> None:
+        reg = d.regression
+        m = reg.model
+        self.d, self.reg = d, reg
+        constants = dict(constants or {})
+        unknown = set(constants) - {q.name for q in m.constants}
+        if unknown:
+            raise SpecError(f"unknown constant '{sorted(unknown)[0]}'")
+        values: dict[sp.Symbol, float] = {}
+        for q in m.constants:
+            if q.value is not None:
+                values[q.symbol] = float(q.value)
+            elif q.name in constants:
+                values[q.symbol] = float(constants[q.name])
+            else:
+                raise SpecError(f"give the value of the constant {q.name} (--const {q.name}=VALUE)")
+        self.values = values
+        self.consts = [values[c] for c in m.constant_symbols]
+        self.support = fixed_support(m.support, set(m.parameter_symbols), values)
         args = reg.variables
-        self.reg = reg
-        self.constants = [constants[c] for c in reg.model.constant_symbols]
         k = len(reg.shared)
-        self.k = k
-        self.l = to_function(args, reg.log_density)
-        self.s = to_function(args, reg.score)
         flat = [reg.log_density, reg.score, *reg.shared_score]
         flat += [reg.hessian[i, j] for i in range(1 + k) for j in range(1 + k)]
-        self.all = to_function(args, sp.Tuple(*flat), cse=True)
+        self._all = to_function(args, sp.Tuple(*flat), cse=True)
+        self._score = to_function(args, reg.score)
+        self.domains = [q.domain for q in m.parameters if q.symbol in reg.shared]
+        if reg.working_response is not None:
+            y_args = (reg.response, *m.constant_symbols)
+            self._z = to_function(y_args, reg.working_response)
+            self._stats = {
+                st.symbol: to_function((reg.response, reg.eta, *m.constant_symbols), st.expr)
+                for st in reg.residual_statistics
+            }
 
-    def _call(self, f, y, eta, phi):
-        with np.errstate(all="ignore"):
-            return f(y, eta, *phi, *self.constants)
+    def derivatives(self, y, eta, phi):
+        """The flat per-observation list of :mod:`symmle.numbers._regression_runtime`."""
+        return self._all(y, eta, *phi, *self.consts)
 
-    def _array(self, v, shape) -> np.ndarray:
-        return np.broadcast_to(np.asarray(v, dtype=float), shape)
+    def fit(self, design, *, ci: str = "transformed", check_data: bool = True) -> RegressionResult:
+        """Fit the regression to ``design`` (see :func:`fit_regression`)."""
+        m = self.reg.model
+        run = blocks(design)
+        if check_data:
+            lo, hi = self.support
+            for y, _, _ in run():
+                validate_data(y, lo=lo, hi=hi, discrete=m.discrete, variable=design.response)
+        n, p = design.n, design.p
+        if n <= p:
+            raise DataError(
+                f"{n} observations for {p} coefficients: the regression needs more rows than terms"
+            )
+        if self.reg.closed_form:
+            return self._least_squares(design, run, ci)
+        return self._newton(design, run, ci)
 
-    def value(self, y, eta, phi) -> np.ndarray:
-        return self._array(self._call(self.l, y, eta, phi), y.shape)
+    # ------------------------------------------------------------------------------------ closed form
 
-    def score(self, y, eta, phi) -> np.ndarray:
-        return self._array(self._call(self.s, y, eta, phi), y.shape)
+    def _least_squares(self, design, run, ci: str) -> RegressionResult:
+        from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
 
-    def derivatives(self, y, eta, phi) -> tuple[np.ndarray, list[np.ndarray], list[list[np.ndarray]]]:
-        """``(l, gradient, hessian)`` per observation: lists of arrays, eta first."""
-        out = [self._array(v, y.shape) for v in self._call(self.all, y, eta, phi)]
-        k = self.k
-        g = out[1 : 2 + k]
-        h = [out[2 + k + i * (1 + k) : 2 + k + (i + 1) * (1 + k)] for i in range(1 + k)]
-        return out[0], g, h
+        reg, consts = self.reg, self.consts
 
+        def pairs():
+            for y, X, off in run():
+                with np.errstate(all="ignore"):
+                    z = np.broadcast_to(np.asarray(self._z(y, *consts), dtype=float), y.shape)
+                yield X, (z if off is None else z - off)
 
-def _chunks(design):
-    """(y, X, offset) by blocks of rows: views of an in-memory design (cache-sized), reads of a mapped one."""
-    if not design.in_memory:
-        yield from design.chunks(CHUNK_ROWS)
-        return
-    y, X, off = design.y, design.X, design.offset
-    for a in range(0, design.n, CHUNK_ROWS):
-        b = a + CHUNK_ROWS
-        yield y[a:b], X[a:b], None if off is None else off[a:b]
+        ls = least_squares(pairs, design.terms)
+        check_rank(ls.r, design.terms)
+        beta = ls.beta
+        n, p = design.n, design.p
+        stats = {s: 0.0 for s in self._stats}
+        for y, X, off in run():
+            eta = X @ beta + (0 if off is None else off)
+            for s, g in self._stats.items():
+                with np.errstate(all="ignore"):
+                    stats[s] += float(np.sum(np.broadcast_to(g(y, eta, *consts), y.shape)))
+        at = {sp.Symbol("N", integer=True, positive=True): n, **stats, **self.values}
+        phi = [float(reg.profile[s.name].subs(at)) for s in reg.shared]
+        for s, v, dom in zip(reg.shared, phi, self.domains):
+            if not (math.isfinite(v) and in_domain(v, dom)):
+                raise DataError(
+                    f"the MLE of {s.name} does not exist for these data: its closed form gives {v:g}, "
+                    f"outside its domain ({dom})"
+                    + (" (the fit is exact: the residuals are all zero)" if v == 0 else "")
+                )
+        loglik, _, h = rt.regression_sums(run, self.derivatives, beta, phi, np.ones(p))
+        slope = float(reg.slope.subs({**dict(zip(reg.shared, phi)), **self.values}))
+        cov_beta = covariance_factor(ls.r) / (-slope)
+        k = len(phi)
+        cov_phi = np.linalg.inv(-h[p:, p:]) if k else np.zeros((0, 0))
+        corrected = k > 0
+        if corrected:  # the unbiased residual variance: exact t inference under the family's errors
+            cov_beta = cov_beta * (n / (n - p))
+        return RegressionResult.build(
+            self.d,
+            design,
+            beta=beta,
+            phi=phi,
+            cov_beta=cov_beta,
+            cov_phi=cov_phi,
+            log_likelihood=loglik,
+            iterations=0,
+            method="least squares (Householder QR)",
+            t_dist=corrected,
+            ci=ci,
+        )
+
+    # ------------------------------------------------------------------------------------ Newton
+
+    def _start(self, design, run) -> tuple[np.ndarray, list[float]]:
+        """The family's own MLE on y: the intercept at g(theta_hat), the shared parameters at theirs."""
+        reg = self.reg
+        y = np.concatenate([y for y, _, _ in run()])
+        consts = {q.name: v for q, v in zip(reg.model.constants, self.consts)}
+        est = _base_estimator(replace(reg.model, link=()))(y, **consts)
+        theta = float(est[reg.parameter.name])
+        eta0 = link_value(reg.link.name, theta)
+        if not math.isfinite(eta0):
+            raise DataError(
+                f"the MLE of {reg.parameter.name} from the response alone is {theta:g}, where the "
+                f"{reg.link.name} link is not defined: the regression's MLE does not exist for these data"
+            )
+        phi = [float(est[s.name]) for s in reg.shared]
+        y0, X0, off0 = next(iter(run()))
+        rows = slice(0, min(len(y0), 10_000))  # the starting line needs no more rows
+        target = eta0 - (0 if off0 is None else np.broadcast_to(off0, y0.shape)[rows])
+        beta, *_ = np.linalg.lstsq(
+            X0[rows], np.broadcast_to(target, y0[rows].shape).astype(float), rcond=None
+        )
+        return beta, phi
+
+    def _signs(self, y: np.ndarray, phi) -> np.ndarray:
+        """+1 where l never decreases as eta grows, -1 where it never increases, 0 otherwise (per row)."""
+        if self.reg.eta_domain != "real":
+            return np.zeros(y.shape, dtype=int)
+        grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
+        values, inverse = np.unique(y, return_inverse=True)
+        out = np.zeros(values.shape, dtype=int)
+        for a in range(0, values.size, 512):
+            v = values[a : a + 512]
+            with np.errstate(all="ignore"):
+                s = self._score(np.repeat(v, grid.size), np.tile(grid, v.size), *phi, *self.consts)
+            s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
+            ok = np.isfinite(s).all(axis=1)
+            up, down = ok & (s >= 0).all(axis=1), ok & (s <= 0).all(axis=1)
+            out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
+        return out[inverse.reshape(-1)]
+
+    def _newton(self, design, run, ci: str) -> RegressionResult:
+        from symmle.numbers.least_squares import check_rank
+
+        n, p = design.n, design.p
+        # column scales: the Hessian in scaled coordinates is far better conditioned (Longley-like designs)
+        scale = rt.column_scale(run, p)
+        check_rank(_gram_factor(run, scale, p), design.terms)
+        beta, phi = self._start(design, run)
+        if design.in_memory and n * p <= SEPARATION_CELLS:
+            from symmle.numbers.separation import find_separation
+
+            sign = self._signs(design.y, phi)
+            if sign.any():
+                found = find_separation(design.X, sign, design.terms)
+                if found is not None:
+                    raise DataError(found.message)
+        domains = self.domains
+
+        def evaluate(theta):
+            return rt.regression_sums(run, self.derivatives, theta[:p], list(theta[p:]), scale)
+
+        def shared_ok(theta):
+            return all(in_domain(v, dom) for v, dom in zip(theta[p:], domains))
+
+        try:
+            theta, (loglik, _, h), iterations = rt.newton(
+                evaluate, np.concatenate([beta * scale, phi]), shared_ok, MAX_ITERATIONS
+            )
+        except rt.NotConverged as exc:
+            raise DataError(
+                f"{exc}; the MLE may not exist for these data, or the model does not suit them"
+            ) from None
+        info = -h
+        if not np.all(np.linalg.eigvalsh(info) > 0):
+            raise DataError(
+                "the log-likelihood is not strictly concave at the estimate (the observed information is not "
+                "positive definite): the MLE is not unique for these data"
+            )
+        cov = np.linalg.inv(info)
+        return RegressionResult.build(
+            self.d,
+            design,
+            beta=theta[:p] / scale,
+            phi=list(theta[p:]),
+            cov_beta=cov[:p, :p] / np.outer(scale, scale),
+            cov_phi=cov[p:, p:],
+            log_likelihood=loglik,
+            iterations=iterations,
+            method="Newton's method, exact derivatives",
+            t_dist=False,
+            ci=ci,
+        )
 
 
 def fit_regression(
@@ -128,7 +316,7 @@ def fit_regression(
     constants : mapping, optional
         Values of the model's constants.
     ci : {"transformed", "wald"}
-        Intervals of the shared parameters (those of the coefficients are Wald).
+        Intervals of the shared parameters (those of the coefficients are Wald, or t).
 
     Raises
     ------
@@ -136,273 +324,19 @@ def fit_regression(
         A response outside the support, a rank-deficient design, separation
         (the MLE does not exist), or Newton's method not converging.
     """
-    reg = d.regression
-    m = reg.model
-    constants = dict(constants or {})
-    known = {q.name: q for q in m.constants}
-    values: dict[sp.Symbol, float] = {}
-    for q in m.constants:
-        if q.value is not None:
-            values[q.symbol] = float(q.value)
-        elif q.name in constants:
-            values[q.symbol] = float(constants[q.name])
-        else:
-            raise SpecError(f"give the value of the constant {q.name} (--const {q.name}=VALUE)")
-    unknown = set(constants) - set(known)
-    if unknown:
-        raise SpecError(f"unknown constant '{sorted(unknown)[0]}'")
-    lo, hi = fixed_support(m.support, set(m.parameter_symbols), values)
-    for y, _, _ in _chunks(design):
-        validate_data(y, lo=lo, hi=hi, discrete=m.discrete, variable=design.response)
-    n, p = design.n, design.p
-    if n <= p:
-        raise DataError(f"{n} observations for {p} coefficients: the regression needs more rows than terms")
-    fns = _Functions(reg, values)
-    if reg.closed_form:
-        return _least_squares_fit(d, design, fns, values, ci)
-    return _newton_fit(d, design, fns, values, ci)
+    return RegressionFitter(d, constants).fit(design, ci=ci)
 
 
-# ---------------------------------------------------------------------------------------------- closed form
-
-
-def _least_squares_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult:
-    from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
-
-    reg = d.regression
-    z_of = to_function((reg.response, *reg.model.constant_symbols), reg.working_response)
-    consts = fns.constants
-
-    def pairs():
-        for y, X, off in _chunks(design):
-            with np.errstate(all="ignore"):
-                z = np.broadcast_to(np.asarray(z_of(y, *consts), dtype=float), y.shape)
-            yield X, (z if off is None else z - off)
-
-    ls = least_squares(pairs, design.terms)
-    check_rank(ls.r, design.terms)
-    beta = ls.beta
-    n, p = design.n, design.p
-    N = sp.Symbol("N", integer=True, positive=True)
-    stats = {st.symbol: 0.0 for st in reg.residual_statistics}
-    g_of = {
-        st.symbol: to_function((reg.response, reg.eta, *reg.model.constant_symbols), st.expr)
-        for st in reg.residual_statistics
-    }
-    for y, X, off in _chunks(design):
-        eta = X @ beta + (0 if off is None else off)
-        for s, g in g_of.items():
-            with np.errstate(all="ignore"):
-                stats[s] += float(np.sum(np.broadcast_to(g(y, eta, *consts), y.shape)))
-    at = {N: n, **stats, **values}
-    phi = [float(reg.profile[s.name].subs(at)) for s in reg.shared]
-    for s, v in zip(reg.shared, phi):
-        q = next(q for q in reg.model.parameters if q.symbol == s)
-        if not (math.isfinite(v) and in_domain(v, q.domain)):
-            raise DataError(
-                f"the MLE of {s.name} does not exist for these data: its closed form gives {v:g}, "
-                f"outside its domain ({q.domain})"
-                + (" (the fit is exact: the residuals are all zero)" if v == 0 else "")
-            )
-    loglik, g, h = _sums(design, fns, beta, phi)
-    slope = float(reg.slope.subs({**dict(zip(reg.shared, phi)), **values}))
-    cov_beta = covariance_factor(ls.r) / (-slope)
-    k = len(phi)
-    cov_phi = np.linalg.inv(-h[p:, p:]) if k else np.zeros((0, 0))
-    df = n - p
-    corrected = k > 0
-    if corrected:  # the unbiased residual variance: exact t inference under the family's errors
-        cov_beta = cov_beta * (n / df)
-    return RegressionResult.build(
-        d,
-        design,
-        beta=beta,
-        phi=phi,
-        cov_beta=cov_beta,
-        cov_phi=cov_phi,
-        log_likelihood=loglik,
-        iterations=0,
-        method="least squares (Householder QR)",
-        t_dist=corrected,
-        ci=ci,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- Newton
-
-
-def _sums(design, fns: _Functions, beta, phi, scale=None):
-    """Log-likelihood, gradient and Hessian in (beta, phi), summed over the chunks.
-
-    ``beta`` is in the coordinates of the columns divided by ``scale``; the design itself is never
-    scaled (no copy of it is made).
-    """
-    from scipy.linalg.blas import dsyrk
-
-    p, k = design.p, len(phi)
-    scale = np.ones(p) if scale is None else scale
-    grad = np.zeros(p + k)
-    hess = np.zeros((p + k, p + k))
-    total = 0.0
-    b = beta / scale
-    for y, X, off in _chunks(design):
-        eta = X @ b
-        if off is not None:
-            eta = eta + off
-        ll, g, h = fns.derivatives(y, eta, phi)
-        total += float(np.sum(ll))
-        grad[:p] += X.T @ g[0]
-        grad[p:] += [float(np.sum(gj)) for gj in g[1:]]
-        w = h[0][0]
-        if np.all(w <= 0):  # the usual case: -X^T W X by a symmetric rank-k update, half the work
-            xw = X * np.sqrt(-w)[:, None]
-            a = dsyrk(1.0, xw.T, trans=0)  # xw is C-ordered: its transpose is Fortran-ordered, no copy
-            hess[:p, :p] -= np.triu(a) + np.triu(a, 1).T
-        else:
-            hess[:p, :p] += X.T @ (X * w[:, None])
-        for j in range(k):
-            hess[:p, p + j] += X.T @ h[0][1 + j]
-            for i in range(k):
-                hess[p + i, p + j] += float(np.sum(h[1 + i][1 + j]))
-    grad[:p] /= scale
-    hess[:p, :p] /= np.outer(scale, scale)
-    hess[:p, p:] /= scale[:, None]
-    hess[p:, :p] = hess[:p, p:].T
-    return total, grad, hess
-
-
-def _start(d, design, values) -> tuple[np.ndarray, list[float]]:
-    """The family's own MLE on y: the intercept at g(theta_hat), the shared parameters at theirs."""
-    from symmle.numbers.fitting import fit
-
-    reg = d.regression
-    base = replace(reg.model, link=())
-    y = np.concatenate([y for y, _, _ in _chunks(design)]) if not design.in_memory else design.y
-    consts = {q.name: v for q, v in zip(reg.model.constants, values.values())}
-    r = fit(base, y, consts)
-    theta = r.estimates[reg.parameter.name]
-    eta0 = link_value(reg.link.name, theta)
-    if not math.isfinite(eta0):
-        raise DataError(
-            f"the {reg.link.name} link is not defined at the family's MLE {reg.parameter.name} = {theta:g}"
-        )
-    phi = [float(r.estimates[s.name]) for s in reg.shared]
-    y0, X0, off0 = next(iter(_chunks(design)))
-    rows = slice(0, min(len(y0), 10_000))  # the starting line needs no more rows
-    target = eta0 - (0 if off0 is None else np.broadcast_to(off0, y0.shape)[rows])
-    beta, *_ = np.linalg.lstsq(X0[rows], np.broadcast_to(target, y0[rows].shape).astype(float), rcond=None)
-    return beta, phi
-
-
-def _signs(fns: _Functions, y: np.ndarray, phi, eta_domain: str) -> np.ndarray:
-    """+1 where l never decreases as eta grows, -1 where it never increases, 0 otherwise (per row)."""
-    if eta_domain != "real":
-        return np.zeros(y.shape, dtype=int)
-    grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
-    values, inverse = np.unique(y, return_inverse=True)
-    out = np.zeros(values.shape, dtype=int)
-    for a in range(0, values.size, 512):
-        v = values[a : a + 512]
-        s = fns.score(np.repeat(v, grid.size), np.tile(grid, v.size), phi).reshape(v.size, grid.size)
-        ok = np.isfinite(s).all(axis=1)
-        out[a : a + 512] = np.where(ok & (s >= 0).all(axis=1), 1, np.where(ok & (s <= 0).all(axis=1), -1, 0))
-    return out[inverse.reshape(-1)]
-
-
-def _newton_fit(d, design, fns: _Functions, values, ci: str) -> RegressionResult:
-    from symmle.numbers.least_squares import check_rank
-
-    reg = d.regression
-    n, p = design.n, design.p
-    # column scales: the Hessian of scaled coordinates is far better conditioned (Longley-like designs)
-    sq = np.zeros(p)
-    for _, X, _ in _chunks(design):
-        sq += np.einsum("ij,ij->j", X, X)
-    scale = np.sqrt(sq / n)
-    scale[scale == 0] = 1.0
-    check_rank(_gram_factor(design, scale), design.terms)
-    beta, phi = _start(d, design, values)
-    if design.in_memory and n * p <= SEPARATION_CELLS:
-        from symmle.numbers.separation import find_separation
-
-        sign = _signs(fns, design.y, phi, reg.eta_domain)
-        if sign.any():
-            found = find_separation(design.X, sign, design.terms)
-            if found is not None:
-                raise DataError(found.message)
-    theta = np.concatenate([beta * scale, phi])
-    domains = [q.domain for q in reg.model.parameters if q.symbol in reg.shared]
-    loglik, g, h = _sums(design, fns, theta[:p], list(theta[p:]), scale)
-    if not math.isfinite(loglik):
-        raise DataError("the log-likelihood is not finite at the starting values")
-    iterations = 0
-    converged = False
-    while iterations < MAX_ITERATIONS:
-        iterations += 1
-        step, decrement = _direction(g, h)
-        t = 1.0
-        while t >= 1e-12:  # step halving: the log-likelihood never decreases
-            trial = theta + t * step
-            if all(in_domain(v, dom) for v, dom in zip(trial[p:], domains)):
-                new = _sums(design, fns, trial[:p], list(trial[p:]), scale)
-                if math.isfinite(new[0]) and new[0] >= loglik - 1e-13 * abs(loglik):
-                    break
-            t /= 2
-        if t < 1e-12:  # no increase along the Newton direction: at the maximum to rounding
-            converged = decrement <= 1e-8 * (1 + abs(loglik))
-            break
-        old = loglik
-        theta = trial
-        loglik, g, h = new
-        small_step = np.max(np.abs(t * step) / (1 + np.abs(theta))) < 1e-10
-        # the decrement is about twice the log-likelihood still to gain: the step just taken from one of
-        # 1e-10 leaves a gap of the order of its square (quadratic convergence)
-        if decrement <= 1e-10 or (abs(loglik - old) <= 1e-14 * (1 + abs(loglik)) and small_step):
-            converged = True
-            break
-    if not converged:
-        raise DataError(
-            f"Newton's method did not converge in {iterations} iterations (log-likelihood {loglik:.10g}); "
-            "the MLE may not exist for these data, or the model does not suit them"
-        )
-    info = -h
-    try:
-        cov = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        cov = np.full_like(info, np.nan)
-    if not np.all(np.linalg.eigvalsh(info) > 0):
-        raise DataError(
-            "the log-likelihood is not strictly concave at the estimate (the observed information is not "
-            "positive definite): the MLE is not unique for these data"
-        )
-    beta = theta[:p] / scale
-    cov_beta = cov[:p, :p] / np.outer(scale, scale)
-    return RegressionResult.build(
-        d,
-        design,
-        beta=beta,
-        phi=list(theta[p:]),
-        cov_beta=cov_beta,
-        cov_phi=cov[p:, p:],
-        log_likelihood=loglik,
-        iterations=iterations,
-        method="Newton's method, exact derivatives",
-        t_dist=False,
-        ci=ci,
-    )
-
-
-def _gram_factor(design, scale: np.ndarray) -> np.ndarray:
+def _gram_factor(run, scale: np.ndarray, p: int) -> np.ndarray:
     """The triangular factor R of the scaled design (X^T X = R^T R) for the rank check.
 
     From the Gram matrix by Cholesky where that is sound (a tenth of a QR's time); where the Gram matrix
-    is too ill-conditioned for it, from Householder QR of the design, chunk by chunk.
+    is too ill-conditioned for it, from Householder QR of the design, block by block.
     """
     from scipy.linalg.blas import dsyrk
 
-    p = design.p
     gram = np.zeros((p, p))
-    for _, X, _ in _chunks(design):
+    for _, X, _ in run():
         a = dsyrk(1.0, (X / scale).T, trans=0)
         gram += np.triu(a) + np.triu(a, 1).T
     try:
@@ -413,25 +347,6 @@ def _gram_factor(design, scale: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         pass
     r = np.zeros((0, p))
-    for _, X, _ in _chunks(design):
+    for _, X, _ in run():
         r = np.linalg.qr(np.vstack([r, X / scale]), mode="r")
     return r
-
-
-def _direction(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
-    """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
-    from scipy.linalg import cho_factor, cho_solve
-
-    a = -h
-    shift = 0.0
-    base = max(float(np.abs(np.diag(a)).max()), 1e-300)
-    for _ in range(60):
-        try:
-            c = cho_factor(a + shift * np.eye(a.shape[0]))
-            step = cho_solve(c, g)
-            return step, float(g @ step)
-        except np.linalg.LinAlgError:
-            shift = base * 1e-10 if shift == 0 else shift * 10
-    raise DataError(
-        "the Hessian of the log-likelihood could not be factored: the model does not suit the data"
-    )

@@ -1,0 +1,137 @@
+"""Numerical runtime of regressions: sums over blocks of rows, and Newton's method.
+
+Pure NumPy (SciPy's BLAS and Cholesky) and no SymPy or symmle imports: ``symmle compile``
+copies everything below the marker line into the generated module of a regression, so
+in-process fits (:mod:`symmle.numbers.regression_fit`) and generated modules run the same
+code and give the same numbers.
+
+``derivatives(y, eta, phi)`` is the per-observation function of a regression: it returns
+the flat list ``[l, dl/deta, dl/dphi_1.., d2l/deta2, d2l/deta dphi_1, ..]`` of arrays (the
+Hessian of ``l`` in ``(eta, phi)`` row by row).  ``blocks()`` yields ``(y, X, offset)``
+blocks of rows (``offset`` may be ``None``); it can be called again for another pass.
+``beta`` is in the coordinates of the columns divided by ``scale`` (the design is never
+scaled: no copy of it is made).
+"""
+
+# ---- runtime: copied verbatim into generated modules from here on ----
+import math
+
+import numpy as np
+
+
+class NotConverged(ArithmeticError):
+    """Newton's method stopped without reaching a maximum (the message says why)."""
+
+
+def _array(v, shape):
+    return np.broadcast_to(np.asarray(v, dtype=float), shape)
+
+
+def regression_sums(blocks, derivatives, beta, phi, scale):
+    """Log-likelihood, gradient and Hessian in ``(beta, phi)``, summed over the blocks of rows."""
+    from scipy.linalg.blas import dsyrk
+
+    p, k = scale.shape[0], len(phi)
+    grad = np.zeros(p + k)
+    hess = np.zeros((p + k, p + k))
+    total = 0.0
+    b = beta / scale
+    for y, X, off in blocks():
+        eta = X @ b
+        if off is not None:
+            eta = eta + off
+        with np.errstate(all="ignore"):
+            out = [_array(v, y.shape) for v in derivatives(y, eta, phi)]
+        g = out[1 : 2 + k]
+        h = out[2 + k :]
+        total += float(np.sum(out[0]))
+        grad[:p] += X.T @ g[0]
+        for j in range(k):
+            grad[p + j] += float(np.sum(g[1 + j]))
+        w = h[0]
+        if np.all(w <= 0):  # the usual case: -X^T W X by a symmetric rank-k update, half the work
+            xw = X * np.sqrt(-w)[:, None]
+            a = dsyrk(1.0, xw.T, trans=0)  # xw is C-ordered: its transpose is Fortran-ordered, no copy
+            hess[:p, :p] -= np.triu(a) + np.triu(a, 1).T
+        else:
+            hess[:p, :p] += X.T @ (X * w[:, None])
+        for j in range(k):
+            hess[:p, p + j] += X.T @ h[1 + j]
+            for i in range(k):
+                hess[p + i, p + j] += float(np.sum(h[(1 + i) * (1 + k) + 1 + j]))
+    grad[:p] /= scale
+    hess[:p, :p] /= np.outer(scale, scale)
+    hess[:p, p:] /= scale[:, None]
+    hess[p:, :p] = hess[:p, p:].T
+    return total, grad, hess
+
+
+def column_scale(blocks, p):
+    """The root mean square of each column (1 for a column of zeros): the coordinates Newton works in."""
+    sq = np.zeros(p)
+    n = 0
+    for _, X, _ in blocks():
+        sq += np.einsum("ij,ij->j", X, X)
+        n += X.shape[0]
+    scale = np.sqrt(sq / max(n, 1))
+    scale[scale == 0] = 1.0
+    return scale
+
+
+def newton_direction(g, h):
+    """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    a = -h
+    shift = 0.0
+    base = max(float(np.abs(np.diag(a)).max()), 1e-300)
+    for _ in range(60):
+        try:
+            c = cho_factor(a + shift * np.eye(a.shape[0]))
+            step = cho_solve(c, g)
+            return step, float(g @ step)
+        except np.linalg.LinAlgError:
+            shift = base * 1e-10 if shift == 0 else shift * 10
+    raise NotConverged("the Hessian of the log-likelihood could not be factored")
+
+
+def newton(evaluate, theta, shared_ok, max_iterations=200):
+    """Maximise by Newton's method with step halving; ``evaluate(theta) -> (l, gradient, Hessian)``.
+
+    ``shared_ok(theta)`` says whether a trial point is in the parameters' domains.  The
+    log-likelihood never decreases.  Convergence: the Newton decrement (about twice the
+    log-likelihood still to gain) below 1e-10, the step just taken leaving a gap of the order
+    of its square; or no increase along the Newton direction with a decrement at rounding
+    level.  Returns ``(theta, (l, gradient, Hessian), iterations)``; raises
+    :class:`NotConverged` otherwise.
+    """
+    current = evaluate(theta)
+    if not math.isfinite(current[0]):
+        raise NotConverged("the log-likelihood is not finite at the starting values")
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        loglik, g, h = current
+        step, decrement = newton_direction(g, h)
+        t = 1.0
+        new = None
+        while t >= 1e-12:
+            trial = theta + t * step
+            if shared_ok(trial):
+                new = evaluate(trial)
+                if math.isfinite(new[0]) and new[0] >= loglik - 1e-13 * abs(loglik):
+                    break
+            t /= 2
+        if t < 1e-12:  # no increase along the Newton direction: at the maximum to rounding
+            if decrement <= 1e-8 * (1 + abs(loglik)):
+                return theta, current, iterations
+            raise NotConverged(
+                f"Newton's method stalled after {iterations} iterations (log-likelihood {loglik:.10g})"
+            )
+        small = np.max(np.abs(t * step) / (1 + np.abs(trial))) < 1e-10
+        theta, current = trial, new
+        if decrement <= 1e-10 or (abs(new[0] - loglik) <= 1e-14 * (1 + abs(new[0])) and small):
+            return theta, current, iterations
+    raise NotConverged(
+        f"Newton's method did not converge in {iterations} iterations (log-likelihood {current[0]:.10g})"
+    )
