@@ -201,6 +201,13 @@ def _inline_options(fn):
     return fn
 
 
+def _links(items: tuple[str, ...]) -> dict[str, str] | None:
+    """``--link PARAM=LINK`` items as ``{PARAM: LINK}`` (``None`` if there are none)."""
+    from symmle.model.link import parse_links
+
+    return parse_links(items, "--link") if items else None
+
+
 def _split_consts(consts: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """``NAME:DOMAIN[=VALUE]`` -> declarations; ``NAME=VALUE`` -> values."""
     declarations, values = [], {}
@@ -405,9 +412,7 @@ def fit(
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     if links:
-        from symmle.model.link import parse_links
-
-        m = m.with_link(parse_links(links, "--link"))
+        m = m.with_link(_links(links))
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -511,6 +516,20 @@ def fit(
     help="Draw from the density by numerical inversion even if the model declares a [sampler].",
 )
 @click.option(
+    "--link",
+    "links",
+    multiple=True,
+    metavar="PARAM=LINK",
+    help="Check the regression PARAM = g^-1(x^T beta) (give --true beta=[...], the intercept first).",
+)
+@click.option(
+    "--design",
+    default="normal",
+    show_default=True,
+    metavar="normal|uniform|FILE",
+    help="A regression's covariates: standard normal or uniform (0,1) columns, or a file's columns (fixed).",
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, writable=True),
     metavar="FILE.png",
@@ -534,6 +553,8 @@ def check(
     sizes,
     agree,
     generic_sampler,
+    links,
+    design,
     plot,
     as_json,
     timeout,
@@ -575,6 +596,8 @@ def check(
         generic_sampler=generic_sampler,
         progress=not as_json and sys.stderr.isatty(),
         timeout=budget,
+        link=_links(links),
+        design=design,
     )
     _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
     if plot:

@@ -186,6 +186,8 @@ def check(
     generic_sampler: bool = False,
     progress: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
+    link: Mapping[str, str] | None = None,
+    design: Any = "normal",
 ) -> CheckResult:
     """Check a model's estimators by simulation at known parameter values.
 
@@ -219,6 +221,14 @@ def check(
         Show a progress bar on standard error (:mod:`rich`).
     timeout : float, optional
         Budget in seconds of each symbolic step.
+    link : mapping, optional
+        ``{PARAM: LINK}``: check the regression of the model
+        (:mod:`symmle.simulate.regression_check`); a model with a ``[link]``
+        of its own is a regression too.  ``true`` then gives ``beta`` (a
+        list, the intercept first) and the shared parameters.
+    design : {"normal", "uniform"} or path
+        A regression's covariates: random (an intercept and standard normal or
+        uniform covariates), or the columns of a file (a fixed design).
 
     Returns
     -------
@@ -246,6 +256,28 @@ def check(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if link:
+        m = m.with_link(link)
+        d = None
+    if m.is_regression:
+        from symmle.simulate.regression_check import check_regression
+
+        if generic_sampler:
+            raise SpecError("a regression is checked with the family's [sampler]: no --generic-sampler")
+        return check_regression(
+            d if d is not None else derive(m, timeout=timeout),
+            true,
+            design=design,
+            n=n,
+            reps=reps,
+            seed=seed,
+            constants=constants,
+            sizes=sizes,
+            agree=min(agree, reps),
+            progress=progress,
+        )
+    if design != "normal":
+        raise SpecError("--design is for regressions (a model with a link)")
     if m.is_vector:  # rows of D numbers: true values are vectors and matrices
         from symmle.simulate.vector_check import check_vector
 
