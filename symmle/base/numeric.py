@@ -104,9 +104,35 @@ def _one_plus(e: sp.Basic) -> bool:
     return isinstance(e, sp.log) and e.args[0].is_Add and any(a.is_Number for a in e.args[0].args)
 
 
+def _erf_complement(e: sp.Basic) -> bool:
+    """``e`` is ``a + b*erf(u)`` with ``a = +-b``, or ``erf(u)**2 - 1``: a difference from 1 of ``erf``."""
+    if not e.is_Add or len(e.args) != 2:
+        return False
+    a, t = sorted(e.args, key=lambda v: not v.is_Number)
+    if not a.is_Number:
+        return False
+    b, f = t.as_coeff_Mul()
+    if isinstance(f, sp.erf):
+        return a in (b, -b)
+    return f.is_Pow and isinstance(f.base, sp.erf) and f.exp == 2 and a == -b
+
+
+def _to_erfc(e: sp.Basic) -> sp.Basic:
+    """``b (1 +- erf(u))`` as ``b erfc(-+u)``, ``erf(u)**2 - 1`` as ``-erfc(u) erfc(-u)``: no cancellation."""
+    a, t = sorted(e.args, key=lambda v: not v.is_Number)
+    b, f = t.as_coeff_Mul()
+    if isinstance(f, sp.erf):
+        u = f.args[0]
+        # unevaluated: SymPy would turn erfc(-u) back into 2 - erfc(u)
+        return b * sp.erfc(-u, evaluate=False) if a == b else -b * sp.erfc(u)
+    u = f.base.args[0]
+    return -b * sp.erfc(u) * sp.erfc(-u, evaluate=False)
+
+
 def _stable(expr: sp.Expr) -> sp.Expr:
-    """Rewrite for floating point: ``expm1``/``log1p`` for ``exp(a) - 1``/``log(1 + a)``, overflow-prone
-    special functions inside logarithms as ``loggamma``, polygamma as ufuncs, and huge integers as floats.
+    """Rewrite for floating point: ``erfc`` for ``1 - erf(u)``, ``expm1``/``log1p`` for ``exp(a) - 1`` and
+    ``log(1 + a)``, overflow-prone special functions inside logarithms as ``loggamma``, polygamma as
+    ufuncs, and huge integers as floats.
 
     ``1 - exp(-lam)`` at ``lam = 1e-12`` keeps 4 digits; ``-expm1(-lam)`` keeps them all.  The rewrites
     are SymPy's own (:mod:`sympy.codegen.rewriting`), which NumPy's printers write as ``numpy.expm1``
@@ -129,6 +155,7 @@ def _stable(expr: sp.Expr) -> sp.Expr:
     )
     # only on sums of a number and (multiples of) exponentials: SymPy's rewrite visits every Add (slow on
     # large expressions), and would also trade ``-1 + a*exp(b)`` for a longer form gaining nothing
+    expr = expr.replace(_erf_complement, _to_erfc)
     expr = expr.replace(_minus_one, expm1_opt)
     expr = expr.replace(_one_plus, log1p_opt)
     return expr.replace(lambda e: isinstance(e, sp.polygamma), lambda e: _polygamma(*e.args))

@@ -113,10 +113,10 @@ class RegressionFitter:
         self.support = fixed_support(m.support, set(m.parameter_symbols), values)
         args = reg.variables
         k = len(reg.shared)
-        flat = [reg.log_density, reg.score, *reg.shared_score]
+        flat = [reg.log_density, reg.hessian_score, *reg.shared_score]
         flat += [reg.hessian[i, j] for i in range(1 + k) for j in range(1 + k)]
         self._all = to_function(args, sp.Tuple(*flat), cse=True)
-        self._score = to_function(args, reg.score)
+        self._score = to_function(args, reg.hessian_score)
         self.domains = [q.domain for q in m.parameters if q.symbol in reg.shared]
         if reg.working_response is not None:
             y_args = (reg.response, *m.constant_symbols)

@@ -77,7 +77,8 @@ class Regression:
         one observation in :math:`\eta`), ``None`` if it was not found.
     shared_score, hessian
         :math:`\partial l/\partial\phi_k` and the Hessian of :math:`l` in
-        :math:`(\eta, \phi)`.
+        :math:`(\eta, \phi)`, as differentiated (the forms numerics evaluate;
+        ``score`` and ``curvature`` are simplified for display).
     information : Matrix
         The Fisher information of one observation in :math:`(\eta, \phi)`
         (``nan`` where an entry was not found or failed its check).
@@ -125,6 +126,11 @@ class Regression:
     def kind(self) -> str:
         """``closed_form`` (least squares and profiled scalars) or ``newton``."""
         return "closed_form" if self.closed_form else "newton"
+
+    @property
+    def hessian_score(self) -> sp.Expr:
+        """:math:`\\partial l/\\partial\\eta` as differentiated (for numerics; ``score`` is simplified)."""
+        return sp.diff(self.log_density, self.eta)
 
     @property
     def eta_domain(self) -> str:
@@ -292,9 +298,11 @@ def derive_regression(model: Model, *, timeout: float | None = None) -> Regressi
         logf = d.likelihood.log_density
         score = sp.simplify(sp.diff(logf, eta))
         curvature = sp.simplify(sp.diff(score, eta))
-        shared_score = tuple(sp.simplify(sp.diff(logf, s)) for s in shared)
+        shared_score = tuple(sp.diff(logf, s) for s in shared)
         args = (eta, *shared)
-        hessian = sp.Matrix([[sp.simplify(sp.diff(logf, a, b)) for b in args] for a in args])
+        # as differentiated, not simplified: what numerics evaluate (simplify may merge exp(eta**2)
+        # factors that overflow, or differences that cancel)
+        hessian = sp.Matrix([[sp.diff(logf, a, b) for b in args] for a in args])
     # the per-observation information in the order (eta, *shared); an entry not found or not verified is nan
     order = [[p.symbol for p in per.parameters].index(a) for a in args]
     verified = d.information.verified
