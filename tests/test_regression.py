@@ -224,7 +224,7 @@ def test_gamma_regression_matches_glm_coefficients_and_its_scale():
     r = symmle.fit("gamma_regression", df, formula="y ~ x")
     res = sm.GLM.from_formula("y ~ x", df, family=sm.families.Gamma(sm.families.links.Log())).fit(tol=1e-12)
     assert np.allclose(r.estimates["beta"], res.params.values, rtol=1e-6)
-    # with the dispersion fixed at symmle's 1/k_hat, GLM's Newton standard errors are the observed information's
+    # the dispersion fixed at symmle's 1/k_hat: GLM's Newton standard errors are the observed information's
     fixed = sm.GLM.from_formula("y ~ x", df, family=sm.families.Gamma(sm.families.links.Log()))
     res2 = fixed.fit(method="newton", scale=1 / r.estimates["k"], tol=1e-12)
     assert np.allclose(r.stderr["beta"], res2.bse.values, rtol=1e-4)
