@@ -618,16 +618,29 @@ def check(
     type=click.Path(dir_okay=False, writable=True),
     help="The module to write, e.g. gamma_mle.py.",
 )
+@click.option(
+    "--link",
+    "links",
+    multiple=True,
+    metavar="PARAM=LINK",
+    help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
-def compile_cmd(model, pdf, var, discrete, support, params, consts, output, timeout) -> None:
-    """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed)."""
+def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, timeout) -> None:
+    """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
+
+    A regression's module (a MODEL with a [link], or --link PARAM=LINK) fits it:
+    estimate(y, X, offset=None).
+    """
     from symmle.base.budget import DEFAULT_TIMEOUT
     from symmle.numbers.codegen import module_source
     from symmle.symbolic.derivation import derive as run
 
     _refuse_overwriting(output, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    if links:
+        m = m.with_link(_links(links))
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output

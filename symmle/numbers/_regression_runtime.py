@@ -78,6 +78,28 @@ def column_scale(blocks, p):
     return scale
 
 
+def score_signs(score, y):
+    """Per row: +1 where the log-likelihood never decreases as eta grows, -1 where it never increases, else 0.
+
+    ``score(values, eta)`` is dl/deta at the shared parameters; it is evaluated once per distinct
+    response on a grid of eta spanning the real line (for a link onto the real line), and a sign
+    holds only where the score is finite and of that sign at every point: the rows the search for
+    separation (:mod:`symmle.numbers.separation`) may push to infinity.
+    """
+    grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
+    values, inverse = np.unique(y, return_inverse=True)
+    out = np.zeros(values.shape, dtype=int)
+    for a in range(0, values.size, 512):
+        v = values[a : a + 512]
+        with np.errstate(all="ignore"):
+            s = score(np.repeat(v, grid.size), np.tile(grid, v.size))
+        s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
+        ok = np.isfinite(s).all(axis=1)
+        up, down = ok & (s >= 0).all(axis=1), ok & (s <= 0).all(axis=1)
+        out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
+    return out[inverse.reshape(-1)]
+
+
 def newton_direction(g, h):
     """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
     from scipy.linalg import cho_factor, cho_solve

@@ -210,6 +210,10 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     >>> "def estimate(x, **constants):" in src
     True
     """
+    if d.regression is not None:  # a response and a design: see symmle.numbers.regression_codegen
+        from symmle.numbers.regression_codegen import regression_module_source
+
+        return regression_module_source(d, timeout=timeout)
     if d.model.is_vector:  # rows of D numbers: see symmle.numbers.vector_codegen
         from symmle.numbers.vector_codegen import vector_module_source
 

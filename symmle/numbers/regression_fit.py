@@ -229,18 +229,7 @@ class RegressionFitter:
         """+1 where l never decreases as eta grows, -1 where it never increases, 0 otherwise (per row)."""
         if self.reg.eta_domain != "real":
             return np.zeros(y.shape, dtype=int)
-        grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
-        values, inverse = np.unique(y, return_inverse=True)
-        out = np.zeros(values.shape, dtype=int)
-        for a in range(0, values.size, 512):
-            v = values[a : a + 512]
-            with np.errstate(all="ignore"):
-                s = self._score(np.repeat(v, grid.size), np.tile(grid, v.size), *phi, *self.consts)
-            s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
-            ok = np.isfinite(s).all(axis=1)
-            up, down = ok & (s >= 0).all(axis=1), ok & (s <= 0).all(axis=1)
-            out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
-        return out[inverse.reshape(-1)]
+        return rt.score_signs(lambda v, eta: self._score(v, eta, *phi, *self.consts), y)
 
     def _newton(self, design, run, ci: str) -> RegressionResult:
         from symmle.numbers.least_squares import check_rank

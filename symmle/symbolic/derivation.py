@@ -231,8 +231,10 @@ class Derivation:
     def compile(self, *, timeout: float | None = None):
         """Compile the estimators into fast NumPy functions.
 
-        See :class:`symmle.numbers.compiled.CompiledModel`, and for a vector model
-        :class:`symmle.numbers.vector_compiled.CompiledVectorModel` (estimates as arrays).
+        See :class:`symmle.numbers.compiled.CompiledModel`, for a vector model
+        :class:`symmle.numbers.vector_compiled.CompiledVectorModel` (estimates as arrays), and for
+        a regression :class:`symmle.numbers.regression_compiled.CompiledRegression` (called on the
+        responses and the design: ``est(y, X, offset=None)``).
 
         Parameters
         ----------
@@ -242,7 +244,7 @@ class Derivation:
 
         Returns
         -------
-        CompiledModel or CompiledVectorModel
+        CompiledModel, CompiledVectorModel or CompiledRegression
             Call it on data for the estimates; it also gives standard
             errors and the log-likelihood.
 
@@ -254,6 +256,10 @@ class Derivation:
         >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
         (2.0, 0.707107)
         """
+        if self.regression is not None:  # a response and a design: see symmle.numbers.regression_compiled
+            from symmle.numbers.regression_compiled import CompiledRegression
+
+            return CompiledRegression(self, timeout=timeout)
         if self.model.is_vector:  # rows of D numbers: see symmle.numbers.vector_compiled
             from symmle.numbers.vector_compiled import CompiledVectorModel
 
