@@ -114,16 +114,18 @@ def regression_inputs(plan, y, X, offset, c):
     ok = np.isfinite(y)
     if not ok.all():
         k = _first_bad(ok, 0)
-        raise DataError(f"row {k}: {var} = {y[k - 1]!r} is not a finite number")
+        raise DataError(f"row {k}: {var} = {float(y[k - 1])!r} is not a finite number")
     ok = (y >= lo) & (y <= hi)
     if not ok.all():
         k = _first_bad(ok, 0)
-        raise DataError(f"row {k}: {var} = {y[k - 1]!r} is outside the support [{lo!r}, {hi!r}]")
+        raise DataError(
+            f"row {k}: {var} = {float(y[k - 1])!r} is outside the support [{float(lo)!r}, {float(hi)!r}]"
+        )
     if plan["discrete"]:
         ok = y == np.round(y)
         if not ok.all():
             k = _first_bad(ok, 0)
-            raise DataError(f"row {k}: {var} = {y[k - 1]!r} is not an integer")
+            raise DataError(f"row {k}: {var} = {float(y[k - 1])!r} is not an integer")
     for a in range(0, n, plan["rows"]):
         block = np.asarray(X[a : a + plan["rows"]], dtype=float)
         ok = np.isfinite(block).all(axis=1)
@@ -233,7 +235,7 @@ def _least_squares_fit(plan, run, derivatives, n, p, terms, c):
 
 
 def _design_factor(run, scale, p):
-    """The triangular factor of the column-scaled design (Householder QR block by block), for the rank."""
+    """The triangular factor of the column-scaled design, by Householder QR a block of rows at a time."""
     r = np.zeros((0, p))
     for _, block, _ in run():
         r = np.linalg.qr(np.vstack([r, block / scale]), mode="r")
@@ -245,7 +247,7 @@ def _newton_fit(plan, run, derivatives, y, X, offset, terms, c):
     n, p = X.shape
     domains = plan["domains"]
     scale = column_scale(run, p)
-    check_rank(_design_factor(run, scale, p), terms)
+    check_rank(_design_factor(run, scale, p) * scale, terms)  # the factor of X itself: relations in its units
     beta, phi = regression_start(plan, run, y, offset, c, p)
     if plan["eta_domain"] == "real" and not isinstance(X, np.memmap) and n * p <= plan["separation_cells"]:
         sign = score_signs(lambda values, eta: plan["score"](values, eta, phi, c), y)

@@ -104,6 +104,10 @@ def newton_direction(g, h):
     """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
     from scipy.linalg import cho_factor, cho_solve
 
+    if not (np.isfinite(g).all() and np.isfinite(h).all()):
+        raise NotConverged(
+            "the derivatives of the log-likelihood are not finite numbers at the current estimate"
+        )
     a = -h
     shift = 0.0
     base = max(float(np.abs(np.diag(a)).max()), 1e-300)

@@ -26,7 +26,7 @@ import inspect
 import sys
 import textwrap
 from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sympy as sp
 
@@ -202,6 +202,25 @@ def _runtime_parts() -> tuple[list[str], str, frozenset[str]]:
 # --------------------------------------------------------------------------------- printed functions
 
 
+class _Erfinv(sp.Function):
+    """``erfinv`` (the probit link's g), printed as the ufunc ``scipy.special.erfinv``.
+
+    SymPy's SciPy printer has no ``erfinv``; :func:`symmle.base.numeric._stable` prints
+    ``polygamma`` through such a class too.
+    """
+
+    nargs = 1
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer._module_format('scipy.special.erfinv')}({printer._print(self.args[0])})"
+
+    _scipycode = _numpycode
+
+
+def _printable(e: sp.Expr) -> sp.Expr:
+    return e.replace(lambda a: isinstance(a, sp.erfinv), lambda a: _Erfinv(a.args[0]))
+
+
 class _Functions:
     """Prints the per-observation functions; each is parsed back and may read only its own names."""
 
@@ -221,7 +240,7 @@ class _Functions:
         cse: bool = False,
     ) -> str:
         """``def name(*params)`` returning ``exprs`` (a list when ``many``), symbols read by ``bindings``."""
-        exprs = [_stable(sp.sympify(e)) for e in exprs]
+        exprs = [_printable(_stable(sp.sympify(e))) for e in exprs]
         free = set().union(*(e.free_symbols for e in exprs))
         unbound = free - set(bindings)
         if unbound:
@@ -340,9 +359,13 @@ def _estimation_doc(reg: Regression) -> str:
             lines += [f"    {s.name}_hat = {_text(reg.profile[s.name])}" for s in reg.shared]
         return "\n".join(lines) + "\n"
     lines = [
-        "Estimation (no closed form): the score equations X^T s = 0"
-        + ("" if not reg.shared else " and sum_i dl/dphi = 0 for each shared parameter phi")
-        + ", solved by Newton's method with the exact Hessian",
+        "Estimation (no closed form): the score equations",
+        f"    X^T s = 0,  s = dl/d{eta} = {_text(reg.score)}",
+        *(
+            f"    sum_i dl/d{s.name} = 0,  dl/d{s.name} = {_text(g)}"
+            for s, g in zip(reg.shared, reg.shared_score)
+        ),
+        "solved by Newton's method with the exact Hessian",
         f"    d2 ell/d beta2 = X^T diag(d2l/d{eta}2) X,  d2l/d{eta}2 = {_text(reg.curvature)},",
         "on column-scaled coefficients, halving a step until ell does not decrease, until the Newton "
         "decrement is below 1e-10.  Starting values: the null model (every eta_i one number c plus the "
@@ -418,7 +441,9 @@ def regression_module_source(d: Derivation, *, timeout: float | None = None) -> 
     args = ("_y", "_eta", "_phi", "_c")
     derivatives = f.add("_reg_derivatives", args, per, flat, many=True, cse=True)
     logf = f.add("_reg_logf", args, per, [reg.log_density])
-    score = f.add("_reg_score", args, per, [reg.hessian_score])
+    # the simplified score for the signs of the search for separation: the form as differentiated
+    # can be 0/0 where eta is far out (1 - 1/(1 + exp(-eta)) with exp(-eta) below rounding)
+    score = f.add("_reg_score", args, per, [reg.score])
     theta = reg.parameter.symbol
     link = f.add("_reg_link", ("_theta", "_c"), {theta: "_theta", **consts}, [reg.link.forward(theta)])
     support = f.add("_reg_support", ("_c",), consts, list(m.support), many=True)
@@ -510,8 +535,10 @@ def regression_module_source(d: Derivation, *, timeout: float | None = None) -> 
         + "".join(f"import {mod}\n" for mod in printer_imports)
         + "".join(i + "\n" for i in others)
     )
+    values = "" if y == "y" else f" (the values of {y})"
     estimate_doc = _docstring(
-        f"Maximum-likelihood estimates from the responses ``{y}`` and the design ``X`` (plus ``offset``).\n\n"
+        f"Maximum-likelihood estimates from the responses ``y``{values} and the design ``X`` "
+        "(plus ``offset``).\n\n"
         f"{textwrap.indent(estimation, '    ')}\n"
         f"    Returns {{{result}}}.\n    "
     )

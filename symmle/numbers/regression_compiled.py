@@ -37,7 +37,7 @@ class CompiledRegression:
     >>> est = symmle.derive("poisson_regression").compile()
     >>> X = np.column_stack([np.ones(6), [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]])
     >>> y = np.array([1.0, 2.0, 3.0, 4.0, 4.0, 4.0])
-    >>> np.round(np.exp(est(y, X)["beta"]), 12).tolist()   # the mean of each group, and their ratio
+    >>> np.round(np.exp(est(y, X)["beta"]), 10).tolist()  # the first group's mean, and the ratio of means
     [2.0, 2.0]
     """
 
