@@ -248,6 +248,34 @@ def test_separation_is_an_error_naming_it(tmp_path):
     assert run.stdout.startswith("DataError complete separation") and "X[:, 1]" in run.stdout
 
 
+@pytest.mark.parametrize("model", ["probit_regression", "logistic_regression", "cloglog"])
+def test_quasi_complete_separation_is_found_where_the_score_is_0_over_0(model):
+    # the probit's score is 0/0 beyond |eta| = 8 in floating point: the signs come from the rest
+    m = load_model("bernoulli").with_link({"p": "cloglog"}) if model == "cloglog" else model
+    x = np.array([-2.0, -1.0, 0.0, 0.0, 1.0, 2.0])
+    y = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    with pytest.raises(symmle.DataError, match="quasi-complete separation.*MLE does not exist"):
+        symmle.derive(m).compile()(y, np.column_stack([np.ones(6), x]))
+
+
+def test_score_signs_read_the_tails_only_where_the_score_is_a_number():
+    from symmle.numbers._regression_runtime import score_signs
+
+    def probit_like(y, eta):  # the sign of y - Phi(eta), not a number beyond |eta| = 8
+        with np.errstate(all="ignore"):
+            return np.where(np.abs(eta) > 8, np.nan, y - 0.5 - 0.4 * np.tanh(eta))
+
+    assert score_signs(probit_like, np.array([0.0, 1.0, 0.5])).tolist() == [-1, 1, 0]
+    # not a number near eta = 0: no sign; a number of the other sign beyond a gap: no sign
+    assert score_signs(lambda y, eta: np.where(np.abs(eta) < 0.5, np.nan, -1.0), np.zeros(2)).tolist() == [
+        0,
+        0,
+    ]
+    assert score_signs(
+        lambda y, eta: np.where(eta > 50, 1.0, np.where(eta > 8, np.nan, -1.0)), np.zeros(1)
+    ).tolist() == [0]
+
+
 def test_rank_deficient_design_names_the_columns():
     rng = np.random.default_rng(3)
     a = rng.normal(size=50)

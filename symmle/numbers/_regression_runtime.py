@@ -83,10 +83,14 @@ def score_signs(score, y):
 
     ``score(values, eta)`` is dl/deta at the shared parameters; it is evaluated once per distinct
     response on a grid of eta spanning the real line (for a link onto the real line), and a sign
-    holds only where the score is finite and of that sign at every point: the rows the search for
-    separation (:mod:`symmle.numbers.separation`) may push to infinity.
+    holds only where the score has that sign at every point: the rows the search for separation
+    (:mod:`symmle.numbers.separation`) may push to infinity.  Far out, where the link saturates, a
+    score can be 0/0 in floating point (the probit's ``exp(-eta**2/2)/(erf(...)**2 - 1)`` beyond
+    ``|eta| = 8``): such points are passed over, but the score must be a number wherever
+    ``|eta| <= 1``, and have the sign at every point where it is one.
     """
     grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
+    centre = np.abs(grid) <= 1.0
     values, inverse = np.unique(y, return_inverse=True)
     out = np.zeros(values.shape, dtype=int)
     for a in range(0, values.size, 512):
@@ -94,9 +98,10 @@ def score_signs(score, y):
         with np.errstate(all="ignore"):
             s = score(np.repeat(v, grid.size), np.tile(grid, v.size))
         s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
-        ok = np.isfinite(s).all(axis=1)
-        up, down = ok & (s >= 0).all(axis=1), ok & (s <= 0).all(axis=1)
-        out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
+        known = np.isfinite(s)
+        ok = known[:, centre].all(axis=1)
+        up, down = ((s >= 0) | ~known).all(axis=1), ((s <= 0) | ~known).all(axis=1)
+        out[a : a + 512] = np.where(ok & up, 1, np.where(ok & down, -1, 0))
     return out[inverse.reshape(-1)]
 
 
