@@ -205,6 +205,7 @@ def test_the_fitting_code_is_copied_verbatim():
         _regression_runtime.regression_sums,
         _regression_runtime.newton,
         _regression_runtime.score_signs,
+        _regression_runtime.gram_factor,
         least_squares.least_squares,
         least_squares.check_rank,
         separation.find_separation,
@@ -284,6 +285,9 @@ def test_rank_deficient_design_names_the_columns():
     for name in ("poisson_regression", "linear_regression"):
         with pytest.raises(symmle.DataError, match="rank-deficient: twice_a = 2\\*a "):
             symmle.derive(name).compile()(y, X)
+        # the fit says the same: the relation in the design's units, not in its scaled columns'
+        with pytest.raises(symmle.DataError, match="rank-deficient: twice_a = 2\\*a "):
+            symmle.fit(name, X.assign(y=y), formula="y ~ a + twice_a")
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from symmle.base.errors import DataError, SpecError
 from symmle.numbers._regression_runtime import (
     NotConverged,
     column_scale,
+    gram_factor,
     newton,
     regression_sums,
     score_signs,
@@ -234,20 +235,12 @@ def _least_squares_fit(plan, run, derivatives, n, p, terms, c):
     }
 
 
-def _design_factor(run, scale, p):
-    """The triangular factor of the column-scaled design, by Householder QR a block of rows at a time."""
-    r = np.zeros((0, p))
-    for _, block, _ in run():
-        r = np.linalg.qr(np.vstack([r, block / scale]), mode="r")
-    return r
-
-
 def _newton_fit(plan, run, derivatives, y, X, offset, terms, c):
     """Newton's method with the exact derivatives, on column-scaled coefficients."""
     n, p = X.shape
     domains = plan["domains"]
     scale = column_scale(run, p)
-    check_rank(_design_factor(run, scale, p) * scale, terms)  # the factor of X itself: relations in its units
+    check_rank(gram_factor(run, scale, p) * scale, terms)  # R of X itself: relations in its units
     beta, phi = regression_start(plan, run, y, offset, c, p)
     if plan["eta_domain"] == "real" and not isinstance(X, np.memmap) and n * p <= plan["separation_cells"]:
         sign = score_signs(lambda values, eta: plan["score"](values, eta, phi, c), y)

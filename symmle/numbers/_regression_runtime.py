@@ -105,6 +105,31 @@ def score_signs(score, y):
     return out[inverse.reshape(-1)]
 
 
+def gram_factor(run, scale, p):
+    """The triangular factor R of the scaled design (X^T X = R^T R) for the rank check.
+
+    From the Gram matrix by Cholesky where that is sound (a tenth of a QR's time); where the Gram matrix
+    is too ill-conditioned for it, from Householder QR of the design, block by block.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    gram = np.zeros((p, p))
+    for _, X, _ in run():
+        a = dsyrk(1.0, (X / scale).T, trans=0)
+        gram += np.triu(a) + np.triu(a, 1).T
+    try:
+        r = np.linalg.cholesky(gram).T
+        d = np.abs(np.diag(r))
+        if d.min() > 1e-6 * d.max():  # condition well inside what the Gram matrix resolves
+            return r
+    except np.linalg.LinAlgError:
+        pass
+    r = np.zeros((0, p))
+    for _, X, _ in run():
+        r = np.linalg.qr(np.vstack([r, X / scale]), mode="r")
+    return r
+
+
 def newton_direction(g, h):
     """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
     from scipy.linalg import cho_factor, cho_solve

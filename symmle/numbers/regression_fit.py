@@ -237,7 +237,7 @@ class RegressionFitter:
         n, p = design.n, design.p
         # column scales: the Hessian in scaled coordinates is far better conditioned (Longley-like designs)
         scale = rt.column_scale(run, p)
-        check_rank(_gram_factor(run, scale, p), design.terms)
+        check_rank(rt.gram_factor(run, scale, p) * scale, design.terms)  # R of X: relations in its units
         beta, phi = self._start(design, run)
         if design.in_memory and n * p <= SEPARATION_CELLS:
             from symmle.numbers.separation import find_separation
@@ -314,28 +314,3 @@ def fit_regression(
         (the MLE does not exist), or Newton's method not converging.
     """
     return RegressionFitter(d, constants).fit(design, ci=ci)
-
-
-def _gram_factor(run, scale: np.ndarray, p: int) -> np.ndarray:
-    """The triangular factor R of the scaled design (X^T X = R^T R) for the rank check.
-
-    From the Gram matrix by Cholesky where that is sound (a tenth of a QR's time); where the Gram matrix
-    is too ill-conditioned for it, from Householder QR of the design, block by block.
-    """
-    from scipy.linalg.blas import dsyrk
-
-    gram = np.zeros((p, p))
-    for _, X, _ in run():
-        a = dsyrk(1.0, (X / scale).T, trans=0)
-        gram += np.triu(a) + np.triu(a, 1).T
-    try:
-        r = np.linalg.cholesky(gram).T
-        d = np.abs(np.diag(r))
-        if d.min() > 1e-6 * d.max():  # condition well inside what the Gram matrix resolves
-            return r
-    except np.linalg.LinAlgError:
-        pass
-    r = np.zeros((0, p))
-    for _, X, _ in run():
-        r = np.linalg.qr(np.vstack([r, X / scale]), mode="r")
-    return r
