@@ -340,7 +340,7 @@ def _model_doc(reg: Regression) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _estimation_doc(reg: Regression) -> str:
+def _estimation_doc(reg: Regression, cells: int) -> str:
     eta = reg.eta.name
     if reg.closed_form:
         lines = [
@@ -377,7 +377,8 @@ def _estimation_doc(reg: Regression) -> str:
         lines.append(
             "First the design is searched for (quasi-)complete separation by linear programming (rows "
             "whose l never decreases, or never increases, as eta grows): a direction along which ell "
-            "increases for ever means that the MLE does not exist, and is an error naming it."
+            "increases for ever means that the MLE does not exist, and is an error naming it (a design "
+            f"in memory of at most {cells} cells; a larger one is left to Newton's method)."
         )
     return "\n".join(lines) + "\n"
 
@@ -498,7 +499,7 @@ def regression_module_source(d: Derivation, *, timeout: float | None = None) -> 
         f'"separation_cells": {_literal(regression_fit.SEPARATION_CELLS)}',
     ]
     model_doc = _wrap(_model_doc(reg))
-    estimation = _wrap(_estimation_doc(reg), 96)
+    estimation = _wrap(_estimation_doc(reg, regression_fit.SEPARATION_CELLS), 96)
     errors = _wrap(_stderr_doc(reg), 96)
     y = reg.response.name
     shared_values = "".join(f", {s.name}=..." for s in reg.shared)
