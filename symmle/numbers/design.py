@@ -2,9 +2,10 @@
 
 :func:`load_design` reads them from every format of ``fit`` (text, optionally compressed, or
 standard input through :mod:`symmle.numbers.data`; Parquet and ``.npy`` through
-:mod:`symmle.numbers.typed_files`), by a Wilkinson formula (``"y ~ x + C(dose) + np.log(z)"``,
-built by `formulaic <https://matthewwardrop.github.io/formulaic/>`_, whose term names statsmodels
-also uses: ``Intercept``, ``C(dose)[T.mid]``, ``x:z``) or by columns (``y="y", x=["a", "b"]``).
+:mod:`symmle.numbers.typed_files`) or from a pandas DataFrame (``symmle.fit(..., df)``), by a
+Wilkinson formula (``"y ~ x + C(dose) + np.log(z)"``, built by `formulaic
+<https://matthewwardrop.github.io/formulaic/>`_, with statsmodels' term names: ``Intercept``,
+``C(dose)[T.mid]``, ``x:z``) or by columns (``y="y", x=["a", "b"]``).
 A plain 2-D ``.npy`` array's columns are ``c1``, ``c2``, ...; by columns they may also be given by
 1-based index.  A design by columns keeps a ``.npy`` file memory-mapped: :meth:`Design.rows` and
 :meth:`Design.chunks` read slices and add the intercept per slice, so no copy of the whole design
@@ -12,8 +13,8 @@ is made.  A formula design is built in memory.
 
 A formula is untrusted text, and formulaic evaluates its factors as Python: it is parsed and vetted
 first by :mod:`symmle.numbers.formula` (:func:`vet_formula`), and formulaic sees only the formula
-rebuilt from the vetted tokens.  Term names are formulaic's, as statsmodels names them; their
-order is formulaic's (by degree), which may differ from statsmodels' (categorical terms first).
+rebuilt from the vetted tokens.  Term names and their order are statsmodels' (patsy's): the
+intercept, the terms of categories only, then the others grouped by their numeric factors.
 
 Data problems are one-line ``DataError`` naming the row (1-based, in the data as read) and the
 column: a cell that is not a number in a column used as one (a column of categories goes in
@@ -23,7 +24,7 @@ column: a cell that is not a number in a column used as one (a column of categor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -37,7 +38,9 @@ from symmle.numbers.data import label_codes, load_columns, source_kind
 from symmle.numbers.formula import (
     FORMULA_CONTEXT,
     categorical_columns,
+    listed,
     parse_formula,
+    patsy_terms,
     show,
     term_bound,
     vet_formula,
@@ -98,6 +101,7 @@ class Design:
         self.n = int(x.shape[0]) - (0 if self._skip is None else int(self._skip.size))
         self.p = (x.shape[1] if cols is None else len(cols)) + self._intercept
         self.in_memory = not isinstance(x, np.memmap)
+        self._arrays: tuple | None = None
         if self.p == 0:
             raise SpecError("the design has no columns: no intercept and no covariates")
 
@@ -151,20 +155,33 @@ class Design:
         for lo, block in _runtime.row_chunks(self._x, size, dtype=None):
             yield self._assemble(lo, lo + block.shape[0], block)
 
+    def _whole(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``rows(0, n)``, read-only; kept for a design in memory (``y``, ``X`` and ``offset`` are
+        asked for again and again), made afresh for a memory-mapped one."""
+        if self._arrays is not None:
+            return self._arrays
+        arrays = self.rows(0, self.n)
+        for a in arrays:
+            if a is not None:
+                a.flags.writeable = False
+        if self.in_memory:
+            self._arrays = arrays
+        return arrays
+
     @property
     def X(self) -> np.ndarray:
-        """The whole design matrix (a copy, for a memory-mapped design)."""
-        return self.rows(0, self.n)[1]
+        """The whole design matrix, read-only (a copy in memory, for a memory-mapped design)."""
+        return self._whole()[1]
 
     @property
     def y(self) -> np.ndarray:
-        """The whole response, float64."""
-        return self.rows(0, self.n)[0]
+        """The whole response, float64, read-only."""
+        return self._whole()[0]
 
     @property
     def offset(self) -> np.ndarray | None:
         """The whole offset, or None."""
-        return None if self._offset is None else self.rows(0, self.n)[2]
+        return None if self._offset is None else self._whole()[2]
 
     def source_row(self, k: int) -> int:
         """The row (1-based, in the data as read) of the k-th row of the design (0-based)."""
@@ -196,9 +213,10 @@ def load_design(
 
     Parameters
     ----------
-    source : str or Path
+    source : str, Path, DataFrame or mapping
         ``.csv``, ``.tsv``, ``.txt`` (optionally ``.gz``, ``.bz2``, ``.xz``), ``.parquet``, ``.npy``,
-        or ``"-"`` for standard input.
+        ``"-"`` for standard input, or a table in memory: a pandas DataFrame or a mapping of column
+        names to columns (numbers; text, or a pandas categorical, in ``C()``).
     formula : str, optional
         ``"y ~ terms"`` (vetted by :func:`vet_formula`); or give ``y`` (and ``x``).
     y : str, optional
@@ -230,8 +248,8 @@ def load_design(
     ...     path = Path(tmp) / "d.csv"
     ...     _ = path.write_text("y,x,dose\\n1.5,1,low\\n2.5,2,mid\\n2.0,3,low\\n4.0,5,mid\\n")
     ...     d = load_design(path, formula="y ~ x + C(dose)")
-    >>> d.terms, d.X[:, 2].tolist()
-    (['Intercept', 'x', 'C(dose)[T.mid]'], [0.0, 1.0, 0.0, 1.0])
+    >>> d.terms, d.X[:, 1].tolist()
+    (['Intercept', 'C(dose)[T.mid]', 'x'], [0.0, 1.0, 0.0, 1.0])
     """
     if (formula is None) == (y is None):
         raise SpecError("give the design either by a formula ('y ~ x') or by columns (--y, --x), not both")
@@ -275,8 +293,17 @@ def _npy(path: Path, wanted: list[str], indices: bool) -> tuple[np.ndarray, list
 
 def _column_design(source, y: str, x: list[str], offset: str | None, intercept: bool, dropna: bool) -> Design:
     wanted = [y, *x, *([offset] if offset is not None else [])]
-    kind = None if str(source) == "-" else source_kind(source)
-    if kind is not None and kind[1] == ".npy":
+    kind = None if _is_table(source) or str(source) == "-" else source_kind(source)
+    if _is_table(source):
+        columns = _table_columns(source, wanted, [])
+        if len(columns) < len(wanted):
+            raise DataError("a column is chosen twice")
+        values, names, idx = (
+            np.column_stack([c.values for c in columns.values()]),
+            wanted,
+            list(range(len(wanted))),
+        )
+    elif kind is not None and kind[1] == ".npy":
         values, names, idx = _npy(kind[0], wanted, indices=True)
     else:
         values, names = load_columns(source, wanted)
@@ -334,6 +361,8 @@ class _Column(NamedTuple):
 def _read_columns(source, numeric: list[str], labels: list[str]) -> dict[str, _Column]:
     """The columns a formula uses: numbers, and labels (a column only in C()) as codes."""
     wanted = numeric + labels
+    if _is_table(source):
+        return _table_columns(source, numeric, labels)
     kind = None if str(source) == "-" else source_kind(source)
     if kind is not None and kind[1] == ".npy":
         values, _, idx = _npy(kind[0], wanted, indices=False)
@@ -348,6 +377,41 @@ def _read_columns(source, numeric: list[str], labels: list[str]) -> dict[str, _C
                 f"the data have no column named '{show(c)}' (a formula names columns by the header)"
             )
     return {c: _Column(values[:, j], list(codes[c]) if c in codes else None) for j, c in enumerate(wanted)}
+
+
+def _is_table(source) -> bool:
+    """A pandas DataFrame or a mapping of columns (not a path)."""
+    return isinstance(source, Mapping) or (hasattr(source, "columns") and hasattr(source, "__getitem__"))
+
+
+def _table_columns(table, numeric: list[str], labels: list[str]) -> dict[str, _Column]:
+    """Columns of a DataFrame or a mapping of columns: numbers as float64, labels (text) as codes."""
+    import pandas as pd
+
+    names = [str(c) for c in (table.columns if hasattr(table, "columns") else table)]
+    keys = dict(zip(names, table.columns if hasattr(table, "columns") else table))
+    out = {}
+    for c in numeric + labels:
+        if c not in keys:
+            raise DataError(f"the data have no column '{show(c)}'; columns: {listed(names)}")
+        values = table[keys[c]]
+        if not isinstance(values, pd.Series):
+            values = np.asarray(values)
+            if values.ndim != 1:
+                raise DataError(f"column '{show(c)}' of the data is not one column of values")
+            values = pd.Series(values)
+        dtype = values.dtype
+        categorical = isinstance(dtype, pd.CategoricalDtype)
+        if dtype.kind in "biuf" and not categorical:  # a nullable integer's NA becomes NaN
+            out[c] = _Column(values.to_numpy(dtype=np.float64, na_value=np.nan), None)
+        elif c in labels and (categorical or dtype.kind in "OSU"):
+            codes, uniques = pd.factorize(values.astype(object))  # a missing value's code is -1
+            out[c] = _Column(np.where(codes < 0, np.nan, codes), [str(u) for u in uniques])
+        else:
+            raise DataError(f"column '{show(c)}' of the data holds {dtype}, not numbers")
+    if out and len({len(v.values) for v in out.values()}) > 1:
+        raise DataError("the columns of the data have different lengths")
+    return out
 
 
 def _parquet_columns(path: Path, numeric: list[str], labels: list[str]) -> dict[str, _Column]:
@@ -442,7 +506,9 @@ def _formula_design(source, formula: str, offset: str | None, intercept: bool, d
     cells = (term_bound(parsed.rhs, widths, MAX_DESIGN_CELLS) + 1) * n
     if cells > MAX_DESIGN_CELLS:
         raise DataError(f"the design would have up to {cells:,} cells: more than {MAX_DESIGN_CELLS:,}")
-    response, terms, X, y = _model_matrix(parsed.text + ("" if intercept else "-1"), frame, formula)
+    response, terms, X, y = _model_matrix(
+        parsed.text + ("" if intercept else "-1"), parsed.rhs, frame, formula
+    )
     off = None
     if offset is not None:
         off = cols[offset].values if keep is None else cols[offset].values[keep]
@@ -459,7 +525,38 @@ def _formula_design(source, formula: str, offset: str | None, intercept: bool, d
     return design
 
 
-def _model_matrix(text: str, frame: dict, formula: str) -> tuple[str, list[str], np.ndarray, np.ndarray]:
+def _patsy_order(text: str, rhs: tuple):
+    """The formula ``text`` for formulaic, its terms in the order statsmodels' designs (patsy's) have.
+
+    patsy groups the terms by their set of numeric factors (the group without any first, then in
+    the order the groups appear in its expansion of the formula), each group by degree; the order
+    also decides which interactions are coded at full rank.  statsmodels orders formulaic's terms
+    by this rule too (its "legacy" ordering).
+    """
+    from formulaic import Formula
+
+    parsed = Formula(text, _ordering="none")
+    terms = list(parsed.rhs)
+    wanted = patsy_terms(rhs)
+    leaves = list(dict.fromkeys(leaf for term in wanted for leaf in term))
+    singles = [t for t in Formula("+".join(leaves), _ordering="none") if t.degree] if leaves else []
+    if len(singles) == len(leaves):  # each factor as formulaic writes it
+        expr = {leaf: t.factors[0].expr for leaf, t in zip(leaves, singles)}
+        rank = {frozenset(expr[leaf] for leaf in term): i for i, term in enumerate(wanted)}
+        terms.sort(key=lambda t: (t.degree > 0, rank.get(frozenset(f.expr for f in t.factors), len(rank))))
+    groups: dict[frozenset, list] = {frozenset(): []}
+    for t in terms:
+        numeric = (
+            frozenset(f.expr for f in t.factors if not f.expr.startswith("C(")) if t.degree else frozenset()
+        )
+        groups.setdefault(numeric, []).append(t)
+    ordered = [t for group in groups.values() for t in sorted(group, key=lambda t: t.degree)]
+    return Formula(lhs=parsed.lhs, rhs=Formula(ordered, _ordering="none"), _ordering="none")
+
+
+def _model_matrix(
+    text: str, rhs: tuple, frame: dict, formula: str
+) -> tuple[str, list[str], np.ndarray, np.ndarray]:
     """formulaic's design of the vetted ``text``: the response's name, the terms, X and y."""
     import pandas as pd
     from formulaic import model_matrix
@@ -467,8 +564,9 @@ def _model_matrix(text: str, frame: dict, formula: str) -> tuple[str, list[str],
 
     where = f"formula '{show(formula)}'"
     try:
+        spec = _patsy_order(text, rhs)
         with np.errstate(all="ignore"):
-            mm = model_matrix(text, pd.DataFrame(frame), context=dict(FORMULA_CONTEXT), na_action="ignore")
+            mm = model_matrix(spec, pd.DataFrame(frame), context=dict(FORMULA_CONTEXT), na_action="ignore")
     except FormulaParsingError as exc:
         raise SpecError(f"{where}: {' '.join(str(exc).split())[:200]}") from None
     except Exception as exc:  # formulaic evaluating vetted factors on these data (poly of a constant, ...)

@@ -38,7 +38,9 @@ __all__ = [
     "NP_FUNCTIONS",
     "ParsedFormula",
     "categorical_columns",
+    "listed",
     "parse_formula",
+    "patsy_terms",
     "show",
     "term_bound",
     "vet_formula",
@@ -114,9 +116,10 @@ class ParsedFormula(NamedTuple):
 class _Parser:
     """A precedence parser of formulas (formulaic's precedences) and of the Python inside calls.
 
-    Nodes: ``("col", name)``, ``("num", value)``, ``("factor", width)`` (a call: its number of
-    columns, ``("C", col)`` for a categorical one), ``("neg", node)`` and ``("chain", first, [(op,
-    node), ...])`` for operators applied left to right (so that a long sum is not a deep tree).
+    Nodes: ``("col", name, text)``, ``("num", value)``, ``("factor", width, text)`` (a call: its
+    number of columns, ``("C", col)`` for a categorical one; ``text`` as formulaic is given it),
+    ``("neg", node)`` and ``("chain", first, [(op, node), ...])`` for operators applied left to
+    right (so that a long sum is not a deep tree).
     """
 
     _BINARY = {"+": 100, "-": 100, "*": 200, "/": 200, ":": 300, "**": 500, "^": 500}
@@ -195,7 +198,7 @@ class _Parser:
             self.take(")")
             return node
         if token.kind == "quoted" or (token.kind == "name" and self.peek(1).text not in ("(", ".")):
-            return ("col", self.column(numeric=True))
+            return ("col", self.column(numeric=True), self.out[-1])
         if token.kind == "name":
             return self.call(python, response)
         raise self.fail(token, "is not allowed here" + ("" if token.kind == "end" else ": expected a term"))
@@ -208,12 +211,13 @@ class _Parser:
         if keyword.iskeyword(name) or "__" in name or not name.strip() or re.search(r"['\"\\\n]", name):
             raise self.fail(token, "is not allowed as a name")
         if self.known is not None and name not in self.known:
-            raise DataError(f"the data have no column '{show(name)}'; columns: {_listed(self.columns)}")
+            raise DataError(f"the data have no column '{show(name)}'; columns: {listed(self.columns)}")
         self.take()
         (self.numeric if numeric else self.labels)[name] = None
         return name
 
     def call(self, python: bool, response: bool) -> tuple:
+        start = len(self.out)
         token = self.take(kind="name")
         name = token.text
         if name != "np" and self.peek().text == ".":
@@ -249,7 +253,7 @@ class _Parser:
                     raise self.fail(k, f"is not a degree: expected a whole number from 1 to {_MAX_POLY}")
                 width = int(k.text)
         self.take(")")
-        return ("factor", width)
+        return ("factor", width, "".join(self.out[start:]))
 
     def contrast(self) -> None:
         token = self.take(kind="name")
@@ -265,7 +269,8 @@ class _Parser:
             self.take(")")
 
 
-def _listed(names: Sequence[str], most: int = 30) -> str:
+def listed(names: Sequence[str], most: int = 30) -> str:
+    """Column names for a one-line message: at most ``most`` of them, then how many in all."""
     shown = ", ".join(show(c) for c in list(names)[:most])
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
@@ -353,3 +358,54 @@ def categorical_columns(node: tuple) -> Iterator[str]:
     elif node[0] in ("neg", "chain"):
         for child in [node[1], *(right for _, right in (node[2] if node[0] == "chain" else ()))]:
             yield from categorical_columns(child)
+
+
+def patsy_terms(node: tuple) -> list[tuple[str, ...]]:
+    """The terms of a parsed side of ``~`` in the order patsy's algebra makes them, without the intercept.
+
+    A term is a tuple of its factors' texts (a column, or a call such as ``C(dose)``).  statsmodels'
+    designs (patsy's) order their terms from this list (see :func:`symmle.numbers.design`).
+
+    Examples
+    --------
+    >>> patsy_terms(parse_formula("y ~ (a + b + C(d))**2 - b").rhs)
+    [('a',), ('C(d)',), ('a', 'b'), ('a', 'C(d)'), ('b', 'C(d)')]
+    """
+    kind = node[0]
+    if kind in ("col", "factor"):
+        return [(node[2],)]
+    if kind != "chain":
+        return []
+
+    def unique(terms):
+        seen, out = set(), []
+        for t in terms:
+            t = tuple(dict.fromkeys(t))
+            if frozenset(t) not in seen:
+                seen.add(frozenset(t))
+                out.append(t)
+        return out
+
+    def interact(left, right):
+        return unique([a + b for a in left for b in right])
+
+    acc = patsy_terms(node[1])
+    for op, right in node[2]:
+        if op in ("**", "^"):  # left, then left:left, left:left:left, ... (up to its number of terms)
+            left = big = acc
+            for _ in range(1, min(len(left), int(right[1]))):
+                big = interact(left, big)
+                acc = unique(acc + big)
+            continue
+        terms = patsy_terms(right)
+        if op == "+":
+            acc = unique(acc + terms)
+        elif op == "-":
+            acc = [t for t in acc if frozenset(t) not in {frozenset(r) for r in terms}]
+        elif op == ":":
+            acc = interact(acc, terms)
+        elif op == "*":
+            acc = unique(acc + terms + interact(acc, terms))
+        else:  # "/": the left side's factors together, interacted with the right
+            acc = unique(acc + interact([tuple(f for t in acc for f in t)], terms))
+    return acc
