@@ -15,7 +15,7 @@ box ``|d_j| <= 1`` on the equilibrated columns.  The equality rows are eliminate
 sought in the null space of ``X`` restricted to the ``sign 0`` rows (an SVD of its triangular factor),
 so a design whose ``sign 0`` rows already determine every coefficient needs no LP at all.  Identical
 rows are merged.  A positive optimum is verified on the rows in double precision (each margin
-relative to the size of its terms) before it is believed, then the direction is improved until it
+relative to its largest possible size) before it is believed, then the direction is improved until it
 separates strictly every row that some direction separates, which decides complete versus
 quasi-complete.
 """
@@ -32,8 +32,9 @@ from symmle.numbers.least_squares import rank_tolerance
 
 __all__ = ["Separation", "find_separation", "MARGIN"]
 
-#: A row counts as strictly separated when ``sign_i (X d)_i`` exceeds this fraction of the size of
-#: its terms ``sum_j |X_ij d_j|`` (and as violated below minus it): ten times the LP's tolerances.
+#: A row counts as strictly separated when ``sign_i (X d)_i`` exceeds this fraction of its largest
+#: possible size ``|x_i|_1 |d|_inf`` (columns equilibrated; and as violated below minus it): ten times
+#: the LP's tolerances.
 MARGIN = 1e-9
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _DIRECT = 4000  # rows up to which the LP is solved whole
@@ -116,8 +117,13 @@ def _solve(b: np.ndarray, c: np.ndarray) -> np.ndarray | None:
 
 
 def _margins(rows: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``rows @ d`` relative to the size of its terms (0 where every term is 0)."""
-    size = np.abs(rows) @ np.abs(d)
+    """``rows @ d`` relative to its largest possible size ``|row|_1 |d|_inf`` (0 for a zero row).
+
+    Rounding errors of ``rows @ d`` are a few ``eps`` of that size, so a margin of :data:`MARGIN` is
+    far above them; and parts of ``d`` at the level of rounding (from the null-space basis) cannot
+    make a row look separated or violated, as they could relative to ``sum_j |x_ij d_j|``.
+    """
+    size = np.abs(rows).sum(axis=1) * np.max(np.abs(d))
     out = np.zeros(rows.shape[0])
     np.divide(rows @ d, size, out=out, where=size > 0)
     return out
