@@ -180,9 +180,9 @@ def _refine(chunks, weights, p: int, r: np.ndarray, beta: np.ndarray):
     rss = np.longdouble(0.0)
     for _, x, z in _blocks(chunks, weights, p):
         xw = x.astype(np.longdouble)
-        res = z.astype(np.longdouble) - xw @ wide
+        res = z - np.einsum("ij,j->i", xw, wide)  # einsum: NumPy's fastest long-double loops here
         rss += np.dot(res, res)
-        g += res @ xw
+        g += np.einsum("ij,i->j", xw, res)
     g = g.astype(float)
     delta = sla.solve_triangular(
         r, sla.solve_triangular(r, g, trans="T", check_finite=False), check_finite=False
