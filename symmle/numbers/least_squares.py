@@ -20,9 +20,17 @@ Nothing is ever inverted to solve: ``beta`` and ``delta`` come from triangular s
 covariance factor ``(X^T X)^-1 = R^-1 R^-T`` (:func:`covariance_factor`) from a triangular solve of
 ``R`` against the identity (LAPACK ``dtrtrs``), only when standard errors are wanted.
 
-Against NIST's StRD certified values (raw data, as in ``tests/test_least_squares.py``): Longley's
-coefficients, standard errors and residual standard deviation to 12 or more significant digits,
-Norris's to 13 or more.
+Against NIST's StRD certified values, on raw data, the fewest significant digits over the coefficients,
+their standard errors and the residual standard deviation: Longley 14.6, Norris 13.9 (both checked in
+``tests/test_least_squares.py``), Pontius 13.5, NoInt1 14.7, NoInt2 14.9, Wampler3 14.0, Wampler4
+12.7, Wampler5 10.9 (its coefficients; their standard errors 14.0), Wampler1 and 2 (exact fits) 13.2
+for the coefficients, standard errors and residual SD within 3e-14 of 0.  Filip (a degree-10
+polynomial, condition number 5e9 with unit columns) gets 7.9 digits: storing its powers ``x^k`` in
+float64 at all (even correctly rounded) moves the exact solution that far, while the solution of the
+float64 design itself is matched to 10.6 digits.  The refinement step takes the coefficients of
+Norris from 12.6 digits to 14.1, Pontius from 12.4 to 13.5, Wampler4 from 8.2 to 12.7, Wampler5
+from 6.2 to 10.9 (with ``X^T r`` summed in double, not extended, precision it would lose digits
+instead: Longley's 14.2 would drop to 11.9).
 
 Weights ``w_i >= 0`` scale row ``i`` by ``sqrt(w_i)`` (weighted least squares: the step of IRLS); a
 zero weight drops the row.  ``R`` is then the factor of ``X^T W X``.
@@ -138,7 +146,7 @@ def _pow2(values: np.ndarray) -> np.ndarray:
 
 
 def _tsqr(chunks, weights, p: int):
-    """Pass 1: the (p+1) x (p+1) triangle of [X | z] (original units), the row count, a sample block."""
+    """Pass 1: the (p+1) x (p+1) triangle of [X | z] in the data's units (non-negative diagonal), and n."""
     tri = np.zeros((p + 1, p + 1), order="F")
     scale = None
     n = 0
