@@ -106,8 +106,10 @@ def newton(evaluate, theta, shared_ok, max_iterations=200):
     :class:`NotConverged` otherwise.
     """
     current = evaluate(theta)
-    if not math.isfinite(current[0]):
-        raise NotConverged("the log-likelihood is not finite at the starting values")
+    if not (
+        math.isfinite(current[0]) and np.all(np.isfinite(current[1])) and np.all(np.isfinite(current[2]))
+    ):
+        raise NotConverged("the log-likelihood or its derivatives are not finite at the starting values")
     iterations = 0
     while iterations < max_iterations:
         iterations += 1
@@ -119,7 +121,8 @@ def newton(evaluate, theta, shared_ok, max_iterations=200):
             trial = theta + t * step
             if shared_ok(trial):
                 new = evaluate(trial)
-                if math.isfinite(new[0]) and new[0] >= loglik - 1e-13 * abs(loglik):
+                finite = math.isfinite(new[0]) and np.all(np.isfinite(new[1])) and np.all(np.isfinite(new[2]))
+                if finite and new[0] >= loglik - 1e-13 * abs(loglik):
                     break
             t /= 2
         if t < 1e-12:  # no increase along the Newton direction: at the maximum to rounding

@@ -237,8 +237,11 @@ class RegressionFitter:
             with np.errstate(all="ignore"):
                 s = self._score(np.repeat(v, grid.size), np.tile(grid, v.size), *phi, *self.consts)
             s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
-            ok = np.isfinite(s).all(axis=1)
-            up, down = ok & (s >= 0).all(axis=1), ok & (s <= 0).all(axis=1)
+            # where the score overflows (l at its bound in floating point) it says nothing of its sign
+            finite = np.isfinite(s)
+            ok = finite.sum(axis=1) >= grid.size // 2
+            up = ok & np.where(finite, s >= 0, True).all(axis=1)
+            down = ok & np.where(finite, s <= 0, True).all(axis=1)
             out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
         return out[inverse.reshape(-1)]
 
@@ -255,7 +258,8 @@ class RegressionFitter:
 
             sign = self._signs(design.y, phi)
             if sign.any():
-                found = find_separation(design.X, sign, design.terms)
+                labels = tuple(_values_text(design.response, design.y[sign == k]) for k in (1, -1, 0))
+                found = find_separation(design.X, sign, design.terms, labels=labels)
                 if found is not None:
                     raise DataError(found.message)
         domains = self.domains
@@ -325,6 +329,18 @@ def fit_regression(
         (the MLE does not exist), or Newton's method not converging.
     """
     return RegressionFitter(d, constants).fit(design, ci=ci)
+
+
+def _values_text(name: str, y: np.ndarray) -> str:
+    """How a separation message names a set of rows: by their responses (``y = 1``, ``y from 1 to 40``)."""
+    values = np.unique(y)
+    if values.size == 0:
+        return ""
+    if values.size == 1:
+        return f"{name} = {values[0]:g}"
+    if values.size <= 3:
+        return f"{name} in {{{', '.join(f'{v:g}' for v in values)}}}"
+    return f"{name} from {values[0]:g} to {values[-1]:g}"
 
 
 def _gram_factor(run, scale: np.ndarray, p: int) -> np.ndarray:
