@@ -355,8 +355,14 @@ def test_parquet(tmp_path):
     np.testing.assert_array_equal(d.X[:, 1], [1, 0, 1, 0, 0])  # " low" is "low"
     with pytest.raises(DataError, match=r"row 3 of the data, column 'x', is nan"):
         load_design(path, formula="y ~ x + C(dose)")
-    with pytest.raises(DataError, match=r"column 'dose' of t.parquet holds .*string.*C\(\)"):
+    # a text column used bare is a factor, as in patsy (this one has a missing value)
+    with pytest.raises(DataError, match=r"row 3 of the data, column 'dose', is nan"):
         load_design(path, formula="y ~ dose")
+    assert load_design(path, formula="y ~ dose", dropna=True).terms == [
+        "Intercept",
+        "dose[T.low]",
+        "dose[T.mid]",
+    ]
     assert load_design(path, y="y", x=["k"]).terms == ["Intercept", "k"]
 
 
@@ -366,10 +372,9 @@ def test_parquet(tmp_path):
 def test_bad_cell_names_line_and_column(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("y,x,dose\n1,2,low\n2,abc,mid\n3,4,high\n")
-    with pytest.raises(DataError, match=r"bad.csv, line 3, column 'x': 'abc' is not a number"):
+    with pytest.raises(DataError, match=r"bad.csv, line 3, column 'x': 'abc' is not a number .*C\(\)"):
         load_design(path, formula="y ~ x + C(dose)")
-    with pytest.raises(DataError, match=r"line 2, column 'dose': 'low' is not a number .*C\(\)"):
-        load_design(path, formula="y ~ dose")
+    assert load_design(path, formula="y ~ dose").terms == ["Intercept", "dose[T.low]", "dose[T.mid]"]
     with pytest.raises(DataError, match=r"line 3, column 'x'"):
         load_design(path, y="y", x=["x"])
 
@@ -478,8 +483,10 @@ def test_tables_in_memory(table):
     d = load_design(columns, formula="y ~ x + C(grp)")
     assert d.terms == ["Intercept", "C(grp)[T.q]", "x"]
     assert load_design(columns, y="y", x=["x"]).terms == ["Intercept", "x"]
+    assert load_design(columns, formula="y ~ grp").terms == ["Intercept", "grp[T.q]"]  # text: a factor
+    columns["grp"] = ["p", "1.5", "p"]
     with pytest.raises(DataError, match=r"column 'grp' of the data holds .*, not numbers .*C\(\)"):
-        load_design(columns, formula="y ~ grp")
+        load_design(columns, formula="y ~ grp")  # numbers and text mixed
     with pytest.raises(DataError, match="no column 'w'; columns: y, x, grp"):
         load_design(columns, y="y", x=["w"])
 
@@ -488,3 +495,26 @@ def test_whole_arrays_are_kept_for_a_design_in_memory(table):
     d = load_design(table[0], y="y", x=["x", "z"])
     assert d.X is d.X and d.y is d.y and not d.X.flags.writeable
     np.testing.assert_array_equal(d.X, np.vstack([X for _, X, _ in d.chunks(7)]))
+
+
+def test_a_covariate_all_of_text_is_a_factor_as_in_patsy(tmp_path):
+    import statsmodels.formula.api as smf
+
+    path = tmp_path / "t.csv"
+    path.write_text("t,treatment,x\n1.5,a,0.1\n2.5,b,0.4\n0.7,a,0.2\n3.1,b,0.9\n1.1,c,0.3\n")
+    design = load_design(path, formula="t ~ treatment + x")
+    import pandas as pd
+
+    ref = smf.ols("t ~ treatment + x", pd.read_csv(path)).fit()
+    assert design.terms == list(ref.params.index)
+    assert np.array_equal(design.X, ref.model.exog)
+
+
+def test_a_covariate_mixing_numbers_and_text_names_the_cell(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("t,x\n1.5,0.1\n2.5,oops\n0.7,0.2\n")
+    with pytest.raises(DataError, match=r"line 3.*'oops' is not a number.*C\(\)"):
+        load_design(path, formula="t ~ x")
+    path.write_text("t,x\n1.5,a\nlow,b\n0.7,a\n")
+    with pytest.raises(DataError, match="not a number"):
+        load_design(path, formula="t ~ x")  # a text response

@@ -473,15 +473,42 @@ def _categories(codes: np.ndarray, levels: list[str]):
     return pd.Categorical.from_codes(remap[codes], [levels[k] for k in order]), len(order)
 
 
+def _text_columns(source, parsed, offset: str | None, exc: DataError) -> dict[str, _Column]:
+    """The columns again, where a covariate is text: a column with no number at all is categorical.
+
+    As in patsy and formulaic, a covariate all of whose cells are text is a factor (its term names read
+    ``treatment[T.b]``).  A column that mixes numbers and text is refused with the first cell that is
+    not a number (``exc``), and so is a text response or offset.
+    """
+    numeric = parsed.numeric + ([offset] if offset is not None and offset not in parsed.numeric else [])
+    cols = {c: _as_numbers(v) for c, v in _read_columns(source, [], numeric + parsed.labels).items()}
+    for c in numeric:
+        levels = cols[c].levels
+        if levels is None:
+            continue
+        mixed = any(_is_number(v) for v in levels)
+        if mixed or c == parsed.numeric[0] or c == offset:
+            raise DataError(f"{exc} (a covariate of categories goes in C())") from None
+    return cols
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _formula_design(source, formula: str, offset: str | None, intercept: bool, dropna: bool) -> Design:
     parsed = parse_formula(formula)  # refuses what is not allowed before any data are read
     numeric = parsed.numeric + ([offset] if offset is not None and offset not in parsed.numeric else [])
     try:
         cols = {c: _as_numbers(v) for c, v in _read_columns(source, numeric, parsed.labels).items()}
     except DataError as exc:
-        if str(exc).endswith(("is not a number", "not numbers")):
-            raise DataError(f"{exc} (a covariate of categories goes in C())") from None
-        raise
+        if not str(exc).endswith(("is not a number", "not numbers")):
+            raise
+        cols = _text_columns(source, parsed, offset, exc)
     parsed = parse_formula(formula, list(cols))
     names, n0 = list(cols), len(next(iter(cols.values())).values)
     rows = max(1, _runtime.CHUNK // len(names))
