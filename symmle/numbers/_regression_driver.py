@@ -45,6 +45,7 @@ from symmle.numbers._regression_runtime import (
     score_signs,
 )
 from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
+from symmle.numbers.regression_fit import _values_text
 from symmle.numbers.separation import find_separation
 
 #: Rows of the subsample on which the starting values are searched.
@@ -245,7 +246,8 @@ def _newton_fit(plan, run, derivatives, y, X, offset, terms, c):
     if plan["eta_domain"] == "real" and not isinstance(X, np.memmap) and n * p <= plan["separation_cells"]:
         sign = score_signs(lambda values, eta: plan["score"](values, eta, phi, c), y)
         if sign.any():
-            found = find_separation(X, sign, terms)
+            labels = tuple(_values_text(plan["variable"], y[sign == k]) for k in (1, -1, 0))
+            found = find_separation(X, sign, terms, labels=labels)
             if found is not None:
                 raise DataError(found.message)
 

@@ -83,14 +83,12 @@ def score_signs(score, y):
 
     ``score(values, eta)`` is dl/deta at the shared parameters; it is evaluated once per distinct
     response on a grid of eta spanning the real line (for a link onto the real line), and a sign
-    holds only where the score has that sign at every point: the rows the search for separation
-    (:mod:`symmle.numbers.separation`) may push to infinity.  Far out, where the link saturates, a
-    score can be 0/0 in floating point (the probit's ``exp(-eta**2/2)/(erf(...)**2 - 1)`` beyond
-    ``|eta| = 8``): such points are passed over, but the score must be a number wherever
-    ``|eta| <= 1``, and have the sign at every point where it is one.
+    holds only where the score has that sign at every point where it is a number: the rows the
+    search for separation (:mod:`symmle.numbers.separation`) may push to infinity.  Where the score
+    overflows (l at its bound in floating point: the probit's ``exp(-eta**2/2)/(erf(...)**2 - 1)``
+    beyond ``|eta| = 8`` is 0/0) it says nothing of its sign; it must be a number on half the grid.
     """
     grid = np.concatenate([-np.logspace(-3, 2.5, 60)[::-1], [0.0], np.logspace(-3, 2.5, 60)])
-    centre = np.abs(grid) <= 1.0
     values, inverse = np.unique(y, return_inverse=True)
     out = np.zeros(values.shape, dtype=int)
     for a in range(0, values.size, 512):
@@ -98,10 +96,11 @@ def score_signs(score, y):
         with np.errstate(all="ignore"):
             s = score(np.repeat(v, grid.size), np.tile(grid, v.size))
         s = np.broadcast_to(np.asarray(s, dtype=float), (v.size * grid.size,)).reshape(v.size, grid.size)
-        known = np.isfinite(s)
-        ok = known[:, centre].all(axis=1)
-        up, down = ((s >= 0) | ~known).all(axis=1), ((s <= 0) | ~known).all(axis=1)
-        out[a : a + 512] = np.where(ok & up, 1, np.where(ok & down, -1, 0))
+        finite = np.isfinite(s)
+        ok = finite.sum(axis=1) >= grid.size // 2
+        up = ok & np.where(finite, s >= 0, True).all(axis=1)
+        down = ok & np.where(finite, s <= 0, True).all(axis=1)
+        out[a : a + 512] = np.where(up, 1, np.where(down, -1, 0))
     return out[inverse.reshape(-1)]
 
 
@@ -134,10 +133,6 @@ def newton_direction(g, h):
     """The Newton direction (Levenberg-shifted where -H is not positive definite) and the decrement."""
     from scipy.linalg import cho_factor, cho_solve
 
-    if not (np.isfinite(g).all() and np.isfinite(h).all()):
-        raise NotConverged(
-            "the derivatives of the log-likelihood are not finite numbers at the current estimate"
-        )
     a = -h
     shift = 0.0
     base = max(float(np.abs(np.diag(a)).max()), 1e-300)
@@ -162,8 +157,10 @@ def newton(evaluate, theta, shared_ok, max_iterations=200):
     :class:`NotConverged` otherwise.
     """
     current = evaluate(theta)
-    if not math.isfinite(current[0]):
-        raise NotConverged("the log-likelihood is not finite at the starting values")
+    if not (
+        math.isfinite(current[0]) and np.all(np.isfinite(current[1])) and np.all(np.isfinite(current[2]))
+    ):
+        raise NotConverged("the log-likelihood or its derivatives are not finite at the starting values")
     iterations = 0
     while iterations < max_iterations:
         iterations += 1
@@ -175,7 +172,8 @@ def newton(evaluate, theta, shared_ok, max_iterations=200):
             trial = theta + t * step
             if shared_ok(trial):
                 new = evaluate(trial)
-                if math.isfinite(new[0]) and new[0] >= loglik - 1e-13 * abs(loglik):
+                finite = math.isfinite(new[0]) and np.all(np.isfinite(new[1])) and np.all(np.isfinite(new[2]))
+                if finite and new[0] >= loglik - 1e-13 * abs(loglik):
                     break
             t /= 2
         if t < 1e-12:  # no increase along the Newton direction: at the maximum to rounding

@@ -71,6 +71,7 @@ __all__ = [
     "HEAD_LINES",
     "MAX_LINE_LENGTH",
     "fixed_support",
+    "label_codes",
     "load_columns",
     "load_data",
     "open_text",
@@ -140,7 +141,9 @@ def load_data(source: str | Path, column: str | None = None) -> np.ndarray:
         return _read_table(read, path.name, columns, sep)[0][:, 0]
 
 
-def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+def load_columns(
+    source: str | Path, columns: list[str] | None = None, *, labels: dict[str, dict[str, int]] | None = None
+) -> tuple[np.ndarray, list[str]]:
     r"""Load several columns of numbers from ``source``: an (N, D) array and the columns' names.
 
     The formats of :func:`load_data`.  Text is read as a table whose rows all have the width of
@@ -154,6 +157,11 @@ def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[
         As for :func:`load_data`.
     columns : list of str, optional
         The columns, in this order, each by name or 1-based index; by default all of them.
+    labels : dict, optional
+        Text only: columns of ``columns`` (keyed as named there) read as labels, not numbers.
+        Each is filled in with its distinct cells (stripped), each mapped to its code (0, 1, ...
+        in order of first appearance), and the column of ``values`` holds each row's code (NaN
+        for a missing cell).
 
     Returns
     -------
@@ -182,16 +190,19 @@ def load_columns(source: str | Path, columns: list[str] | None = None) -> tuple[
     """
     if columns is not None and not columns:
         raise DataError("no columns chosen")
+    codes = None if not labels else {j: labels[c] for j, c in enumerate(columns or []) if c in labels}
     if str(source) == "-":
-        values, names = _read_table(_stdin_reader(), "standard input", columns, strict=True)
+        values, names = _read_table(_stdin_reader(), "standard input", columns, strict=True, labels=codes)
     else:
         path, kind, compressed = source_kind(source)
         if kind in (".npy", ".parquet", ".pq"):
+            if codes:
+                raise ValueError("labels are read from text only")
             load = load_npy_columns if kind == ".npy" else load_parquet_columns
             values, names = load(path, columns, f"data file {path}", _RANDOM_ACCESS_HINT.format(kind))
         else:
             with open_text(path, kind, compressed) as (read, sep):
-                values, names = _read_table(read, path.name, columns, sep, strict=True)
+                values, names = _read_table(read, path.name, columns, sep, strict=True, labels=codes)
     twice = [name for name, k in Counter(names).items() if k > 1]
     if columns is not None and twice:
         raise DataError(f"column '{twice[0]}' is chosen twice")
@@ -390,6 +401,7 @@ def _read_table(
     sep: str | None = None,
     *,
     strict: bool = False,
+    labels: dict[int, dict[str, int]] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Read a text table of numbers: an array of one column per entry of ``columns``, and their names.
 
@@ -457,9 +469,10 @@ def _read_table(
         _check_width(cells, width, number, where)
     names = [(header[i] if header is not None and header[i] else str(i + 1)) for i in usecols or [0]]
     shown = names if strict else None  # a table's bad cell is named by its column too
-    parts = [_convert(rows, usecols or [0], where, shown)]
+    parts = [_convert(rows, usecols or [0], where, shown, labels)]
     parts += [
-        _convert_block(start, block, sep, usecols, where, width, shown) for start, block in lines.rest()
+        _convert_block(start, block, sep, usecols, where, width, shown, labels)
+        for start, block in lines.rest()
     ]
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), names
 
@@ -471,14 +484,22 @@ def _check_width(cells: list[str], width: int, number: int, where: str) -> None:
 
 
 def _convert(
-    rows: list[tuple[int, list[str]]], usecols: list[int], where: str, names: list[str] | None = None
+    rows: list[tuple[int, list[str]]],
+    usecols: list[int],
+    where: str,
+    names: list[str] | None = None,
+    labels: dict[int, dict[str, int]] | None = None,
 ) -> np.ndarray:
     """Rows of cells to numbers, naming the line (and the column, from ``names``) of a cell that is
-    not one; a missing cell is NaN."""
+    not one; a missing cell is NaN.  A column of ``labels`` holds codes (see :func:`load_columns`)."""
     out = np.empty((len(rows), len(usecols)))
     for k, (number, cells) in enumerate(rows):
         for j, idx in enumerate(usecols):
             cell = cells[idx] if idx < len(cells) else ""
+            if labels and j in labels:
+                cell = cell.strip()
+                out[k, j] = math.nan if cell in _MISSING else labels[j].setdefault(cell, len(labels[j]))
+                continue
             try:
                 out[k, j] = math.nan if cell in _MISSING else float(cell)
             except ValueError:
@@ -495,6 +516,7 @@ def _convert_block(
     where: str,
     width: int | None = None,
     names: list[str] | None = None,
+    labels: dict[int, dict[str, int]] | None = None,
 ) -> np.ndarray:
     """A block of lines to numbers: a C parser, or line by line where it refuses the block.
 
@@ -504,9 +526,9 @@ def _convert_block(
     if block.isspace():
         return np.empty((0, 1 if usecols is None else len(usecols)))
     if sep is not None or usecols is None:
-        out = _arrow_block(block, sep, usecols, width)
-    else:
-        out = _numpy_block(block, usecols, width)
+        out = _arrow_block(block, sep, usecols, width, labels)
+    else:  # NumPy's parser reads numbers only: labels are read line by line
+        out = None if labels else _numpy_block(block, usecols, width)
     if out is not None:
         return out
     # a cell that is not a number, a row of another width, blank cells: find which, and where
@@ -521,11 +543,15 @@ def _convert_block(
         if width is not None:
             _check_width(cells, width, start + k, where)
         rows.append((start + k, cells))
-    return _convert(rows, usecols or [0], where, names)
+    return _convert(rows, usecols or [0], where, names, labels)
 
 
 def _arrow_block(
-    block: bytes, sep: str | None, usecols: list[int] | None, width: int | None = None
+    block: bytes,
+    sep: str | None,
+    usecols: list[int] | None,
+    width: int | None = None,
+    labels: dict[int, dict[str, int]] | None = None,
 ) -> np.ndarray | None:
     """``block`` parsed by pyarrow (delimited, or one column); None where pyarrow refuses it.
 
@@ -537,6 +563,8 @@ def _arrow_block(
     # without a header, pyarrow names the columns f0, f1, ...; a header was read before the block
     wanted = [f"f{i}" for i in dict.fromkeys(usecols or [0])]
     types = dict.fromkeys(wanted, pa.float64())
+    for j in labels or ():
+        types[f"f{usecols[j]}"] = pa.string()
     if width is not None:
         # pyarrow holds every line of a block to the width of its first: check that one, and that
         # the last column is there
@@ -559,6 +587,7 @@ def _arrow_block(
                 include_columns=wanted if sep else None,
                 column_types=types,
                 null_values=MISSING_VALUES,
+                strings_can_be_null=bool(labels),
                 quoted_strings_can_be_null=True,
             ),
         )
@@ -568,8 +597,32 @@ def _arrow_block(
         return None
     out = np.empty((len(usecols or [0]), table.num_rows))
     for j, idx in enumerate(usecols or [0]):
-        float_values(table.column(f"f{idx}"), out[j])  # a null is NaN
+        if labels and j in labels:
+            label_codes(table.column(f"f{idx}"), labels[j], out[j])
+        else:
+            float_values(table.column(f"f{idx}"), out[j])  # a null is NaN
     return out.T
+
+
+def label_codes(values, codes: dict[str, int], out: np.ndarray) -> None:
+    """Write the code of each label of a pyarrow string array into ``out`` (NaN: missing).
+
+    A label is stripped of white space around it (as a cell of text is); a null or one of
+    :data:`~symmle.numbers.missing.MISSING_VALUES` is missing.  ``codes`` maps each label to its code
+    and is extended with those not in it yet (0, 1, ... in order of first appearance).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = pc.utf8_trim_whitespace(values)
+    values = pc.if_else(pc.is_in(values, value_set=pa.array(MISSING_VALUES)), None, values)
+    encoded = pc.dictionary_encode(values)
+    found = encoded.dictionary.to_pylist()
+    lookup = np.array([codes.setdefault(v, len(codes)) for v in found] + [np.nan], dtype=float)
+    index = encoded.indices.fill_null(len(found)).to_numpy(zero_copy_only=False)
+    out[:] = lookup[index]
 
 
 #: pyarrow splits a block into pieces of this size, parsed in parallel (a longer row is refused

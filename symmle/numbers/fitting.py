@@ -337,7 +337,8 @@ def fit(
     link : mapping, optional
         ``{PARAM: LINK}``: a regression of the model (:mod:`symmle.model.link`);
         a model with a ``[link]`` of its own is a regression too.  ``data`` is
-        then a table (a pandas DataFrame, a mapping of columns, or a file path)
+        then a table (a pandas DataFrame, a mapping of columns, or a file path;
+        or a :class:`~symmle.numbers.design.Design` already made)
         and ``formula`` (``"y ~ a + C(b)"``) or ``y`` and ``x`` (column names)
         say which columns are the response and the covariates; ``offset`` names
         a column added to the linear predictor.  The result is a
@@ -361,10 +362,13 @@ def fit(
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
     if m.is_regression:
-        from symmle.numbers.design import load_design
+        from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
 
-        design = load_design(data, formula=formula, y=y, x=x, offset=offset)
+        if isinstance(data, Design):
+            design = data
+        else:
+            design = load_design(data, formula=formula, y=y, x=x, offset=offset)
         return fit_regression(d, design, constants, ci=ci, timeout=timeout)
     if formula is not None or y is not None or x is not None or offset is not None:
         raise SpecError(

@@ -47,6 +47,7 @@ PARTS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("symmle.numbers._regression_runtime", None),
     ("symmle.numbers.least_squares", None),
     ("symmle.numbers.separation", None),
+    ("symmle.numbers.regression_fit", ("_values_text",)),
     ("symmle.numbers._regression_driver", None),
 )
 
@@ -118,13 +119,17 @@ def _top_names(nodes: list[ast.stmt]) -> set[str]:
 
 
 def _copied(module: ModuleType, names: tuple[str, ...] | None) -> _Part:
-    """Everything after a module's docstring, imports and ``__all__`` (or only the named functions)."""
+    """Everything after a module's docstring, imports and ``__all__``, or only the named functions.
+
+    A whole module may import only the standard library, NumPy, SciPy and (names that earlier parts
+    copy) symmle; named functions may come from any module, but read only names that those imports
+    bind, and none of the module's other top-level names.
+    """
     src = inspect.getsource(module)
     tree = ast.parse(src)
     lines = src.splitlines(keepends=True)
     k, end = 0, 0
-    imports: list[str] = []
-    needs: list[tuple[str, str]] = []
+    header: list[ast.Import | ast.ImportFrom] = []
     for node in tree.body:
         is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and k == 0
         is_all = isinstance(node, ast.Assign) and any(
@@ -133,19 +138,29 @@ def _copied(module: ModuleType, names: tuple[str, ...] | None) -> _Part:
         if not (is_doc or is_all or isinstance(node, (ast.Import, ast.ImportFrom))):
             break
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            roots = _root(node)
-            if roots == ["symmle"] and isinstance(node, ast.ImportFrom):
-                needs += [(node.module or "", a.name) for a in node.names if a.asname in (None, a.name)]
-                if any(a.asname not in (None, a.name) for a in node.names):
-                    raise AssertionError(f"{module.__name__}: a renamed symmle import cannot be copied")
-            elif set(roots) <= _STANDARD:
-                imports.append(ast.unparse(node))
-            else:
-                raise AssertionError(f"{module.__name__} imports {roots}: not for a generated module")
+            header.append(node)
         k += 1
         end = node.end_lineno or end
     rest = tree.body[k:]
     chosen = rest if names is None else [n for n in rest if getattr(n, "name", None) in names]
+    if names is not None and {getattr(n, "name", None) for n in chosen} != set(names):
+        raise AssertionError(f"{module.__name__} does not define {sorted(names)}")
+    read = {n.id for node in chosen for n in ast.walk(node) if isinstance(n, ast.Name)}
+    imports: list[str] = []
+    needs: list[tuple[str, str]] = []
+    for node in header:
+        bound = {name for name, _ in _bindings(node)}
+        if names is not None and not bound & read:
+            continue  # an import the named functions do not use
+        roots = _root(node)
+        if roots == ["symmle"] and isinstance(node, ast.ImportFrom):
+            if any(a.asname not in (None, a.name) for a in node.names):
+                raise AssertionError(f"{module.__name__}: a renamed symmle import cannot be copied")
+            needs += [(node.module or "", a.name) for a in node.names if names is None or a.name in read]
+        elif set(roots) <= _STANDARD:
+            imports.append(ast.unparse(node))
+        else:
+            raise AssertionError(f"{module.__name__}: what is copied reads an import of {roots}")
     for node in chosen:
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)) and not set(_root(sub)) <= _STANDARD:
@@ -155,20 +170,14 @@ def _copied(module: ModuleType, names: tuple[str, ...] | None) -> _Part:
     if names is None:
         text = "".join(lines[end:]).strip() + "\n"
         return _Part(module.__name__, text, tuple(imports), tuple(needs), frozenset(_top_names(rest)))
-    if {n.name for n in chosen} != set(names):
-        raise AssertionError(f"{module.__name__} does not define {sorted(names)}")
     others = _top_names(rest) - set(names)
-    for node in chosen:
-        read = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        if read & others:
-            raise AssertionError(
-                f"{module.__name__}.{node.name} reads {sorted(read & others)}, which is not copied"
-            )
+    if read & others:
+        raise AssertionError(f"{module.__name__}: {sorted(names)} read {sorted(read & others)}, not copied")
     text = "\n\n".join(
         "".join(lines[min([n.lineno for n in node.decorator_list] + [node.lineno]) - 1 : node.end_lineno])
         for node in chosen
     )
-    return _Part(module.__name__, text.strip() + "\n", tuple(imports), (), frozenset(names))
+    return _Part(module.__name__, text.strip() + "\n", tuple(imports), tuple(needs), frozenset(names))
 
 
 def _runtime_parts() -> tuple[list[str], str, frozenset[str]]:

@@ -179,11 +179,11 @@ class RegressionFitter:
                     f"outside its domain ({dom})"
                     + (" (the fit is exact: the residuals are all zero)" if v == 0 else "")
                 )
-        loglik, _, h = rt.regression_sums(run, self.derivatives, beta, phi, np.ones(p))
+        loglik, h = self._value_and_shared_hessian(run, beta, phi)
         slope = float(reg.slope.subs({**dict(zip(reg.shared, phi)), **self.values}))
         cov_beta = covariance_factor(ls.r) / (-slope)
         k = len(phi)
-        cov_phi = np.linalg.inv(-h[p:, p:]) if k else np.zeros((0, 0))
+        cov_phi = np.linalg.inv(-h) if k else np.zeros((0, 0))
         corrected = k > 0
         if corrected:  # the unbiased residual variance: exact t inference under the family's errors
             cov_beta = cov_beta * (n / (n - p))
@@ -200,6 +200,23 @@ class RegressionFitter:
             t_dist=corrected,
             ci=ci,
         )
+
+    def _value_and_shared_hessian(self, run, beta, phi) -> tuple[float, np.ndarray]:
+        """The log-likelihood and its Hessian in the shared parameters (the coefficients' block is R's)."""
+        k = len(phi)
+        total, h = 0.0, np.zeros((k, k))
+        for y, X, off in run():
+            eta = X @ beta + (0 if off is None else off)
+            with np.errstate(all="ignore"):
+                out = [
+                    np.broadcast_to(np.asarray(v, dtype=float), y.shape)
+                    for v in self.derivatives(y, eta, phi)
+                ]
+            total += float(np.sum(out[0]))
+            for i in range(k):
+                for j in range(k):
+                    h[i, j] += float(np.sum(out[2 + k + (1 + i) * (1 + k) + 1 + j]))
+        return total, h
 
     # ------------------------------------------------------------------------------------ Newton
 
@@ -244,7 +261,8 @@ class RegressionFitter:
 
             sign = self._signs(design.y, phi)
             if sign.any():
-                found = find_separation(design.X, sign, design.terms)
+                labels = tuple(_values_text(design.response, design.y[sign == k]) for k in (1, -1, 0))
+                found = find_separation(design.X, sign, design.terms, labels=labels)
                 if found is not None:
                     raise DataError(found.message)
         domains = self.domains
@@ -314,3 +332,15 @@ def fit_regression(
         (the MLE does not exist), or Newton's method not converging.
     """
     return RegressionFitter(d, constants).fit(design, ci=ci)
+
+
+def _values_text(name: str, y: np.ndarray) -> str:
+    """How a separation message names a set of rows: by their responses (``y = 1``, ``y from 1 to 40``)."""
+    values = np.unique(y)
+    if values.size == 0:
+        return ""
+    if values.size == 1:
+        return f"{name} = {values[0]:g}"
+    if values.size <= 3:
+        return f"{name} in {{{', '.join(f'{v:g}' for v in values)}}}"
+    return f"{name} from {values[0]:g} to {values[-1]:g}"

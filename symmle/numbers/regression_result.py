@@ -207,9 +207,10 @@ class RegressionResult(FitResult):
             (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(r, widths))
         )
         rule = "-" * len(fmt(head))
+        linked = param if link == "identity" else f"{link}({param})"
         lines = [
-            f"{self.model}: maximum-likelihood regression of {self.response} "
-            f"({param} = {link}^-1 of the linear predictor), n = {self.n}",
+            f"{self.model}: maximum-likelihood regression of {self.response}, "
+            f"{linked} = x'beta, n = {self.n}",
             "=" * len(rule),
             fmt(head),
             rule,
