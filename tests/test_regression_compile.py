@@ -198,7 +198,13 @@ def test_compile_in_process_runs_the_generated_source():
 
 def test_the_fitting_code_is_copied_verbatim():
     from symmle.base import _runtime
-    from symmle.numbers import _regression_driver, _regression_runtime, least_squares, separation
+    from symmle.numbers import (
+        _regression_driver,
+        _regression_runtime,
+        least_squares,
+        regression_fit,
+        separation,
+    )
 
     src = module_source(symmle.derive("logistic_regression"))
     for fn in (
@@ -212,6 +218,7 @@ def test_the_fitting_code_is_copied_verbatim():
         _regression_driver.regression_fit,
         _regression_driver.regression_start,
         _runtime.in_domain,
+        regression_fit._values_text,
     ):
         assert inspect.getsource(fn) in src, fn.__name__
 
