@@ -47,7 +47,7 @@ __all__ = ["regression_dict"]
 
 
 def _str(expr: sp.Basic | None) -> str | None:
-    """A SymPy string (matrix expressions too) that ``sympify`` parses back; ``None`` for what does not exist."""
+    """A SymPy string (matrix expressions too) ``sympify`` parses back; ``None`` for what does not exist."""
     if expr is None or expr is sp.nan or (isinstance(expr, sp.Basic) and expr.has(sp.nan)):
         return None
     return parseable(expr)
@@ -153,7 +153,7 @@ def _beta(reg, n: RegressionNames, forms: RegressionForms, data, show) -> dict[s
         "equation": f"Eq({show(X.T * n.s_vec)}, {parseable(sp.ZeroMatrix(n.p, 1))})",
         "update": show(update),
         "update_latex": latex(n.beta, data) + " + " + latex(newton_step(n), data),
-        "method": "Newton's method with the exact score and curvature; Fisher scoring (IRLS) with the weights",
+        "method": "Newton's method with the exact score and curvature; Fisher scoring (IRLS) with weights",
         "observed_equals_expected": forms.observed_is_expected,
         "verified": None,
     }
