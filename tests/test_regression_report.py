@@ -78,7 +78,9 @@ def plain(expr, d):
     back = {}
     for a in expr.atoms(sp.Indexed):
         name = str(a.base.label)
-        back[a] = {reg.eta.name: reg.eta, reg.parameter.name: reg.link.inverse(reg.eta)}.get(name, reg.response)
+        back[a] = {reg.eta.name: reg.eta, reg.parameter.name: reg.link.inverse(reg.eta)}.get(
+            name, reg.response
+        )
     for s in expr.free_symbols:
         if isinstance(s, sp.Symbol) and s.name in ("y", reg.response.name) and s != reg.response:
             back[s] = reg.response
@@ -105,7 +107,11 @@ def lines(d, kind=None):
 
 
 def head(lhs) -> str:
-    return type(lhs).__name__ if isinstance(lhs, sp.Function) or isinstance(lhs, sp.core.function.AppliedUndef) else ""
+    return (
+        type(lhs).__name__
+        if isinstance(lhs, sp.Function) or isinstance(lhs, sp.core.function.AppliedUndef)
+        else ""
+    )
 
 
 # --------------------------------------------------------------------------
@@ -195,7 +201,8 @@ def test_linear_regression_lecture():
     text = d.to_latex()
     for piece in (
         r"\mathbf{X}^{\top} \mathbf{X} \boldsymbol{\beta} &= \mathbf{X}^{\top} \mathbf{y}",
-        r"\hat{\boldsymbol{\beta}} &= \left(\mathbf{X}^{\top} \mathbf{X}\right)^{-1} \mathbf{X}^{\top} \mathbf{y}",
+        r"\hat{\boldsymbol{\beta}} &= \left(\mathbf{X}^{\top} \mathbf{X}\right)^{-1} "
+        r"\mathbf{X}^{\top} \mathbf{y}",
         "residual sum of squares",
         r"\tilde{\sigma}^{2} = \frac{R_{1}}{N - p}",
     ):
@@ -208,7 +215,9 @@ def test_linear_regression_lecture():
     X, y = sorted(beta.atoms(sp.MatrixSymbol), key=lambda m: m.name)
     rng = np.random.default_rng(11)
     Xv, yv = rng.normal(size=(7, 3)), rng.normal(size=(7, 1))
-    value = np.array(beta.xreplace({X: sp.ImmutableMatrix(Xv), y: sp.ImmutableMatrix(yv)}).doit(), dtype=float)
+    value = np.array(
+        beta.xreplace({X: sp.ImmutableMatrix(Xv), y: sp.ImmutableMatrix(yv)}).doit(), dtype=float
+    )
     assert np.allclose(value, np.linalg.lstsq(Xv, yv, rcond=None)[0], rtol=1e-10)
     # the Regression's own score vanishes at it: X^T s(y, X beta_hat) = 0
     score = sp.lambdify((reg.response, reg.eta, *reg.shared), reg.score)
@@ -223,7 +232,9 @@ def test_logistic_regression_lecture():
     tex = d.to_latex()
     assert r"\mathbf{X}^{\top} \left(\mathbf{y} - \mathbf{p}\right)" in tex
     assert r"\mathbf{X}^{\top} \mathbf{W} \mathbf{X}" in tex
-    assert r"\boldsymbol{\beta}^{(t+1)} &= \boldsymbol{\beta}^{(t)} + \left(\mathbf{X}^{\top} \mathbf{W}" in tex
+    assert (
+        r"\boldsymbol{\beta}^{(t+1)} &= \boldsymbol{\beta}^{(t)} + \left(\mathbf{X}^{\top} \mathbf{W}" in tex
+    )
     assert "no closed form" in tex and "least-squares fit" not in tex
     # the gradient's last form, on explicit matrices, is sum_i s(y_i, eta_i) x_i with the derived s
     (gradient,) = [s for s in d.steps if s.kind == "derivative" and s.parameter == "beta"]
@@ -235,7 +246,11 @@ def test_logistic_regression_lecture():
     eta = Xv @ beta
     p = 1 / (1 + np.exp(-eta))
     value = last.xreplace(
-        {mats["X"]: sp.ImmutableMatrix(Xv), mats["y"]: sp.ImmutableMatrix(yv), mats["p"]: sp.ImmutableMatrix(p)}
+        {
+            mats["X"]: sp.ImmutableMatrix(Xv),
+            mats["y"]: sp.ImmutableMatrix(yv),
+            mats["p"]: sp.ImmutableMatrix(p),
+        }
     ).doit()
     score = sp.lambdify((reg.response, reg.eta), reg.score)
     assert np.allclose(np.array(value, dtype=float), Xv.T @ score(yv, eta), atol=1e-12)
@@ -260,10 +275,16 @@ def test_bias_of_the_profiled_variance_matches_a_simulation(family, parameter, r
     if family == "lognormal":
         y = np.exp(y)
     ysym = sp.Symbol(reg["response"], positive=family == "lognormal")
-    z = sp.lambdify(ysym, sp.sympify(doc["estimators"]["beta"]["working_response"], locals={ysym.name: ysym}))(y)
+    z = sp.lambdify(
+        ysym, sp.sympify(doc["estimators"]["beta"]["working_response"], locals={ysym.name: ysym})
+    )(y)
     resid = z - z @ np.linalg.pinv(X).T @ X.T
     R = (resid**2).sum(axis=1)
-    names = {"N": sp.Symbol("N"), reg["dimension"]: sp.Symbol(reg["dimension"]), parameter: sp.Symbol(parameter)}
+    names = {
+        "N": sp.Symbol("N"),
+        reg["dimension"]: sp.Symbol(reg["dimension"]),
+        parameter: sp.Symbol(parameter),
+    }
     stat = next(iter(est["statistics"]))
     names[stat] = sp.Symbol(stat)
     at = {names["N"]: N_, names[reg["dimension"]]: p_, names[parameter]: sigma2}
@@ -418,7 +439,9 @@ HOSTILE_TITLE = "$\\input{/etc/passwd}$ }\\end{document} 50% & #1 ~ ^ _ {x}"
 
 
 def _hostile_model():
-    m = inline_model("p_q**x*(1-p_q)**(1-x)", "x", "0,1", ["p_q:unit"], [], discrete=True, title=HOSTILE_TITLE)
+    m = inline_model(
+        "p_q**x*(1-p_q)**(1-x)", "x", "0,1", ["p_q:unit"], [], discrete=True, title=HOSTILE_TITLE
+    )
     m = m.with_link({"p_q": "logit"})
     return dataclasses.replace(m, name="bern%_&#{}$\\", latex=(("p_q", "\\input{/etc/passwd}"),))
 
