@@ -59,7 +59,7 @@ class RegressionEstimators(RegressionBase):
             )
         else:
             after.append("symmle could not confirm this closed form numerically on random data")
-        whatever = self.phi_tex if self.shared else "the other parameters"
+        whatever = f", whatever the value of {self.phi_tex}," if self.shared else ""
         steps = [
             Step(
                 "Normal equations",
@@ -76,8 +76,8 @@ class RegressionEstimators(RegressionBase):
             ),
             Step(
                 "Least squares",
-                "As $b \\neq 0$, setting the gradient to zero gives the normal equations, whatever the "
-                f"value of {whatever}, and their solution:",
+                f"As $b \\neq 0$, setting the gradient to zero gives the normal equations{whatever} and "
+                "their solution:",
                 ((n.X.T * n.X * n.beta, n.X.T * z_vec), (n.hat_beta, beta_hat(reg, n))),
                 after=". ".join(after) + ".",
                 kind="stationary",
