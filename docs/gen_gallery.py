@@ -58,8 +58,25 @@ def _quantities(table: dict[str, str]) -> str:
     return ", ".join(f"`{name}` ({domain})" for name, domain in table.items()) or "none"
 
 
+#: the estimators of a regression: least squares and profiled shared parameters, or Newton's method
+REGRESSION_WORDS = {"closed_form": "closed form (least squares)", "newton": "Newton's method"}
+
+
+def _estimator_kinds(d: Any) -> dict[str, str]:
+    """Each estimated quantity and the word for its kind (a regression: ``beta`` and its shared ones)."""
+    reg = getattr(d, "regression", None)
+    if reg is None:
+        return {name: KIND_WORDS.get(e.kind, e.kind) for name, e in d.solutions.items()}
+    shared = "closed form (profiled)" if reg.kind == "closed_form" else REGRESSION_WORDS["newton"]
+    return {"beta": REGRESSION_WORDS[reg.kind], **{s.name: shared for s in reg.shared}}
+
+
 def _kinds(d: Any) -> str:
-    return "; ".join(f"`{name}`: {KIND_WORDS.get(e.kind, e.kind)}" for name, e in d.solutions.items())
+    return "; ".join(f"`{name}`: {word}" for name, word in _estimator_kinds(d).items())
+
+
+def _link(entry: dict[str, Any]) -> str:
+    return ", ".join(f"`{name}` = {link}" for name, link in entry.get("link", {}).items())
 
 
 def family_page(entry: dict[str, Any], d: Any) -> str:
@@ -79,6 +96,11 @@ def family_page(entry: dict[str, Any], d: Any) -> str:
         f"| Family | `{name}` ({'discrete' if entry['discrete'] else 'continuous'}), "
         f"spec file `derivations/{name}.toml` |",
         f"| Parameters | {_quantities(entry['parameters'])} |",
+        *(
+            [f"| Link | {_link(entry)} (a regression on $\\eta_i = x_i^\\top \\beta$) |"]
+            if entry.get("link")
+            else []
+        ),
         f"| Known constants | {_quantities(entry['constants'])} |",
         f"| Estimators | {_kinds(d)} |",
         "",
@@ -101,15 +123,16 @@ def index_page(entries: list[dict[str, Any]], derivations: dict[str, Any]) -> st
         "",
         "One page per family of the catalogue (`symmle list`): the derivation that",
         "`symmle derive NAME --format markdown` prints, step by step, from the density",
-        "to the Cramér–Rao bound. The pages are generated from the catalogue by",
-        f"`{COMMAND}`; a test fails when they are out of date.",
+        "to the Cramér–Rao bound; for a regression (a family and a link), through the",
+        "chain rule to the normal equations or Newton's method. The pages are generated",
+        f"from the catalogue by `{COMMAND}`; a test fails when they are out of date.",
         "",
         "| Family | Title | Parameters | Known constants | Estimators |",
         "| --- | --- | --- | --- | --- |",
     ]
     for e in entries:
         name = e["name"]
-        kinds = sorted({KIND_WORDS.get(s.kind, s.kind) for s in derivations[name].solutions.values()})
+        kinds = sorted(set(_estimator_kinds(derivations[name]).values()))
         lines.append(
             f"| [{name}]({name}.md) | {e['title']} | {_quantities(e['parameters'])} | "
             f"{_quantities(e['constants'])} | {', '.join(kinds)} |"

@@ -297,12 +297,19 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--standalone", is_flag=True, help="With --format latex: a complete document.")
 @click.option("--title", help="Title of the document of an inline --pdf model [default: Inline model].")
 @click.option(
+    "--link",
+    "links",
+    multiple=True,
+    metavar="PARAM=LINK",
+    help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
+)
+@click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
 def derive(
-    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, output, timeout
+    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -316,6 +323,8 @@ def derive(
         raise SpecError("--title must not be empty")
     _refuse_overwriting(output, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts, title)
+    if links:
+        m = m.with_link(_links(links))
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
     if fmt == "json":
         text = json.dumps(d.to_dict(), indent=2) + "\n"

@@ -181,6 +181,10 @@ def to_dict(d: Derivation) -> dict[str, Any]:
     >>> doc["fisher_information"], doc["crlb"]
     ([['1/lam']], [['lam/N']])
     """
+    if getattr(d, "regression", None) is not None:  # one observation in (eta, phi): see regression_json
+        from symmle.report.regression_json import regression_dict
+
+        return regression_dict(d, SCHEMA)
     data = notation(d)
     forms = _estimator_forms(d)
     vector = bool(getattr(d.model, "is_vector", False))

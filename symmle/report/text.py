@@ -53,6 +53,10 @@ def to_text(d: Derivation) -> str:
       parameters   lam (positive)
     """
     m = d.model
+    if getattr(d, "regression", None) is not None:  # one observation in (eta, phi): see regression_text
+        from symmle.report.regression_text import regression_text
+
+        return regression_text(d)
     if getattr(m, "is_vector", False):
         return printable("\n".join(_vector_lines(d)) + "\n")
     lik = d.likelihood

@@ -91,7 +91,9 @@ class Derivation:
         """
         from symmle.report.lecture.steps import lecture_steps
 
-        return lecture_steps(self.model, self.likelihood, self.stationarity, self.information)
+        return lecture_steps(
+            self.model, self.likelihood, self.stationarity, self.information, self.regression
+        )
 
     @property
     def solutions(self) -> dict[str, Estimator]:

@@ -12,16 +12,18 @@ from symmle.base.errors import DerivationError
 from symmle.model.spec import Model
 from symmle.report.lecture.core import Lecture, Step
 from symmle.report.lecture.finish import define_at_first_use, resolve_references
+from symmle.report.lecture.regression import RegressionLecture
 from symmle.report.lecture.scalar import ScalarLecture
 from symmle.report.lecture.vector import VectorLecture
 from symmle.symbolic.information import Information
 from symmle.symbolic.likelihood import Likelihood
+from symmle.symbolic.regression import Regression
 from symmle.symbolic.stationarity import Stationarity
 
 __all__ = ["BUILDERS", "builder_for", "lecture_steps"]
 
 #: The lecture builders, most specific first (a structured kind goes before the scalar one).
-BUILDERS: tuple[type[Lecture], ...] = (VectorLecture, ScalarLecture)
+BUILDERS: tuple[type[Lecture], ...] = (RegressionLecture, VectorLecture, ScalarLecture)
 
 
 def builder_for(model: Model) -> type[Lecture]:
@@ -44,7 +46,13 @@ def builder_for(model: Model) -> type[Lecture]:
     raise DerivationError(f"no lecture builder writes the steps of model '{model.name}'")
 
 
-def lecture_steps(model: Model, lik: Likelihood, st: Stationarity, info: Information) -> tuple[Step, ...]:
+def lecture_steps(
+    model: Model,
+    lik: Likelihood,
+    st: Stationarity,
+    info: Information,
+    regression: Regression | None = None,
+) -> tuple[Step, ...]:
     """The steps of the derivation, in the order and notation of a lecture note.
 
     The likelihood as a product, the log-likelihood as a sum, the NLL, each
@@ -57,6 +65,14 @@ def lecture_steps(model: Model, lik: Likelihood, st: Stationarity, info: Informa
     that is not an identity by construction is checked symbolically first.
     Each block of equations has a label that later sentences refer to, and
     each special function is defined where it is first used.
+
+    For a regression, ``lik``, ``st`` and ``info`` are those of one observation in the linear
+    predictor and the shared parameters, and ``regression`` is the derivation's
+    :class:`~symmle.symbolic.regression.Regression` (the builder derives it if it is not given).
     """
-    steps = builder_for(model)(model, lik, st, info).steps()
+    builder = builder_for(model)
+    if issubclass(builder, RegressionLecture):
+        steps = builder(model, lik, st, info, regression).steps()
+    else:
+        steps = builder(model, lik, st, info).steps()
     return tuple(define_at_first_use(resolve_references(steps)))
