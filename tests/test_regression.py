@@ -360,3 +360,15 @@ def test_check_a_logistic_regression_by_simulation():
     )
     assert r.passed, r.failures()
     assert set(r.parameters) == {"beta[1]", "beta[2]", "beta[3]"}
+
+
+def test_a_bad_response_past_the_first_block_is_named_by_its_row():
+    from symmle.numbers.regression_fit import CHUNK_ROWS
+
+    n = CHUNK_ROWS + 10
+    y = np.zeros(n)
+    y[:5] = 1
+    y[CHUNK_ROWS + 3] = 2  # row CHUNK_ROWS + 4 of the data
+    df = pd.DataFrame({"y": y, "x": np.linspace(-1, 1, n)})
+    with pytest.raises(DataError, match=rf"^row {CHUNK_ROWS + 4} of the data"):
+        symmle.fit("logistic_regression", df, formula="y ~ x")

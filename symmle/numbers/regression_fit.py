@@ -46,6 +46,7 @@ from symmle.base.numeric import to_function
 from symmle.model.link import link_value
 from symmle.numbers import _regression_runtime as rt
 from symmle.numbers.data import fixed_support, validate_data
+from symmle.numbers.missing import row_error
 from symmle.numbers.regression_result import RegressionResult
 
 __all__ = ["fit_regression", "RegressionFitter", "MAX_ITERATIONS"]
@@ -116,7 +117,8 @@ class RegressionFitter:
         flat = [reg.log_density, reg.hessian_score, *reg.shared_score]
         flat += [reg.hessian[i, j] for i in range(1 + k) for j in range(1 + k)]
         self._all = to_function(args, sp.Tuple(*flat), cse=True)
-        self._score = to_function(args, reg.hessian_score)
+        # the simplified score for the signs: the differentiated form can be 0/0 where the link saturates
+        self._score = to_function(args, reg.score)
         self.domains = [q.domain for q in m.parameters if q.symbol in reg.shared]
         if reg.working_response is not None:
             y_args = (reg.response, *m.constant_symbols)
@@ -136,8 +138,16 @@ class RegressionFitter:
         run = blocks(design)
         if check_data:
             lo, hi = self.support
-            for y, _, _ in run():
-                validate_data(y, lo=lo, hi=hi, discrete=m.discrete, variable=design.response)
+            start = 0
+            with _source_rows(design):  # a bad row named by its row in the data as read
+                for y, _, _ in run():
+                    try:
+                        validate_data(y, lo=lo, hi=hi, discrete=m.discrete, variable=design.response)
+                    except DataError as exc:
+                        if getattr(exc, "row", None) is None:
+                            raise
+                        raise row_error(start + exc.row, exc.detail) from None
+                    start += y.shape[0]
         n, p = design.n, design.p
         if n <= p:
             raise DataError(
@@ -301,6 +311,14 @@ class RegressionFitter:
             t_dist=False,
             ci=ci,
         )
+
+
+def _source_rows(design):
+    """The design's own mapping of its rows to the data's (rows dropped for missing values), if any."""
+    from contextlib import nullcontext
+
+    rows = getattr(design, "source_rows", None)
+    return rows() if rows is not None else nullcontext()
 
 
 def fit_regression(
