@@ -202,7 +202,6 @@ def test_the_fitting_code_is_copied_verbatim():
         _regression_driver,
         _regression_runtime,
         least_squares,
-        regression_fit,
         separation,
     )
 
@@ -216,9 +215,10 @@ def test_the_fitting_code_is_copied_verbatim():
         least_squares.check_rank,
         separation.find_separation,
         _regression_driver.regression_fit,
+        _regression_driver.regression_fit_blocks,
         _regression_driver.regression_start,
+        _regression_driver._values_text,
         _runtime.in_domain,
-        regression_fit._values_text,
     ):
         assert inspect.getsource(fn) in src, fn.__name__
 

@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -220,10 +219,3 @@ def check_links(links: Mapping[str, str], parameters, depends_on_support, origin
             raise SpecError(
                 f"{origin}: '{name}' sets the support of the model, so it cannot vary with the covariates"
             )
-
-
-def link_value(link: str, theta: float) -> float:
-    """:math:`g(\\theta)` of one number (a starting value); ``nan`` outside the link's domain."""
-    with np.errstate(all="ignore"):
-        v = float(LINKS[link].numeric(np.asarray([theta], dtype=float))[0])
-    return v if math.isfinite(v) else math.nan

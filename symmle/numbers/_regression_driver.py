@@ -45,7 +45,6 @@ from symmle.numbers._regression_runtime import (
     score_signs,
 )
 from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
-from symmle.numbers.regression_fit import _values_text
 from symmle.numbers.separation import find_separation
 
 #: Rows of the subsample on which the starting values are searched.
@@ -163,10 +162,20 @@ def regression_fit(plan, y, X, offset, constants):
     and ``cov_phi``, ``log_likelihood`` and ``iterations``."""
     c = regression_constants(plan, constants)
     y, X, offset, terms = regression_inputs(plan, y, X, offset, c)
-    n, p = X.shape
+    run = regression_blocks(y, X, offset, plan["rows"])
+    return regression_fit_blocks(plan, run, y, X, offset, terms, c)
+
+
+def regression_fit_blocks(plan, run, y, X, offset, terms, c):
+    """The fit of checked data given by blocks of rows, ``run()`` (see :func:`regression_blocks`).
+
+    ``y`` and ``offset`` are whole (for the starting values and the signs of the score); ``X`` is the
+    whole design, searched for separation when it is in memory and small enough, or ``None`` (a
+    design read by blocks only); ``c`` the constants' values in the plan's order.
+    """
+    n, p = y.shape[0], len(terms)
     if n <= p:
         raise DataError(f"{n} observations for {p} coefficients: the regression needs more rows than terms")
-    run = regression_blocks(y, X, offset, plan["rows"])
 
     def derivatives(values, eta, phi):
         return plan["derivatives"](values, eta, phi, c)
@@ -174,6 +183,18 @@ def regression_fit(plan, y, X, offset, constants):
     if plan["closed"] is not None:
         return _least_squares_fit(plan, run, derivatives, n, p, terms, c)
     return _newton_fit(plan, run, derivatives, y, X, offset, terms, c)
+
+
+def _values_text(name, y):
+    """How a separation message names a set of rows: by their responses (``y = 1``, ``y from 1 to 40``)."""
+    values = np.unique(y)
+    if values.size == 0:
+        return ""
+    if values.size == 1:
+        return f"{name} = {values[0]:g}"
+    if values.size <= 3:
+        return f"{name} in {{{', '.join(f'{v:g}' for v in values)}}}"
+    return f"{name} from {values[0]:g} to {values[-1]:g}"
 
 
 def regression_estimates(plan, fit):
@@ -238,12 +259,13 @@ def _least_squares_fit(plan, run, derivatives, n, p, terms, c):
 
 def _newton_fit(plan, run, derivatives, y, X, offset, terms, c):
     """Newton's method with the exact derivatives, on column-scaled coefficients."""
-    n, p = X.shape
+    n, p = y.shape[0], len(terms)
     domains = plan["domains"]
     scale = column_scale(run, p)
     check_rank(gram_factor(run, scale, p) * scale, terms)  # R of X itself: relations in its units
     beta, phi = regression_start(plan, run, y, offset, c, p)
-    if plan["eta_domain"] == "real" and not isinstance(X, np.memmap) and n * p <= plan["separation_cells"]:
+    searched = X is not None and not isinstance(X, np.memmap) and n * p <= plan["separation_cells"]
+    if plan["eta_domain"] == "real" and searched:
         sign = score_signs(lambda values, eta: plan["score"](values, eta, phi, c), y)
         if sign.any():
             labels = tuple(_values_text(plan["variable"], y[sign == k]) for k in (1, -1, 0))

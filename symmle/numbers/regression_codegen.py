@@ -47,7 +47,6 @@ PARTS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("symmle.numbers._regression_runtime", None),
     ("symmle.numbers.least_squares", None),
     ("symmle.numbers.separation", None),
-    ("symmle.numbers.regression_fit", ("_values_text",)),
     ("symmle.numbers._regression_driver", None),
 )
 

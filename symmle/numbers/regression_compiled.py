@@ -82,6 +82,20 @@ class CompiledRegression:
         """``(estimates, standard errors)`` from one fit."""
         return self._run(self._ns["estimate_with_stderr"], y, X, offset, **constants)
 
+    def fit_blocks(
+        self, run: Callable[[], Any], y: Any, X: Any, offset: Any, terms: list[str], **constants: Any
+    ) -> dict[str, Any]:
+        """The module's fit of data already checked, given by blocks of rows (``symmle fit``'s path).
+
+        ``run()`` yields ``(y, X, offset)`` blocks (it is called for every pass); ``y`` and
+        ``offset`` are whole, ``X`` the whole design or ``None`` for one read only by blocks.
+        Returns the module's fit record: ``beta``, ``phi``, ``cov_beta``, ``cov_phi``,
+        ``log_likelihood``, ``iterations``.
+        """
+        ns = self._ns
+        c = self._run(ns["regression_constants"], self.plan, constants)
+        return self._run(ns["regression_fit_blocks"], self.plan, run, y, X, offset, list(terms), c)
+
     def log_likelihood(self, y: Any, X: Any, offset: Any = None, **params_and_constants: Any) -> float:
         """:math:`\\sum_i l(y_i, x_i^\\top\\beta + o_i, \\phi)` at ``beta=...`` and the other values."""
         return self._run(self._ns["log_likelihood"], y, X, offset, **params_and_constants)

@@ -1,50 +1,41 @@
 r"""Fitting a regression: least squares where the score is affine in :math:`\eta`, else Newton's method.
 
-The per-observation functions :math:`l, s, \partial s/\partial\eta` and the
-derivatives in the shared parameters come from the
-:class:`~symmle.symbolic.regression.Regression` (exact, symbolic), compiled
-to NumPy.  The design is read in chunks (:class:`~symmle.numbers.design.Design`),
-so a memory-mapped design never has to fit in memory: each Newton iteration
-accumulates :math:`X^\top s` and :math:`X^\top \operatorname{diag}(s') X` chunk
-by chunk.
+The numbers are those of the compiled regression
+(:class:`~symmle.numbers.regression_compiled.CompiledRegression`), which runs the source of a
+``symmle compile`` module: the per-observation functions printed from the
+:class:`~symmle.symbolic.regression.Regression` (exact, symbolic), and verbatim copies of
+:mod:`symmle.numbers._regression_driver`, :mod:`symmle.numbers._regression_runtime`,
+:mod:`symmle.numbers.least_squares` and :mod:`symmle.numbers.separation`.  So ``symmle fit`` and
+a generated module give the same estimates.  The design is handed over by blocks of rows
+(:class:`~symmle.numbers.design.Design`), so a memory-mapped design never has to fit in memory:
+each pass accumulates its sums block by block.
 
-- **Closed form** (:attr:`Regression.working_response`): :math:`\hat\beta`
-  is least squares of :math:`z(y)` on :math:`X` by Householder QR
-  (:mod:`symmle.numbers.least_squares`), the shared parameters are their
-  profiled closed forms in the residual statistics, and the covariance of
-  :math:`\hat\beta` comes from the triangular factor :math:`R`, never from
-  :math:`X^\top X`.  With an estimated dispersion the coefficients get
-  :math:`t` statistics on :math:`N - p` degrees of freedom, and their
-  covariance the factor :math:`N/(N - p)` (the unbiased residual variance):
-  the exact inference of ordinary least squares.
-- **Newton**: on column-scaled coordinates, from the family's own MLE on
-  :math:`y` (the intercept at :math:`g(\hat\theta)`), with step halving so
-  that the log-likelihood never decreases, a Levenberg shift where the
-  Hessian is not negative definite, and convergence on the Newton decrement.
-  Before it starts, the data are searched for separation
-  (:mod:`symmle.numbers.separation`): a direction along which the
-  log-likelihood never decreases means the MLE does not exist.
-  Not converging is an error, never a last iterate.
+- **Closed form** (:attr:`Regression.working_response`): :math:`\hat\beta` is least squares of
+  :math:`z(y)` on :math:`X` by Householder QR, the shared parameters are their profiled closed
+  forms in the residual statistics, and the covariance of :math:`\hat\beta` comes from the
+  triangular factor :math:`R`, never from :math:`X^\top X`.  With an estimated dispersion the
+  coefficients get :math:`t` statistics on :math:`N - p` degrees of freedom, and their covariance
+  the factor :math:`N/(N - p)` (the unbiased residual variance): the exact inference of least
+  squares.
+- **Newton**: on column-scaled coordinates, from the null model's MLE (every :math:`\eta_i` one
+  number), with step halving so that the log-likelihood never decreases, a Levenberg shift where
+  the Hessian is not negative definite, and convergence on the Newton decrement.  Before it
+  starts, the data are searched for separation: a direction along which the log-likelihood never
+  decreases means the MLE does not exist.  Not converging is an error, never a last iterate.
 
 Standard errors come from the observed information (the exact Hessian) at the estimate.
+This module checks the data with symmle's messages and makes the :class:`RegressionResult`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from symmle.base._runtime import in_domain
 from symmle.base.errors import DataError, SpecError
-from symmle.base.numeric import to_function
-from symmle.model.link import link_value
-from symmle.numbers import _regression_runtime as rt
 from symmle.numbers.data import fixed_support, validate_data
 from symmle.numbers.missing import row_error
 from symmle.numbers.regression_result import RegressionResult
@@ -74,16 +65,14 @@ def blocks(design):
     return run
 
 
-@lru_cache(maxsize=16)
-def _base_estimator(model):
-    """The unlinked family's compiled estimator (for starting values), made once per model."""
-    from symmle.symbolic.derivation import derive
-
-    return derive(model).compile()
-
-
 class RegressionFitter:
-    """The fit of one derived regression, its functions compiled once (for many data sets: ``check``).
+    """The fit of one derived regression, compiled once (for many data sets: ``check``).
+
+    The numbers come from the compiled regression
+    (:class:`~symmle.numbers.regression_compiled.CompiledRegression`): the code a generated module
+    runs, so ``symmle fit`` and ``symmle compile`` give the same estimates.  This class checks
+    the data with symmle's messages (the row named as in the data), hands the module the design
+    by blocks of rows, and makes the :class:`RegressionResult`.
 
     Parameters
     ----------
@@ -109,28 +98,10 @@ class RegressionFitter:
                 values[q.symbol] = float(constants[q.name])
             else:
                 raise SpecError(f"give the value of the constant {q.name} (--const {q.name}=VALUE)")
-        self.values = values
-        self.consts = [values[c] for c in m.constant_symbols]
+        # constants fixed in the model are the compiled module's own; the others are passed to it
+        self.given = {q.name: values[q.symbol] for q in m.constants if q.value is None}
         self.support = fixed_support(m.support, set(m.parameter_symbols), values)
-        args = reg.variables
-        k = len(reg.shared)
-        flat = [reg.log_density, reg.hessian_score, *reg.shared_score]
-        flat += [reg.hessian[i, j] for i in range(1 + k) for j in range(1 + k)]
-        self._all = to_function(args, sp.Tuple(*flat), cse=True)
-        # the simplified score for the signs: the differentiated form can be 0/0 where the link saturates
-        self._score = to_function(args, reg.score)
-        self.domains = [q.domain for q in m.parameters if q.symbol in reg.shared]
-        if reg.working_response is not None:
-            y_args = (reg.response, *m.constant_symbols)
-            self._z = to_function(y_args, reg.working_response)
-            self._stats = {
-                st.symbol: to_function((reg.response, reg.eta, *m.constant_symbols), st.expr)
-                for st in reg.residual_statistics
-            }
-
-    def derivatives(self, y, eta, phi):
-        """The flat per-observation list of :mod:`symmle.numbers._regression_runtime`."""
-        return self._all(y, eta, *phi, *self.consts)
+        self.compiled = d.compile()
 
     def fit(self, design, *, ci: str = "transformed", check_data: bool = True) -> RegressionResult:
         """Fit the regression to ``design`` (see :func:`fit_regression`)."""
@@ -148,167 +119,27 @@ class RegressionFitter:
                             raise
                         raise row_error(start + exc.row, exc.detail) from None
                     start += y.shape[0]
-        n, p = design.n, design.p
-        if n <= p:
-            raise DataError(
-                f"{n} observations for {p} coefficients: the regression needs more rows than terms"
-            )
-        if self.reg.closed_form:
-            return self._least_squares(design, run, ci)
-        return self._newton(design, run, ci)
-
-    # ------------------------------------------------------------------------------------ closed form
-
-    def _least_squares(self, design, run, ci: str) -> RegressionResult:
-        from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
-
-        reg, consts = self.reg, self.consts
-
-        def pairs():
-            for y, X, off in run():
-                with np.errstate(all="ignore"):
-                    z = np.broadcast_to(np.asarray(self._z(y, *consts), dtype=float), y.shape)
-                yield X, (z if off is None else z - off)
-
-        ls = least_squares(pairs, design.terms)
-        check_rank(ls.r, design.terms)
-        beta = ls.beta
-        n, p = design.n, design.p
-        stats = {s: 0.0 for s in self._stats}
-        for y, X, off in run():
-            eta = X @ beta + (0 if off is None else off)
-            for s, g in self._stats.items():
-                with np.errstate(all="ignore"):
-                    stats[s] += float(np.sum(np.broadcast_to(g(y, eta, *consts), y.shape)))
-        at = {sp.Symbol("N", integer=True, positive=True): n, **stats, **self.values}
-        phi = [float(reg.profile[s.name].subs(at)) for s in reg.shared]
-        for s, v, dom in zip(reg.shared, phi, self.domains):
-            if not (math.isfinite(v) and in_domain(v, dom)):
-                raise DataError(
-                    f"the MLE of {s.name} does not exist for these data: its closed form gives {v:g}, "
-                    f"outside its domain ({dom})"
-                    + (" (the fit is exact: the residuals are all zero)" if v == 0 else "")
-                )
-        loglik, h = self._value_and_shared_hessian(run, beta, phi)
-        slope = float(reg.slope.subs({**dict(zip(reg.shared, phi)), **self.values}))
-        cov_beta = covariance_factor(ls.r) / (-slope)
-        k = len(phi)
-        cov_phi = np.linalg.inv(-h) if k else np.zeros((0, 0))
-        corrected = k > 0
-        if corrected:  # the unbiased residual variance: exact t inference under the family's errors
-            cov_beta = cov_beta * (n / (n - p))
+        if design.in_memory:
+            y, X, offset = design.y, design.X, design.offset
+        else:  # a design read by blocks: the response (and offset) whole, the design never
+            parts = list(run())
+            y = np.concatenate([b[0] for b in parts])
+            offs = [b[2] for b in parts]
+            offset = None if offs[0] is None else np.concatenate(offs)
+            X = None
+        out = self.compiled.fit_blocks(run, y, X, offset, design.terms, **self.given)
+        closed = self.reg.closed_form
         return RegressionResult.build(
             self.d,
             design,
-            beta=beta,
-            phi=phi,
-            cov_beta=cov_beta,
-            cov_phi=cov_phi,
-            log_likelihood=loglik,
-            iterations=0,
-            method="least squares (Householder QR)",
-            t_dist=corrected,
-            ci=ci,
-        )
-
-    def _value_and_shared_hessian(self, run, beta, phi) -> tuple[float, np.ndarray]:
-        """The log-likelihood and its Hessian in the shared parameters (the coefficients' block is R's)."""
-        k = len(phi)
-        total, h = 0.0, np.zeros((k, k))
-        for y, X, off in run():
-            eta = X @ beta + (0 if off is None else off)
-            with np.errstate(all="ignore"):
-                out = [
-                    np.broadcast_to(np.asarray(v, dtype=float), y.shape)
-                    for v in self.derivatives(y, eta, phi)
-                ]
-            total += float(np.sum(out[0]))
-            for i in range(k):
-                for j in range(k):
-                    h[i, j] += float(np.sum(out[2 + k + (1 + i) * (1 + k) + 1 + j]))
-        return total, h
-
-    # ------------------------------------------------------------------------------------ Newton
-
-    def _start(self, design, run) -> tuple[np.ndarray, list[float]]:
-        """The family's own MLE on y: the intercept at g(theta_hat), the shared parameters at theirs."""
-        reg = self.reg
-        y = np.concatenate([y for y, _, _ in run()])
-        consts = {q.name: v for q, v in zip(reg.model.constants, self.consts)}
-        est = _base_estimator(replace(reg.model, link=()))(y, **consts)
-        theta = float(est[reg.parameter.name])
-        eta0 = link_value(reg.link.name, theta)
-        if not math.isfinite(eta0):
-            raise DataError(
-                f"the MLE of {reg.parameter.name} from the response alone is {theta:g}, where the "
-                f"{reg.link.name} link is not defined: the regression's MLE does not exist for these data"
-            )
-        phi = [float(est[s.name]) for s in reg.shared]
-        y0, X0, off0 = next(iter(run()))
-        rows = slice(0, min(len(y0), 10_000))  # the starting line needs no more rows
-        target = eta0 - (0 if off0 is None else np.broadcast_to(off0, y0.shape)[rows])
-        beta, *_ = np.linalg.lstsq(
-            X0[rows], np.broadcast_to(target, y0[rows].shape).astype(float), rcond=None
-        )
-        return beta, phi
-
-    def _signs(self, y: np.ndarray, phi) -> np.ndarray:
-        """+1 where l never decreases as eta grows, -1 where it never increases, 0 otherwise (per row)."""
-        if self.reg.eta_domain != "real":
-            return np.zeros(y.shape, dtype=int)
-        return rt.score_signs(lambda v, eta: self._score(v, eta, *phi, *self.consts), y)
-
-    def _newton(self, design, run, ci: str) -> RegressionResult:
-        from symmle.numbers.least_squares import check_rank
-
-        n, p = design.n, design.p
-        # column scales: the Hessian in scaled coordinates is far better conditioned (Longley-like designs)
-        scale = rt.column_scale(run, p)
-        check_rank(rt.gram_factor(run, scale, p) * scale, design.terms)  # R of X: relations in its units
-        beta, phi = self._start(design, run)
-        if design.in_memory and n * p <= SEPARATION_CELLS:
-            from symmle.numbers.separation import find_separation
-
-            sign = self._signs(design.y, phi)
-            if sign.any():
-                labels = tuple(_values_text(design.response, design.y[sign == k]) for k in (1, -1, 0))
-                found = find_separation(design.X, sign, design.terms, labels=labels)
-                if found is not None:
-                    raise DataError(found.message)
-        domains = self.domains
-
-        def evaluate(theta):
-            return rt.regression_sums(run, self.derivatives, theta[:p], list(theta[p:]), scale)
-
-        def shared_ok(theta):
-            return all(in_domain(v, dom) for v, dom in zip(theta[p:], domains))
-
-        try:
-            theta, (loglik, _, h), iterations = rt.newton(
-                evaluate, np.concatenate([beta * scale, phi]), shared_ok, MAX_ITERATIONS
-            )
-        except rt.NotConverged as exc:
-            raise DataError(
-                f"{exc}; the MLE may not exist for these data, or the model does not suit them"
-            ) from None
-        info = -h
-        if not np.all(np.linalg.eigvalsh(info) > 0):
-            raise DataError(
-                "the log-likelihood is not strictly concave at the estimate (the observed information is not "
-                "positive definite): the MLE is not unique for these data"
-            )
-        cov = np.linalg.inv(info)
-        return RegressionResult.build(
-            self.d,
-            design,
-            beta=theta[:p] / scale,
-            phi=list(theta[p:]),
-            cov_beta=cov[:p, :p] / np.outer(scale, scale),
-            cov_phi=cov[p:, p:],
-            log_likelihood=loglik,
-            iterations=iterations,
-            method="Newton's method, exact derivatives",
-            t_dist=False,
+            beta=np.asarray(out["beta"], dtype=float),
+            phi=list(out["phi"]),
+            cov_beta=out["cov_beta"],
+            cov_phi=out["cov_phi"],
+            log_likelihood=out["log_likelihood"],
+            iterations=out["iterations"],
+            method="least squares (Householder QR)" if closed else "Newton's method, exact derivatives",
+            t_dist=closed and bool(self.reg.shared),
             ci=ci,
         )
 
@@ -350,15 +181,3 @@ def fit_regression(
         (the MLE does not exist), or Newton's method not converging.
     """
     return RegressionFitter(d, constants).fit(design, ci=ci)
-
-
-def _values_text(name: str, y: np.ndarray) -> str:
-    """How a separation message names a set of rows: by their responses (``y = 1``, ``y from 1 to 40``)."""
-    values = np.unique(y)
-    if values.size == 0:
-        return ""
-    if values.size == 1:
-        return f"{name} = {values[0]:g}"
-    if values.size <= 3:
-        return f"{name} in {{{', '.join(f'{v:g}' for v in values)}}}"
-    return f"{name} from {values[0]:g} to {values[-1]:g}"
