@@ -43,6 +43,7 @@ from symmle.numbers._regression_runtime import (
     newton,
     regression_sums,
     score_signs,
+    shared_sums,
 )
 from symmle.numbers.least_squares import check_rank, covariance_factor, least_squares
 from symmle.numbers.separation import find_separation
@@ -240,11 +241,11 @@ def _least_squares_fit(plan, run, derivatives, n, p, terms, c):
                 f"outside its domain ({domain})"
                 + (" (the fit is exact: the residuals are all zero)" if v == 0 else "")
             )
-    loglik, _, h = regression_sums(run, derivatives, beta, phi, np.ones(p))
+    loglik, h = shared_sums(run, derivatives, beta, phi)
     slope = float(closed["slope"](phi, c))
     cov_beta = covariance_factor(ls.r) / (-slope)
     k = len(phi)
-    cov_phi = np.linalg.inv(-h[p:, p:]) if k else np.zeros((0, 0))
+    cov_phi = np.linalg.inv(-h) if k else np.zeros((0, 0))
     if k:  # the unbiased residual variance: the exact t inference of least squares
         cov_beta = cov_beta * (n / (n - p))
     return {

@@ -66,6 +66,27 @@ def regression_sums(blocks, derivatives, beta, phi, scale):
     return total, grad, hess
 
 
+def shared_sums(blocks, derivatives, beta, phi):
+    """The log-likelihood and its Hessian in the shared parameters alone, summed over the blocks.
+
+    What the closed form needs besides the least squares (whose ``R`` gives the coefficients' block):
+    no product with the design beyond ``X beta``.
+    """
+    k = len(phi)
+    total, h = 0.0, np.zeros((k, k))
+    for y, X, off in blocks():
+        eta = X @ beta
+        if off is not None:
+            eta = eta + off
+        with np.errstate(all="ignore"):
+            out = [_array(v, y.shape) for v in derivatives(y, eta, phi)]
+        total += float(np.sum(out[0]))
+        for i in range(k):
+            for j in range(k):
+                h[i, j] += float(np.sum(out[2 + k + (1 + i) * (1 + k) + 1 + j]))
+    return total, h
+
+
 def column_scale(blocks, p):
     """The root mean square of each column (1 for a column of zeros): the coordinates Newton works in."""
     sq = np.zeros(p)
