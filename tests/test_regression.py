@@ -372,3 +372,16 @@ def test_a_bad_response_past_the_first_block_is_named_by_its_row():
     df = pd.DataFrame({"y": y, "x": np.linspace(-1, 1, n)})
     with pytest.raises(DataError, match=rf"^row {CHUNK_ROWS + 4} of the data"):
         symmle.fit("logistic_regression", df, formula="y ~ x")
+
+
+def test_probit_with_a_strong_signal_keeps_its_digits_in_the_tails():
+    # |eta| reaches 25: Phi(eta) as (1 + erf)/2 would round to 0 or 1 and stall Newton
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=3000) * 3
+    y = (rng.random(3000) < norm.cdf(0.5 + 2.5 * x)).astype(float)
+    r = symmle.fit("probit_regression", pd.DataFrame({"x": x, "y": y}), formula="y ~ x")
+    res = sm.Probit(y, sm.add_constant(x)).fit(disp=0)
+    assert np.allclose(r.estimates["beta"], res.params, rtol=1e-8)
+    assert r.log_likelihood == pytest.approx(res.llf, rel=1e-10)

@@ -104,6 +104,21 @@ def _one_plus(e: sp.Basic) -> bool:
     return isinstance(e, sp.log) and e.args[0].is_Add and any(a.is_Number for a in e.args[0].args)
 
 
+class erfc_neg(sp.Function):  # noqa: N801 - printed as scipy.special.erfc(-x)
+    """``erfc(-x) = 1 + erf(x)``, kept as it is: SymPy evaluates ``erfc(-x)`` to ``2 - erfc(x)``,
+    which cancels to 0 where ``erfc(-x)`` is tiny (a probit's ``Phi(eta)`` at ``eta = -10``)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return 2 * sp.exp(-(x**2)) / sp.sqrt(sp.pi)
+
+    def _numpycode(self, printer: Any) -> str:
+        return f"{printer._module_format('scipy.special.erfc')}(-({printer._print(self.args[0])}))"
+
+    _scipycode = _numpycode
+    _pythoncode = _numpycode
+
+
 def _erf_complement(e: sp.Basic) -> bool:
     """``e`` is ``a + b*erf(u)`` with ``a = +-b``, or ``erf(u)**2 - 1``: a difference from 1 of ``erf``."""
     if not e.is_Add or len(e.args) != 2:
@@ -123,10 +138,10 @@ def _to_erfc(e: sp.Basic) -> sp.Basic:
     b, f = t.as_coeff_Mul()
     if isinstance(f, sp.erf):
         u = f.args[0]
-        # unevaluated: SymPy would turn erfc(-u) back into 2 - erfc(u)
-        return b * sp.erfc(-u, evaluate=False) if a == b else -b * sp.erfc(u)
+        # erfc_neg: SymPy would turn erfc(-u) back into 2 - erfc(u) whenever the tree is rebuilt
+        return b * erfc_neg(u) if a == b else -b * sp.erfc(u)
     u = f.base.args[0]
-    return -b * sp.erfc(u) * sp.erfc(-u, evaluate=False)
+    return -b * sp.erfc(u) * erfc_neg(u)
 
 
 def _stable(expr: sp.Expr) -> sp.Expr:
