@@ -281,6 +281,8 @@ def list_cmd(as_json: bool) -> None:
         params = ", ".join(f["parameters"])
         consts = ", ".join(f["constants"])
         extra = f"; known: {consts}" if consts else ""
+        links = ", ".join(f"{p}={link}" for p, link in f.get("link", {}).items())
+        extra += f"; link: {links}" if links else ""
         _echo(f"{f['name']:<{width}}  {f['title']}  [{params}{extra}]")
 
 

@@ -88,7 +88,7 @@ def regression_text(d: Derivation) -> str:
     >>> from symmle import derive
     >>> text = regression_text(derive("logistic_regression"))
     >>> print(next(line for line in text.splitlines() if "dl/dbeta" in line))
-      dl/dbeta = X^T s = X^T (y - p)
+      dl/dbeta = X^T s = X^T (y - p),  s_i = s(y_i, eta_i)
     """
     reg = d.regression
     m = d.model
