@@ -251,8 +251,13 @@ def load_design(
     >>> d.terms, d.X[:, 1].tolist()
     (['Intercept', 'C(dose)[T.mid]', 'x'], [0.0, 1.0, 0.0, 1.0])
     """
-    if (formula is None) == (y is None):
+    if formula is not None and (y is not None or x is not None):
         raise SpecError("give the design either by a formula ('y ~ x') or by columns (--y, --x), not both")
+    if formula is None and y is None:
+        raise SpecError(
+            "a regression needs its design: a formula ('y ~ x', --formula) or the response column (--y, "
+            "with covariates --x)"
+        )
     if formula is not None:
         if x:
             raise SpecError("give the covariates in the formula, not by --x too")

@@ -226,7 +226,8 @@ class RegressionResult(FitResult):
         lines.append(
             f"N: {self.n}    Df residuals: {self.df_resid}    "
             f"Df model: {len(self.terms) - ('Intercept' in self.terms)}    "
-            f"Method: {self.method}" + (f", {self.iterations} iterations" if self.iterations else "")
+            f"Method: {self.method}"
+            + (f", {self.iterations} iteration{'s' * (self.iterations != 1)}" if self.iterations else "")
         )
         lines.append(f"Standard errors from the {self.information} information")
         if self.warnings:
