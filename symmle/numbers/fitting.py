@@ -162,6 +162,23 @@ class FitResult:
     columns: list[str] | None = None
     #: the categories of a categorical model's labels, in order (else ``None``)
     categories: list[str] | None = None
+    #: how many numbers the fit estimated (a simplex of K probabilities counts K - 1, a symmetric
+    #: D x D matrix D(D + 1)/2): what AIC and BIC count; ``None`` where unknown
+    n_parameters: int | None = None
+
+    @property
+    def aic(self) -> float | None:
+        """Akaike's information criterion, ``2 k - 2 log L`` (``None`` without ``n_parameters``)."""
+        if self.n_parameters is None or not math.isfinite(self.log_likelihood):
+            return None
+        return 2.0 * self.n_parameters - 2.0 * self.log_likelihood
+
+    @property
+    def bic(self) -> float | None:
+        """The Bayesian information criterion, ``k log n - 2 log L``."""
+        if self.n_parameters is None or not math.isfinite(self.log_likelihood) or self.n < 1:
+            return None
+        return math.log(self.n) * self.n_parameters - 2.0 * self.log_likelihood
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document of ``symmle fit --json`` (schema 1).
@@ -191,6 +208,8 @@ class FitResult:
             "ci95": {k: _interval_doc(v) for k, v in self.ci95.items()},
             "ci_method": {k: self.ci_method.get(k) for k in self.ci95},
             "log_likelihood": self.log_likelihood,
+            "aic": self.aic,
+            "bic": self.bic,
             "information": self.information or None,
             "warnings": self.warnings,
         }
@@ -224,6 +243,7 @@ class FitResult:
           lam        2         0.7071      [1.0002, 3.99922]  closed_form
         <BLANKLINE>
           log-likelihood = -5.632876386
+          AIC = 13.26575277, BIC = 12.65204713 (k = 1)
           standard errors from the expected information
           95% Wald intervals: lam on the log scale, mapped back (delta method)
         """
@@ -249,6 +269,8 @@ class FitResult:
             if names is not None:
                 lines += ["", f"  {what}: " + ", ".join(f"{k} = {c}" for k, c in enumerate(names, 1))]
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
+        if self.aic is not None:
+            lines.append(f"  AIC = {self.aic:.10g}, BIC = {self.bic:.10g} (k = {self.n_parameters})")
         if self.information:
             lines.append(f"  standard errors from the {self.information} information")
         methods: dict[str, list[str]] = {}
@@ -465,6 +487,7 @@ def fit(
         information=source,
         warnings=warnings,
         ci_method=ci_method,
+        n_parameters=len(m.parameters),
     )
 
 

@@ -59,8 +59,6 @@ class RegressionResult(FitResult):
     statistic: str = "z"
     z: dict[str, Any] = field(default_factory=dict)
     p_values: dict[str, Any] = field(default_factory=dict)
-    aic: float = math.nan
-    bic: float = math.nan
     df_resid: int = 0
     iterations: int = 0
     method: str = ""
@@ -117,8 +115,6 @@ class RegressionResult(FitResult):
                     else f"{s.name}_hat is the MLE, biased in finite samples"
                 )
         k = p + len(reg.shared)
-        aic = 2 * k - 2 * log_likelihood
-        bic = math.log(n) * k - 2 * log_likelihood
         if t_dist:
             warnings.append(
                 f"standard errors of the coefficients use the unbiased residual variance (factor N/(N - p) = "
@@ -141,8 +137,7 @@ class RegressionResult(FitResult):
             statistic="t" if t_dist else "z",
             z=z,
             p_values=p_values,
-            aic=aic,
-            bic=bic,
+            n_parameters=k,
             df_resid=df,
             iterations=iterations,
             method=method,

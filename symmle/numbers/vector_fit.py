@@ -186,8 +186,31 @@ def fit_vector(
     stderr, info_kind = _stderr(d, env, n_rows, dim, warnings)
     ci95, ci_method = _intervals(m.parameters, estimates, stderr, ci)
     return FitResult(
-        m.name, int(n_rows), estimates, kinds, stderr, ci95, ell, info_kind, warnings, ci_method, columns
+        m.name,
+        int(n_rows),
+        estimates,
+        kinds,
+        stderr,
+        ci95,
+        ell,
+        info_kind,
+        warnings,
+        ci_method,
+        columns,
+        n_parameters=sum(free_entries(q.domain, estimates[q.name]) for q in m.parameters),
     )
+
+
+def free_entries(domain: str, value: Any) -> int:
+    """How many free numbers an estimate of ``domain`` holds: ``K - 1`` for a simplex, ``D(D+1)/2`` for
+    a symmetric matrix, its size otherwise (what AIC and BIC count)."""
+    size = int(np.size(value))
+    if domain == "simplex":
+        return size - 1
+    if domain == "spd":
+        d = int(np.shape(value)[0])
+        return d * (d + 1) // 2
+    return size
 
 
 def _entrywise(expr: sp.Basic, x: sp.MatrixSymbol):
@@ -391,6 +414,7 @@ def fit_counts(
         warnings,
         methods,
         categories=[str(c) for c in categories],
+        n_parameters=free_entries(p.domain, est),
     )
 
 
