@@ -24,6 +24,7 @@ from symmle.base.errors import (
 if TYPE_CHECKING:
     from symmle.model.spec import Model
     from symmle.numbers.fitting import FitResult
+    from symmle.numbers.hypothesis import HypothesisTest
     from symmle.simulate.results import CheckResult
     from symmle.symbolic.derivation import Derivation
 
@@ -31,6 +32,7 @@ __all__ = [
     "derive",
     "fit",
     "check",
+    "hypothesis_test",
     "load_model",
     "inline_model",
     "list_families",
@@ -173,6 +175,54 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
 
     with _caching(kwargs.pop("cache", None)):
         return _check(model, true, **kwargs)
+
+
+def hypothesis_test(model: Any, data: Any, null: Any, constants: Any = None, **kwargs: Any) -> HypothesisTest:
+    """Likelihood-ratio, Wald and score tests of a null hypothesis fixing some parameters.
+
+    A lazy wrapper of :func:`symmle.numbers.hypothesis.hypothesis_test`; see there for the details.
+
+    Parameters
+    ----------
+    model : str, Path, Model or Derivation
+        The full model.
+    data : array_like
+        One-dimensional observations.
+    null : mapping
+        The restricted parameters and their values under H0 (numbers or number text).
+    constants : mapping, optional
+        Values of the model's constants.
+    **kwargs
+        ``timeout``: budget in seconds of each symbolic step; ``cache``:
+        ``False`` to derive afresh without the cache of derivations.
+
+    Returns
+    -------
+    HypothesisTest
+        The three statistics with their degrees of freedom and chi-square
+        p-values, both fits' estimates and log-likelihoods, and a verdict.
+
+    Raises
+    ------
+    SpecError
+        If the null names an unknown parameter, a value lies outside its
+        domain, or the model is not regular (its support depends on a parameter).
+    DataError
+        If the data do not fit the model.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> r = symmle.hypothesis_test("poisson", [1, 3, 2, 2, 4, 0], {"lam": 1})
+    >>> r.df, round(r.statistics["score"]["statistic"], 6)   # (T - N lam0)**2 / (N lam0)
+    (1, 6.0)
+    >>> r.verdict
+    'reject H0 at 5% (LR p = 0.03132)'
+    """
+    from symmle.numbers.hypothesis import hypothesis_test as _test
+
+    with _caching(kwargs.pop("cache", None)):
+        return _test(model, data, null, constants, **kwargs)
 
 
 def load_model(ref: Any, **kwargs: Any) -> Model:
