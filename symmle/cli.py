@@ -619,6 +619,70 @@ def check(
         _fail("check failed: " + "; ".join(result.failures()), VerificationError.exit_code)
 
 
+@cli.command("test")
+@click.argument("args", nargs=-1, metavar="[MODEL] DATA")
+@_inline_options
+@click.option(
+    "--null",
+    "null_values",
+    multiple=True,
+    metavar="NAME=VALUE[,NAME=VALUE...]",
+    help="The null hypothesis: parameters fixed at these values (repeatable).",
+)
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def hypothesis_cmd(
+    args, pdf, var, discrete, support, params, consts, null_values, column, dropna, as_json, timeout
+) -> None:
+    """Likelihood-ratio, Wald and score tests of H0 (--null) on DATA.
+
+    The null model fixes the --null parameters; each statistic is referred
+    to the chi-square distribution with as many degrees of freedom as
+    parameters fixed.
+    """
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.numbers.data import load_data
+    from symmle.numbers.hypothesis import hypothesis_test
+    from symmle.numbers.missing import drop_missing, source_rows
+    from symmle.simulate.check import parse_assignments
+
+    expected = 1 if pdf is not None else 2
+    if len(args) != expected:
+        raise SpecError(
+            "usage: symmle test MODEL DATA --null NAME=VALUE, or symmle test --pdf ... DATA --null ..."
+        )
+    if not null_values:
+        raise SpecError("test needs --null NAME=VALUE[,NAME=VALUE...]: the parameters H0 fixes")
+    null = parse_assignments(null_values, option="--null")
+    model, data_path = (None, args[0]) if pdf is not None else args
+    _, values = _split_consts(consts)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    from symmle.numbers.hypothesis import null_model
+
+    null_model(m, null)  # a bad --null is named before the data are read
+    x = load_data(data_path, column)
+    dropped = drop_missing(x) if dropna else None
+    if dropped is not None:
+        x = dropped.values
+    with source_rows(dropped):
+        result = hypothesis_test(m, x, null, values, timeout=budget)
+    doc = result.to_dict()
+    if dropped is not None:
+        doc["dropped"] = dropped.count
+        total = dropped.count + int(result.n)
+        note = f"dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)"
+        click.echo(f"symmle: {note}", err=True)
+    _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
+
+
 @cli.command("compile")
 @click.argument("model", required=False)
 @_inline_options

@@ -182,7 +182,9 @@ def null_model(model: Any, null: Mapping[str, Any]) -> tuple[Any, dict[str, floa
         name = str(name).strip()
         if name not in params:
             if name in consts:
-                raise SpecError(f"'{name}' is a constant of {m.name}, not a parameter: only parameters can be tested")
+                raise SpecError(
+                    f"'{name}' is a constant of {m.name}, not a parameter: only parameters can be tested"
+                )
             raise SpecError(
                 f"unknown parameter '{name}' in the null hypothesis; parameters of {m.name}: "
                 + ", ".join(params)
@@ -263,7 +265,10 @@ def hypothesis_test(
     m, values = null_model(model, null)
     constants = dict(constants or {})
     x = np.asarray(data, dtype=float).reshape(-1)
-    d = model if isinstance(model, Derivation) and not constants else derive(m, timeout=timeout, constants=constants)
+    if isinstance(model, Derivation) and not constants:
+        d = model
+    else:
+        d = derive(m, timeout=timeout, constants=constants)
     full: FitResult = fit(d, x, constants, timeout=timeout)
     warnings = list(full.warnings)
     compiled = d.compile(timeout=timeout)
