@@ -225,3 +225,36 @@ def test_cli_uniform_is_refused(csv):
     path, _ = csv
     out = run("test", "uniform", path, "--null", "theta=5")
     assert out.exit_code == 2 and "chi-square reference does not apply" in out.output
+
+
+def test_a_wrong_score_is_reported_not_used(monkeypatch):
+    from symmle.numbers.compiled import CompiledModel
+
+    init = CompiledModel.__init__
+
+    def wrong(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        right = self.plan["score"][0]
+        self.plan["score"][0] = lambda values, data: 1.1 * right(values, data) + 1.0
+
+    monkeypatch.setattr(CompiledModel, "__init__", wrong)
+    x = np.random.default_rng(6).poisson(3.0, 50)
+    r = hypothesis_test("poisson", x, {"lam": 2.5})
+    assert r.statistics["score"]["statistic"] is None and r.statistics["score"]["p"] is None
+    assert any("disagrees with a finite difference" in w for w in r.warnings)
+    assert "disagrees with a finite difference" in r.to_text()
+    assert r.statistics["lr"]["statistic"] is not None  # the others stand
+
+
+def test_cli_constants_and_dropna(tmp_path):
+    x = np.random.default_rng(12).weibull(1.5, 80) * 2.0
+    path = tmp_path / "t.csv"
+    path.write_text("t\n" + "\n".join(f"{v:.17g}" for v in x) + "\nNA\n")
+    out = run("test", "weibull_scale", path, "--const", "k=1.5", "--null", "lam=2", "--dropna", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output[out.output.index("{") :])
+    lib = hypothesis_test("weibull_scale", x, {"lam": 2}, {"k": 1.5})
+    assert doc["n"] == 80 and doc["dropped"] == 1
+    assert doc["statistics"]["lr"]["statistic"] == pytest.approx(stat(lib, "lr"), rel=1e-10)
+    out = run("test", "weibull_scale", path, "--null", "lam=2", "--dropna")
+    assert out.exit_code == 3 and "missing value for constant 'k'" in out.output
