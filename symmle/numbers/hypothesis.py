@@ -282,7 +282,11 @@ def hypothesis_test(
         null_fit_estimates = {}
     else:
         dn = derive(restricted(m, values), timeout=timeout)
-        null_fit = fit(dn, x, {**constants, **values}, timeout=timeout)
+        try:
+            null_fit = fit(dn, x, {**constants, **values}, timeout=timeout)
+        except DataError as exc:
+            h0 = ", ".join(f"{k} = {v:g}" for k, v in values.items())
+            raise DataError(f"the null model ({h0}): {exc}") from None
         warnings += [f"null model: {w}" for w in null_fit.warnings]
         null_fit_estimates = dict(null_fit.estimates)
         null_estimates = {n: (values[n] if n in values else null_fit_estimates[n]) for n in names}
