@@ -283,8 +283,12 @@ class _Engine:
         if form is None:
             raise _NoExact("the estimator is neither a polynomial in the statistics nor a power of one")
         coeff, t, c, r = form
+        term = self.stats[t] + c
+        inside = _interior(*self.model.support_at(self.point))
+        if _num(term.subs({self.x: inside, **self.point})) < 0:  # a sum of negative terms: -S is positive
+            term, coeff = -term, coeff * (-1) ** r
         s = sp.Symbol("s", positive=True)
-        L = self.laplace(self.stats[t] + c, s)
+        L = self.laplace(term, s)
         e1 = coeff * self.negative_moment(L, s, r)
         e2 = coeff**2 * self.negative_moment(L, s, 2 * r)
         return e1, e2, None
