@@ -295,8 +295,8 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
     if fmt == "json":
         return json.dumps(section.add_bias_fields(d.to_dict(), moments), indent=2) + "\n"
     if fmt == "latex":
-        tex = section.with_bias_latex(d.to_latex(standalone=standalone), section.bias_latex(d, moments), standalone)
-        return tex + "\n"
+        body = section.bias_latex(d, moments)
+        return section.with_bias_latex(d.to_latex(standalone=standalone), body, standalone) + "\n"
     if fmt == "markdown":
         return d.to_markdown() + "\n" + section.bias_markdown(d, moments)
     return d.to_text() + section.bias_text(d, moments)

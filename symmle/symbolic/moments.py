@@ -259,7 +259,7 @@ class _Engine:
             if value.has(sp.Integral, sp.Piecewise, sp.nan, sp.zoo):
                 raise _NoExact("no closed form for the expectation over the order statistic")
             fn = to_function([m], (integrand.subs({self.N: CHECK_N, **self.point})))
-            num, _ = integrate_support(lambda t: np.asarray(fn(np.asarray(t, float)), float) * np.ones_like(t), lo, hi)
+            num, _ = integrate_support(_vectorised(fn), lo, hi)
             if not _close(_num(value.subs({self.N: CHECK_N, **self.point})), num):
                 raise _NoExact("the order-statistic expectation failed its numerical check")
             out.append(value)
@@ -292,6 +292,14 @@ class _Engine:
         e1 = coeff * self.negative_moment(L, s, r)
         e2 = coeff**2 * self.negative_moment(L, s, 2 * r)
         return e1, e2, None
+
+
+def _vectorised(fn):
+    def run(t):
+        t = np.asarray(t, float)
+        return np.asarray(fn(t), float) * np.ones_like(t)
+
+    return run
 
 
 def _exp_as_powers(arg: sp.Expr) -> sp.Expr:
