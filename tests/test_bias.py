@@ -130,6 +130,11 @@ def test_no_exact_expression_is_null_with_a_reason():
     assert m.estimator is not None and m.bias is None and m.reason
 
 
+def test_a_budget_running_out_is_no_exact_expression_not_a_hang():
+    got = exact_bias(symmle.derive("pareto"), timeout=0.05)["alpha"]
+    assert got.bias is None and "time budget" in got.reason
+
+
 def test_vector_and_regression_models_are_refused():
     with pytest.raises(symmle.SpecError, match="not available"):
         exact_bias(symmle.derive("poisson_regression"))

@@ -41,7 +41,7 @@ import numpy as np
 import sympy as sp
 from scipy import integrate as _quad
 
-from symmle.base.budget import DEFAULT_TIMEOUT, attempt, budget
+from symmle.base.budget import DEFAULT_TIMEOUT, attempt, budget, watch_timeouts
 from symmle.base.errors import DerivationTimeout
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support
@@ -371,9 +371,11 @@ def _one(engine: _Engine, name: str, est: sp.Expr, share: float | None) -> Exact
     N = engine.N
     (found, timed_out) = (None, False)
     try:
-        found, timed_out = attempt(f"exact moments of {name}", share, lambda: engine.moments(est))
+        with watch_timeouts() as seen:
+            found, timed_out = attempt(f"exact moments of {name}", share, lambda: engine.moments(est))
     except _NoExact as exc:
-        return ExactMoments(name, est, reason=str(exc))
+        cut = " (a time budget ran out)" if seen else ""
+        return ExactMoments(name, est, reason=f"{exc}{cut}")
     except SYMPY_FAILURES as exc:  # a form SymPy cannot handle
         return ExactMoments(name, est, reason=f"SymPy could not evaluate it ({type(exc).__name__})")
     if timed_out or found is None:
@@ -382,6 +384,8 @@ def _one(engine: _Engine, name: str, est: sp.Expr, share: float | None) -> Exact
     mean = _tidy(e1)
     var = _tidy(e2 - e1**2)
     bias = _tidy(mean - theta)
+    if theta not in bias.free_symbols:  # a shift: theta + 1/(N lam), not (N lam theta + 1)/(N lam)
+        mean = theta + bias
     mse = _tidy(bias**2 + var)
     unbiased = unbiased_mse = None
     factor = sp.simplify(mean / theta)
