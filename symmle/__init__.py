@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "derive",
+    "exact_bias",
     "fit",
     "check",
     "hypothesis_test",
@@ -317,6 +318,37 @@ def list_families() -> list[dict[str, Any]]:
     from symmle.model.catalogue import list_families as _list
 
     return _list()
+
+
+def exact_bias(d: Derivation, **kwargs: Any) -> dict:
+    """Exact finite-sample bias, variance, MSE and unbiased correction of each estimator.
+
+    A lazy wrapper of :func:`symmle.symbolic.moments.exact_bias` (``symmle derive --bias``).
+
+    Parameters
+    ----------
+    d : Derivation
+        A scalar model's derivation.
+    **kwargs
+        ``timeout``: budget in seconds for each estimator.
+
+    Returns
+    -------
+    dict of str to ExactMoments
+        Per parameter: ``expectation``, ``bias``, ``variance``, ``mse``,
+        ``unbiased``, ``unbiased_mse`` (SymPy, in the parameters and ``N``),
+        or ``None`` with the ``reason``.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> r = symmle.exact_bias(symmle.derive("uniform"))["theta"]
+    >>> r.expectation, r.unbiased
+    (N*theta/(N + 1), (N + 1)*Max(x)/N)
+    """
+    from symmle.symbolic.moments import exact_bias as _exact_bias
+
+    return _exact_bias(d, **kwargs)
 
 
 def clear_cache() -> int:

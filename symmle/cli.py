@@ -286,6 +286,22 @@ def list_cmd(as_json: bool) -> None:
         _echo(f"{f['name']:<{width}}  {f['title']}  [{params}{extra}]")
 
 
+def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
+    """The document of ``derive --bias``: the derivation with its exact-bias section or fields."""
+    from symmle.report import bias as section
+    from symmle.symbolic.moments import exact_bias
+
+    moments = exact_bias(d, timeout=timeout)
+    if fmt == "json":
+        return json.dumps(section.add_bias_fields(d.to_dict(), moments), indent=2) + "\n"
+    if fmt == "latex":
+        body = section.bias_latex(d, moments)
+        return section.with_bias_latex(d.to_latex(standalone=standalone), body, standalone) + "\n"
+    if fmt == "markdown":
+        return d.to_markdown() + "\n" + section.bias_markdown(d, moments)
+    return d.to_text() + section.bias_text(d, moments)
+
+
 @cli.command()
 @click.argument("model", required=False)
 @_inline_options
@@ -309,9 +325,12 @@ def list_cmd(as_json: bool) -> None:
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@click.option(
+    "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
+)
 @_cache_option
 def derive(
-    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout
+    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout, bias
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -328,7 +347,9 @@ def derive(
     if links:
         m = m.with_link(_links(links))
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
-    if fmt == "json":
+    if bias:
+        text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)
+    elif fmt == "json":
         text = json.dumps(d.to_dict(), indent=2) + "\n"
     elif fmt == "latex":
         text = d.to_latex(standalone=standalone) + "\n"
