@@ -37,7 +37,7 @@ from symmle.model.prior import DOMAIN_INTERVALS
 from symmle.model.spec import Model
 from symmle.symbolic.evaluate import SampleEvaluator, verification_datasets
 from symmle.symbolic.likelihood import Likelihood
-from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationarity
+from symmle.symbolic.stationarity import Stationarity, solve_stationarity
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -161,14 +161,18 @@ def numeric_map(
     if start:
         starts.append([_to_z(start[s], d) for s, d in zip(syms, domains)])
     for z0 in starts:
-        r = minimize(f, np.array(z0), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 4000})
+        r = minimize(
+            f, np.array(z0), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 4000}
+        )
         r = minimize(f, r.x, method="BFGS", options={"gtol": 1e-10})
         if best is None or r.fun < best.fun:
             best = r
     return dict(zip(syms, _from_z(best.x, domains)))
 
 
-def _check_against_optimiser(lik: Likelihood, st: Stationarity) -> tuple[Stationarity, tuple[str, ...], list[str]]:
+def _check_against_optimiser(
+    lik: Likelihood, st: Stationarity
+) -> tuple[Stationarity, tuple[str, ...], list[str]]:
     """Each closed-form MAP equals SciPy's maximiser of the log-posterior on several data sets."""
     m = lik.model
     closed = {n: e for n, e in st.estimators.items() if e.kind == "closed_form"}
@@ -249,7 +253,9 @@ def conjugate_posterior(lik: Likelihood) -> Posterior | None:
         quantities = [*fam.parameters, *fam.constants]
         # the family's symbols as fresh unknowns: a name may be the model's too
         unknowns = {s.symbol: sp.Dummy(s.name, **DOMAINS[s.domain][0]) for s in quantities}
-        logf = sp.expand_log(sp.log(fam.density.xreplace(unknowns)), force=True).xreplace({fam.variable: theta})
+        logf = sp.expand_log(sp.log(fam.density.xreplace(unknowns)), force=True).xreplace(
+            {fam.variable: theta}
+        )
         if any(e.free_symbols for e in (lo, hi)):
             continue
         dlo, dhi = DOMAIN_INTERVALS[q.domain]
@@ -270,7 +276,12 @@ def conjugate_posterior(lik: Likelihood) -> Posterior | None:
                 continue
             values = tuple((qq.name, sp.simplify(sol[unknowns[qq.symbol]])) for qq in quantities)
             domains = {qq.name: qq.domain for qq in quantities}
-            if _verify(lik, logf.xreplace({unknowns[qq.symbol]: v for qq, (_, v) in zip(quantities, values)}), values, domains):
+            if _verify(
+                lik,
+                logf.xreplace({unknowns[qq.symbol]: v for qq, (_, v) in zip(quantities, values)}),
+                values,
+                domains,
+            ):
                 integer = any(d in ("integer", "positive_integer") for d in domains.values())
                 found.append(((integer, len(values), name), Posterior(q.name, name, values)))
                 break
