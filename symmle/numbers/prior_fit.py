@@ -17,7 +17,7 @@ __all__ = ["map_fields"]
 
 
 def map_fields(d: Derivation, loglik: float, values: Mapping[str, float]) -> dict[str, Any]:
-    """``estimator``, ``prior`` and ``log_posterior`` (the log-likelihood plus the log-prior at ``values``)."""
+    """``estimator``, ``prior`` and ``log_posterior`` (log-likelihood plus log-prior at ``values``)."""
     m = d.model
     syms = [q.symbol for q in m.parameters]
     log_prior = to_function(syms, d.prior.log_prior)
