@@ -105,7 +105,12 @@ def derive_map(m: Model, mle: Derivation, timeout: float | None) -> Derivation:
     warnings += notes
     posterior = None
     if len(m.parameters) == 1:
-        posterior, _ = attempt("recognise the posterior family", timeout, lambda: conjugate_posterior(lik))
+        posterior, late = attempt("recognise the posterior family", timeout, lambda: conjugate_posterior(lik))
+        if late:
+            warnings.append(
+                f"matching the posterior against the catalogue timed out after {timeout:g} s; "
+                "no posterior family is reported"
+            )
     result = PriorResult(m.prior, log_prior(m), lik.log_likelihood, mle, posterior, checked)
     return Derivation(m, lik, st, mle.information, tuple(warnings), prior=result)
 
