@@ -675,6 +675,7 @@ def check(
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_prior_options
 @_cache_option
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
@@ -690,6 +691,7 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     if links:
         m = m.with_link(_links(links))
+    m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output

@@ -293,3 +293,14 @@ def test_errors_are_one_line(args, needle):
 def test_library_error_is_a_spec_error():
     with pytest.raises(SpecError, match="does not cover"):
         symmle.derive("exponential", prior={"lam": "beta(a=1, b=1)"})
+
+
+def test_compile_with_prior_writes_a_map_module(tmp_path):
+    out = tmp_path / "gp.py"
+    r = run("compile", "poisson", "-o", str(out), "--prior", "lam ~ gamma(a=2, b=1)")
+    assert r.exit_code == 0, r.output
+    namespace: dict = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)  # the module symmle wrote
+    x = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    assert namespace["estimate"](x)["lam"] == pytest.approx((x.sum() + 1) / (len(x) + 1))
+    assert "maximum a posteriori" in namespace["__doc__"]
