@@ -167,7 +167,7 @@ def test_fit_with_prior_matches_scipy_and_reports_posterior_curvature():
 
 
 def test_flat_prior_on_the_other_parameter():
-    d = symmle.derive("normal", prior={"mu": "normal(mu=0, sigma2=100)"})
+    d = symmle.derive("normal", prior={"mu": "normal(mu=0, sigma2=100)"}, timeout=4)
     x = np.random.default_rng(2).normal(3.0, 1.5, 20)
     got = d.compile()(x)
 
@@ -304,3 +304,27 @@ def test_compile_with_prior_writes_a_map_module(tmp_path):
     x = np.array([3, 1, 4, 1, 5, 9, 2, 6])
     assert namespace["estimate"](x)["lam"] == pytest.approx((x.sum() + 1) / (len(x) + 1))
     assert "maximum a posteriori" in namespace["__doc__"]
+
+
+def test_two_priors_one_per_parameter_match_scipy():
+    d = symmle.derive(
+        "normal",
+        prior=["mu ~ normal(mu=0, sigma2=100)", "sigma2 ~ inverse_gamma_scale(a=3, b=2)"],
+        timeout=4,
+    )
+    x = np.random.default_rng(2).normal(3.0, 1.5, 20)
+    got = d.compile()(x)
+
+    def nlp(v):
+        mu, s2 = v[0], np.exp(v[1])
+        return -(
+            stats.norm.logpdf(x, mu, np.sqrt(s2)).sum()
+            + stats.norm.logpdf(mu, 0, 10)
+            + stats.invgamma.logpdf(s2, a=3, scale=2)
+        )
+
+    r = optimize.minimize(
+        nlp, [x.mean(), np.log(x.var())], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12}
+    )
+    assert got["mu"] == pytest.approx(r.x[0], rel=1e-6)
+    assert got["sigma2"] == pytest.approx(np.exp(r.x[1]), rel=1e-6)
