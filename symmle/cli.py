@@ -201,6 +201,40 @@ def _inline_options(fn):
     return fn
 
 
+def _remember_prior(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    ctx.meta[f"symmle.{param.name}"] = value
+    return value
+
+
+def _prior_options(fn):
+    """``--prior PARAM~FAMILY(args)`` and ``--prior-pdf EXPR``: MAP estimation (read by ``_with_prior``)."""
+    fn = click.option(
+        "--prior-pdf",
+        "prior_pdf",
+        multiple=True,
+        expose_value=False,
+        callback=_remember_prior,
+        metavar="EXPR",
+        help="MAP: an inline prior density in the parameter names (repeatable).",
+    )(fn)
+    return click.option(
+        "--prior",
+        "prior",
+        multiple=True,
+        expose_value=False,
+        callback=_remember_prior,
+        metavar='"PARAM ~ FAMILY(NAME=VALUE,...)"',
+        help='MAP: a catalogue family as the prior of PARAM, e.g. "p ~ beta(a=2, b=2)" (repeatable).',
+    )(fn)
+
+
+def _with_prior(m):
+    """``m`` with the priors of ``--prior``/``--prior-pdf``, if any were given."""
+    meta = click.get_current_context().meta
+    priors, pdfs = meta.get("symmle.prior", ()), meta.get("symmle.prior_pdf", ())
+    return m.with_prior(list(priors), list(pdfs)) if priors or pdfs else m
+
+
 def _links(items: tuple[str, ...]) -> dict[str, str] | None:
     """``--link PARAM=LINK`` items as ``{PARAM: LINK}`` (``None`` if there are none)."""
     from symmle.model.link import parse_links
@@ -328,6 +362,7 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
 @click.option(
     "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
 )
+@_prior_options
 @_cache_option
 def derive(
     model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout, bias
@@ -346,6 +381,7 @@ def derive(
     m = _resolve_model(model, pdf, var, discrete, support, params, consts, title)
     if links:
         m = m.with_link(_links(links))
+    m = _with_prior(m)
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
     if bias:
         text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)
@@ -403,6 +439,7 @@ def derive(
     help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_prior_options
 @_cache_option
 def fit(
     args,
@@ -445,6 +482,7 @@ def fit(
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     if links:
         m = m.with_link(_links(links))
+    m = _with_prior(m)
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -722,6 +760,7 @@ def hypothesis_cmd(
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_prior_options
 @_cache_option
 def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
@@ -737,6 +776,7 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     if links:
         m = m.with_link(_links(links))
+    m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output

@@ -223,6 +223,41 @@ class Model:
     dimension: sp.Symbol | None = None
     support_set: str | None = None
     link: tuple[tuple[str, str], ...] = ()
+    #: the prior modifier (``--prior``, ``--prior-pdf``): :class:`~symmle.model.prior.Prior` factors
+    prior: tuple = ()
+
+    def with_prior(
+        self,
+        priors: Mapping[str, str] | Any = (),
+        pdf: Any = (),
+        origin: str = "--prior",
+    ) -> Model:
+        """A copy with prior densities: ``{PARAM: "FAMILY(args)"}`` or ``["PARAM ~ FAMILY(args)"]``,
+        and ``pdf`` (inline densities in the parameter names); estimation becomes MAP.
+
+        Examples
+        --------
+        >>> from symmle.model.build import load_model
+        >>> load_model("poisson").with_prior({"lam": "gamma(a=2, b=1)"}).prior[0].density
+        lam*exp(-lam)
+        """
+        from symmle.model.prior import parse_priors, prior_pdf
+
+        if self.is_vector or self.is_regression:
+            raise SpecError(f"{origin}: a prior applies to a scalar model without a link")
+        new = list(parse_priors(priors, self.parameters, origin)) if priors else []
+        for text in [pdf] if isinstance(pdf, str) else list(pdf or ()):
+            new.append(prior_pdf(text, self.parameters))
+        covered: set[str] = set()
+        for p in (*self.prior, *new):
+            twice = covered & set(p.parameters)
+            if twice:
+                raise SpecError(f"{origin}: '{sorted(twice)[0]}' has more than one prior")
+            covered |= set(p.parameters)
+        for q in self.parameters:
+            if q.name in covered and self.depends_on_support(q.symbol):
+                raise SpecError(f"{origin}: '{q.name}' sets the support of the model; it cannot take a prior")
+        return replace(self, prior=(*self.prior, *new))
 
     @property
     def is_regression(self) -> bool:
@@ -377,6 +412,8 @@ class Model:
             **({"dimension": self.dimension.name} if self.dimension is not None else {}),
             # regressions only
             **({"link": dict(self.link)} if self.link else {}),
+            # MAP models only
+            **({"prior": [p.to_dict() for p in self.prior]} if self.prior else {}),
         }
 
 

@@ -348,7 +348,9 @@ def plan_formulas(d: Derivation, *, timeout: float | None = None) -> dict[str, A
     )
     idx = [list(model.parameter_symbols).index(p) for p in st.parameters]
     fisher = d.fisher.extract(idx, idx) if idx else sp.Matrix()
-    complete = bool(idx) and not any(e == sp.nan for e in fisher)
+    # MAP (a prior): the standard errors come from the curvature of the log-posterior, not from
+    # the Fisher information of the likelihood
+    complete = bool(idx) and not any(e == sp.nan for e in fisher) and getattr(d, "prior", None) is None
     out["fisher"] = (
         [[Formula.of(fisher[i, j], lik) for j in range(n)] for i in range(n)] if complete else None
     )

@@ -165,6 +165,12 @@ class FitResult:
     #: how many numbers the fit estimated (a simplex of K probabilities counts K - 1, a symmetric
     #: D x D matrix D(D + 1)/2): what AIC and BIC count; ``None`` where unknown
     n_parameters: int | None = None
+    #: ``"map"`` for a fit with priors (maximum a posteriori), else ``"mle"``
+    estimator: str = "mle"
+    #: the priors of a MAP fit (their JSON entries), else ``None``
+    prior: list | None = None
+    #: the log-posterior (log-likelihood plus log-prior, up to a constant) at a MAP estimate
+    log_posterior: float | None = None
 
     @property
     def aic(self) -> float | None:
@@ -213,6 +219,11 @@ class FitResult:
             "information": self.information or None,
             "warnings": self.warnings,
         }
+        if self.estimator == "map":  # the estimates are MAP: say so, with the priors
+            doc["estimator"] = "map"
+            doc["prior"] = self.prior
+            doc["log_posterior"] = self.log_posterior
+            doc["information"] = "posterior curvature" if self.information else None
         if self.columns is not None:
             doc["columns"] = list(self.columns)
         if self.categories is not None:
@@ -263,7 +274,8 @@ class FitResult:
                     )
                 )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = [f"{self.model}: maximum-likelihood fit to n = {self.n} observations", ""]
+        how = "maximum a posteriori (MAP)" if self.estimator == "map" else "maximum-likelihood"
+        lines = [f"{self.model}: {how} fit to n = {self.n} observations", ""]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         for what, names in (("coordinates", self.columns), ("categories", self.categories)):
             if names is not None:
@@ -271,7 +283,15 @@ class FitResult:
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
         if self.aic is not None:
             lines.append(f"  AIC = {self.aic:.10g}, BIC = {self.bic:.10g} (k = {self.n_parameters})")
-        if self.information:
+        if self.estimator == "map":
+            lines.append(f"  log-posterior = {self.log_posterior:.10g} (up to a constant)")
+            lines += ["  prior: " + p["text"] for p in self.prior or []]
+        if self.information and self.estimator == "map":
+            lines.append(
+                "  standard errors from the curvature of the log-posterior at the MAP "
+                "(a normal approximation of the posterior)"
+            )
+        elif self.information:
             lines.append(f"  standard errors from the {self.information} information")
         methods: dict[str, list[str]] = {}
         for name, how in self.ci_method.items():
@@ -334,6 +354,8 @@ def fit(
     y: str | None = None,
     x: list[str] | None = None,
     offset: str | None = None,
+    prior: Mapping[str, str] | Any = None,
+    prior_pdf: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -365,6 +387,10 @@ def fit(
         say which columns are the response and the covariates; ``offset`` names
         a column added to the linear predictor.  The result is a
         :class:`~symmle.numbers.regression_result.RegressionResult`.
+    prior, prior_pdf : optional
+        Priors (``{PARAM: "FAMILY(NAME=VALUE, ...)"}``) and inline prior densities: the estimates
+        are then maximum a posteriori (MAP), with standard errors from the curvature of the
+        log-posterior (see :meth:`symmle.Model.with_prior`).
 
     Examples
     --------
@@ -381,6 +407,11 @@ def fit(
 
         base = model.model if isinstance(model, Derivation) else load_model(model, validate=False)
         model = base.with_link(link)
+    if prior or prior_pdf:
+        from symmle.model.build import load_model
+
+        base = model.model if isinstance(model, Derivation) else load_model(model, validate=False)
+        model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
     if m.is_regression:
@@ -424,10 +455,12 @@ def fit(
     for q in m.parameters:
         v = estimates.get(q.name)
         if v is None or not np.isfinite(v):
-            raise DataError(f"no maximum-likelihood estimate of {q.name} for these data")
+            raise DataError(
+                f"no {'MAP' if d.prior else 'maximum-likelihood'} estimate of {q.name} for these data"
+            )
         if not in_domain(v, q.domain):
             raise DataError(
-                f"the MLE of {q.name} does not exist for these data: "
+                f"the {'MAP estimate' if d.prior else 'MLE'} of {q.name} does not exist for these data: "
                 f"the likelihood is largest at {q.name} = {v:g}, on the boundary of its domain ({q.domain})"
             )
     at = {**consts, **{q.symbol: estimates[q.name] for q in m.parameters}}
@@ -476,6 +509,11 @@ def fit(
         else:
             ci95[k], ci_method[k] = interval(estimates[k], se, domains[k], ci)
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
+    extra: dict[str, Any] = {}
+    if d.prior is not None:  # MAP: the priors and the log-posterior at the estimate
+        from symmle.numbers.prior_fit import map_fields
+
+        extra = map_fields(d, loglik, {**named, **estimates})
     return FitResult(
         model=m.name,
         n=int(x.shape[0]),
@@ -488,6 +526,7 @@ def fit(
         warnings=warnings,
         ci_method=ci_method,
         n_parameters=len(m.parameters),
+        **extra,
     )
 
 

@@ -186,7 +186,8 @@ def to_dict(d: Derivation) -> dict[str, Any]:
 
         return regression_dict(d, SCHEMA)
     data = notation(d)
-    forms = _estimator_forms(d)
+    # a MAP derivation's estimator step is the MLE's: its MAP forms are written out below
+    forms = _estimator_forms(d) if getattr(d, "prior", None) is None else {}
     vector = bool(getattr(d.model, "is_vector", False))
     text = parseable if vector else _str
     equations = _equation_forms(d) if vector else {}
@@ -228,7 +229,15 @@ def to_dict(d: Derivation) -> dict[str, Any]:
             for s in d.steps
         ],
         "warnings": list(d.warnings),
+        # MAP only: the priors, the log-posterior, the MLE beside it and the posterior family
+        **(_prior_fields(d) if getattr(d, "prior", None) is not None else {}),
     }
+
+
+def _prior_fields(d: Derivation) -> dict[str, Any]:
+    from symmle.report.prior_text import prior_json
+
+    return prior_json(d)
 
 
 def to_json(d: Derivation) -> str:

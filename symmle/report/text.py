@@ -53,6 +53,10 @@ def to_text(d: Derivation) -> str:
       parameters   lam (positive)
     """
     m = d.model
+    if getattr(d, "prior", None) is not None:  # MAP: the likelihood's summary, then the prior (prior_text)
+        from symmle.report.prior_text import prior_text
+
+        return prior_text(d)
     if getattr(d, "regression", None) is not None:  # one observation in (eta, phi): see regression_text
         from symmle.report.regression_text import regression_text
 

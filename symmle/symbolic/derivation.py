@@ -26,6 +26,7 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
+    from symmle.symbolic.prior import PriorResult
     from symmle.symbolic.regression import Regression
 
 __all__ = ["Derivation", "derive"]
@@ -82,6 +83,9 @@ class Derivation:
     #: a regression (the model has a ``[link]``): the chain rule through the link; ``likelihood``,
     #: ``stationarity`` and ``information`` are then those of one observation in (eta, shared parameters)
     regression: Regression | None = None
+    #: a model with priors (MAP): the priors, the MLE derivation beside it and the posterior family
+    #: (:class:`~symmle.symbolic.prior.PriorResult`); ``stationarity`` is then that of the log-posterior
+    prior: PriorResult | None = None
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -90,6 +94,11 @@ class Derivation:
         Built by :mod:`symmle.report` on first use.
         """
         from symmle.report.lecture.steps import lecture_steps
+
+        if self.prior is not None:  # the MLE's lecture, then the prior, the posterior and the MAP
+            from symmle.report.lecture.prior import prior_steps
+
+            return prior_steps(self)
 
         return lecture_steps(
             self.model, self.likelihood, self.stationarity, self.information, self.regression
@@ -120,12 +129,19 @@ class Derivation:
     @property
     def log_likelihood(self) -> sp.Expr:
         """The log-likelihood :math:`\\ell(\\theta)` in ``N`` and the statistics ``T_j``."""
+        if self.prior is not None:  # the likelihood alone, without the log-prior
+            return self.prior.mle.log_likelihood
         return self.likelihood.log_likelihood
+
+    @property
+    def log_posterior(self) -> sp.Expr | None:
+        """The log-posterior up to a constant (log-likelihood plus log-prior); ``None`` without a prior."""
+        return None if self.prior is None else self.prior.log_posterior
 
     @property
     def nll(self) -> sp.Expr:
         """The negative log-likelihood :math:`-\\ell(\\theta)`."""
-        return self.likelihood.nll
+        return -self.log_likelihood
 
     @property
     def sufficient_statistics(self) -> dict[str, sp.Expr]:
@@ -273,6 +289,9 @@ class Derivation:
     def __repr__(self) -> str:
         if self.regression is not None:
             return f"<Derivation {self.model.name}: {self.regression.kind} regression>"
+        if self.prior is not None:
+            parts = ", ".join(f"{k}={v}" for k, v in self.estimators.items())
+            return f"<Derivation {self.model.name} (MAP): {parts}>"
         parts = ", ".join(f"{k}={v}" for k, v in self.estimators.items())
         return f"<Derivation {self.model.name}: {parts}>"
 
@@ -291,6 +310,8 @@ def derive(
     timeout: float | None = DEFAULT_TIMEOUT,
     constants: Mapping[str, Any] | None = None,
     cache: bool | None = None,
+    prior: Mapping[str, str] | Any = None,
+    prior_pdf: Any = None,
 ) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
@@ -308,6 +329,11 @@ def derive(
         :mod:`symmle.symbolic.cache`).  By default the cache is used unless
         ``SYMMLE_NO_CACHE`` is set or :func:`symmle.symbolic.cache.caching`
         switched it off.  The result is the same either way.
+    prior : mapping or list of str, optional
+        Priors ``{PARAM: "FAMILY(NAME=VALUE, ...)"}`` (or ``["PARAM ~ FAMILY(...)"]``): the
+        estimators are then the maximum a posteriori (MAP) ones (see :meth:`Model.with_prior`).
+    prior_pdf : str or list of str, optional
+        Inline prior densities in the parameter names.
 
     Returns
     -------
@@ -332,6 +358,15 @@ def derive(
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
+    if prior or prior_pdf:
+        m = m.with_prior(prior or (), prior_pdf or ())
+    if m.prior:  # MAP: the likelihood's derivation (cached), then the log-posterior by the same solver
+        from dataclasses import replace
+
+        from symmle.symbolic.prior import derive_map
+
+        mle = derive(replace(m, prior=()), timeout=timeout, cache=cache)
+        return derive_map(m, mle, timeout)
     if m.is_regression:
         from symmle.symbolic.regression import derive_regression
 
