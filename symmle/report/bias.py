@@ -10,7 +10,7 @@ reports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sympy as sp
@@ -98,21 +98,33 @@ _INTRO = (
 )
 
 
-def bias_latex(d: Derivation, moments: Mapping[str, ExactMoments]) -> str:
-    """The LaTeX section (a ``\\subsection*``)."""
-    parts = [f"\\subsection*{{{TITLE}}}", tex_plain(_INTRO)]
+def _estimator_paragraphs(
+    d: Derivation,
+    moments: Mapping[str, ExactMoments],
+    plain: Callable[[str], str],
+    display: Callable[[str], str],
+) -> list[str]:
+    """A paragraph per estimator, for LaTeX and Markdown: ``plain`` escapes prose, ``display`` sets rows."""
+    parts = []
     for name, m in moments.items():
         theta = latex(d.model.symbols[name], notation(d))
         if not m.exact:
-            parts.append(f"For ${theta}$: {tex_plain(_why(m))}.")
+            parts.append(f"For ${theta}$: {plain(_why(m))}.")
             continue
         _, rows = _rows_latex(d, m)
         body = " \\\\\n".join(f"{k} &= {v}" for k, v in rows)
         text = f"For ${theta}$"
         text += f" (valid for ${latex_condition(d, m)}$)" if m.condition else ""
         text += ":" if m.unbiased is not None else "; no constant factor or shift makes it unbiased:"
-        parts.append(f"{text}\n\\begin{{align*}}\n{body}\n\\end{{align*}}")
-    return "\n\n".join(parts)
+        parts.append(f"{text}\n{display(body)}")
+    return parts
+
+
+def bias_latex(d: Derivation, moments: Mapping[str, ExactMoments]) -> str:
+    """The LaTeX section (a ``\\subsection*``)."""
+    display = lambda body: f"\\begin{{align*}}\n{body}\n\\end{{align*}}"  # noqa: E731
+    paras = _estimator_paragraphs(d, moments, tex_plain, display)
+    return "\n\n".join([f"\\subsection*{{{TITLE}}}", tex_plain(_INTRO), *paras])
 
 
 def latex_condition(d: Derivation, m: ExactMoments) -> str:
@@ -131,16 +143,6 @@ def with_bias_latex(tex: str, section: str, standalone: bool) -> str:
 
 def bias_markdown(d: Derivation, moments: Mapping[str, ExactMoments]) -> str:
     """The Markdown section (a ``##`` heading), to follow :meth:`Derivation.to_markdown`."""
-    parts = [f"## {TITLE}", md_plain(_INTRO)]
-    for name, m in moments.items():
-        theta = latex(d.model.symbols[name], notation(d))
-        if not m.exact:
-            parts.append(f"For ${theta}$: {md_plain(_why(m))}.")
-            continue
-        _, rows = _rows_latex(d, m)
-        body = " \\\\\n".join(f"{k} &= {v}" for k, v in rows)
-        text = f"For ${theta}$"
-        text += f" (valid for ${latex_condition(d, m)}$)" if m.condition else ""
-        text += ":" if m.unbiased is not None else "; no constant factor or shift makes it unbiased:"
-        parts.append(f"{text}\n\n$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$")
-    return "\n\n".join(parts) + "\n"
+    display = lambda body: f"\n$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"  # noqa: E731
+    paras = _estimator_paragraphs(d, moments, md_plain, display)
+    return "\n\n".join([f"## {TITLE}", md_plain(_INTRO), *paras]) + "\n"
