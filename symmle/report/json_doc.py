@@ -215,7 +215,7 @@ def to_dict(d: Derivation) -> dict[str, Any]:
         fisher, crlb = _vector_blocks(d)
     else:
         fisher, crlb = _matrix(d.fisher), _matrix(d.crlb)
-    return {
+    doc = {
         "schema": SCHEMA,
         "model": d.model.to_dict(),
         "log_likelihood": text(d.log_likelihood),
@@ -229,6 +229,11 @@ def to_dict(d: Derivation) -> dict[str, Any]:
         ],
         "warnings": list(d.warnings),
     }
+    if getattr(d, "derived", ()):  # --derived: see symmle.report.derived
+        from symmle.report.derived import derived_dict
+
+        doc["derived"] = derived_dict(d)
+    return doc
 
 
 def to_json(d: Derivation) -> str:

@@ -26,9 +26,10 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
+    from symmle.symbolic.invariance import DerivedQuantity
     from symmle.symbolic.regression import Regression
 
-__all__ = ["Derivation", "derive"]
+__all__ = ["Derivation", "derive", "with_derived"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +83,8 @@ class Derivation:
     #: a regression (the model has a ``[link]``): the chain rule through the link; ``likelihood``,
     #: ``stationarity`` and ``information`` are then those of one observation in (eta, shared parameters)
     regression: Regression | None = None
+    #: derived quantities g(theta) (``derive(..., derived=...)``): see :mod:`symmle.symbolic.invariance`
+    derived: tuple[DerivedQuantity, ...] = ()
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -91,9 +94,12 @@ class Derivation:
         """
         from symmle.report.lecture.steps import lecture_steps
 
-        return lecture_steps(
-            self.model, self.likelihood, self.stationarity, self.information, self.regression
-        )
+        steps = lecture_steps(self.model, self.likelihood, self.stationarity, self.information, self.regression)
+        if self.derived:
+            from symmle.report.derived import derived_steps
+
+            steps = (*steps, *derived_steps(self))
+        return steps
 
     @property
     def solutions(self) -> dict[str, Estimator]:
@@ -291,6 +297,7 @@ def derive(
     timeout: float | None = DEFAULT_TIMEOUT,
     constants: Mapping[str, Any] | None = None,
     cache: bool | None = None,
+    derived: Mapping[str, str] | Any = None,
 ) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
@@ -308,6 +315,10 @@ def derive(
         :mod:`symmle.symbolic.cache`).  By default the cache is used unless
         ``SYMMLE_NO_CACHE`` is set or :func:`symmle.symbolic.cache.caching`
         switched it off.  The result is the same either way.
+    derived : mapping or sequence, optional
+        Derived quantities ``{NAME: EXPR}`` (or ``["NAME=EXPR", ...]``) in the parameters and
+        constants: their MLE by invariance, delta-method variance and, for a one-to-one
+        reparametrisation, the Fisher information in them (see :func:`with_derived`).
 
     Returns
     -------
@@ -332,6 +343,11 @@ def derive(
     m = load_model(model)
     if constants:
         m = m.with_constants(constants)
+    if derived:
+        from symmle.model.derived import parse_derived
+
+        parse_derived(derived, m)  # bad input is refused before anything is derived
+        return with_derived(derive(m, timeout=timeout, cache=cache), derived, timeout=timeout)
     if m.is_regression:
         from symmle.symbolic.regression import derive_regression
 
@@ -358,6 +374,28 @@ def derive(
     if use_cache and complete:
         _cache.store(m, timeout, lik, st, info)
     return _assemble(m, lik, st, info, timeout)
+
+
+def with_derived(d: Derivation, derived: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> Derivation:
+    """``d`` with the derived quantities ``derived`` (``{NAME: EXPR}`` or ``["NAME=EXPR", ...]``).
+
+    See :mod:`symmle.symbolic.invariance`; each symbolic step runs under ``timeout``.
+
+    Examples
+    --------
+    >>> q = with_derived(derive("exponential"), {"mean": "1/lam"}).derived[0]
+    >>> q.estimator, q.variance
+    (T1/N, 1/(N*lam**2))
+    """
+    from dataclasses import replace
+
+    from symmle.model.derived import parse_derived
+    from symmle.symbolic.invariance import derive_quantities
+
+    specs = parse_derived(derived, d.model)
+    if not specs:
+        return d
+    return replace(d, derived=d.derived + derive_quantities(d, specs, timeout=timeout))
 
 
 #: Seconds short of its budget within which a stage counts as having used it up.
