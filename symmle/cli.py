@@ -308,10 +308,30 @@ def list_cmd(as_json: bool) -> None:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
+@click.option(
+    "--derived",
+    "derived",
+    multiple=True,
+    metavar="NAME=EXPR",
+    help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
 def derive(
-    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout
+    model,
+    pdf,
+    var,
+    discrete,
+    support,
+    params,
+    consts,
+    fmt,
+    standalone,
+    title,
+    links,
+    derived,
+    output,
+    timeout,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -327,7 +347,7 @@ def derive(
     m = _resolve_model(model, pdf, var, discrete, support, params, consts, title)
     if links:
         m = m.with_link(_links(links))
-    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
     if fmt == "json":
         text = json.dumps(d.to_dict(), indent=2) + "\n"
     elif fmt == "latex":
@@ -373,6 +393,13 @@ def derive(
 @click.option(
     "--offset", metavar="COL", help="Regression: a column added to the linear predictor (e.g. log time)."
 )
+@click.option(
+    "--derived",
+    "derived",
+    multiple=True,
+    metavar="NAME=EXPR",
+    help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -399,6 +426,7 @@ def fit(
     response,
     covariates,
     offset,
+    derived,
     as_json,
     ci,
     timeout,
@@ -424,6 +452,10 @@ def fit(
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     if links:
         m = m.with_link(_links(links))
+    if derived:  # refused before the data are read: scalar-parameter models only
+        from symmle.model.derived import parse_derived
+
+        parse_derived(list(derived), m)
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -469,7 +501,9 @@ def fit(
         if dropped is not None:
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
-            result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
+            result = run_fit(
+                run(m, timeout=budget), x, values, timeout=budget, ci=ci, derived=list(derived) or None
+            )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()
     if dropped_rows is not None:

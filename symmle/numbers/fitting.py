@@ -165,6 +165,9 @@ class FitResult:
     #: how many numbers the fit estimated (a simplex of K probabilities counts K - 1, a symmetric
     #: D x D matrix D(D + 1)/2): what AIC and BIC count; ``None`` where unknown
     n_parameters: int | None = None
+    #: derived quantities (``derived=``, ``--derived NAME=EXPR``): ``{NAME: {"expr", "estimate", "stderr",
+    #: "ci95", "ci_method"}}`` (:mod:`symmle.numbers.derived_fit`)
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def aic(self) -> float | None:
@@ -217,6 +220,10 @@ class FitResult:
             doc["columns"] = list(self.columns)
         if self.categories is not None:
             doc["categories"] = list(self.categories)
+        if self.derived:
+            from symmle.numbers.derived_fit import derived_doc
+
+            doc["derived"] = derived_doc(self.derived)
         return doc
 
     def to_json(self) -> str:
@@ -287,6 +294,10 @@ class FitResult:
         for how, names in methods.items():
             lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
             head = " " * len(head)
+        if self.derived:
+            from symmle.numbers.derived_fit import derived_lines
+
+            lines += derived_lines(self.derived)
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
@@ -334,6 +345,7 @@ def fit(
     y: str | None = None,
     x: list[str] | None = None,
     offset: str | None = None,
+    derived: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -356,6 +368,10 @@ def fit(
         log scale for a positive parameter and the logit scale for one in
         (0, 1), so they stay inside the domain; ``"wald"`` for
         estimate +/- 1.96 se for every parameter.
+    derived : mapping of NAME to EXPR, or iterable of "NAME=EXPR", optional
+        Derived quantities ``g(theta)`` of a scalar-parameter model: ``g`` at the estimates
+        (invariance) with its delta-method standard error and 95% interval, in ``.derived``
+        (:mod:`symmle.numbers.derived_fit`).
     link : mapping, optional
         ``{PARAM: LINK}``: a regression of the model (:mod:`symmle.model.link`);
         a model with a ``[link]`` of its own is a regression too.  ``data`` is
@@ -383,6 +399,10 @@ def fit(
         model = base.with_link(link)
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if derived:
+        from symmle.model.derived import parse_derived
+
+        parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
@@ -476,6 +496,12 @@ def fit(
         else:
             ci95[k], ci_method[k] = interval(estimates[k], se, domains[k], ci)
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
+    found: dict[str, dict[str, Any]] = {}
+    if derived:  # g(theta_hat) and its delta-method standard error: see symmle.numbers.derived_fit
+        from symmle.numbers.derived_fit import fit_derived
+
+        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=ci, timeout=timeout)
+        warnings += notes
     return FitResult(
         model=m.name,
         n=int(x.shape[0]),
@@ -488,6 +514,7 @@ def fit(
         warnings=warnings,
         ci_method=ci_method,
         n_parameters=len(m.parameters),
+        derived=found,
     )
 
 

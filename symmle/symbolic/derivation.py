@@ -94,7 +94,9 @@ class Derivation:
         """
         from symmle.report.lecture.steps import lecture_steps
 
-        steps = lecture_steps(self.model, self.likelihood, self.stationarity, self.information, self.regression)
+        steps = lecture_steps(
+            self.model, self.likelihood, self.stationarity, self.information, self.regression
+        )
         if self.derived:
             from symmle.report.derived import derived_steps
 

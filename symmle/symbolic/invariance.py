@@ -36,10 +36,22 @@ from symmle.symbolic.expectation import SYMPY_FAILURES, as_real, numeric_expecta
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
 
-__all__ = ["DerivedQuantity", "derive_quantities"]
+__all__ = ["DerivedQuantity", "Reparametrisation", "derive_quantities"]
 
 #: Relative tolerance of the numerical checks (finite differences are good to ~1e-8).
 TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Reparametrisation:
+    r"""A one-to-one reparametrisation :math:`\phi = g(\theta_k)`: the parameter replaced, its inverse
+    :math:`\theta_k = h(\phi)`, the new parameters, the Jacobian and the information in them."""
+
+    replaced: str
+    inverse: sp.Expr
+    parameters: tuple[sp.Symbol, ...]
+    jacobian: sp.Matrix
+    fisher: sp.Matrix
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,18 @@ class DerivedQuantity:
     jacobian: sp.Matrix | None = None
     fisher: sp.Matrix | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def positive(self) -> bool:
+        """Whether ``g`` is known to be positive (its intervals are then made on the log scale)."""
+        return self.domain == "positive"
+
+    @property
+    def reparametrisation(self) -> Reparametrisation | None:
+        """The one-to-one reparametrisation ``g`` makes, or ``None``."""
+        if self.replaces is None or self.fisher is None:
+            return None
+        return Reparametrisation(self.replaces, self.inverse, self.parameters, self.jacobian, self.fisher)
 
     def gradient_at(self, d: Derivation, values: Mapping[str, float]) -> np.ndarray:
         """The gradient's value at named parameter and constant values (model parameter order)."""
@@ -192,9 +216,7 @@ def _derive_one(d: Derivation, spec: DerivedSpec, timeout: float | None) -> Deri
     else:
         variance = _variance(d, spec.name, g, grad, regular, points, timeout, notes)
     found = _reparametrisation(d, spec.name, g, grad, phi, used, regular, points, timeout, notes)
-    return DerivedQuantity(
-        spec.name, g, phi, domain, grad, estimator, variance, *found, notes=tuple(notes)
-    )
+    return DerivedQuantity(spec.name, g, phi, domain, grad, estimator, variance, *found, notes=tuple(notes))
 
 
 def _gradient_checks(g, grad, params, points) -> bool:
