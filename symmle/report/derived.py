@@ -34,22 +34,30 @@ def _hats(d: Derivation) -> dict[sp.Symbol, sp.Symbol]:
 
 def derived_steps(d: Derivation) -> tuple[Step, ...]:
     """The lecture steps of ``d.derived``, under the heading :data:`DERIVED`."""
+    from symmle.report.printer import notation
+
+    data = notation(d)
+
+    def tex(e: Any) -> str:
+        return latex(e, data)
+
     out: list[Step] = []
     params = list(d.model.parameter_symbols)
-    names = ", ".join(latex(p) for p in params)
+    names = ", ".join(tex(p) for p in params)
     for q in getattr(d, "derived", ()):
         sym, hat = q.symbol, _hat(q)
         at_hats = q.expr.xreplace(_hats(d))
-        same = latex(sym) == latex(q.expr)  # the notation may print g as its name (sqrt(sigma2): sigma)
+        same = tex(sym) == tex(q.expr)  # the notation may print g as its name (sqrt(sigma2): sigma)
         lines: list[tuple[Any, Any]] = [] if same else [(hat, at_hats)]
         if q.estimator is not None:
-            lines.append((None if lines else hat, q.estimator))
-        defined = f"${latex(sym)}$" if same else f"${latex(sym)} = {latex(q.expr)}$"
+            lines.append((None if lines else hat, d.likelihood.explicit(q.estimator)))
+        defined = f"${tex(sym)}$" if same else f"${tex(sym)} = {tex(q.expr)}$"
+        at = "" if tex(hat) == tex(at_hats) else f" = {tex(at_hats)}"
         out.append(
             Step(
                 f"Estimator of {q.name}",
                 f"By invariance of the maximum-likelihood estimator, the MLE of {defined} is "
-                f"${latex(hat)} = {latex(at_hats)}$, the quantity at the estimates"
+                f"${tex(hat)}{at}$, the quantity at the estimates"
                 + (", in closed form:" if q.estimator is not None else "."),
                 tuple(lines),
                 kind="derived",
@@ -63,7 +71,7 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
                 Step(
                     f"Gradient of {q.name}",
                     f"Its gradient in $({names})$ is",
-                    ((rf"\nabla {latex(sym)}", grad),),
+                    ((rf"\nabla {tex(sym)}", grad),),
                     kind="derived_gradient",
                     parameter=q.name,
                     section=DERIVED,
@@ -75,7 +83,7 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
                     f"Variance of {q.name}",
                     "By the delta method, its asymptotic variance is the gradient's quadratic form in the "
                     "Cramér–Rao bound (checked numerically against a finite-difference gradient):",
-                    ((rf"\operatorname{{Var}}\left({latex(hat)}\right)", q.variance),),
+                    ((rf"\operatorname{{Var}}\left({tex(hat)}\right)", q.variance),),
                     kind="derived_variance",
                     parameter=q.name,
                     section=DERIVED,
@@ -84,12 +92,14 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
             )
         r = q.reparametrisation
         if r is not None:
-            new = ", ".join(latex(p) for p in r.parameters)
+            old = d.model.symbols[r.replaced]
+            new = ", ".join(tex(p) for p in r.parameters)
             out.append(
                 Step(
                     f"Information in {q.name}",
-                    f"Written in ${latex(sym)}$ in place of ${latex(sp.Symbol(r.replaced))}$ "
-                    f"(${latex(sp.Symbol(r.replaced))} = {latex(r.inverse)}$), the model has the Fisher "
+                    f"Written in ${tex(sym)}$ in place of ${tex(old)}$"
+                    + ("" if tex(old) == tex(r.inverse) else f" (${tex(old)} = {tex(r.inverse)}$)")
+                    + ", the model has the Fisher "
                     f"information $J^\\top I J$ per observation, $J$ the Jacobian of the old parameters in "
                     f"$({new})$ (checked numerically):",
                     ((rf"I({new})", r.fisher),),
