@@ -60,16 +60,26 @@ def fit_derived(
             "ci_method": None,
         }
         out[q.name] = entry
+        used = [p.name for p in d.model.parameters if p.symbol in q.expr.free_symbols]
         value = q.value_at(d, values)
         if not math.isfinite(value):
+            at = ", ".join(f"{p} = {values[p]:.6g}" for p in used)
             warnings.append(
-                f"the derived quantity {q.name} = {sp.sstr(q.expr)} is undefined at the estimates"
+                f"the derived quantity {q.name} = {sp.sstr(q.expr)} is undefined (or not a finite real "
+                f"number) at the estimates {at}"
             )
             continue
         entry["estimate"] = value
-        used = [p.name for p in d.model.parameters if p.symbol in q.expr.free_symbols]
-        if cov is None or q.variance is None or any(p not in regular for p in used):
-            warnings.append(f"no delta-method standard error for the derived quantity {q.name}")
+        irregular = [p for p in used if p not in regular]
+        if irregular or cov is None or q.variance is None:
+            why = (
+                f"it uses {', '.join(irregular)}, whose MLE is not asymptotically normal"
+                if irregular
+                else "the parameters' covariance is not available"
+                if cov is None
+                else "its delta-method variance was not derived (see the notes of derive)"
+            )
+            warnings.append(f"no delta-method standard error for the derived quantity {q.name}: {why}")
             continue
         grad = q.gradient_at(d, values)
         g = np.array([grad[params.index(p)] for p in regular])
