@@ -358,6 +358,13 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
 )
+@click.option(
+    "--derived",
+    "derived",
+    multiple=True,
+    metavar="NAME=EXPR",
+    help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @click.option(
     "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
@@ -365,7 +372,21 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
 @_prior_options
 @_cache_option
 def derive(
-    model, pdf, var, discrete, support, params, consts, fmt, standalone, title, links, output, timeout, bias
+    model,
+    pdf,
+    var,
+    discrete,
+    support,
+    params,
+    consts,
+    fmt,
+    standalone,
+    title,
+    links,
+    derived,
+    output,
+    timeout,
+    bias,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -382,7 +403,7 @@ def derive(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
-    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
     if bias:
         text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)
     elif fmt == "json":
@@ -430,6 +451,13 @@ def derive(
 @click.option(
     "--offset", metavar="COL", help="Regression: a column added to the linear predictor (e.g. log time)."
 )
+@click.option(
+    "--derived",
+    "derived",
+    multiple=True,
+    metavar="NAME=EXPR",
+    help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -457,6 +485,7 @@ def fit(
     response,
     covariates,
     offset,
+    derived,
     as_json,
     ci,
     timeout,
@@ -483,6 +512,10 @@ def fit(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
+    if derived:  # refused before the data are read: scalar-parameter models only
+        from symmle.model.derived import parse_derived
+
+        parse_derived(list(derived), m)
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -528,7 +561,9 @@ def fit(
         if dropped is not None:
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
-            result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci)
+            result = run_fit(
+                run(m, timeout=budget), x, values, timeout=budget, ci=ci, derived=list(derived) or None
+            )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()
     if dropped_rows is not None:

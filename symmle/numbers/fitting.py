@@ -171,6 +171,9 @@ class FitResult:
     prior: list | None = None
     #: the log-posterior (log-likelihood plus log-prior, up to a constant) at a MAP estimate
     log_posterior: float | None = None
+    #: derived quantities (``derived=``, ``--derived NAME=EXPR``): ``{NAME: {"expr", "estimate", "stderr",
+    #: "ci95", "ci_method"}}`` (:mod:`symmle.numbers.derived_fit`)
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def aic(self) -> float | None:
@@ -228,6 +231,10 @@ class FitResult:
             doc["columns"] = list(self.columns)
         if self.categories is not None:
             doc["categories"] = list(self.categories)
+        if self.derived:
+            from symmle.numbers.derived_fit import derived_doc
+
+            doc["derived"] = derived_doc(self.derived)
         return doc
 
     def to_json(self) -> str:
@@ -307,6 +314,10 @@ class FitResult:
         for how, names in methods.items():
             lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
             head = " " * len(head)
+        if self.derived:
+            from symmle.numbers.derived_fit import derived_lines
+
+            lines += derived_lines(self.derived)
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
         return printable("\n".join(lines) + "\n")  # the model's name is untrusted text
@@ -356,6 +367,7 @@ def fit(
     offset: str | None = None,
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
+    derived: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -378,6 +390,10 @@ def fit(
         log scale for a positive parameter and the logit scale for one in
         (0, 1), so they stay inside the domain; ``"wald"`` for
         estimate +/- 1.96 se for every parameter.
+    derived : mapping of NAME to EXPR, or iterable of "NAME=EXPR", optional
+        Derived quantities ``g(theta)`` of a scalar-parameter model: ``g`` at the estimates
+        (invariance) with its delta-method standard error and 95% interval, in ``.derived``
+        (:mod:`symmle.numbers.derived_fit`).
     link : mapping, optional
         ``{PARAM: LINK}``: a regression of the model (:mod:`symmle.model.link`);
         a model with a ``[link]`` of its own is a regression too.  ``data`` is
@@ -414,6 +430,10 @@ def fit(
         model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if derived:
+        from symmle.model.derived import parse_derived
+
+        parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
@@ -514,6 +534,12 @@ def fit(
         from symmle.numbers.prior_fit import map_fields
 
         extra = map_fields(d, loglik, {**named, **estimates})
+    found: dict[str, dict[str, Any]] = {}
+    if derived:  # g(theta_hat) and its delta-method standard error: see symmle.numbers.derived_fit
+        from symmle.numbers.derived_fit import fit_derived
+
+        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=ci, timeout=timeout)
+        warnings += notes
     return FitResult(
         model=m.name,
         n=int(x.shape[0]),
@@ -527,6 +553,7 @@ def fit(
         ci_method=ci_method,
         n_parameters=len(m.parameters),
         **extra,
+        derived=found,
     )
 
 

@@ -216,7 +216,7 @@ def to_dict(d: Derivation) -> dict[str, Any]:
         fisher, crlb = _vector_blocks(d)
     else:
         fisher, crlb = _matrix(d.fisher), _matrix(d.crlb)
-    return {
+    doc = {
         "schema": SCHEMA,
         "model": d.model.to_dict(),
         "log_likelihood": text(d.log_likelihood),
@@ -232,6 +232,11 @@ def to_dict(d: Derivation) -> dict[str, Any]:
         # MAP only: the priors, the log-posterior, the MLE beside it and the posterior family
         **(_prior_fields(d) if getattr(d, "prior", None) is not None else {}),
     }
+    if getattr(d, "derived", ()):  # --derived: see symmle.report.derived
+        from symmle.report.derived import derived_dict
+
+        doc["derived"] = derived_dict(d)
+    return doc
 
 
 def _prior_fields(d: Derivation) -> dict[str, Any]:

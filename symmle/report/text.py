@@ -108,6 +108,10 @@ def to_text(d: Derivation) -> str:
     lines += ["  " + row for row in _matrix_rows(d.fisher)]
     lines += ["", "Cramer-Rao bound (N I)^-1"]
     lines += ["  " + row for row in (_matrix_rows(d.crlb) if d.crlb is not None else ["not available"])]
+    if getattr(d, "derived", ()):  # --derived: see symmle.report.derived
+        from symmle.report.derived import derived_text
+
+        lines += derived_text(d)
     if d.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in d.warnings]
     return printable("\n".join(lines) + "\n")

@@ -26,10 +26,11 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
+    from symmle.symbolic.invariance import DerivedQuantity
     from symmle.symbolic.prior import PriorResult
     from symmle.symbolic.regression import Regression
 
-__all__ = ["Derivation", "derive"]
+__all__ = ["Derivation", "derive", "with_derived"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +87,8 @@ class Derivation:
     #: a model with priors (MAP): the priors, the MLE derivation beside it and the posterior family
     #: (:class:`~symmle.symbolic.prior.PriorResult`); ``stationarity`` is then that of the log-posterior
     prior: PriorResult | None = None
+    #: derived quantities g(theta) (``derive(..., derived=...)``): see :mod:`symmle.symbolic.invariance`
+    derived: tuple[DerivedQuantity, ...] = ()
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -98,11 +101,16 @@ class Derivation:
         if self.prior is not None:  # the MLE's lecture, then the prior, the posterior and the MAP
             from symmle.report.lecture.prior import prior_steps
 
-            return prior_steps(self)
+            steps = prior_steps(self)
+        else:
+            steps = lecture_steps(
+                self.model, self.likelihood, self.stationarity, self.information, self.regression
+            )
+        if self.derived:
+            from symmle.report.derived import derived_steps
 
-        return lecture_steps(
-            self.model, self.likelihood, self.stationarity, self.information, self.regression
-        )
+            steps = (*steps, *derived_steps(self))
+        return steps
 
     @property
     def solutions(self) -> dict[str, Estimator]:
@@ -312,6 +320,7 @@ def derive(
     cache: bool | None = None,
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
+    derived: Mapping[str, str] | Any = None,
 ) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
@@ -334,6 +343,10 @@ def derive(
         estimators are then the maximum a posteriori (MAP) ones (see :meth:`Model.with_prior`).
     prior_pdf : str or list of str, optional
         Inline prior densities in the parameter names.
+    derived : mapping or sequence, optional
+        Derived quantities ``{NAME: EXPR}`` (or ``["NAME=EXPR", ...]``) in the parameters and
+        constants: their MLE by invariance, delta-method variance and, for a one-to-one
+        reparametrisation, the Fisher information in them (see :func:`with_derived`).
 
     Returns
     -------
@@ -360,6 +373,11 @@ def derive(
         m = m.with_constants(constants)
     if prior or prior_pdf:
         m = m.with_prior(prior or (), prior_pdf or ())
+    if derived:
+        from symmle.model.derived import parse_derived
+
+        parse_derived(derived, m)  # bad input is refused before anything is derived
+        return with_derived(derive(m, timeout=timeout, cache=cache), derived, timeout=timeout)
     if m.prior:  # MAP: the likelihood's derivation (cached), then the log-posterior by the same solver
         from dataclasses import replace
 
@@ -393,6 +411,28 @@ def derive(
     if use_cache and complete:
         _cache.store(m, timeout, lik, st, info)
     return _assemble(m, lik, st, info, timeout)
+
+
+def with_derived(d: Derivation, derived: Any, *, timeout: float | None = DEFAULT_TIMEOUT) -> Derivation:
+    """``d`` with the derived quantities ``derived`` (``{NAME: EXPR}`` or ``["NAME=EXPR", ...]``).
+
+    See :mod:`symmle.symbolic.invariance`; each symbolic step runs under ``timeout``.
+
+    Examples
+    --------
+    >>> q = with_derived(derive("exponential"), {"mean": "1/lam"}).derived[0]
+    >>> q.estimator, q.variance
+    (T1/N, 1/(N*lam**2))
+    """
+    from dataclasses import replace
+
+    from symmle.model.derived import parse_derived
+    from symmle.symbolic.invariance import derive_quantities
+
+    specs = parse_derived(derived, d.model)
+    if not specs:
+        return d
+    return replace(d, derived=d.derived + derive_quantities(d, specs, timeout=timeout))
 
 
 #: Seconds short of its budget within which a stage counts as having used it up.
