@@ -369,6 +369,12 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
 @click.option(
     "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
 )
+@click.option(
+    "--censored",
+    "censored",
+    is_flag=True,
+    help="Right-censored data: the likelihood with log S(t) terms, the survival function and its MLE.",
+)
 @_prior_options
 @_cache_option
 def derive(
@@ -387,6 +393,7 @@ def derive(
     output,
     timeout,
     bias,
+    censored,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -403,7 +410,14 @@ def derive(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
-    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
+    if censored:  # see symmle.symbolic.censored
+        from symmle.symbolic.censored import derive_censored
+
+        if m.is_regression or m.prior or derived or bias:
+            raise SpecError("--censored derives a scalar model (no --link, --prior, --derived, --bias)")
+        d = derive_censored(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    else:
+        d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
     if bias:
         text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)
     elif fmt == "json":
@@ -443,6 +457,18 @@ def derive(
     metavar="PARAM=LINK",
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
+@click.option(
+    "--censored",
+    "status_column",
+    metavar="COL",
+    help="Right-censored data: COL is the status (1 = event observed at the --column time, 0 = censored).",
+)
+@click.option(
+    "--interval",
+    "interval_columns",
+    metavar="LO,HI",
+    help="Interval-censored data in two columns (LO empty: left-censored, HI empty: right-censored).",
+)
 @click.option("--formula", help='Regression design as a Wilkinson formula, e.g. "y ~ a + C(b) + np.log(c)".')
 @click.option("--y", "response", metavar="COL", help="Regression: the response column (with --x).")
 @click.option(
@@ -481,6 +507,8 @@ def fit(
     columns,
     dropna,
     links,
+    status_column,
+    interval_columns,
     formula,
     response,
     covariates,
@@ -516,6 +544,22 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(list(derived), m)
+    if status_column is not None or interval_columns is not None:  # see symmle.numbers.censored_fit
+        from symmle.numbers.censored_fit import fit_censored, load_censored, load_interval
+
+        if status_column is not None and interval_columns is not None:
+            raise SpecError("give either --censored or --interval, not both")
+        if m.is_regression or m.is_vector or m.prior or derived or dropna or columns is not None:
+            raise SpecError(
+                "--censored and --interval fit a scalar model (no --link, --prior, --derived, --dropna)"
+            )
+        if interval_columns is not None:
+            data = load_interval(data_path, interval_columns)
+        else:
+            data = load_censored(data_path, column, status_column)
+        result = fit_censored(m, data, values, timeout=budget, ci=ci)
+        _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
+        return
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
