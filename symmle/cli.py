@@ -864,6 +864,40 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
     _echo(f"wrote {output}")
 
 
+@cli.command("export")
+@click.argument("model", required=False)
+@_inline_options
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["statsmodels"]),
+    required=True,
+    help="The library to write a model for.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The module to write, e.g. gamma_model.py.",
+)
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def export_cmd(model, pdf, var, discrete, support, params, consts, target, output, timeout) -> None:
+    """Write MODEL as a statsmodels GenericLikelihoodModel with the derived score and Hessian."""
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.base.files import write_output
+    from symmle.numbers.export_statsmodels import statsmodels_source
+    from symmle.symbolic.derivation import derive as run
+
+    _refuse_overwriting(output, model)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    write_output(
+        output, statsmodels_source(run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT))
+    )
+    _echo(f"wrote {output}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="symmle")
