@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
+from symmle.base.budget import attempt
 from symmle.report.escape import md_text, tex_plain, tex_text, tex_title
 from symmle.report.names import model_notation
 from symmle.report.printer import latex
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from symmle.symbolic.censored import CensoredDerivation
 
 __all__ = ["to_dict", "to_text", "to_latex", "to_markdown", "sections"]
+
+
+def _tidy(e: sp.Expr) -> sp.Expr:
+    """``e`` simplified within a second, else as it is."""
+    r, _ = attempt("simplify an entry of the observed information", 1.0, lambda: sp.simplify(e))
+    return e if r is None else r
 
 
 def _notation(d: CensoredDerivation):
@@ -175,7 +182,7 @@ def sections(d: CensoredDerivation) -> list[tuple[str, list[tuple[str, list[str]
     if d.hessian is not None:
         info = -d.hessian
         rows = " \\\\ ".join(
-            " & ".join(latex(sp.simplify(info[a, b]), nt) for b in range(info.cols)) for a in range(info.rows)
+            " & ".join(latex(_tidy(info[a, b]), nt) for b in range(info.cols)) for a in range(info.rows)
         )
         out.append(
             (

@@ -28,6 +28,7 @@ Nothing depends on the family's name.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -490,6 +491,19 @@ def derive_censored(model: Model, *, timeout: float | None = 10.0) -> CensoredDe
     >>> d.likelihood.log_likelihood, d.estimators["lam"].expr
     (d*log(lam) - T1*lam, d/T1)
     """
+    try:
+        return _derived(model, timeout)
+    except TypeError:  # a model that cannot be hashed is derived afresh
+        return _derive(model, timeout)
+
+
+@functools.lru_cache(maxsize=32)
+def _derived(model: Model, timeout: float | None) -> CensoredDerivation:
+    """:func:`_derive`, remembered in this process (the derivation is immutable)."""
+    return _derive(model, timeout)
+
+
+def _derive(model: Model, timeout: float | None) -> CensoredDerivation:
     m = model
     for q in m.parameters:
         if m.depends_on_support(q.symbol):
@@ -505,7 +519,23 @@ def derive_censored(model: Model, *, timeout: float | None = 10.0) -> CensoredDe
             for q in m.parameters
         }
         return CensoredDerivation(m, dist, None, (), None, ests, tuple(warnings))
-    clik = censored_likelihood(m, dist, timeout)
+    clik, late = attempt(
+        "write the censored log-likelihood in statistics",
+        timeout,
+        lambda: censored_likelihood(m, dist, timeout),
+    )
+    if clik is None:
+        warnings.append(
+            f"writing the censored log-likelihood in statistics timed out after {timeout:g} s; "
+            "it is maximised numerically"
+        )
+        ests = {
+            q.name: Estimator(
+                q.name, "numeric", verified=False, note="maximise the censored log-likelihood numerically"
+            )
+            for q in m.parameters
+        }
+        return CensoredDerivation(m, dist, None, (), None, ests, tuple(warnings))
     ell = clik.log_likelihood
     score = tuple(sp.diff(ell, p) for p in params)
     hessian = sp.Matrix(len(params), len(params), lambda a, b: sp.diff(score[a], params[b]))
