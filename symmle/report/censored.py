@@ -84,9 +84,9 @@ def sections(d: CensoredDerivation) -> list[tuple[str, list[tuple[str, list[str]
             "Censored observations",
             [
                 (
-                    "Each observation is a pair (x_i, delta_i): delta_i = 1 when the event was observed at "
-                    "x_i, delta_i = 0 when x_i is right-censored (the event comes later). An event "
-                    "contributes its density, a censored time the probability S(x_i) of lasting beyond it:",
+                    "Each observation is a pair $(x_i, \\delta_i)$: $\\delta_i = 1$ when the event was "
+                    "observed at $x_i$, $\\delta_i = 0$ when $x_i$ is right-censored (the event comes later). An event "
+                    "contributes its density, a censored time the probability $S(x_i)$ of lasting beyond it:",
                     [ell],
                 )
             ],
@@ -142,9 +142,9 @@ def sections(d: CensoredDerivation) -> list[tuple[str, list[tuple[str, list[str]
                 [
                     ("The two logarithms, expanded:", logs),
                     (
-                        "Summed over the sample, with d events and the sums (over every observation, over "
-                        "the "
-                        "events with delta_i = 1, or over the censored times with delta_i = 0):",
+                        f"Summed over the sample, with ${latex(c.d, nt)}$ events and the sums "
+                        "(over every observation, over the events with $\\delta_i = 1$, or over the censored "
+                        "times with $\\delta_i = 0$):",
                         defs,
                     ),
                     ("the censored log-likelihood is", [f"\\ell({theta}) &= {latex(c.log_likelihood, nt)}"]),
@@ -163,20 +163,20 @@ def sections(d: CensoredDerivation) -> list[tuple[str, list[tuple[str, list[str]
         if e.kind == "closed_form":
             est.append(
                 (
-                    f"{q.name}: a closed form, verified on censored data sets:",
+                    f"${hat}$: a closed form, verified on censored data sets:",
                     [f"{hat} &= {latex(e.expr, nt)}"],
                 )
             )
         elif e.equation is not None:
             est.append(
                 (
-                    f"{q.name}: {e.note or 'solved numerically'}:",
+                    f"${hat}$: {e.note or 'solved numerically'}:",
                     [f"{latex(e.equation.lhs, nt)} &= {latex(e.equation.rhs, nt)}"],
                 )
             )
         else:
             est.append(
-                (f"{q.name}: maximise the censored log-likelihood numerically (exact derivatives).", [])
+                (f"${hat}$: maximise the censored log-likelihood numerically (exact derivatives).", [])
             )
     out.append(("The estimators", est))
     if d.hessian is not None:
