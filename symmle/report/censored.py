@@ -85,8 +85,9 @@ def sections(d: CensoredDerivation) -> list[tuple[str, list[tuple[str, list[str]
             [
                 (
                     "Each observation is a pair $(x_i, \\delta_i)$: $\\delta_i = 1$ when the event was "
-                    "observed at $x_i$, $\\delta_i = 0$ when $x_i$ is right-censored (the event comes later). An event "
-                    "contributes its density, a censored time the probability $S(x_i)$ of lasting beyond it:",
+                    "observed at $x_i$, $\\delta_i = 0$ when $x_i$ is right-censored (the event comes "
+                    "later). An event contributes its density, a censored time the probability $S(x_i)$ "
+                    "of lasting beyond it:",
                     [ell],
                 )
             ],
