@@ -86,7 +86,7 @@ def censored_data(times: Any, status: Any) -> CensoredData:
     >>> censored_data([1.0, 2.5], [1, 2])
     Traceback (most recent call last):
     ...
-    symmle.base.errors.DataError: row 2 of the data: the status must be 1 (event) or 0 (censored), got 2
+    symmle.DataError: row 2 of the data: the status must be 1 (event) or 0 (censored), got 2
     """
     t = np.asarray(times, dtype=float).reshape(-1)
     s = np.asarray(status, dtype=float).reshape(-1)

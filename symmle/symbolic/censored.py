@@ -489,7 +489,7 @@ def derive_censored(model: Model, *, timeout: float | None = 10.0) -> CensoredDe
     >>> from symmle.model.build import load_model
     >>> d = derive_censored(load_model("exponential"))
     >>> d.likelihood.log_likelihood, d.estimators["lam"].expr
-    (d*log(lam) - T1*lam, d/T1)
+    (-T1*lam + d*log(lam), d/T1)
     """
     try:
         return _derived(model, timeout)
