@@ -684,6 +684,13 @@ def fit(
     metavar="FILE.png",
     help="Histogram of the estimates and error against n (needs matplotlib).",
 )
+@click.option(
+    "--censor-rate",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    metavar="R",
+    help="Right-censor a fraction R of each replicate (exponential censoring times): bias, SE, coverage.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
@@ -705,6 +712,7 @@ def check(
     links,
     design,
     plot,
+    censor_rate,
     as_json,
     timeout,
 ) -> None:
@@ -734,6 +742,18 @@ def check(
         _refuse_overwriting(plot, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    if censor_rate is not None:  # see symmle.simulate.censored_check
+        from symmle.simulate.censored_check import check_censored
+
+        if links or plot or sizes or generic_sampler:
+            raise SpecError(
+                "--censor-rate checks a scalar model: no --link, --plot, --sizes or --generic-sampler"
+            )
+        result = check_censored(m, true, censor_rate=censor_rate, n=n, reps=reps, seed=seed, timeout=budget)
+        _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
+        if not result.passed:
+            _fail("check failed: " + "; ".join(result.failures()), VerificationError.exit_code)
+        return
     result = run_check(
         m,
         true,

@@ -40,6 +40,7 @@ __all__ = [
     "load_censored",
     "load_interval",
     "CensoredLogLikelihood",
+    "CensoredEstimator",
     "fit_censored",
 ]
 
@@ -415,6 +416,77 @@ def _start(d: CensoredDerivation, data: CensoredData, values: Mapping[str, float
         return [point[q.symbol] for q in m.parameters]
 
 
+class CensoredEstimator:
+    """The estimates and standard errors of a censored derivation ``d`` at known ``constants``.
+
+    Built once (the log-likelihood, its gradient and Hessian compiled), then called on data sets:
+    ``fit`` calls it once, the simulation check of ``check --censor-rate`` once per replicate.
+    """
+
+    def __init__(self, d: CensoredDerivation, constants: Mapping[sp.Symbol, float]) -> None:
+        self.d = d
+        self.model = d.model
+        self.constants = dict(constants)
+        self.ll = CensoredLogLikelihood(d, self.constants)
+        self.domains = [q.domain for q in d.model.parameters]
+
+    def estimate(
+        self, data: CensoredData, start: list[float] | None = None, timeout: float | None = DEFAULT_TIMEOUT
+    ) -> tuple[list[float], dict[str, str], list[str]]:
+        """``(theta, kinds, warnings)``: the closed form where there is one, else the numeric maximum.
+
+        ``start`` is where the numeric maximisation starts (default: the uncensored MLE of the
+        observed or imputed values).
+        """
+        d, m, ll = self.d, self.model, self.ll
+        warnings = [w for w in d.warnings if "maximised numerically" not in w]
+        if not ll.symbolic:
+            warnings.append(
+                "S(t) and F(t) and their derivatives by quadrature of the density (no closed form that "
+                "NumPy evaluates with its derivatives)"
+            )
+        if data.kind == "right" and d.closed_form and d.likelihood is not None:
+            ev = CensoredEvaluator(d.likelihood, data.lo, data.status(), self.constants)
+            theta = [ev(d.estimators[q.name].expr, {}) for q in m.parameters]
+            v, g, _ = ll(data, theta) if all(np.isfinite(theta)) else (np.nan, None, None)
+            scale = np.abs(np.array(theta)) + 1e-12
+            if np.isfinite(v) and np.all(np.abs(g * scale) <= 1e-6 * max(1.0, abs(v))):
+                return theta, {q.name: "closed_form" for q in m.parameters}, warnings
+            warnings.append("the closed form does not zero the score on these data; maximised numerically")
+        if start is None:
+            start = _start(d, data, {q.name: float(q.value) for q in m.constants}, timeout)
+        theta = _maximise(ll, data, self.domains, start)
+        for q, t in zip(m.parameters, theta):
+            if not np.isfinite(t):
+                raise DataError(f"no maximum-likelihood estimate of {q.name} for these censored data")
+        return theta, {q.name: "numeric" for q in m.parameters}, warnings
+
+    def stderr(
+        self, data: CensoredData, theta: list[float]
+    ) -> tuple[float, dict[str, float | None], list[str]]:
+        """``(log-likelihood, standard errors from the observed information, warnings)`` at ``theta``."""
+        m = self.model
+        v, _, h = self.ll(data, theta)
+        stderr: dict[str, float | None] = {q.name: None for q in m.parameters}
+        info = -np.asarray(h, dtype=float)
+        notes = []
+        try:
+            cov = np.linalg.inv(info)
+            if (
+                np.all(np.isfinite(cov))
+                and np.all(np.diag(cov) > 0)
+                and np.min(np.linalg.eigvalsh((info + info.T) / 2)) > 0
+            ):
+                stderr = {q.name: float(math.sqrt(cov[a, a])) for a, q in enumerate(m.parameters)}
+            else:
+                notes.append(
+                    "the observed information is not positive definite at the estimate: no standard errors"
+                )
+        except np.linalg.LinAlgError:
+            notes.append("the observed information is singular at the estimate: no standard errors")
+        return float(v), stderr, notes
+
+
 def fit_censored(
     model: Any,
     data: CensoredData,
@@ -457,46 +529,11 @@ def fit_censored(
     if outside.size:
         v = finite[outside[0]]
         raise DataError(f"the value {v:g} lies outside the support [{lo:g}, {hi:g}] of {m.name}")
-    ll = CensoredLogLikelihood(d, consts)
-    domains = [q.domain for q in m.parameters]
-    warnings = [w for w in d.warnings if "maximised numerically" not in w]
-    kinds = {q.name: "numeric" for q in m.parameters}
-    theta = None
-    if data.kind == "right" and d.closed_form and d.likelihood is not None:
-        ev = CensoredEvaluator(d.likelihood, data.lo, data.status(), consts)
-        theta = [ev(d.estimators[q.name].expr, {}) for q in m.parameters]
-        v, g, h = ll(data, theta) if all(np.isfinite(theta)) else (np.nan, None, None)
-        scale = np.abs(np.array(theta)) + 1e-12
-        if not (np.isfinite(v) and np.all(np.abs(g * scale) <= 1e-6 * max(1.0, abs(v)))):
-            warnings.append("the closed form does not zero the score on these data; maximised numerically")
-            theta = None
-        else:
-            kinds = {q.name: "closed_form" for q in m.parameters}
-    if theta is None:
-        theta = _maximise(
-            ll, data, domains, _start(d, data, {q.name: float(q.value) for q in m.constants}, timeout)
-        )
-    v, g, h = ll(data, theta)
-    for q, t in zip(m.parameters, theta):
-        if not np.isfinite(t):
-            raise DataError(f"no maximum-likelihood estimate of {q.name} for these censored data")
+    est = CensoredEstimator(d, consts)
+    theta, kinds, warnings = est.estimate(data, timeout=timeout)
+    v, stderr, notes = est.stderr(data, theta)
+    warnings += notes
     estimates = {q.name: float(t) for q, t in zip(m.parameters, theta)}
-    stderr: dict[str, float | None] = {q.name: None for q in m.parameters}
-    info = -np.asarray(h, dtype=float)
-    try:
-        cov = np.linalg.inv(info)
-        if (
-            np.all(np.isfinite(cov))
-            and np.all(np.diag(cov) > 0)
-            and np.min(np.linalg.eigvalsh((info + info.T) / 2)) > 0
-        ):
-            stderr = {q.name: float(math.sqrt(cov[a, a])) for a, q in enumerate(m.parameters)}
-        else:
-            warnings.append(
-                "the observed information is not positive definite at the estimate: no standard errors"
-            )
-    except np.linalg.LinAlgError:
-        warnings.append("the observed information is singular at the estimate: no standard errors")
     ci95, ci_method = {}, {}
     for q in m.parameters:
         se = stderr[q.name]
@@ -504,8 +541,6 @@ def fit_censored(
             ci95[q.name], ci_method[q.name] = None, None
         else:
             ci95[q.name], ci_method[q.name] = interval(estimates[q.name], se, q.domain, ci)
-    if not ll.symbolic:
-        warnings.append("S(t) and F(t) by quadrature of the density (no closed form), with exact derivatives")
     return FitResult(
         model=m.name,
         n=data.n,
