@@ -314,3 +314,77 @@ def test_derive_censored_latex_compiles(tmp_path, model):
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "notes.pdf").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------ check
+
+
+def test_check_with_censoring(tmp_path):
+    from symmle.simulate.censored_check import censoring_scale, check_censored
+
+    t = np.random.default_rng(0).exponential(2.0, 50000)
+    s = censoring_scale(t, 0.25)
+    # exponential lifetimes (rate 1/2) and censoring (rate 1/s): P(C < T) = (1/s) / (1/s + 1/2)
+    assert (1 / s) / (1 / s + 0.5) == pytest.approx(0.25, abs=0.01)
+    r = check_censored(
+        "weibull_scale", {"lam": 2.0}, constants={"k": 1.5}, censor_rate=0.3, n=150, reps=80, seed=3
+    )
+    p = r.parameters["lam"]
+    assert p["kind"] == "closed_form" and r.passed, r.to_text()
+    assert r.censored == pytest.approx(0.3, abs=0.03)
+    assert p["mean_se"] == pytest.approx(p["sd"], rel=0.25)
+    out = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            "exponential",
+            "--true",
+            "lam=0.5",
+            "--censor-rate",
+            "0.4",
+            "--n",
+            "100",
+            "--reps",
+            "60",
+            "--seed",
+            "2",
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["schema"] == 1 and doc["passed"] and doc["censor_rate"] == 0.4
+    assert abs(doc["parameters"]["lam"]["bias"]) <= 4 * doc["parameters"]["lam"]["mc_error"]
+
+
+def test_check_fails_when_censoring_is_ignored():
+    """The check has power: the uncensored estimator N / sum(t) on censored data is flagged as biased."""
+    from symmle.simulate.censored_check import CensoredCheck
+
+    rng = np.random.default_rng(5)
+    naive = []
+    for _ in range(100):
+        t, c = rng.exponential(2.0, 100), rng.exponential(4.0, 100)
+        x = np.minimum(t, c)
+        naive.append(x.size / x.sum())
+    bias = np.mean(naive) - 0.5
+    mc = np.std(naive, ddof=1) / np.sqrt(len(naive))
+    assert abs(bias) > 4 * mc  # what check_censored's verdict would reject
+    r = CensoredCheck(
+        "x",
+        100,
+        100,
+        0,
+        0.3,
+        0.3,
+        {
+            "lam": {
+                "bias": bias,
+                "mc_error": mc,
+                "coverage": 0.95,
+                "bias_ok": abs(bias) <= 4 * mc,
+                "coverage_ok": True,
+            }
+        },
+    )
+    assert not r.passed and "exceeds 4 Monte Carlo errors" in r.failures()[0]
