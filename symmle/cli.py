@@ -858,10 +858,16 @@ def hypothesis_cmd(
     metavar="PARAM=LINK",
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
+@click.option(
+    "--censored",
+    "censored",
+    is_flag=True,
+    help="A module that fits right-censored data: estimate(t, status), status 1 = event, 0 = censored.",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
 @_cache_option
-def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, timeout) -> None:
+def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, censored, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
 
     A regression's module (a MODEL with a [link], or --link PARAM=LINK) fits it:
@@ -877,7 +883,15 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
         m = m.with_link(_links(links))
     m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    source = module_source(run(m, timeout=budget), timeout=budget)
+    if censored:  # see symmle.numbers.censored_codegen
+        from symmle.numbers.censored_codegen import censored_module_source
+        from symmle.symbolic.censored import derive_censored
+
+        if m.is_regression or m.prior:
+            raise SpecError("--censored compiles a scalar model (no --link, --prior)")
+        source = censored_module_source(derive_censored(m, timeout=budget))
+    else:
+        source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output
 
     write_output(output, source)
