@@ -253,6 +253,7 @@ class _Profiler:
         self.fixed = {k: float(v) for k, v in estimates.items()}  # boundary kinds and the MLE
         self.mle_z = np.array([c.z(self.fixed[ell.names[i]]) for i, c in zip(self.others, self.coords)])
         self.start = self.mle_z.copy()
+        self.last: dict[str, float] = {}  # every parameter at the last point of the profile
 
     def _theta(self, t: float, z: np.ndarray) -> dict[str, float]:
         theta = dict(self.fixed)
@@ -263,7 +264,8 @@ class _Profiler:
 
     def __call__(self, t: float) -> float:
         if not self.others:
-            v = self.ell.value(self._theta(t, self.start))
+            self.last = self._theta(t, self.start)
+            v = self.ell.value(self.last)
             if not math.isfinite(v):
                 raise _NoProfile(f"the log-likelihood is not finite at {self.name} = {t:.6g}")
             return v
@@ -280,6 +282,7 @@ class _Profiler:
             )
         value, z = best
         self.start = z
+        self.last = self._theta(t, z)
         return value
 
     def _maximise(self, t: float, start: np.ndarray) -> tuple[float, np.ndarray] | None:
@@ -401,6 +404,7 @@ def profile_intervals(
     domains = dict(compiled.plan["domains"])
     theta_hat = {k: float(v) for k, v in estimates.items()}
     l_hat = ell.value(theta_hat)
+    tol = 1e-7 * (abs(l_hat) + 1.0)  # what the log-likelihood's rounding may move; the cut-off is 1.92
     out: dict[str, tuple[float, float]] = {}
     notes: list[str] = []
     for j, name in enumerate(ell.names):
@@ -413,33 +417,43 @@ def profile_intervals(
         step = se / d1 if se is not None and math.isfinite(se) and se > 0 and d1 > 0 else 0.5
         if not (math.isfinite(step) and step > 0):
             step = 0.5
-        higher: list[float] = []
 
-        def excess(z: float, profile=profile, coord=coord, higher=higher) -> float:
+        def excess(z: float, profile=profile, coord=coord, name=name) -> float:
             lp = profile(coord.theta(z))
-            if lp > l_hat + 1e-7 * (abs(l_hat) + 1.0):
-                higher.append(lp)
+            if lp > l_hat + tol:
+                raise _NoProfile(
+                    f"the profile log-likelihood at {name} = {coord.theta(z):.6g} exceeds its value at the "
+                    f"estimate ({lp:.10g} > {l_hat:.10g}): either the fit is not the global maximum or the "
+                    "log-likelihood cannot be evaluated accurately there"
+                )
             return 2.0 * (l_hat - lp) - cutoff
+
+        def verify(profile=profile) -> str:
+            """An empty string if the log-likelihood at the last point agrees with the direct sum."""
+            direct = compiled.log_likelihood(x, **{**constants, **profile.last})
+            mine = ell.value(profile.last)
+            if math.isfinite(direct) and abs(direct - mine) <= tol:
+                return ""
+            where = ", ".join(f"{k} = {v:.10g}" for k, v in profile.last.items() if k in ell.names)
+            return (
+                f"at {where} the log-likelihood in the statistics ({mine:.10g}) and the log-density summed "
+                f"over the data ({direct:.10g}) disagree: it cannot be evaluated accurately there"
+            )
 
         ends = []
         for sign, side in ((-1.0, "lower"), (1.0, "upper")):
             profile.start = profile.mle_z.copy()
-            end, note = _end(excess, coord, z_hat, sign, step, name, side, cutoff)
+            end, note = _end(excess, verify, coord, z_hat, sign, step, name, side, cutoff)
             ends.append(end)
             if note:
                 notes.append(note)
-        if higher:
-            notes.append(
-                f"the profile log-likelihood of {name} exceeds the log-likelihood at the estimate "
-                f"({max(higher):.10g} > {l_hat:.10g}): the fit may not be the global maximum, "
-                "so its profile interval is not reliable"
-            )
         out[name] = (ends[0], ends[1])
     return out, notes
 
 
 def _end(
     excess: Callable[[float], float],
+    verify: Callable[[], str],
     coord: _Coordinate,
     z_hat: float,
     sign: float,
@@ -453,6 +467,14 @@ def _end(
 
     edge = coord.lo if sign < 0 else coord.hi
     prev = z_hat
+
+    def unknown(reason: str) -> tuple[float, str]:
+        note = f"no {side} end of the profile-likelihood interval of {name}: {reason}"
+        if prev != z_hat:
+            reached = coord.theta(prev)
+            note += f"; the profile is within the cut-off at least to {name} = {reached:.6g}"
+        return math.nan, note
+
     for k in _STEPS:
         z = z_hat + sign * k * step
         t = coord.theta(z)
@@ -461,13 +483,23 @@ def _end(
         try:
             f = excess(z)
         except _NoProfile as exc:
-            return math.nan, f"no {side} end of the profile-likelihood interval of {name}: {exc}"
+            return unknown(str(exc))
+        bad = verify()
+        if bad:
+            return unknown(bad)
         if f > 0:
             lo, hi = sorted((prev, z))
             try:
                 root = brentq(excess, lo, hi, xtol=1e-12 * (1.0 + abs(z_hat)), rtol=1e-12, maxiter=200)
             except (_NoProfile, ValueError, RuntimeError) as exc:
-                return math.nan, f"no {side} end of the profile-likelihood interval of {name}: {exc}"
+                return unknown(str(exc))
+            try:
+                excess(root)  # the nuisance parameters at the end, to check the log-likelihood there
+            except _NoProfile as exc:
+                return unknown(str(exc))
+            bad = verify()
+            if bad:
+                return math.nan, f"no {side} end of the profile-likelihood interval of {name}: {bad}"
             return coord.theta(root), ""
         prev = z
     half = cutoff / 2
