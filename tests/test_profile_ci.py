@@ -238,3 +238,14 @@ def test_derived_quantities_keep_their_delta_method_interval():
     r = symmle.fit("normal", [0.5, 1.2, 2.3, 0.1, 1.7], ci="profile", derived=["sigma=sqrt(sigma2)"])
     assert r.ci_method == {"mu": "profile", "sigma2": "profile"}
     assert r.derived["sigma"]["ci_method"] == "wald-log"
+
+
+def test_data_far_from_zero_keep_their_digits():
+    # T2 - 2 mu T1 + N mu^2 cancels on a sample around 1e6: the profile is then summed over the data
+    rng = np.random.default_rng(8)
+    x = rng.normal(1e6, 1.0, 500)
+    r = symmle.fit("normal", x, ci="profile")
+    xbar, s2 = x.mean(), np.mean((x - x.mean()) ** 2)
+    w = math.sqrt(s2 * math.expm1(CRIT / len(x)))
+    assert r.ci95["mu"] == pytest.approx((xbar - w, xbar + w), rel=1e-12)
+    assert r.warnings == []
