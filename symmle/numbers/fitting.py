@@ -85,7 +85,7 @@ def interval(
     if method not in CI_METHODS:
         raise SpecError(f"unknown interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
     if method not in _WALD_METHODS:  # profile intervals need the likelihood: symmle.numbers.profile_ci
-        raise SpecError(f"a {method} interval is not made from an estimate and its standard error alone")
+        raise SpecError(f"{method} intervals need the likelihood: use fit(..., ci={method!r})")
     lo, hi = INTERVAL_SCALE[domain]
     if method == "wald" or not (lo < value < hi) or (math.isinf(lo) and math.isinf(hi)):
         return (value - Z95 * se, value + Z95 * se), "wald"
