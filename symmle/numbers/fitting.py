@@ -129,7 +129,8 @@ class FitResult:
         Asymptotic standard errors; for a boundary kind, the standard
         deviation of the order statistic's exact distribution.
     ci95 : dict of str to (float, float) or None
-        95% intervals (none for boundary kinds): see :func:`interval`.
+        95% intervals (none for boundary kinds): see :func:`interval`, or
+        :mod:`symmle.numbers.profile_ci` for ``ci="profile"``.
     log_likelihood : float
         The log-likelihood at the estimates.
     information : str
