@@ -417,6 +417,9 @@ def profile_intervals(
     ------
     SpecError
         See :func:`check_profile_supported`.
+
+    Notes
+    -----
     The log-likelihood in the statistics is checked against the log-density
     summed over the data, and its exact gradient against a difference; where
     the statistics lose digits, sums over the data are used instead; where
