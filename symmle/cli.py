@@ -461,10 +461,11 @@ def derive(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
-    type=click.Choice(["transformed", "wald"]),
+    type=click.Choice(["transformed", "wald", "profile"]),
     default="transformed",
     show_default=True,
-    help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
+    help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, plain Wald, "
+    "or profile likelihood.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
@@ -512,6 +513,10 @@ def fit(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
+    if ci == "profile":  # refused before the data are read
+        from symmle.numbers.profile_ci import check_profile_supported
+
+        check_profile_supported(m)
     if derived:  # refused before the data are read: scalar-parameter models only
         from symmle.model.derived import parse_derived
 

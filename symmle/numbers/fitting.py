@@ -40,7 +40,7 @@ INTERVAL_SCALE: dict[str, tuple[float, float]] = {
 }
 
 #: The choices of ``fit(..., ci=...)`` and ``symmle fit --ci``.
-CI_METHODS = ("transformed", "wald")
+CI_METHODS = ("transformed", "wald", "profile")
 
 #: How each interval was made, for the line under the table.
 _CI_TEXT = {
@@ -48,6 +48,9 @@ _CI_TEXT = {
     "wald-log": "on the log scale, mapped back (delta method)",
     "wald-logit": "on the logit scale, mapped back (delta method)",
 }
+
+#: Interval methods that :func:`interval` makes from an estimate and its standard error alone.
+_WALD_METHODS = ("transformed", "wald")
 
 
 def interval(
@@ -81,6 +84,8 @@ def interval(
     """
     if method not in CI_METHODS:
         raise SpecError(f"unknown interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
+    if method not in _WALD_METHODS:  # profile intervals need the likelihood: symmle.numbers.profile_ci
+        raise SpecError(f"{method} intervals need the likelihood: use fit(..., ci={method!r})")
     lo, hi = INTERVAL_SCALE[domain]
     if method == "wald" or not (lo < value < hi) or (math.isinf(lo) and math.isinf(hi)):
         return (value - Z95 * se, value + Z95 * se), "wald"
@@ -124,7 +129,8 @@ class FitResult:
         Asymptotic standard errors; for a boundary kind, the standard
         deviation of the order statistic's exact distribution.
     ci95 : dict of str to (float, float) or None
-        95% intervals (none for boundary kinds): see :func:`interval`.
+        95% intervals (none for boundary kinds): see :func:`interval`, or
+        :mod:`symmle.numbers.profile_ci` for ``ci="profile"``.
     log_likelihood : float
         The log-likelihood at the estimates.
     information : str
@@ -135,7 +141,8 @@ class FitResult:
     ci_method : dict of str to str or None
         How each interval was made: ``"wald"`` (estimate +/- 1.96 se),
         ``"wald-log"`` or ``"wald-logit"`` (Wald on the log or logit
-        scale, mapped back); ``None`` where there is no interval.
+        scale, mapped back), ``"profile"`` (profile likelihood, see
+        :mod:`symmle.numbers.profile_ci`); ``None`` where there is no interval.
 
     Examples
     --------
@@ -312,6 +319,11 @@ class FitResult:
                     methods.setdefault(per_entry[index], []).append(label)
         head = "  95% Wald intervals: "
         for how, names in methods.items():
+            if how == "profile":
+                from symmle.numbers.profile_ci import PROFILE_TEXT
+
+                lines.append(f"  95% CI: profile likelihood for {', '.join(names)} ({PROFILE_TEXT})")
+                continue
             lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
             head = " " * len(head)
         if self.derived:
@@ -385,11 +397,14 @@ def fit(
         vector model, an (N, D) array of rows.
     constants : mapping, optional
         Values of the model's constants, by name.
-    ci : {"transformed", "wald"}, optional
+    ci : {"transformed", "wald", "profile"}, optional
         How the 95% intervals are made (:func:`interval`): by default on the
         log scale for a positive parameter and the logit scale for one in
         (0, 1), so they stay inside the domain; ``"wald"`` for
-        estimate +/- 1.96 se for every parameter.
+        estimate +/- 1.96 se for every parameter; ``"profile"`` for the
+        profile-likelihood interval, ``2 (l_hat - l_p) <= 3.841``
+        (:mod:`symmle.numbers.profile_ci`; not for vector, regression or MAP
+        fits; derived quantities keep their delta-method interval).
     derived : mapping of NAME to EXPR, or iterable of "NAME=EXPR", optional
         Derived quantities ``g(theta)`` of a scalar-parameter model: ``g`` at the estimates
         (invariance) with its delta-method standard error and 95% interval, in ``.derived``
@@ -430,6 +445,10 @@ def fit(
         model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if ci == "profile":
+        from symmle.numbers.profile_ci import check_profile_supported
+
+        check_profile_supported(d)
     if derived:
         from symmle.model.derived import parse_derived
 
@@ -526,8 +545,15 @@ def fit(
         # an order statistic's distribution is not normal: no interval of this kind
         if se is None or compiled.kinds[k] == "boundary":
             ci95[k], ci_method[k] = None, None
-        else:
+        elif ci != "profile":
             ci95[k], ci_method[k] = interval(estimates[k], se, domains[k], ci)
+    if ci == "profile":  # every regular parameter: see symmle.numbers.profile_ci
+        from symmle.numbers.profile_ci import profile_intervals
+
+        profiled, cautions = profile_intervals(d, compiled, x, estimates, stderr, constants)
+        for k, v in profiled.items():
+            ci95[k], ci_method[k] = v, "profile"
+        warnings += cautions
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     extra: dict[str, Any] = {}
     if d.prior is not None:  # MAP: the priors and the log-posterior at the estimate
@@ -538,7 +564,8 @@ def fit(
     if derived:  # g(theta_hat) and its delta-method standard error: see symmle.numbers.derived_fit
         from symmle.numbers.derived_fit import fit_derived
 
-        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=ci, timeout=timeout)
+        how = "transformed" if ci == "profile" else ci  # a derived quantity's interval: delta method
+        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=how, timeout=timeout)
         warnings += notes
     return FitResult(
         model=m.name,
