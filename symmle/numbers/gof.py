@@ -261,6 +261,9 @@ class GofResult:
     warnings: list[str] = field(default_factory=list)
     cdf_note: str = ""
     seconds: float = 0.0
+    #: the distribution function at work and the data (for plots; not part of the JSON)
+    distribution: DistributionFunction | None = field(default=None, repr=False, compare=False)
+    data: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``symmle gof --json`` (schema 1)."""
@@ -274,6 +277,7 @@ class GofResult:
             "boot_valid": self.valid,
             "seed": self.seed,
             "cdf": self.cdf,
+            "cdf_note": self.cdf_note or None,
             "log_likelihood": _plain(self.log_likelihood),
             "aic": _plain(self.aic),
             "bic": _plain(self.bic),

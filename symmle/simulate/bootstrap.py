@@ -64,7 +64,7 @@ def gof(
         Values of the model's constants.
     boot : int
         Bootstrap replicates (0: the statistics only, no p-values).
-    seed : int, optional
+    seed : int or numpy.random.SeedSequence, optional
         Seed of the bootstrap's random stream; ``None`` draws fresh entropy (recorded in the result).
     progress : bool
         A progress bar on standard error.
@@ -121,11 +121,10 @@ def gof(
     observed, cells = statistics(dist, x[None, :], estimates)
     observed = {k: float(v[0]) for k, v in observed.items()}
     warn: list[str] = []
-    if dist.note:
-        warn.append(f"the distribution function is evaluated by quadrature: {dist.note}")
     exceed = {k: 0 for k in observed}
     ok_total = 0
-    seq = np.random.SeedSequence(seed)
+    given = isinstance(seed, np.random.SeedSequence)  # a child stream (compare): no seed of its own
+    seq = seed if given else np.random.SeedSequence(seed)
     if boot:
         draw = make_sampler(m, {**estimates, **consts}, generic=generic_sampler)
         rng = np.random.default_rng(seq)
@@ -183,7 +182,7 @@ def gof(
         statistics=out,
         boot=boot,
         valid=ok_total,
-        seed=int(seq.entropy) if boot else None,
+        seed=int(seq.entropy) if boot and not given else None,
         cdf=dist.method,
         log_likelihood=float(result.log_likelihood),
         aic=result.aic,
@@ -191,4 +190,6 @@ def gof(
         warnings=warn,
         cdf_note=dist.note,
         seconds=time.perf_counter() - started,
+        distribution=dist,
+        data=x,
     )
