@@ -51,6 +51,7 @@ def gof(
     timeout: float | None = DEFAULT_TIMEOUT,
     generic_sampler: bool = False,
     fitted: Any = None,
+    cdf_timeout: float | None = CDF_TIMEOUT,
 ) -> GofResult:
     """Goodness of fit of ``model`` to ``data`` at the maximum-likelihood estimates.
 
@@ -74,6 +75,9 @@ def gof(
         Draw from the density by numerical inversion even where the model declares a ``[sampler]``.
     fitted : FitResult, optional
         The fit of ``model`` to ``data`` if already made.
+    cdf_timeout : float, optional
+        Budget in seconds of each symbolic integral of the distribution function (at most
+        ``timeout``); without a closed form in time, ``F`` comes from quadrature of the density.
 
     Returns
     -------
@@ -116,7 +120,7 @@ def gof(
     n = x.shape[0]
     if boot * n > MAX_BOOT_DRAWS:
         raise SpecError(f"the bootstrap would draw {boot * n:.3g} values; the limit is {MAX_BOOT_DRAWS:.0e}")
-    cdf_budget = CDF_TIMEOUT if timeout is None else min(timeout, CDF_TIMEOUT)
+    cdf_budget = min(t for t in (timeout, cdf_timeout, CDF_TIMEOUT * 100) if t is not None)
     dist = distribution_function(m, consts, at=estimates, timeout=cdf_budget)
     observed, cells = statistics(dist, x[None, :], estimates)
     observed = {k: float(v[0]) for k, v in observed.items()}

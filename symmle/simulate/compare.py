@@ -19,6 +19,7 @@ import numpy as np
 from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.base.errors import SpecError, SymmleError
 from symmle.base.terminal import printable
+from symmle.numbers.cdf import CDF_TIMEOUT
 from symmle.numbers.gof import NAMES, GofResult
 from symmle.simulate.bootstrap import gof
 
@@ -137,6 +138,7 @@ def compare(
     seed: int | None = None,
     progress: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
+    cdf_timeout: float | None = CDF_TIMEOUT,
 ) -> Comparison:
     """Fit each of ``models`` to ``data`` and rank them by AIC, with KS, CvM and AD and their p-values.
 
@@ -156,6 +158,8 @@ def compare(
         Progress bars on standard error.
     timeout : float, optional
         Budget in seconds of each symbolic step.
+    cdf_timeout : float, optional
+        Budget of each symbolic integral of a distribution function (see :func:`gof`).
 
     Returns
     -------
@@ -186,6 +190,7 @@ def compare(
                 seed=child,
                 progress=progress,
                 timeout=timeout,
+                cdf_timeout=cdf_timeout,
             )
         except SymmleError as exc:
             excluded.append((name, str(exc)))
