@@ -146,11 +146,11 @@ class DistributionFunction:
                 self._fns["sf"] = to_function(syms, self.sf_expr)
             args = self._args(values, xs.shape[0])
             with np.errstate(all="ignore"):
-                F = np.asarray(self._fns["cdf"](xs, *args), dtype=float) * np.ones_like(xs)
-                S = np.asarray(self._fns["sf"](xs, *args), dtype=float) * np.ones_like(xs)
+                F = _full(self._fns["cdf"](xs, *args), xs.shape)
+                S = _full(self._fns["sf"](xs, *args), xs.shape)
         else:
             F, S = self._quadrature(xs, values)
-        return np.clip(F, 0.0, 1.0), np.clip(S, 0.0, 1.0)
+        return np.clip(F, 0.0, 1.0, out=F), np.clip(S, 0.0, 1.0, out=S)
 
     def _quadrature(self, xs: np.ndarray, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         rows, n = xs.shape
@@ -238,6 +238,12 @@ class DistributionFunction:
             }
             out[r0 : r0 + step] = self.density(np.broadcast_to(grid, (len(sub[self.parameters[0]]), k)), sub)
         return start, out
+
+
+def _full(v: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``v`` as a float array of ``shape`` that may be written (a constant is broadcast and copied)."""
+    v = np.asarray(v, dtype=float)
+    return v if v.shape == shape and v.flags.writeable and v.flags.owndata else np.array(np.broadcast_to(v, shape))
 
 
 def _row(values: Mapping[str, Any], r: int, rows: int) -> dict[str, float]:

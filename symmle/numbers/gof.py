@@ -70,13 +70,20 @@ def continuous_statistics(F: np.ndarray, S: np.ndarray) -> dict[str, np.ndarray]
     S = np.atleast_2d(S)
     n = F.shape[1]
     i = np.arange(1, n + 1, dtype=float)
-    d_plus = np.max(i / n - F, axis=1)
-    d_minus = np.max(F - (i - 1) / n, axis=1)
+    t = i / n - F  # one temporary, reused
+    d_plus = np.max(t, axis=1)
+    np.subtract(F, (i - 1) / n, out=t)
+    d_minus = np.max(t, axis=1)
     ks = np.maximum(d_plus, d_minus)
-    cvm = 1.0 / (12 * n) + np.sum((F - (2 * i - 1) / (2 * n)) ** 2, axis=1)
+    np.subtract(F, (2 * i - 1) / (2 * n), out=t)
+    cvm = 1.0 / (12 * n) + np.einsum("ij,ij->i", t, t)
     with np.errstate(divide="ignore"):
-        logs = np.log(np.maximum(F, _TINY)) + np.log(np.maximum(S[:, ::-1], _TINY))
-    ad = -n - np.sum((2 * i - 1) * logs, axis=1) / n
+        np.maximum(F, _TINY, out=t)
+        np.log(t, out=t)
+        u = np.maximum(S[:, ::-1], _TINY)
+        np.log(u, out=u)
+        t += u
+    ad = -n - (t @ (2 * i - 1)) / n
     return {"ks": ks, "cvm": cvm, "ad": ad}
 
 
