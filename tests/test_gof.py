@@ -257,3 +257,14 @@ def test_gof_cli_text_and_errors(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
     neg = _cli("gof", "exponential", str(data), "--boot", "-1")
     assert neg.returncode == 2
+
+
+def test_threads_do_not_change_the_result(monkeypatch):
+    import symmle.simulate.bootstrap as bootstrap
+
+    x = np.random.default_rng(14).normal(size=500)
+    monkeypatch.setattr(bootstrap, "WORKERS", 3)
+    many = symmle.gof("normal", x, boot=300, seed=5).to_dict()["statistics"]
+    monkeypatch.setattr(bootstrap, "WORKERS", 1)
+    one = symmle.gof("normal", x, boot=300, seed=5).to_dict()["statistics"]
+    assert many == one

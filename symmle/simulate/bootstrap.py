@@ -16,9 +16,12 @@ parameters are not those of the known-parameter tables.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings as _warnings
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -36,8 +39,20 @@ __all__ = ["BLOCK_BYTES", "MAX_BOOT_DRAWS", "gof"]
 BLOCK_BYTES = 1 << 21
 #: Most values one bootstrap may draw.
 MAX_BOOT_DRAWS = 10**9
+#: Worker threads of the bootstrap (its blocks' NumPy work runs outside the GIL).
+WORKERS = max(1, min(os.cpu_count() or 1, 8))
 #: Relative tolerance under which a replicate's statistic counts as equal to the observed one.
 TIE_RTOL = 1e-12
+
+
+class _Done:
+    """A result already computed, with the interface of a future (one thread: no pool needed)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 def gof(
@@ -125,6 +140,14 @@ def gof(
     observed, cells = statistics(dist, x[None, :], estimates)
     observed = {k: float(v[0]) for k, v in observed.items()}
     warn: list[str] = []
+    if not m.discrete:
+        F, S = dist(np.sort(x)[None, :], estimates)
+        if F[0, 0] <= 0 or S[0, -1] <= 0:
+            warn.append(
+                "an observation lies on the edge of the fitted support (F = 0 or 1 there, as where a "
+                "parameter is a sample extreme): the Anderson-Darling statistic takes log(F) or log(1 - F) "
+                "as about -708 there, so only its bootstrap p-value is meaningful"
+            )
     exceed = {k: 0 for k in observed}
     ok_total = 0
     given = isinstance(seed, np.random.SeedSequence)  # a child stream (compare): no seed of its own
@@ -136,27 +159,51 @@ def gof(
         per_block = max(1, BLOCK_BYTES // (8 * n))
         if not rowwise:
             per_block = min(per_block, NUMERIC_BLOCK)
-        with ProgressBar(progress, boot, f"gof {m.name}: bootstrap") as bar:
+
+        def replicate(rows: np.ndarray) -> tuple[int, dict[str, int]]:
+            """Refit a block of replicates and count the statistics at least as large as observed."""
+            with np.errstate(all="ignore"):
+                found = compiled.estimate_rows(rows, **consts)
+                est = {k: np.asarray(v, dtype=float) for k, v in found.items()}
+                ok = valid(est, m)
+                if not ok.any():
+                    return 0, {k: 0 for k in observed}
+                sub = {q.name: est[q.name][ok] for q in m.parameters}
+                stats_b, _ = statistics(dist, rows[ok], sub, cells=cells)
+            hits = {k: int(np.sum(stats_b[k] >= t - TIE_RTOL * abs(t))) for k, t in observed.items()}
+            return int(ok.sum()), hits
+
+        # Blocks are drawn in order from the one stream (a seed gives one result), then refitted in
+        # worker threads where the work is NumPy's alone (vectorised estimators, a closed-form or
+        # tabulated distribution function): NumPy releases the GIL, so the blocks run on all cores.
+        threads = WORKERS if rowwise and dist.method != "quadrature" else 1
+        with (
+            ProgressBar(progress, boot, f"gof {m.name}: bootstrap") as bar,
+            _warnings.catch_warnings(),  # the solver's per-replicate warnings: counted, not shown
+            ThreadPoolExecutor(max_workers=threads) as pool,
+        ):
+            _warnings.simplefilter("ignore")
+            pending: deque = deque()
             done = 0
+
+            def collect() -> None:
+                nonlocal ok_total
+                size, future = pending.popleft()
+                good, hits = future.result()
+                ok_total += good
+                for k, v in hits.items():
+                    exceed[k] += v
+                bar.advance(size)
+
             while done < boot:
                 b = min(per_block, boot - done)
                 rows = np.asarray(draw((b, n), rng), dtype=float)
-                with np.errstate(all="ignore"), _warnings.catch_warnings():
-                    _warnings.simplefilter("ignore")  # the solver's per-replicate warnings: counted
-                    est = {
-                        k: np.asarray(v, dtype=float)
-                        for k, v in compiled.estimate_rows(rows, **consts).items()
-                    }
-                ok = valid(est, m)
-                if ok.any():
-                    sub = {q.name: est[q.name][ok] for q in m.parameters}
-                    with np.errstate(all="ignore"):
-                        stats_b, _ = statistics(dist, rows[ok], sub, cells=cells)
-                    for k, t in observed.items():
-                        exceed[k] += int(np.sum(stats_b[k] >= t - TIE_RTOL * abs(t)))
-                    ok_total += int(ok.sum())
+                pending.append((b, pool.submit(replicate, rows) if threads > 1 else _Done(replicate(rows))))
                 done += b
-                bar.advance(b)
+                while len(pending) > 2 * threads:
+                    collect()
+            while pending:
+                collect()
         if ok_total < boot:
             warn.append(
                 f"{boot - ok_total} of {boot} bootstrap replicates have no MLE (left out of the p-values)"
