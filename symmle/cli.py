@@ -926,17 +926,18 @@ def compare_cmd(args, column, dropna, boot, seed, plot, as_json, timeout) -> Non
         models, x, boot=boot, seed=seed, progress=not as_json and sys.stderr.isatty(), timeout=budget
     )
     _echo(result.to_json() if as_json else result.to_text(), nl=as_json)
+    if not result.fits:
+        from symmle.base.errors import DataError
+
+        _fail("no model fitted the data (see Excluded)", DataError.exit_code)
     if plot:
         from symmle.simulate.fit_plots import plot_fits
 
-        kinds = {r.distribution.model.discrete for r in result.fits}
-        chosen = [
-            r
-            for r in result.fits
-            if r.distribution.model.discrete == result.fits[0].distribution.model.discrete
-        ]
         if not result.fits:
             raise SpecError("no model fitted the data: nothing to plot")
+        best = result.fits[0].distribution.model.discrete
+        chosen = [r for r in result.fits if r.distribution.model.discrete == best]
+        kinds = {r.distribution.model.discrete for r in result.fits}
         plot_fits([(r.model, r.distribution, r.estimates) for r in chosen], x, plot, title="compare")
         if not as_json:
             _echo(f"wrote {plot}" + (" (the fits of the best model's kind)" if len(kinds) > 1 else ""))

@@ -86,7 +86,8 @@ class Comparison:
         """One table like R's ``gofstat`` over several fits, ranked by AIC."""
         lines = [f"{len(self.fits)} of {len(self.fits) + len(self.excluded)} models fitted to n = {self.n}"]
         lines[0] += " observations, ranked by AIC"
-        lines.append("")
+        if self.fits:
+            lines.append("")
         keys = [k for k in NAMES if any(k in r.statistics for r in self.fits)]
         head = ["rank", "model", "k", "log-lik", "AIC", "BIC"]
         short = {"ks": "KS", "cvm": "CvM", "ad": "AD", "chi2": "chi2"}
@@ -103,7 +104,7 @@ class Comparison:
                     row += ["" if s is None or s.p_value is None else f"{s.p_value:.3f}"]
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        for r in rows:
+        for r in rows if self.fits else []:
             cells = [c.ljust(w) if i in (1,) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
             lines.append("  " + "  ".join(cells).rstrip())
         if self.fits:
@@ -197,7 +198,13 @@ def compare(
             continue
         fits.append(r)
     fits.sort(key=lambda r: (r.aic is None, r.aic if r.aic is not None else math.inf))
-    return Comparison(fits, excluded, int(x.shape[0]), int(boot), int(seq.entropy) if boot else None)
+    warn = []
+    if len({r.distribution.model.discrete for r in fits if r.distribution is not None}) > 1:
+        warn.append(
+            "the fits mix discrete and continuous models: a log-likelihood of masses and one of "
+            "densities are not on one scale, so their AIC and BIC do not compare"
+        )
+    return Comparison(fits, excluded, int(x.shape[0]), int(boot), int(seq.entropy) if boot else None, warn)
 
 
 def _name(ref: Any) -> str:
