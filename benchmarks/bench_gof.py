@@ -48,7 +48,10 @@ TARGET = 20.0
 CASES = {
     "exponential": (lambda rng, n: rng.exponential(2.0, n), stats.expon, {"loc": 0.0}),
     "normal": (lambda rng, n: rng.normal(3.0, 2.0, n), stats.norm, {}),
+    # a numeric family, for the record (not a target; only with --family gamma): both fit numerically
+    "gamma": (lambda rng, n: rng.gamma(2.5, 1 / 1.5, n), stats.gamma, {"loc": 0.0}),
 }
+DEFAULT = ("exponential", "normal")
 
 
 def _timed(fn):
@@ -68,7 +71,7 @@ def main() -> int:
     env = environment(git_revision())
     print(environment_line(env["revision"]))
     rows, ok = [], True
-    for name in args.family or list(CASES):
+    for name in args.family or DEFAULT:
         draw, dist, known = CASES[name]
         x = draw(np.random.default_rng(1), args.n)
         d = symmle.derive(name)
