@@ -268,3 +268,40 @@ def test_threads_do_not_change_the_result(monkeypatch):
     monkeypatch.setattr(bootstrap, "WORKERS", 1)
     one = symmle.gof("normal", x, boot=300, seed=5).to_dict()["statistics"]
     assert many == one
+
+
+def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatch):
+    import sympy as sp
+
+    import symmle.numbers.cdf as cdf
+    from symmle.numbers.cdf_cache import store_cdf
+
+    m = load_model("exponential")
+    first = distribution_function(m)
+    assert first.method == "closed_form"
+
+    def no_sympy(*args, **kwargs):
+        raise AssertionError("the closed form should come from the cache")
+
+    monkeypatch.setattr(cdf, "_integrals", no_sympy)
+    again = distribution_function(m)
+    assert again.method == "closed_form" and sp.simplify(again.cdf_expr - first.cdf_expr) == 0
+    # an entry holding a wrong formula is refused by the check against quadrature, never used
+    x, lam = m.variable, m.parameters[0].symbol
+    wrong = 1 - sp.exp(-2 * lam * x)
+    store_cdf(m, {}, cdf.CDF_TIMEOUT, wrong, 1 - wrong, "")
+    refused = distribution_function(m)
+    assert refused.method == "quadrature" and "failed its check" in refused.note
+    F, S = refused(np.array([[0.5, 1.0]]), {"lam": 2.0})
+    assert np.allclose(F[0], 1 - np.exp(-2.0 * np.array([0.5, 1.0])), rtol=1e-12)
+
+
+def test_gof_with_a_constant_and_an_inline_model():
+    x = np.random.default_rng(0).binomial(10, 0.3, size=300)
+    r = symmle.gof("binomial", x, {"n": 10}, boot=100, seed=1)
+    assert set(r.statistics) == {"ks", "cvm", "ad", "chi2"} and r.cdf == "summation"
+    assert r.statistics["chi2"].p_value > 0.01
+    m = symmle.inline_model("th**2/(1+th)*(1+x)*exp(-th*x)", "x", "0,oo", ["th:positive"])
+    y = np.random.default_rng(16).exponential(1.0, size=200)
+    s = symmle.gof(m, y, boot=50, seed=2)
+    assert 0 < s.statistics["ad"].p_value <= 1 and s.statistics["ad"].mc_error is not None
