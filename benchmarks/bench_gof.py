@@ -78,12 +78,12 @@ def main() -> int:
         gof(d, x, boot=10, seed=0)  # warm-up: compiles, caches the distribution function
         ours, theirs = [], []
         for run in range(args.runs):
-            t, r = _timed(lambda run=run: gof(d, x, boot=args.boot, seed=run))
+            t, r = _timed(lambda run=run, d=d, x=x: gof(d, x, boot=args.boot, seed=run))
             ours.append(t)
             total = 0.0
             for st in ("ks", "cvm", "ad"):
                 t2, ref = _timed(
-                    lambda st=st, run=run: stats.goodness_of_fit(
+                    lambda st=st, run=run, dist=dist, x=x, known=known: stats.goodness_of_fit(
                         dist,
                         x,
                         known_params=known,

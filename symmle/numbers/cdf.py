@@ -243,7 +243,9 @@ class DistributionFunction:
 def _full(v: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``v`` as a float array of ``shape`` that may be written (a constant is broadcast and copied)."""
     v = np.asarray(v, dtype=float)
-    return v if v.shape == shape and v.flags.writeable and v.flags.owndata else np.array(np.broadcast_to(v, shape))
+    if v.shape == shape and v.flags.writeable and v.flags.owndata:
+        return v
+    return np.array(np.broadcast_to(v, shape))
 
 
 def _row(values: Mapping[str, Any], r: int, rows: int) -> dict[str, float]:
