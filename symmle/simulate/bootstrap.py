@@ -45,6 +45,15 @@ WORKERS = max(1, min(os.cpu_count() or 1, 8))
 TIE_RTOL = 1e-12
 
 
+def _number(name: str, value: Any) -> float:
+    """A constant's value: a number, or number text read by the safe parser (never ``eval``)."""
+    if isinstance(value, str):
+        from symmle.model.parse import parse_number
+
+        return float(parse_number(value, what=f"constant {name}"))
+    return float(value)
+
+
 class _Done:
     """A result already computed, with the interface of a future (one thread: no pool needed)."""
 
@@ -130,7 +139,7 @@ def gof(
     x = np.asarray(data, dtype=float).reshape(-1)
     result = fitted if fitted is not None else fit(d, x, constants, timeout=timeout)
     compiled = d.compile(timeout=timeout)
-    consts = compiled.constant_values(**{k: float(v) for k, v in (constants or {}).items()})
+    consts = compiled.constant_values(**{k: _number(k, v) for k, v in (constants or {}).items()})
     estimates = {q.name: float(result.estimates[q.name]) for q in m.parameters}
     n = x.shape[0]
     if boot * n > MAX_BOOT_DRAWS:
