@@ -458,6 +458,12 @@ def derive(
     metavar="NAME=EXPR",
     help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -487,6 +493,7 @@ def fit(
     covariates,
     offset,
     derived,
+    plot,
     as_json,
     ci,
     timeout,
@@ -521,6 +528,8 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(list(derived), m)
+    if plot:
+        _plot_ready(plot, model, m)
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -577,6 +586,22 @@ def fit(
         note = f"dropped {dropped_rows:,} of {total:,} rows with a missing value (--dropna)"
         click.echo(f"symmle: {note}", err=True)
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fit
+
+        plot_fit(m, result.estimates, x, plot)
+        if not as_json:
+            _echo(f"wrote {plot}")
+
+
+def _plot_ready(plot: str, model: str | None, m: Any) -> None:
+    """``--plot``: matplotlib is there, the file is not an input, and the model has one scalar variable."""
+    from symmle.simulate.plots import require_matplotlib
+
+    require_matplotlib()
+    _refuse_overwriting(plot, model)
+    if m.is_vector or m.is_regression or m.prior:
+        raise SpecError("--plot draws models of one scalar variable (no vector, link or prior)")
 
 
 @cli.command()
@@ -780,6 +805,163 @@ def hypothesis_cmd(
         note = f"dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)"
         click.echo(f"symmle: {note}", err=True)
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
+
+
+@cli.command("gof")
+@click.argument("args", nargs=-1, metavar="[MODEL] DATA")
+@_inline_options
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
+@click.option(
+    "--boot",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Parametric-bootstrap replicates of the p-values (0: the statistics only).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the bootstrap [default: fresh entropy].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def gof_cmd(
+    args, pdf, var, discrete, support, params, consts, column, dropna, boot, seed, plot, as_json, timeout
+) -> None:
+    """Goodness of fit of MODEL to DATA at the maximum-likelihood estimates.
+
+    Kolmogorov-Smirnov, Cramer-von Mises and Anderson-Darling (and chi-square
+    with pooled cells for a discrete model), with p-values from a parametric
+    bootstrap that refits every replicate (the estimated parameters count).
+    """
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.simulate.bootstrap import gof as run_gof
+    from symmle.symbolic.derivation import derive as run
+
+    expected = 1 if pdf is not None else 2
+    if len(args) != expected:
+        raise SpecError("usage: symmle gof MODEL DATA, or symmle gof --pdf ... DATA")
+    model, data_path = (None, args[0]) if pdf is not None else args
+    _, values = _split_consts(consts)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    if plot:
+        _plot_ready(plot, model, m)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    x = _scalar_data(data_path, column, dropna)
+    result = run_gof(
+        run(m, timeout=budget),
+        x,
+        values,
+        boot=boot,
+        seed=seed,
+        progress=not as_json and sys.stderr.isatty(),
+        timeout=budget,
+    )
+    _echo(result.to_json() if as_json else result.to_text(), nl=as_json)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fit
+
+        plot_fit(m, result.estimates, x, plot)
+        if not as_json:
+            _echo(f"wrote {plot}")
+
+
+@cli.command("compare")
+@click.argument("args", nargs=-1, metavar="DATA MODEL...")
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
+@click.option(
+    "--boot",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Parametric-bootstrap replicates of each model's p-values (0: the statistics only).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the bootstrap [default: fresh entropy].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="The fits overlaid: histogram and densities, CDFs, Q-Q, P-P (needs matplotlib).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def compare_cmd(args, column, dropna, boot, seed, plot, as_json, timeout) -> None:
+    """Fit several MODELs to DATA: one table ranked by AIC, with BIC and the GOF statistics.
+
+    Models that cannot fit the data (support, no MLE) are listed with the reason.
+    """
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.simulate.compare import compare as run_compare
+
+    if len(args) < 2:
+        raise SpecError("usage: symmle compare DATA MODEL [MODEL...]")
+    data_path, models = args[0], list(args[1:])
+    if plot:
+        from symmle.simulate.plots import require_matplotlib
+
+        require_matplotlib()
+        _refuse_overwriting(plot, data_path)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    x = _scalar_data(data_path, column, dropna)
+    result = run_compare(
+        models, x, boot=boot, seed=seed, progress=not as_json and sys.stderr.isatty(), timeout=budget
+    )
+    _echo(result.to_json() if as_json else result.to_text(), nl=as_json)
+    if not result.fits:
+        from symmle.base.errors import DataError
+
+        _fail("no model fitted the data (see Excluded)", DataError.exit_code)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fits
+
+        if not result.fits:
+            raise SpecError("no model fitted the data: nothing to plot")
+        best = result.fits[0].distribution.model.discrete
+        chosen = [r for r in result.fits if r.distribution.model.discrete == best]
+        kinds = {r.distribution.model.discrete for r in result.fits}
+        plot_fits([(r.model, r.distribution, r.estimates) for r in chosen], x, plot, title="compare")
+        if not as_json:
+            _echo(f"wrote {plot}" + (" (the fits of the best model's kind)" if len(kinds) > 1 else ""))
+
+
+def _scalar_data(data_path: str, column: str | None, dropna: bool) -> Any:
+    """One column of DATA (rows with a missing value dropped with --dropna, and counted on stderr)."""
+    from symmle.numbers.data import load_data
+    from symmle.numbers.missing import drop_missing
+
+    x = load_data(data_path, column)
+    dropped = drop_missing(x) if dropna else None
+    if dropped is not None:
+        x = dropped.values
+        total = dropped.count + int(len(x))
+        click.echo(
+            f"symmle: dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)", err=True
+        )
+    return x
 
 
 @cli.command("compile")
