@@ -36,7 +36,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def normal_cdf():
-    return distribution_function(load_model("normal"), at={"mu": 1.0, "sigma2": 4.0})
+    # a generous budget: the integral takes about a second, longer on a loaded machine
+    return distribution_function(load_model("normal"), at={"mu": 1.0, "sigma2": 4.0}, timeout=120)
 
 
 # --------------------------------------------------------------------------

@@ -324,7 +324,8 @@ def _closed_form(
     cached = load_cdf(model, consts, seconds)
     if cached is None:
         cdf, sf, note = _integrals(model, consts, seconds)
-        store_cdf(model, consts, seconds, cdf, sf, note)
+        if note != _timed_out(seconds):  # a time-out depends on the machine's load: not kept on disk
+            store_cdf(model, consts, seconds, cdf, sf, note)
     else:
         cdf, sf, note = cached
     if cdf is None:
@@ -339,6 +340,10 @@ def _closed_form(
         if why:
             return None, None, why
     return cdf, sf, ""
+
+
+def _timed_out(seconds: float) -> str:
+    return f"no closed form within {seconds:g} s"
 
 
 def _integrals(
@@ -363,7 +368,7 @@ def _integrals(
     except Exception as exc:  # SymPy's integrator fails in many ways
         return None, None, f"SymPy could not integrate the density ({type(exc).__name__})"
     if timed_out:
-        return None, None, f"no closed form within {seconds:g} s"
+        return None, None, _timed_out(seconds)
     if not _usable(cdf):
         return None, None, "the integral of the density has no closed form"
     try:

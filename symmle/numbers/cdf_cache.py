@@ -2,7 +2,7 @@
 
 SymPy takes seconds to integrate a density (tens of seconds to give up on one); reading the result
 back takes milliseconds.  An entry holds the closed forms of ``F`` and ``S`` (or the note saying
-there is none within the budget, so that the numerical fallback is taken at once next time), keyed
+SymPy found none; a time-out is not kept, since it depends on the machine's load), keyed
 by the model's canonical form (:func:`symmle.symbolic.cache.model_key`), the constants' values, the
 budget and the versions of the code.  The entry is JSON read through the whitelist of
 :mod:`symmle.symbolic.codec`, its content must match its SHA-256, and a closed form read back is
