@@ -64,8 +64,8 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
             f"At the MAP estimate, {defined} is ${tex(hat)}{at}$ (a plug-in estimate, not the MAP of "
             f"${tex(sym)}$: a MAP is not invariant under reparametrisation)"
             if _map(d)
-            else f"By invariance of the maximum-likelihood estimator, the MLE of {defined} is "
-            f"${tex(hat)}{at}$, the quantity at the estimates"
+            else f"The MLE of {defined} is, by invariance of the maximum-likelihood estimator, the "
+            f"quantity at the estimates: ${tex(hat)}{at}$"
         )
         out.append(
             Step(
