@@ -436,3 +436,18 @@ def test_fit_with_prior_shows_the_plug_in(tmp_path, bernoulli_map):
     out = run("fit", "bernoulli", str(path), *PRIOR, "--derived", "odds=p/(1-p)")
     assert out.exit_code == 0, out.output
     assert "g(theta_MAP) is a plug-in, not the MAP of g" in out.output
+
+
+def test_other_interval_methods_fall_back_to_the_delta_method():
+    """An interval method other than transformed/wald (profile) is for the parameters: g keeps its own."""
+    from symmle.numbers.derived_fit import fit_derived
+
+    d = symmle.derive("exponential")
+    x = np.array([0.2, 1.9, 0.7, 0.4])
+    compiled = d.compile()
+    estimates = {"lam": 1 / x.mean()}
+    found, warnings = fit_derived(d, compiled, x, estimates, {}, {"mean": "1/lam"}, ci="profile")
+    same, none = fit_derived(d, compiled, x, estimates, {}, {"mean": "1/lam"}, ci="transformed")
+    assert found["mean"]["ci95"] == pytest.approx(same["mean"]["ci95"])
+    assert found["mean"]["ci_method"] == "wald-log"
+    assert any("--ci profile is for the model's parameters" in w for w in warnings) and not none

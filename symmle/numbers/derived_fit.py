@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["fit_derived", "derived_lines", "derived_doc"]
 
+#: The interval methods a derived quantity's delta-method interval can follow (any other falls back to
+#: the first: the Wald interval on the scale where g's range is the real line).
+_DELTA_METHODS = ("transformed", "wald")
+
 
 def fit_derived(
     d: Derivation,
@@ -51,6 +55,12 @@ def fit_derived(
     regular = compiled.regular
     out: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
+    method = ci if ci in _DELTA_METHODS else "transformed"
+    if method != ci:  # a profile interval of g would need the likelihood maximised under g = c
+        warnings.append(
+            f"the derived quantities' intervals are delta-method ones on the scale of their range "
+            f"(--ci {ci} is for the model's parameters)"
+        )
     for q in dd.derived:
         entry: dict[str, Any] = {
             "expr": sp.sstr(q.expr),
@@ -91,7 +101,7 @@ def fit_derived(
             continue
         se = math.sqrt(var)
         entry["stderr"] = se
-        entry["ci95"], entry["ci_method"] = interval(value, se, "positive" if q.positive else "real", ci)
+        entry["ci95"], entry["ci_method"] = interval(value, se, "positive" if q.positive else "real", method)
     return out, warnings
 
 
