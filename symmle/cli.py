@@ -458,6 +458,12 @@ def derive(
     metavar="NAME=EXPR",
     help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
 )
+@click.option(
+    "--mixture", metavar="K", help="Fit a K-component mixture of MODEL by EM (K = 1: the plain fit)."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the mixture's random EM starts."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -486,6 +492,8 @@ def fit(
     covariates,
     offset,
     derived,
+    mixture,
+    seed,
     as_json,
     ci,
     timeout,
@@ -516,6 +524,14 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(list(derived), m)
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if mixture > 1 and (m.is_regression or m.is_vector):
+            raise SpecError(
+                "--mixture: only scalar families can be mixed for now (no vector or regression models)"
+            )
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -562,7 +578,14 @@ def fit(
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
             result = run_fit(
-                run(m, timeout=budget), x, values, timeout=budget, ci=ci, derived=list(derived) or None
+                run(m, timeout=budget),
+                x,
+                values,
+                timeout=budget,
+                ci=ci,
+                derived=list(derived) or None,
+                mixture=mixture,
+                seed=seed,
             )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()

@@ -368,6 +368,8 @@ def fit(
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
     derived: Any = None,
+    mixture: int | None = None,
+    seed: int = 0,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -407,6 +409,11 @@ def fit(
         Priors (``{PARAM: "FAMILY(NAME=VALUE, ...)"}``) and inline prior densities: the estimates
         are then maximum a posteriori (MAP), with standard errors from the curvature of the
         log-posterior (see :meth:`symmle.Model.with_prior`).
+    mixture : int, optional
+        K: fit a K-component mixture of the family by EM
+        (:mod:`symmle.numbers.mixture_em`; K = 1 is the plain fit); ``seed``
+        makes its random starts reproducible.  The result is a
+        :class:`~symmle.numbers.mixture_em.MixtureResult`.
 
     Examples
     --------
@@ -434,6 +441,8 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
+    if mixture is not None and m.is_regression:
+        raise SpecError("a mixture of regressions is not supported: drop --mixture or the link")
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
@@ -447,6 +456,11 @@ def fit(
         raise SpecError(
             f"formula, y, x and offset make a regression: give '{m.name}' a link (--link PARAM=LINK)"
         )
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components, fit_mixture
+
+        if check_components(mixture, "mixture") > 1:
+            return fit_mixture(d, data, int(mixture), constants, seed=seed, ci=ci)
     if m.is_vector:
         from symmle.numbers.vector_fit import fit_vector
 

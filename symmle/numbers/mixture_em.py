@@ -123,7 +123,8 @@ class MixtureResult(FitResult):
         )
         extra = (
             f"  EM: {self.iterations} iterations, {'converged' if self.converged else 'NOT converged'}; "
-            f"{self.starts} starts, {self.distinct_optima} distinct optim{'um' if self.distinct_optima == 1 else 'a'}\n"
+            f"{self.starts} starts, {self.distinct_optima} distinct "
+            f"optim{'um' if self.distinct_optima == 1 else 'a'}\n"
         )
         body = head + "\n" + rest
         marker = "\n  log-likelihood = "
@@ -203,7 +204,7 @@ class _Component:
             return float(self.ell(n, *s, *theta))
 
     def m_step(self, n: float, s: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """The weighted MLE of one component from ``N_k`` and ``S_kj`` (a generalised step for numeric kinds)."""
+        """The weighted MLE of one component from ``N_k`` and ``S_kj`` (a generalised step if numeric)."""
         values = dict(zip(self.names, previous if previous is not None else [np.nan] * len(self.names)))
         theta = np.array([values[p] for p in self.names], dtype=float)
         with np.errstate(all="ignore"):
@@ -547,7 +548,8 @@ def fit_mixture(
             warnings.append("the observed information is not positive definite: no standard errors")
         elif np.max(np.abs(fd - info) / np.maximum(scale, 1e-300)) > 1e-4:
             warnings.append(
-                "the exact observed information disagrees with a finite-difference Hessian: no standard errors"
+                "the exact observed information disagrees with a finite-difference Hessian: "
+                "no standard errors"
             )
         else:
             se = np.sqrt(np.diag(cov))
