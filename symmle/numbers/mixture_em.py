@@ -27,6 +27,7 @@ log-density, cross-checked against a finite-difference Hessian.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -46,7 +47,14 @@ from symmle.numbers.data import fixed_support, validate_data
 from symmle.numbers.fitting import FitResult, interval
 from symmle.symbolic.derivation import Derivation
 
-__all__ = ["MixtureResult", "fit_mixture", "check_components", "MAX_COMPONENTS"]
+__all__ = [
+    "MixtureResult",
+    "fit_mixture",
+    "fit_components",
+    "check_components",
+    "parse_components",
+    "MAX_COMPONENTS",
+]
 
 #: the most components a mixture may have
 MAX_COMPONENTS = 50
@@ -103,6 +111,35 @@ def check_components(value: Any, origin: str = "--mixture") -> int:
     return k
 
 
+def parse_components(value: Any, origin: str = "--components") -> list[int]:
+    """The numbers of components to try: ``"1..5"``, ``"2,3,5"``, ``"3"`` or an iterable of integers.
+
+    >>> parse_components("1..4"), parse_components("2, 5"), parse_components(range(1, 3))
+    ([1, 2, 3, 4], [2, 5], [1, 2])
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if ".." in text:
+            lo, _, hi = text.partition("..")
+            a, b = check_components(lo, origin), check_components(hi, origin)
+            if a > b:
+                raise SpecError(f"{origin}: an empty range {text[:40]!r} (write LOW..HIGH)")
+            ks = list(range(a, b + 1))
+        else:
+            ks = [check_components(part, origin) for part in text.split(",")]
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        ks = [check_components(value, origin)]
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            raise SpecError(f"{origin}: give LOW..HIGH or a list of whole numbers, not {value!r}") from None
+        ks = [check_components(v, origin) for v in items]
+    if not ks:
+        raise SpecError(f"{origin}: no number of components given")
+    return sorted(set(ks))
+
+
 @dataclass(frozen=True)
 class MixtureResult(FitResult):
     """A mixture fit: :class:`FitResult` with list-valued estimates (``w`` first) and EM's record.
@@ -118,6 +155,8 @@ class MixtureResult(FitResult):
     distinct_optima: int = 0
     #: the log-likelihood after each EM iteration of the best start
     trace: tuple[float, ...] = ()
+    #: with ``components=``: one row per K tried, ``{"k", "log_likelihood", "aic", "bic", "error"}``
+    selection: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         doc = super().to_dict()
@@ -125,6 +164,9 @@ class MixtureResult(FitResult):
         doc["iterations"] = self.iterations
         doc["converged"] = self.converged
         doc["starts"] = {"n": self.starts, "distinct_optima": self.distinct_optima}
+        if self.selection:
+            doc["components_bic"] = [dict(row) for row in self.selection]
+            doc["chosen_by"] = "bic"
         return doc
 
     def to_json(self) -> str:
@@ -146,7 +188,30 @@ class MixtureResult(FitResult):
         i = body.find(marker)
         j = body.find("\n", i + 1)
         body = body[: j + 1] + extra + body[j + 1 :]
+        if self.selection:
+            body = self._selection_text() + body
         return printable(body)
+
+    def _selection_text(self) -> str:
+        rows = [("K", "log-likelihood", "AIC", "BIC", "")]
+        for row in self.selection:
+            if row["error"] is not None:
+                rows.append((str(row["k"]), "n/a", "n/a", "n/a", row["error"]))
+                continue
+            mark = "<- chosen" if row["k"] == self.components else ""
+            rows.append(
+                (
+                    str(row["k"]),
+                    f"{row['log_likelihood']:.10g}",
+                    f"{row['aic']:.10g}",
+                    f"{row['bic']:.10g}",
+                    mark,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [f"{self.model}: the number of components chosen by BIC (smallest)", ""]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(lines) + "\n\n"
 
 
 class _Component:
@@ -847,7 +912,7 @@ def fit_mixture(
             ]
         )
         comp.check_linear(sample, [spread])
-    n_starts = max(1, int(starts))
+    n_starts = max(1, int(starts)) if K > 1 else 1  # one component: EM has one answer
     # the starts are screened on a seeded subsample (all the data when it is small enough), run to
     # convergence there; each distinct optimum they reach is then converged on all the data
     if n <= SCREEN_ROWS:
@@ -967,7 +1032,50 @@ def fit_mixture(
         components=K,
         iterations=best.iterations + extra,
         converged=best.converged,
-        starts=max(1, starts),
+        starts=n_starts,
         distinct_optima=len(optima),
         trace=tuple(best.trace) + tuple(lls),
     )
+
+
+def fit_components(
+    d: Derivation,
+    data: Any,
+    components: Any,
+    constants: Mapping[str, float] | None = None,
+    *,
+    seed: int = 0,
+    starts: int = 10,
+    ci: str = "transformed",
+) -> MixtureResult:
+    """Fit mixtures of each number of components in ``components`` and keep the one of least BIC.
+
+    A K whose mixture degenerates on the data (a :class:`DataError`) is listed
+    with its error and skipped.  The result is the chosen fit, with
+    ``selection``: one row per K (``k``, ``log_likelihood``, ``aic``, ``bic``,
+    ``error``); ``to_dict()`` gives it as ``components_bic``.
+
+    Examples
+    --------
+    >>> import numpy as np, symmle
+    >>> rng = np.random.default_rng(1)
+    >>> x = np.r_[rng.normal(-3, 1, 300), rng.normal(3, 1, 300)]
+    >>> r = fit_components(symmle.derive("normal"), x, range(1, 4), seed=0)
+    >>> r.components, [row["k"] for row in r.selection]
+    (2, [1, 2, 3])
+    """
+    ks = parse_components(components, "components")
+    rows: list[dict[str, Any]] = []
+    fits: dict[int, MixtureResult] = {}
+    for k in ks:
+        try:
+            r = fit_mixture(d, data, k, constants, seed=seed, starts=starts, ci=ci)
+        except DataError as exc:
+            rows.append({"k": k, "log_likelihood": None, "aic": None, "bic": None, "error": str(exc)})
+            continue
+        fits[k] = r
+        rows.append({"k": k, "log_likelihood": r.log_likelihood, "aic": r.aic, "bic": r.bic, "error": None})
+    if not fits:
+        raise DataError(f"no number of components in {ks} gives a mixture on these data: {rows[0]['error']}")
+    best = min(fits, key=lambda k: (fits[k].bic, k))
+    return dataclasses.replace(fits[best], selection=tuple(rows))
