@@ -82,6 +82,11 @@ CHUNK = 1 << 16
 CACHE_BYTES = 1 << 27
 #: the starts are seeded (quantile split, k-means++) and screened on a seeded subsample of this many rows
 SCREEN_ROWS = 20_000
+#: the screening runs stop at these tolerances (then one run per distinct optimum is converged)
+SCREEN_TOL_LOGLIK = 1e-8
+SCREEN_TOL_PARAMS = 1e-3
+#: a run whose iterate comes this close (relative) to an optimum already found is stopped there
+MERGE_TOL = 1e-3
 #: rows of the subsample the finite-difference cross-check of the information uses
 CHECK_ROWS = 2000
 
@@ -335,6 +340,29 @@ class _Component:
                 return previous
         return theta
 
+    def m_step_all(self, nk: np.ndarray, S: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """The weighted MLEs of all K components (P x K) from ``N_k`` (K) and ``S_kj`` (J x K).
+
+        Closed forms are evaluated on all components at once; a numeric profile
+        is solved component by component (:meth:`m_step`).
+        """
+        K = nk.shape[0]
+        if self.reduced:
+            out = np.empty((len(self.names), K))
+            for k in range(K):
+                prev = None if previous is None else previous[:, k]
+                out[:, k] = self.m_step(float(nk[k]), S[:, k], prev)
+            return out
+        theta = np.full((len(self.names), K), np.nan) if previous is None else np.array(previous, dtype=float)
+        with np.errstate(all="ignore"):
+            for name, fn in self.profile:
+                i = self.names.index(name)
+                theta[i] = np.broadcast_to(np.asarray(fn(nk, *S, *theta), dtype=float), (K,))
+            for name, fn in self.closed.items():
+                i = self.names.index(name)
+                theta[i] = np.broadcast_to(np.asarray(fn(nk, *S, *theta), dtype=float), (K,))
+        return theta
+
     def _solve_reduced(self, n: float, s: np.ndarray, theta: np.ndarray) -> np.ndarray:
         idx = [self.names.index(p) for p in self.reduced]
         doms = [self.domains[i] for i in idx]
@@ -477,6 +505,8 @@ class _Run:
     iterations: int
     converged: bool
     trace: list[float]
+    #: the index of an optimum found before that this run reached the neighbourhood of (then stopped)
+    merged: int | None = None
 
 
 class _Collapse(Exception):
@@ -498,23 +528,37 @@ def _m_step(comp, n, nk, S, theta_prev, reference):
         raise _Collapse(
             f"the weight of component {k + 1} vanishes (it holds {nk[k]:.3g} observations' worth)"
         )
+    theta = comp.m_step_all(nk, S, theta_prev)
     K = nk.shape[0]
-    theta = np.empty((len(comp.names), K))
-    for k in range(K):
-        prev = None if theta_prev is None else theta_prev[:, k]
-        theta[:, k] = comp.m_step(float(nk[k]), S[:, k], prev)
     for p, (name, dom) in enumerate(zip(comp.names, comp.domains)):
-        for k in range(K):
-            v = theta[p, k]
-            if not np.isfinite(v) or not in_domain(v, dom):
-                raise _Collapse(f"component {k + 1}'s {name} leaves its domain ({dom}): {v:g}")
-            ref = reference[p]
-            if dom in ("positive", "nonnegative") and np.isfinite(ref) and ref > 0:
-                if v < COLLAPSE * ref:
-                    raise _Collapse(f"component {k + 1} collapses onto a point ({name} -> 0)")
-                if v > ref / COLLAPSE:
-                    raise _Collapse(f"component {k + 1} collapses onto a point ({name} -> infinity)")
+        row, ref = theta[p], reference[p]
+        if not _valid(theta[p : p + 1], [dom]):
+            k = next(k for k in range(K) if not (np.isfinite(row[k]) and in_domain(row[k], dom)))
+            raise _Collapse(f"component {k + 1}'s {name} leaves its domain ({dom}): {row[k]:g}")
+        if dom in ("positive", "nonnegative") and np.isfinite(ref) and ref > 0:
+            if np.any(row < COLLAPSE * ref):
+                k = int(np.argmin(row))
+                raise _Collapse(f"component {k + 1} collapses onto a point ({name} -> 0)")
+            if np.any(row > ref / COLLAPSE):
+                k = int(np.argmax(row))
+                raise _Collapse(f"component {k + 1} collapses onto a point ({name} -> infinity)")
     return nk / n, theta
+
+
+def _valid(theta: np.ndarray, domains) -> bool:
+    """Whether every parameter value (P x K) lies in its domain (and is finite)."""
+    if not np.all(np.isfinite(theta)):
+        return False
+    for row, dm in zip(theta, domains):
+        if dm in ("positive", "positive_integer") and not np.all(row > 0):
+            return False
+        if dm == "nonnegative" and not np.all(row >= 0):
+            return False
+        if dm == "unit" and not np.all((row > 0) & (row < 1)):
+            return False
+        if dm in ("integer", "positive_integer") and not np.all(row == np.round(row)):
+            return False
+    return True
 
 
 def _to_zs(comp, w, theta):
@@ -533,7 +577,8 @@ def _to_zs(comp, w, theta):
 
 def _from_zs(comp, z, K):
     lw = np.r_[z[: K - 1], 0.0]
-    w = np.exp(lw - logsumexp(lw))
+    e = np.exp(lw - lw.max())
+    w = e / e.sum()
     theta = np.empty((len(comp.domains), K))
     for p, dom in enumerate(comp.domains):
         t = z[K - 1 + p * K : K - 1 + (p + 1) * K]
@@ -566,6 +611,7 @@ def _run(
     accelerate=True,
     start_iterations=0,
     trace=None,
+    known=(),
 ):
     """EM from (w, theta), accelerated by SQUAREM with a monotonicity safeguard.
 
@@ -585,6 +631,8 @@ def _run(
     w1, t1 = _m_step(comp, n, nk, S, theta, reference)
     converged = False
     step_max = STEP_MAX
+    known_ll = [k[2] for k in known]
+    known = [(k[0], k[1]) for k in known]
     while passes < max_iter:
         ll1, nk, S = data.e_pass(w1, t1)
         passes += 1
@@ -598,6 +646,11 @@ def _run(
         trace.append(ll1)
         dl = abs(ll1 - ll0) / max(1.0, abs(ll1))
         w2, t2 = _m_step(comp, n, nk, S, t1, reference)
+        if known:
+            order = np.lexsort((w1, t1[0]))
+            for i, (wk, tk) in enumerate(known):
+                if _change(wk, tk, w1[order], t1[:, order]) <= MERGE_TOL and ll1 <= known_ll[i]:
+                    return _Run(ll1, w1, t1, passes, True, trace, merged=i)
         if dl <= tol_ll:
             # EM converges linearly: with rate rho = |step 2| / |step 1|, the distance of the iterate
             # from the fixed point is about |step 2| / (1 - rho)
@@ -618,9 +671,7 @@ def _run(
                 zp = z0 - 2 * alpha * r + alpha**2 * v
                 if alpha < -1.0 and np.all(np.isfinite(zp)):
                     wp, tp = _from_zs(comp, zp, K)
-                    if np.all(wp > 0) and all(
-                        in_domain(float(t), dm) for row, dm in zip(tp, comp.domains) for t in row
-                    ):
+                    if np.all(wp > 0) and _valid(tp, comp.domains):
                         llp, nkp, Sp = data.e_pass(wp, tp)
                         passes += 1
                         if np.isfinite(llp) and llp >= ll1:
@@ -926,7 +977,9 @@ def fit_mixture(
         try:
             nk, S = _hard_statistics(sdata, assign)
             w0, t0 = _m_step(comp, sdata.n, nk, S, None, reference)
-            screened.append(_run(comp, sdata, w0, t0, reference))
+            screened.append(
+                _run(comp, sdata, w0, t0, reference, tol_ll=SCREEN_TOL_LOGLIK, tol_p=SCREEN_TOL_PARAMS)
+            )
         except _Collapse as exc:
             collapses.append(str(exc))
     if collapses and any("collapses" in c or "finite" in c for c in collapses):
@@ -935,16 +988,23 @@ def fit_mixture(
     if not screened:
         raise DataError(f"the {K}-component mixture degenerates on these data: {collapses[0]}")
     runs: list[_Run] = []
-    if sdata is data:
-        runs = screened
-    else:
-        groups: list[_Run] = []
-        for run in sorted(screened, key=lambda r: -r.loglik):
-            if not any(_same_optimum(run, g, 1e-6) for g in groups):
-                groups.append(run)
+    groups: list[_Run] = []
+    for run in sorted(screened, key=lambda r: -r.loglik):
+        if not any(_same_optimum(run, g, 1e-6) for g in groups):
+            groups.append(run)
+    if True:
         for g in groups:
             try:
-                runs.append(_run(comp, data, g.weights, g.theta, reference))
+                found = []
+                for r in runs:
+                    if r.merged is None:
+                        o = np.lexsort((r.weights, r.theta[0]))
+                        found.append((r.weights[o], r.theta[:, o], r.loglik))
+                more = _run(comp, data, g.weights, g.theta, reference, known=found)
+                if sdata is data:  # the same EM, continued
+                    more.iterations += g.iterations - 1
+                    more.trace = g.trace[:-1] + more.trace
+                runs.append(more)
             except _Collapse as exc:
                 collapses.append(str(exc))
                 if "collapses" in str(exc) or "finite" in str(exc):
@@ -953,6 +1013,7 @@ def fit_mixture(
                     ) from None
         if not runs:
             raise DataError(f"the {K}-component mixture degenerates on these data: {collapses[0]}")
+    runs = [r for r in runs if r.merged is None]
     best = max(runs, key=lambda r: r.loglik)
     optima: list[_Run] = []
     for run in sorted(runs, key=lambda r: -r.loglik):
