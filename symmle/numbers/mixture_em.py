@@ -16,13 +16,28 @@ alternates:
   derived profile with its exact derivatives.  The weights are :math:`w_k = N_k/N`
   (the Lagrangian of the simplex).
 
+Numerics.  One pass over the data (in chunks of rows, so memory-mapped data of
+any size need bounded memory) gives the log-likelihood at the current point and
+``N_k``, ``S_kj`` for the next M-step.  When the family's log-density is
+``base(theta) + sum_j eta_j(theta) g_j(x)`` (read off the derived log-likelihood,
+linear in N and T_j, and checked against log f on the data), the chunk's N x K
+log-densities are one small matrix product.  EM is accelerated by SQUAREM
+(SqS3 step, adaptive bound): an extrapolated point is kept only when its
+log-likelihood is at least that of the plain EM step, which is taken otherwise.
 The log-likelihood is checked not to decrease from one iteration to the next (a
-decrease beyond rounding is an internal error, :class:`VerificationError`).  Several
-starts (the quantile split of the sorted data, then k-means++ seeds drawn with
-``seed``) are run and the best kept.  A component collapsing onto a point, or a
-weight vanishing, is a :class:`DataError`.  Standard errors come from the observed
-information of the mixture log-likelihood with exact derivatives of the component
-log-density, cross-checked against a finite-difference Hessian.
+decrease beyond rounding is an internal error, :class:`VerificationError`).  EM
+stops at a relative log-likelihood change of 1e-10 with the parameters settled
+(their distance to the fixed point estimated from EM's rate); Newton steps with
+the exact observed information then take the estimates to a relative 1e-8.
+
+Starts: the quantile split of the data, then k-means++ seeds drawn with
+``seed``, screened on a seeded subsample (at most :data:`SCREEN_ROWS` rows) to a
+loose tolerance; each distinct optimum they approach is converged on all the
+data and the best kept.  A component collapsing onto a point, or a weight
+vanishing, is a :class:`DataError`.  Standard errors come from the observed
+information of the mixture log-likelihood with exact derivatives of the
+component log-density, cross-checked against a finite-difference Hessian (on a
+subsample: the identity holds at any point).
 """
 
 from __future__ import annotations
@@ -964,8 +979,9 @@ def fit_mixture(
         )
         comp.check_linear(sample, [spread])
     n_starts = max(1, int(starts)) if K > 1 else 1  # one component: EM has one answer
-    # the starts are screened on a seeded subsample (all the data when it is small enough), run to
-    # convergence there; each distinct optimum they reach is then converged on all the data
+    # the starts are screened on a seeded subsample (all the data when it is small enough): EM to a
+    # loose tolerance there; each distinct optimum they approach is then converged on all the data,
+    # a run stopping early where it reaches an optimum already found (best screened first)
     if n <= SCREEN_ROWS:
         sdata = data
     else:
@@ -992,27 +1008,26 @@ def fit_mixture(
     for run in sorted(screened, key=lambda r: -r.loglik):
         if not any(_same_optimum(run, g, 1e-6) for g in groups):
             groups.append(run)
-    if True:
-        for g in groups:
-            try:
-                found = []
-                for r in runs:
-                    if r.merged is None:
-                        o = np.lexsort((r.weights, r.theta[0]))
-                        found.append((r.weights[o], r.theta[:, o], r.loglik))
-                more = _run(comp, data, g.weights, g.theta, reference, known=found)
-                if sdata is data:  # the same EM, continued
-                    more.iterations += g.iterations - 1
-                    more.trace = g.trace[:-1] + more.trace
-                runs.append(more)
-            except _Collapse as exc:
-                collapses.append(str(exc))
-                if "collapses" in str(exc) or "finite" in str(exc):
-                    raise DataError(
-                        f"the {K}-component mixture degenerates on these data: {exc}; the MLE does not exist"
-                    ) from None
-        if not runs:
-            raise DataError(f"the {K}-component mixture degenerates on these data: {collapses[0]}")
+    for g in groups:
+        try:
+            found = []
+            for r in runs:
+                if r.merged is None:
+                    o = np.lexsort((r.weights, r.theta[0]))
+                    found.append((r.weights[o], r.theta[:, o], r.loglik))
+            more = _run(comp, data, g.weights, g.theta, reference, known=found)
+            if sdata is data:  # the same EM, continued
+                more.iterations += g.iterations - 1
+                more.trace = g.trace[:-1] + more.trace
+            runs.append(more)
+        except _Collapse as exc:
+            collapses.append(str(exc))
+            if "collapses" in str(exc) or "finite" in str(exc):
+                raise DataError(
+                    f"the {K}-component mixture degenerates on these data: {exc}; the MLE does not exist"
+                ) from None
+    if not runs:
+        raise DataError(f"the {K}-component mixture degenerates on these data: {collapses[0]}")
     runs = [r for r in runs if r.merged is None]
     best = max(runs, key=lambda r: r.loglik)
     optima: list[_Run] = []
