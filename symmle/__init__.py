@@ -112,7 +112,8 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
         Values of the model's constants, by name (numbers or number text).
     **kwargs
         ``timeout``: budget in seconds of each symbolic step; ``cache``:
-        ``False`` to derive afresh without the cache of derivations.
+        ``False`` to derive afresh without the cache of derivations;
+        ``mixture=K`` (and ``seed``): a K-component mixture fitted by EM.
 
     Returns
     -------

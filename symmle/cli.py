@@ -464,6 +464,17 @@ def derive(
     metavar="FILE.png",
     help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
 )
+@click.option(
+    "--mixture", metavar="K", help="Fit a K-component mixture of MODEL by EM (K = 1: the plain fit)."
+)
+@click.option(
+    "--components",
+    metavar="LOW..HIGH",
+    help="Fit mixtures of LOW..HIGH (or K1,K2,...) components and keep the one of least BIC.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the mixture's random EM starts."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
@@ -494,6 +505,9 @@ def fit(
     offset,
     derived,
     plot,
+    mixture,
+    components,
+    seed,
     as_json,
     ci,
     timeout,
@@ -530,6 +544,24 @@ def fit(
         parse_derived(list(derived), m)
     if plot:
         _plot_ready(plot, model, m)
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if mixture > 1 and (m.is_regression or m.is_vector):
+            raise SpecError(
+                "--mixture: only scalar families can be mixed for now (no vector or regression models)"
+            )
+    if components is not None:
+        from symmle.numbers.mixture_em import parse_components
+
+        if mixture is not None:
+            raise SpecError("give --mixture K or --components LOW..HIGH, not both")
+        components = parse_components(components)
+        if m.is_regression or m.is_vector:
+            raise SpecError("--components: only scalar families can be mixed for now")
+    if plot and ((mixture is not None and mixture > 1) or components is not None):
+        raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -576,7 +608,15 @@ def fit(
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
             result = run_fit(
-                run(m, timeout=budget), x, values, timeout=budget, ci=ci, derived=list(derived) or None
+                run(m, timeout=budget),
+                x,
+                values,
+                timeout=budget,
+                ci=ci,
+                derived=list(derived) or None,
+                mixture=mixture,
+                seed=seed,
+                components=components,
             )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()

@@ -380,6 +380,9 @@ def fit(
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
     derived: Any = None,
+    mixture: int | None = None,
+    seed: int = 0,
+    components: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -422,6 +425,15 @@ def fit(
         Priors (``{PARAM: "FAMILY(NAME=VALUE, ...)"}``) and inline prior densities: the estimates
         are then maximum a posteriori (MAP), with standard errors from the curvature of the
         log-posterior (see :meth:`symmle.Model.with_prior`).
+    mixture : int, optional
+        K: fit a K-component mixture of the family by EM
+        (:mod:`symmle.numbers.mixture_em`; K = 1 is the plain fit); ``seed``
+        makes its random starts reproducible.  The result is a
+        :class:`~symmle.numbers.mixture_em.MixtureResult`.
+    components : iterable of int or str, optional
+        Numbers of components to try (``range(1, 6)``, ``"1..5"``): the mixture of
+        least BIC is returned, its ``selection`` listing every K tried
+        (:func:`~symmle.numbers.mixture_em.fit_components`).
 
     Examples
     --------
@@ -453,6 +465,8 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
+    if (mixture is not None or components is not None) and m.is_regression:
+        raise SpecError("a mixture of regressions is not supported: drop --mixture or the link")
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
@@ -466,6 +480,19 @@ def fit(
         raise SpecError(
             f"formula, y, x and offset make a regression: give '{m.name}' a link (--link PARAM=LINK)"
         )
+    if components is not None:
+        from symmle.numbers.mixture_em import fit_components
+
+        if mixture is not None:
+            raise SpecError(
+                "give the number of components (mixture) or a range to choose from (components), not both"
+            )
+        return fit_components(d, data, components, constants, seed=seed, ci=ci)
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components, fit_mixture
+
+        if check_components(mixture, "mixture") > 1:
+            return fit_mixture(d, data, int(mixture), constants, seed=seed, ci=ci)
     if m.is_vector:
         from symmle.numbers.vector_fit import fit_vector
 
