@@ -57,7 +57,7 @@ _WEIGHT = ("w", "omega", "v")
 _STAT = ("S", "G", "V")
 _RESP = ("r", "tau", "u")
 _INDICATOR = ("z", "delta", "v")
-_MULTIPLIER = ("lambda", "nu", "kappa")
+_MULTIPLIER = ("lamda", "nu", "kappa")
 #: names that print as the same Greek letter
 _ALIASES = {"lambda": {"lam", "lamda", "lambda"}, "theta": {"th", "theta"}, "epsilon": {"eps", "epsilon"}}
 

@@ -308,7 +308,8 @@ class Derivation:
         if self.mixture is not None:
             mix = self.mixture
             parts = ", ".join(f"{s.symbol}={s.kind if s.expr is None else s.expr}" for s in mix.m_step)
-            return f"<Derivation {self.model.name} (mixture of {mix.K}, EM): {parts}, {mix.symbols.weight}={mix.weights}>"
+            weights = f"{mix.symbols.weight}={mix.weights}"
+            return f"<Derivation {self.model.name} (mixture of {mix.K}, EM): {parts}, {weights}>"
         if self.regression is not None:
             return f"<Derivation {self.model.name}: {self.regression.kind} regression>"
         if self.prior is not None:

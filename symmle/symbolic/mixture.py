@@ -269,7 +269,8 @@ def derive_mixture(m: Model, component: Derivation, timeout: float | None) -> De
                 m_step.append(MStep(q.name, pk, "numeric", None, eq))
     lagrangian, solution, multiplier = _lagrange(sy, timeout)
     weights = sy.count / lik.N
-    checks = list(_verify(m, component, sy, statistics, sub, q_component, score, m_step))
+    checks = [("responsibilities", _check_responsibilities(m, sy, responsibilities))]
+    checks += list(_verify(m, component, sy, statistics, sub, q_component, score, m_step))
     weights_ok = _check_weights(sy, solution)
     checks.append(("weights", weights_ok))
     verified = {name for name, ok in checks if ok}
@@ -488,6 +489,40 @@ def _maximise(fn, z0, domains, scale) -> list[float]:
         if best is None or res.fun < best.fun:
             best = res
     return [_from_z(t, d) for t, d in zip(best.x, domains)]
+
+
+def _check_responsibilities(m: Model, sy: MixtureSymbols, responsibilities: tuple[sp.Expr, ...]) -> bool:
+    """At random weights, parameters and data, each responsibility lies in [0, 1] and they sum to 1."""
+    K = sy.K
+    params = list(m.parameters)
+    constants = m.constant_point()
+    point = m.point()
+    w = [sy.at(sy.weight, j) for j in range(1, K + 1)]
+    th = [sy.at(sy.component[q.name], j) for j in range(1, K + 1) for q in params]
+    fns = [to_function([m.variable, *w, *th], r.subs(constants)) for r in responsibilities]
+    rng = np.random.default_rng(99)
+    lo, hi = m.support_at({**point, **constants})
+    for _ in range(5):
+        if m.discrete:
+            x = float(lo + rng.integers(0, 5)) if np.isfinite(lo) else float(rng.integers(-3, 4))
+            x = min(x, hi)
+        elif np.isfinite(lo) and np.isfinite(hi):
+            x = float(lo + (hi - lo) * rng.uniform(0.1, 0.9))
+        elif np.isfinite(lo):
+            x = float(lo + rng.gamma(2.0, 0.7))
+        elif np.isfinite(hi):
+            x = float(hi - rng.gamma(2.0, 0.7))
+        else:
+            x = float(rng.normal(0.0, 2.0))
+        ws = list(rng.dirichlet(np.ones(K)))
+        ths = [_random_parameter(q.domain, point[q.symbol], rng) for _ in range(K) for q in params]
+        with np.errstate(all="ignore"):
+            values = [float(fn(x, *ws, *ths)) for fn in fns]
+        if not all(np.isfinite(v) and -1e-12 <= v <= 1 + 1e-12 for v in values):
+            return False
+        if abs(sum(values) - 1.0) > 1e-10:
+            return False
+    return True
 
 
 def _check_weights(sy: MixtureSymbols, solution: Mapping) -> bool:
