@@ -437,6 +437,8 @@ def fit(
         model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
     if derived:
         from symmle.model.derived import parse_derived
 

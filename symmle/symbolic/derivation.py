@@ -292,6 +292,11 @@ class Derivation:
         >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
         (2.0, 0.707107)
         """
+        if self.mixture is not None:
+            raise SpecError(
+                f"compile: '{self.model.name}' is a mixture of {self.mixture.K} components; "
+                "compile does not support mixtures yet"
+            )
         if self.regression is not None:  # a response and a design: see symmle.numbers.regression_compiled
             from symmle.numbers.regression_compiled import CompiledRegression
 
