@@ -359,7 +359,7 @@ def mixture_text(d: Derivation) -> str:
                 f"  {st.symbol} solves {_fmt(st.equation.lhs)} = {_fmt(st.equation.rhs)}    "
                 f"[solved numerically with exact derivatives, {status}]"
             )
-    lam = sy.multiplier
+    lam = "lambda" if sy.multiplier.name == "lamda" else sy.multiplier.name  # lamda: a SymPy string
     lines += [
         "",
         "Weights (Lagrangian of the simplex constraint)",
