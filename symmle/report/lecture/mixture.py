@@ -170,8 +170,8 @@ def mixture_steps(d: Derivation) -> tuple[Step, ...]:
             ),
             after=f"The log-likelihood {reference('log_likelihood')} is linear in $N$ and the sums "
             f"$T_{{j}}$, so weighting each observation by ${tex(s.r)}$ turns $N$ into ${tex(s.Nk)}$ and "
-            f"each $T_{{j}}$ into ${tex(s.display[mix.statistics[0][1]]) if mix.statistics else 'S'}$"
-            f"{'' if len(mix.statistics) < 2 else ', ...'} of {reference('weighted_sums')}"
+            f"each $T_{{j}}$ into ${tex(sp.IndexedBase(mix.symbols.names['statistic'])[k, sp.Symbol('j')])}$ "
+            f"of {reference('weighted_sums')}"
             + _verified(
                 mix,
                 "Q",
