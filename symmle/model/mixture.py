@@ -59,7 +59,14 @@ _RESP = ("r", "tau", "u")
 _INDICATOR = ("z", "delta", "v")
 _MULTIPLIER = ("lamda", "nu", "kappa")
 #: names that print as the same Greek letter
-_ALIASES = {"lambda": {"lam", "lamda", "lambda"}, "theta": {"th", "theta"}, "epsilon": {"eps", "epsilon"}}
+_ALIASES = {
+    "lambda": {"lam", "lamda", "lambda", "\u03bb"},
+    "theta": {"th", "theta", "\u03b8"},
+    "epsilon": {"eps", "epsilon", "\u03b5"},
+    "nu": {"nu", "\u03bd"},
+    "kappa": {"kappa", "\u03ba"},
+    "omega": {"omega", "\u03c9"},
+}
 
 
 def check_components(value: Any, origin: str = "--mixture") -> int:

@@ -22,6 +22,7 @@ from symmle.base.terminal import printable
 from symmle.report.lecture.core import Step
 from symmle.report.lecture.finish import define_at_first_use, label_for, reference, resolve_references
 from symmle.report.lecture.scalar import ScalarLecture
+from symmle.report.names import accented, subscript
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -64,6 +65,14 @@ class _Show:
 
     def tex(self, expr: Any) -> str:
         return self.lec.tex(expr)
+
+    def hat(self, symbol: sp.Symbol) -> str:
+        """The estimate of a component symbol in LaTeX, e.g. :math:`\\hat{\\mu}_{k}`."""
+        shown = self.display[symbol]
+        label = str(shown.base.label)
+        if label.isascii():  # the lecture's own hat (hat_sigma2), with the index
+            return subscript(self.tex(sp.Symbol("hat_" + label)), self.tex(self.k))
+        return accented(r"\hat", self.tex(shown))
 
     def density(self, at: sp.Expr, index: sp.Symbol | None = None) -> sp.Expr:
         theta = self.theta if index is None else [self.at(t, index) for t in self.theta]
@@ -207,7 +216,7 @@ def mixture_steps(d: Derivation) -> tuple[Step, ...]:
     lines: list[tuple[Any, Any]] = []
     notes: list[str] = []
     for st in mix.m_step:
-        hat = s.shown(sp.IndexedBase(f"hat_{st.parameter}")[k])
+        hat = s.hat(st.symbol)
         if st.expr is not None:
             lines.append((hat, s.shown(st.expr)))
             if st.kind == "profile":
@@ -262,7 +271,7 @@ def mixture_steps(d: Derivation) -> tuple[Step, ...]:
                 (lam, s.sum_k(s.Nk)),
                 (None, s.sum_i(s.sum_k(s.r))),
                 (None, s.N),
-                (s.shown(sp.IndexedBase("hat_" + mix.symbols.names["weight"])[k]), s.shown(mix.weights)),
+                (s.hat(mix.symbols.weight), s.shown(mix.weights)),
             ),
             after="The multiplier follows from the constraint "
             f"${tex(sum_w)} = 1$, and the responsibilities of each observation sum to 1. "
