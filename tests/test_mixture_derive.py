@@ -316,3 +316,23 @@ def test_m_step_agrees_with_numbers_em():
                 ),
                 rel=1e-12,
             )
+
+
+def test_spec_mixture_is_fitted_and_refused_by_compile_and_check(tmp_path):
+    from symmle.numbers.codegen import module_source
+
+    spec = tmp_path / "mix.toml"
+    spec.write_text(
+        'name = "expmix"\nvariable = "x"\nsupport = ["0", "oo"]\ndensity = "lam*exp(-lam*x)"\n'
+        '[parameters]\nlam = "positive"\n[mixture]\ncomponents = 2\n'
+    )
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.exponential(1.0, 300), rng.exponential(10.0, 300)]
+    r = symmle.fit(str(spec), x)
+    assert r.components == 2 and len(r.estimates["w"]) == 2
+    assert sorted(r.estimates["lam"])[0] < 0.2 < 0.6 < sorted(r.estimates["lam"])[1]
+    d = symmle.derive(str(spec))
+    with pytest.raises(SpecError, match="compile does not support mixtures"):
+        module_source(d)
+    with pytest.raises(SpecError, match="check does not support mixtures"):
+        symmle.check(str(spec), {"lam": 1.0}, n=50, reps=5)
