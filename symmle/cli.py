@@ -369,6 +369,11 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
 @click.option(
     "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
 )
+@click.option(
+    "--mixture",
+    metavar="K",
+    help="A K-component mixture of MODEL: responsibilities, Q, the M-step and the weights of EM.",
+)
 @_prior_options
 @_cache_option
 def derive(
@@ -387,6 +392,7 @@ def derive(
     output,
     timeout,
     bias,
+    mixture,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -403,6 +409,10 @@ def derive(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
+    if mixture is not None:
+        m = m.with_mixture(mixture)
+    if bias and m.mixture:
+        raise SpecError("--bias does not combine with --mixture")
     d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
     if bias:
         text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)

@@ -461,6 +461,8 @@ def fit(
         from symmle.numbers.profile_ci import check_profile_supported
 
         check_profile_supported(d)
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
     if derived:
         from symmle.model.derived import parse_derived
 

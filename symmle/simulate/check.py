@@ -259,6 +259,10 @@ def check(
     if link:
         m = m.with_link(link)
         d = None
+    if getattr(m, "mixture", 0):
+        raise SpecError(
+            f"check: '{m.name}' is a mixture of {m.mixture} components; check does not support mixtures yet"
+        )
     if m.is_regression:
         from symmle.simulate.regression_check import check_regression
 
