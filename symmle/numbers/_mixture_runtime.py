@@ -350,16 +350,16 @@ def mix_check_data(plan, x, constants, K):
     bad = ~np.isfinite(x)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MixtureError(f"{var}[{i}] = {x[i]!r} is not a finite number")
+        raise MixtureError(f"{var}[{i}] = {float(x[i])!r} is not a finite number")
     bad = (x < lo) | (x > hi)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MixtureError(f"{var}[{i}] = {x[i]!r} is outside the support [{lo!r}, {hi!r}]")
+        raise MixtureError(f"{var}[{i}] = {float(x[i])!r} is outside the support [{lo!r}, {hi!r}]")
     if plan["discrete"]:
         bad = x != np.round(x)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise MixtureError(f"{var}[{i}] = {x[i]!r} is not an integer (the model is discrete)")
+            raise MixtureError(f"{var}[{i}] = {float(x[i])!r} is not an integer (the model is discrete)")
     distinct = np.unique(x).size
     if distinct < 2 * K:
         raise MixtureError(
