@@ -620,7 +620,7 @@ def fit(
     type=click.IntRange(min=2),
     default=1000,
     show_default=True,
-    help="Replicates at each sample size.",
+    help="Replicates at each sample size (100 with --mixture unless given).",
 )
 @click.option(
     "--seed",
@@ -726,9 +726,12 @@ def check(
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     if mixture is not None and mixture > 1:
-        agree_given = click.get_current_context().get_parameter_source("agree")
+        ctx = click.get_current_context()
+        agree_given = ctx.get_parameter_source("agree")
         if agree_given is not None and agree_given.name != "DEFAULT":
             raise SpecError("--agree is not available with --mixture")
+        if ctx.get_parameter_source("reps").name == "DEFAULT":
+            reps = 100  # each replicate is an EM fit from several starts
     result = run_check(
         m,
         true,

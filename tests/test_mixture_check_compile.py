@@ -209,6 +209,22 @@ def test_compiled_module_agrees_with_fit(tmp_path, family):
     assert got["estimates"][first][0] < 0.8 * got["estimates"][first][1]
 
 
+def test_compiled_module_takes_constants(tmp_path):
+    """weibull_scale has the constant k, the name of fit's own argument: given as constants={...}."""
+    d = symmle.derive("weibull_scale")
+    path = tmp_path / "wbmix.py"
+    path.write_text(mixture_module_source(d, 2), encoding="utf-8")
+    mod = _load(path)
+    g = np.random.default_rng(1)
+    x = np.r_[1.0 * g.weibull(1.5, 300), 8.0 * g.weibull(1.5, 300)]
+    got = mod.fit(x, 2, seed=0, constants={"k": 1.5})
+    want = symmle.fit("weibull_scale", x, {"k": 1.5}, mixture=2, seed=0)
+    for name, v in want.estimates.items():
+        np.testing.assert_allclose(got["estimates"][name], v, rtol=1e-6, atol=0)
+    with pytest.raises(TypeError, match="missing the value of the constant 'k'"):
+        mod.fit(x)
+
+
 def _load(path: Path):
     import importlib.util
 

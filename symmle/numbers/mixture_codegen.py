@@ -91,7 +91,7 @@ def mixture_module_source(d: Derivation, components: int, *, timeout: float | No
     --------
     >>> import symmle
     >>> src = mixture_module_source(symmle.derive("exponential"), 2)
-    >>> "def fit(x, k=2, seed=0, starts=10, **constants):" in src
+    >>> "def fit(x, k=2, seed=0, starts=10, constants=None, **named_constants):" in src
     True
     """
     K = mixture_em.check_components(components)
@@ -198,14 +198,14 @@ PLAN = {{
 }}
 
 
-def fit(x, k={K}, seed=0, starts=10, **constants):
+def fit(x, k={K}, seed=0, starts=10, constants=None, **named_constants):
     {_docstring(_fit_doc(d, default_consts))}
-    return mix_fit(PLAN, x, k, seed, starts, constants)
+    return mix_fit(PLAN, x, k, seed, starts, dict(constants or {{}}, **named_constants))
 
 
-def estimate(x, k={K}, seed=0, starts=10, **constants):
+def estimate(x, k={K}, seed=0, starts=10, constants=None, **named_constants):
     {_docstring("The estimates of fit(...): weights w and per-component parameters, arrays of k values.")}
-    return fit(x, k, seed, starts, **constants)["estimates"]
+    return fit(x, k, seed, starts, constants, **named_constants)["estimates"]
 
 
 def log_likelihood(x, w, **params_and_constants):
@@ -225,7 +225,8 @@ def _fit_doc(d: Derivation, default_consts: str) -> str:
         "None where it is singular), log_likelihood, iterations, converged, starts, "
         "distinct_optima, warnings.  A bad value in x, or a mixture that degenerates (a component "
         "collapsing onto a point, a weight vanishing: the MLE does not exist), raises MixtureError "
-        f"(a ValueError).  Constants: fit(x{default_consts}).\n    "
+        f"(a ValueError).  Constants: fit(x{default_consts}), or fit(x, constants={{...}}) "
+        "(for a constant named like an argument of fit).\n    "
     )
 
 
