@@ -26,7 +26,7 @@ from symmle.cli import cli
 from symmle.model.build import load_model
 from symmle.model.spec import Model, Quantity
 from symmle.numbers.mixture_codegen import mixture_module_source
-from symmle.simulate.mixture_check import check_mixture
+from symmle.simulate.mixture_check import check_mixture, mixture_truth
 
 TRUE = "w=[0.3,0.7],mu=[-2,2],sigma2=[1,2.25]"
 
@@ -81,6 +81,15 @@ def test_check_puts_the_true_components_in_canonical_order():
     assert r.true == {"w": [0.3, 0.7], "lam": [0.2, 5.0]}
     assert np.all(np.abs(r.estimates["lam"][:, 0] - 0.2) < 0.1)
     assert np.all(np.abs(r.estimates["lam"][:, 1] - 5.0) < 2.0)
+
+
+def test_a_tie_in_the_first_parameter_is_warned_about():
+    w, theta, warn = mixture_truth(
+        load_model("normal"), {"w": "[0.5,0.5]", "mu": "[0,0]", "sigma2": "[4,1]"}, 2
+    )
+    assert w.tolist() == [0.5, 0.5] and theta.tolist() == [[0.0, 0.0], [4.0, 1.0]]
+    assert len(warn) == 1 and "not identified" in warn[0]
+    assert mixture_truth(load_model("normal"), {"w": [0.5, 0.5], "mu": [0, 1], "sigma2": [1, 1]}, 2)[2] == []
 
 
 def test_check_cli_json_and_text():
