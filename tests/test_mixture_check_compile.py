@@ -257,6 +257,8 @@ def test_compiled_module_refuses_bad_data_and_degenerate_fits(tmp_path):
         mod.fit(np.arange(1.0, 10.0), k=0)
     est = mod.estimate(np.random.default_rng(0).exponential(1.0, 200), k=2, seed=0)
     assert set(est) == {"w", "lam"} and np.isclose(est["w"].sum(), 1.0)
+    se = mod.stderr(np.random.default_rng(0).exponential(1.0, 200), k=2, seed=0)
+    assert se is None or set(se) == {"w", "lam"}
     # a normal component collapsing onto a repeated value: the same refusal as symmle.fit's
     path = tmp_path / "normix.py"
     path.write_text(mixture_module_source(symmle.derive("normal"), 2), encoding="utf-8")

@@ -208,6 +208,11 @@ def estimate(x, k={K}, seed=0, starts=10, constants=None, **named_constants):
     return fit(x, k, seed, starts, constants, **named_constants)["estimates"]
 
 
+def stderr(x, k={K}, seed=0, starts=10, constants=None, **named_constants):
+    {_docstring("The standard errors of fit(...), from the observed information (None if singular).")}
+    return fit(x, k, seed, starts, constants, **named_constants)["stderr"]
+
+
 def log_likelihood(x, w, **params_and_constants):
     {_docstring(_LOGLIK_DOC)}
     params = {{p: params_and_constants.pop(p) for p in PARAMETERS if p in params_and_constants}}
