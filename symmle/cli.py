@@ -677,7 +677,7 @@ def _plot_ready(plot: str, model: str | None, m: Any) -> None:
     type=click.IntRange(min=2),
     default=1000,
     show_default=True,
-    help="Replicates at each sample size.",
+    help="Replicates at each sample size (100 with --mixture unless given).",
 )
 @click.option(
     "--seed",
@@ -715,6 +715,11 @@ def _plot_ready(plot: str, model: str | None, m: Any) -> None:
     help="A regression's covariates: standard normal or uniform (0,1) columns, or a file's columns (fixed).",
 )
 @click.option(
+    "--mixture",
+    metavar="K",
+    help='Check the EM fit of a K-component mixture (--true "w=[...],PARAM=[...],..." with K values each).',
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, writable=True),
     metavar="FILE.png",
@@ -740,6 +745,7 @@ def check(
     generic_sampler,
     links,
     design,
+    mixture,
     plot,
     as_json,
     timeout,
@@ -765,11 +771,24 @@ def check(
             size_list = [int(s) for s in sizes.split(",") if s.strip()]
         except ValueError:
             raise SpecError(f"--sizes must be integers N1,N2,... (got {sizes!r})") from None
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if mixture > 1 and plot:
+            raise SpecError("--plot is not available with --mixture")
     if plot:
         require_matplotlib()
         _refuse_overwriting(plot, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    if mixture is not None and mixture > 1:
+        ctx = click.get_current_context()
+        agree_given = ctx.get_parameter_source("agree")
+        if agree_given is not None and agree_given.name != "DEFAULT":
+            raise SpecError("--agree is not available with --mixture")
+        if ctx.get_parameter_source("reps").name == "DEFAULT":
+            reps = 100  # each replicate is an EM fit from several starts
     result = run_check(
         m,
         true,
@@ -783,6 +802,7 @@ def check(
         timeout=budget,
         link=_links(links),
         design=design,
+        mixture=mixture,
     )
     _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
     if plot:
@@ -1031,10 +1051,15 @@ def _scalar_data(data_path: str, column: str | None, dropna: bool) -> Any:
     metavar="PARAM=LINK",
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
+@click.option(
+    "--mixture",
+    metavar="K",
+    help="A module that fits K-component mixtures of MODEL by EM: fit(x, k=K, seed=0).",
+)
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
 @_cache_option
-def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, timeout) -> None:
+def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, mixture, timeout) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
 
     A regression's module (a MODEL with a [link], or --link PARAM=LINK) fits it:
@@ -1050,7 +1075,16 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
         m = m.with_link(_links(links))
     m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
-    source = module_source(run(m, timeout=budget), timeout=budget)
+    if mixture is not None:
+        from symmle.numbers.mixture_codegen import mixture_module_source
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if m.is_regression or m.is_vector or m.prior:
+            raise SpecError("--mixture: only scalar families without a link or prior can be mixed for now")
+        source = mixture_module_source(run(m, timeout=budget), mixture, timeout=budget)
+    else:
+        source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output
 
     write_output(output, source)
