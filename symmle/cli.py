@@ -1075,6 +1075,8 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
         m = m.with_link(_links(links))
     m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    if mixture is None and m.mixture:  # a spec's [mixture] table
+        mixture = m.mixture
     if mixture is not None:
         from symmle.numbers.mixture_codegen import mixture_module_source
         from symmle.numbers.mixture_em import check_components

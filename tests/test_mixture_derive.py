@@ -318,7 +318,7 @@ def test_m_step_agrees_with_numbers_em():
             )
 
 
-def test_spec_mixture_is_fitted_and_refused_by_compile_and_check(tmp_path):
+def test_spec_mixture_is_fitted_compiled_and_checked(tmp_path):
     from symmle.numbers.codegen import module_source
 
     spec = tmp_path / "mix.toml"
@@ -333,6 +333,12 @@ def test_spec_mixture_is_fitted_and_refused_by_compile_and_check(tmp_path):
     assert sorted(r.estimates["lam"])[0] < 0.2 < 0.6 < sorted(r.estimates["lam"])[1]
     d = symmle.derive(str(spec))
     with pytest.raises(SpecError, match="compile does not support mixtures"):
-        module_source(d)
-    with pytest.raises(SpecError, match="check does not support mixtures"):
+        module_source(d)  # the single-model writer; the mixture's is mixture_module_source
+    from symmle.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # the CLI takes K from the spec
+        main(["compile", str(spec), "-o", str(tmp_path / "em.py")])
+    assert exit_info.value.code in (0, None)
+    assert "def fit(" in (tmp_path / "em.py").read_text()
+    with pytest.raises(SpecError, match="missing true value of 'w'"):  # check takes K from the spec too
         symmle.check(str(spec), {"lam": 1.0}, n=50, reps=5)

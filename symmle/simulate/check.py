@@ -262,6 +262,8 @@ def check(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
     if mixture is not None:
         from symmle.numbers.mixture_em import check_components
 
