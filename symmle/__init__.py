@@ -24,7 +24,9 @@ from symmle.base.errors import (
 if TYPE_CHECKING:
     from symmle.model.spec import Model
     from symmle.numbers.fitting import FitResult
+    from symmle.numbers.gof import GofResult
     from symmle.numbers.hypothesis import HypothesisTest
+    from symmle.simulate.compare import Comparison
     from symmle.simulate.results import CheckResult
     from symmle.symbolic.derivation import Derivation
 
@@ -33,6 +35,8 @@ __all__ = [
     "exact_bias",
     "fit",
     "check",
+    "gof",
+    "compare",
     "hypothesis_test",
     "load_model",
     "inline_model",
@@ -108,7 +112,8 @@ def fit(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> FitResul
         Values of the model's constants, by name (numbers or number text).
     **kwargs
         ``timeout``: budget in seconds of each symbolic step; ``cache``:
-        ``False`` to derive afresh without the cache of derivations.
+        ``False`` to derive afresh without the cache of derivations;
+        ``mixture=K`` (and ``seed``): a K-component mixture fitted by EM.
 
     Returns
     -------
@@ -176,6 +181,47 @@ def check(model: Any, true: Any, **kwargs: Any) -> CheckResult:
 
     with _caching(kwargs.pop("cache", None)):
         return _check(model, true, **kwargs)
+
+
+def gof(model: Any, data: Any, constants: Any = None, **kwargs: Any) -> GofResult:
+    """Goodness of fit at the maximum-likelihood estimates: KS, CvM, AD (and chi-square, discrete).
+
+    A lazy wrapper of :func:`symmle.simulate.bootstrap.gof`, which documents the keyword
+    arguments (``boot``, ``seed``, ``progress``...): p-values by a parametric bootstrap that
+    refits every replicate with the compiled estimator.
+
+    Examples
+    --------
+    >>> import numpy as np, symmle
+    >>> x = np.random.default_rng(3).normal(size=100)
+    >>> r = symmle.gof("normal", x, boot=49, seed=1)
+    >>> r.boot, sorted(r.statistics)
+    (49, ['ad', 'cvm', 'ks'])
+    """
+    from symmle.simulate.bootstrap import gof as _gof
+
+    with _caching(kwargs.pop("cache", None)):
+        return _gof(model, data, constants, **kwargs)
+
+
+def compare(models: Any, data: Any, **kwargs: Any) -> Comparison:
+    """Fit several families to the same data: one table ranked by AIC, with the GOF statistics.
+
+    A lazy wrapper of :func:`symmle.simulate.compare.compare`.  Families that cannot fit the
+    data are listed in ``.excluded`` with the reason.
+
+    Examples
+    --------
+    >>> import numpy as np, symmle
+    >>> x = np.random.default_rng(3).normal(5, 1, size=200)
+    >>> c = symmle.compare(["normal", "exponential"], x, boot=0)
+    >>> [f.model for f in c.fits]
+    ['normal', 'exponential']
+    """
+    from symmle.simulate.compare import compare as _compare
+
+    with _caching(kwargs.pop("cache", None)):
+        return _compare(models, data, **kwargs)
 
 
 def hypothesis_test(model: Any, data: Any, null: Any, constants: Any = None, **kwargs: Any) -> HypothesisTest:

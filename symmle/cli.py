@@ -374,6 +374,12 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
     "censored",
     is_flag=True,
     help="Right-censored data: the likelihood with log S(t) terms, the survival function and its MLE.",
+    default=False,
+)
+@click.option(
+    "--mixture",
+    metavar="K",
+    help="A K-component mixture of MODEL: responsibilities, Q, the M-step and the weights of EM.",
 )
 @_prior_options
 @_cache_option
@@ -394,6 +400,7 @@ def derive(
     timeout,
     bias,
     censored,
+    mixture,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
 
@@ -410,11 +417,17 @@ def derive(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
+    if mixture is not None:
+        m = m.with_mixture(mixture)
+    if bias and m.mixture:
+        raise SpecError("--bias does not combine with --mixture")
     if censored:  # see symmle.symbolic.censored
         from symmle.symbolic.censored import derive_censored
 
-        if m.is_regression or m.prior or derived or bias:
-            raise SpecError("--censored derives a scalar model (no --link, --prior, --derived, --bias)")
+        if m.is_regression or m.prior or m.mixture or derived or bias:
+            raise SpecError(
+                "--censored derives a scalar model (no --link, --prior, --mixture, --derived, --bias)"
+            )
         d = derive_censored(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
     else:
         d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
@@ -484,13 +497,31 @@ def derive(
     metavar="NAME=EXPR",
     help="A function g of the parameters, e.g. sigma=sqrt(sigma2): its MLE and delta-method variance.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
+)
+@click.option(
+    "--mixture", metavar="K", help="Fit a K-component mixture of MODEL by EM (K = 1: the plain fit)."
+)
+@click.option(
+    "--components",
+    metavar="LOW..HIGH",
+    help="Fit mixtures of LOW..HIGH (or K1,K2,...) components and keep the one of least BIC.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the mixture's random EM starts."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option(
     "--ci",
-    type=click.Choice(["transformed", "wald"]),
+    type=click.Choice(["transformed", "wald", "profile"]),
     default="transformed",
     show_default=True,
-    help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, or plain Wald.",
+    help="95% intervals: on the log/logit scale of positive/(0,1) parameters, mapped back, plain Wald, "
+    "or profile likelihood.",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
@@ -514,6 +545,10 @@ def fit(
     covariates,
     offset,
     derived,
+    plot,
+    mixture,
+    components,
+    seed,
     as_json,
     ci,
     timeout,
@@ -540,18 +575,54 @@ def fit(
     if links:
         m = m.with_link(_links(links))
     m = _with_prior(m)
+    if ci == "profile":  # refused before the data are read
+        from symmle.numbers.profile_ci import check_profile_supported
+
+        check_profile_supported(m)
     if derived:  # refused before the data are read: scalar-parameter models only
         from symmle.model.derived import parse_derived
 
         parse_derived(list(derived), m)
+    if plot:
+        _plot_ready(plot, model, m)
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if mixture > 1 and (m.is_regression or m.is_vector):
+            raise SpecError(
+                "--mixture: only scalar families can be mixed for now (no vector or regression models)"
+            )
+    if components is not None:
+        from symmle.numbers.mixture_em import parse_components
+
+        if mixture is not None:
+            raise SpecError("give --mixture K or --components LOW..HIGH, not both")
+        components = parse_components(components)
+        if m.is_regression or m.is_vector:
+            raise SpecError("--components: only scalar families can be mixed for now")
+    if plot and ((mixture is not None and mixture > 1) or components is not None):
+        raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
     if status_column is not None or interval_columns is not None:  # see symmle.numbers.censored_fit
         from symmle.numbers.censored_fit import fit_censored, load_censored, load_interval
 
         if status_column is not None and interval_columns is not None:
             raise SpecError("give either --censored or --interval, not both")
-        if m.is_regression or m.is_vector or m.prior or derived or dropna or columns is not None:
+        if (
+            m.is_regression
+            or m.is_vector
+            or m.prior
+            or m.mixture
+            or derived
+            or dropna
+            or plot
+            or columns is not None
+            or mixture is not None
+            or components is not None
+        ):
             raise SpecError(
-                "--censored and --interval fit a scalar model (no --link, --prior, --derived, --dropna)"
+                "--censored and --interval fit a scalar model "
+                "(no --link, --prior, --mixture, --components, --derived, --dropna, --plot)"
             )
         if interval_columns is not None:
             data = load_interval(data_path, interval_columns)
@@ -606,7 +677,15 @@ def fit(
             x = dropped.values
         with source_rows(dropped):  # a bad row is named by its row in DATA
             result = run_fit(
-                run(m, timeout=budget), x, values, timeout=budget, ci=ci, derived=list(derived) or None
+                run(m, timeout=budget),
+                x,
+                values,
+                timeout=budget,
+                ci=ci,
+                derived=list(derived) or None,
+                mixture=mixture,
+                seed=seed,
+                components=components,
             )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()
@@ -616,6 +695,22 @@ def fit(
         note = f"dropped {dropped_rows:,} of {total:,} rows with a missing value (--dropna)"
         click.echo(f"symmle: {note}", err=True)
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fit
+
+        plot_fit(m, result.estimates, x, plot)
+        if not as_json:
+            _echo(f"wrote {plot}")
+
+
+def _plot_ready(plot: str, model: str | None, m: Any) -> None:
+    """``--plot``: matplotlib is there, the file is not an input, and the model has one scalar variable."""
+    from symmle.simulate.plots import require_matplotlib
+
+    require_matplotlib()
+    _refuse_overwriting(plot, model)
+    if m.is_vector or m.is_regression or m.prior:
+        raise SpecError("--plot draws models of one scalar variable (no vector, link or prior)")
 
 
 @cli.command()
@@ -641,7 +736,7 @@ def fit(
     type=click.IntRange(min=2),
     default=1000,
     show_default=True,
-    help="Replicates at each sample size.",
+    help="Replicates at each sample size (100 with --mixture unless given).",
 )
 @click.option(
     "--seed",
@@ -679,6 +774,11 @@ def fit(
     help="A regression's covariates: standard normal or uniform (0,1) columns, or a file's columns (fixed).",
 )
 @click.option(
+    "--mixture",
+    metavar="K",
+    help='Check the EM fit of a K-component mixture (--true "w=[...],PARAM=[...],..." with K values each).',
+)
+@click.option(
     "--plot",
     type=click.Path(dir_okay=False, writable=True),
     metavar="FILE.png",
@@ -711,6 +811,7 @@ def check(
     generic_sampler,
     links,
     design,
+    mixture,
     plot,
     censor_rate,
     as_json,
@@ -737,6 +838,12 @@ def check(
             size_list = [int(s) for s in sizes.split(",") if s.strip()]
         except ValueError:
             raise SpecError(f"--sizes must be integers N1,N2,... (got {sizes!r})") from None
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if mixture > 1 and plot:
+            raise SpecError("--plot is not available with --mixture")
     if plot:
         require_matplotlib()
         _refuse_overwriting(plot, model)
@@ -745,15 +852,23 @@ def check(
     if censor_rate is not None:  # see symmle.simulate.censored_check
         from symmle.simulate.censored_check import check_censored
 
-        if links or plot or sizes or generic_sampler:
+        if links or plot or sizes or generic_sampler or mixture is not None or m.mixture:
             raise SpecError(
-                "--censor-rate checks a scalar model: no --link, --plot, --sizes or --generic-sampler"
+                "--censor-rate checks a scalar model: "
+                "no --link, --mixture, --plot, --sizes or --generic-sampler"
             )
         result = check_censored(m, true, censor_rate=censor_rate, n=n, reps=reps, seed=seed, timeout=budget)
         _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
         if not result.passed:
             _fail("check failed: " + "; ".join(result.failures()), VerificationError.exit_code)
         return
+    if mixture is not None and mixture > 1:
+        ctx = click.get_current_context()
+        agree_given = ctx.get_parameter_source("agree")
+        if agree_given is not None and agree_given.name != "DEFAULT":
+            raise SpecError("--agree is not available with --mixture")
+        if ctx.get_parameter_source("reps").name == "DEFAULT":
+            reps = 100  # each replicate is an EM fit from several starts
     result = run_check(
         m,
         true,
@@ -767,6 +882,7 @@ def check(
         timeout=budget,
         link=_links(links),
         design=design,
+        mixture=mixture,
     )
     _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
     if plot:
@@ -841,6 +957,163 @@ def hypothesis_cmd(
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 
+@cli.command("gof")
+@click.argument("args", nargs=-1, metavar="[MODEL] DATA")
+@_inline_options
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
+@click.option(
+    "--boot",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Parametric-bootstrap replicates of the p-values (0: the statistics only).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the bootstrap [default: fresh entropy].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def gof_cmd(
+    args, pdf, var, discrete, support, params, consts, column, dropna, boot, seed, plot, as_json, timeout
+) -> None:
+    """Goodness of fit of MODEL to DATA at the maximum-likelihood estimates.
+
+    Kolmogorov-Smirnov, Cramer-von Mises and Anderson-Darling (and chi-square
+    with pooled cells for a discrete model), with p-values from a parametric
+    bootstrap that refits every replicate (the estimated parameters count).
+    """
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.simulate.bootstrap import gof as run_gof
+    from symmle.symbolic.derivation import derive as run
+
+    expected = 1 if pdf is not None else 2
+    if len(args) != expected:
+        raise SpecError("usage: symmle gof MODEL DATA, or symmle gof --pdf ... DATA")
+    model, data_path = (None, args[0]) if pdf is not None else args
+    _, values = _split_consts(consts)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    if plot:
+        _plot_ready(plot, model, m)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    x = _scalar_data(data_path, column, dropna)
+    result = run_gof(
+        run(m, timeout=budget),
+        x,
+        values,
+        boot=boot,
+        seed=seed,
+        progress=not as_json and sys.stderr.isatty(),
+        timeout=budget,
+    )
+    _echo(result.to_json() if as_json else result.to_text(), nl=as_json)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fit
+
+        plot_fit(m, result.estimates, x, plot)
+        if not as_json:
+            _echo(f"wrote {plot}")
+
+
+@cli.command("compare")
+@click.argument("args", nargs=-1, metavar="DATA MODEL...")
+@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
+@click.option(
+    "--dropna",
+    is_flag=True,
+    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+)
+@click.option(
+    "--boot",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Parametric-bootstrap replicates of each model's p-values (0: the statistics only).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Seed of the bootstrap [default: fresh entropy].",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.png",
+    help="The fits overlaid: histogram and densities, CDFs, Q-Q, P-P (needs matplotlib).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def compare_cmd(args, column, dropna, boot, seed, plot, as_json, timeout) -> None:
+    """Fit several MODELs to DATA: one table ranked by AIC, with BIC and the GOF statistics.
+
+    Models that cannot fit the data (support, no MLE) are listed with the reason.
+    """
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.simulate.compare import compare as run_compare
+
+    if len(args) < 2:
+        raise SpecError("usage: symmle compare DATA MODEL [MODEL...]")
+    data_path, models = args[0], list(args[1:])
+    if plot:
+        from symmle.simulate.plots import require_matplotlib
+
+        require_matplotlib()
+        _refuse_overwriting(plot, data_path)
+    budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    x = _scalar_data(data_path, column, dropna)
+    result = run_compare(
+        models, x, boot=boot, seed=seed, progress=not as_json and sys.stderr.isatty(), timeout=budget
+    )
+    _echo(result.to_json() if as_json else result.to_text(), nl=as_json)
+    if not result.fits:
+        from symmle.base.errors import DataError
+
+        _fail("no model fitted the data (see Excluded)", DataError.exit_code)
+    if plot:
+        from symmle.simulate.fit_plots import plot_fits
+
+        if not result.fits:
+            raise SpecError("no model fitted the data: nothing to plot")
+        best = result.fits[0].distribution.model.discrete
+        chosen = [r for r in result.fits if r.distribution.model.discrete == best]
+        kinds = {r.distribution.model.discrete for r in result.fits}
+        plot_fits([(r.model, r.distribution, r.estimates) for r in chosen], x, plot, title="compare")
+        if not as_json:
+            _echo(f"wrote {plot}" + (" (the fits of the best model's kind)" if len(kinds) > 1 else ""))
+
+
+def _scalar_data(data_path: str, column: str | None, dropna: bool) -> Any:
+    """One column of DATA (rows with a missing value dropped with --dropna, and counted on stderr)."""
+    from symmle.numbers.data import load_data
+    from symmle.numbers.missing import drop_missing
+
+    x = load_data(data_path, column)
+    dropped = drop_missing(x) if dropna else None
+    if dropped is not None:
+        x = dropped.values
+        total = dropped.count + int(len(x))
+        click.echo(
+            f"symmle: dropped {dropped.count:,} of {total:,} rows with a missing value (--dropna)", err=True
+        )
+    return x
+
+
 @cli.command("compile")
 @click.argument("model", required=False)
 @_inline_options
@@ -863,11 +1136,19 @@ def hypothesis_cmd(
     "censored",
     is_flag=True,
     help="A module that fits right-censored data: estimate(t, status), status 1 = event, 0 = censored.",
+    default=False,
+)
+@click.option(
+    "--mixture",
+    metavar="K",
+    help="A module that fits K-component mixtures of MODEL by EM: fit(x, k=K, seed=0).",
 )
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
 @_cache_option
-def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, censored, timeout) -> None:
+def compile_cmd(
+    model, pdf, var, discrete, support, params, consts, output, links, censored, mixture, timeout
+) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
 
     A regression's module (a MODEL with a [link], or --link PARAM=LINK) fits it:
@@ -883,13 +1164,23 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
         m = m.with_link(_links(links))
     m = _with_prior(m)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    if mixture is None and m.mixture:  # a spec's [mixture] table
+        mixture = m.mixture
     if censored:  # see symmle.numbers.censored_codegen
         from symmle.numbers.censored_codegen import censored_module_source
         from symmle.symbolic.censored import derive_censored
 
-        if m.is_regression or m.prior:
-            raise SpecError("--censored compiles a scalar model (no --link, --prior)")
+        if m.is_regression or m.prior or mixture is not None or m.mixture:
+            raise SpecError("--censored compiles a scalar model (no --link, --prior, --mixture)")
         source = censored_module_source(derive_censored(m, timeout=budget))
+    elif mixture is not None:
+        from symmle.numbers.mixture_codegen import mixture_module_source
+        from symmle.numbers.mixture_em import check_components
+
+        mixture = check_components(mixture)
+        if m.is_regression or m.is_vector or m.prior:
+            raise SpecError("--mixture: only scalar families without a link or prior can be mixed for now")
+        source = mixture_module_source(run(m, timeout=budget), mixture, timeout=budget)
     else:
         source = module_source(run(m, timeout=budget), timeout=budget)
     from symmle.base.files import write_output

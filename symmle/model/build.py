@@ -82,6 +82,7 @@ _TOP_KEYS = {
     "latex",
     "dimension",
     "link",
+    "mixture",
 }
 
 
@@ -251,6 +252,8 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
     if dimension is not None:
         if "link" in data:
             raise SpecError(f"{origin}: a vector model cannot take a [link] (its parameters are vectors)")
+        if "mixture" in data:
+            raise SpecError(f"{origin}: [mixture]: mixtures of vector families are not supported yet")
         symbols[dimension.name] = dimension
         return _vector_model(
             data, origin, name, title, var_name, dimension, params, consts, symbols, validate
@@ -318,6 +321,10 @@ def model_from_dict(data: Mapping[str, Any], *, origin: str = "spec", validate: 
         if not isinstance(data["link"], Mapping):
             raise SpecError(f'{origin}: [link] must be a table of PARAM = "LINK"')
         model = model.with_link(parse_links(data["link"], f"{origin}: [link]"), origin)
+    if "mixture" in data:
+        from symmle.model.mixture import parse_mixture_table
+
+        model = model.with_mixture(parse_mixture_table(data["mixture"], origin), f"{origin}: [mixture]")
     if validate:
         check_density(model)
     return model

@@ -101,7 +101,8 @@ def parse_derived(derived: Iterable[str] | Mapping[str, str] | None, model: Mode
     if len(items) > MAX_DERIVED:
         raise SpecError(f"at most {MAX_DERIVED} derived quantities are allowed (got {len(items)})")
     if model.is_vector or model.is_regression:
-        raise SpecError(SCALAR_ONLY)
+        kind = "a regression (a link)" if model.is_regression else "a vector model"
+        raise SpecError(f"{SCALAR_ONLY}: {brief(model.name)} is {kind}")
     taken: dict[str, tuple[str, str]] = {}
     for name, s in model.symbols.items():
         role = (

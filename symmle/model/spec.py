@@ -225,6 +225,45 @@ class Model:
     link: tuple[tuple[str, str], ...] = ()
     #: the prior modifier (``--prior``, ``--prior-pdf``): :class:`~symmle.model.prior.Prior` factors
     prior: tuple = ()
+    #: the mixture modifier (``--mixture K``, ``[mixture] components = K``): K components, 0 for none
+    #: (:mod:`symmle.model.mixture`)
+    mixture: int = 0
+
+    def with_mixture(self, components: Any, origin: str = "--mixture") -> Model:
+        """A copy that is a mixture of ``components`` (K) copies of this family, weights on the simplex.
+
+        K = 1 is the family itself.  Mixtures are of scalar families without a link or a prior, with
+        a support that does not depend on the parameters.
+
+        Examples
+        --------
+        >>> from symmle.model.build import load_model
+        >>> load_model("exponential").with_mixture("3").mixture
+        3
+        >>> load_model("mvnormal").with_mixture(2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        symmle.SpecError: --mixture: mixtures of vector families (mvnormal) are not supported yet...
+        """
+        from symmle.model.mixture import check_components
+
+        k = check_components(components, origin)
+        if self.is_vector:
+            raise SpecError(
+                f"{origin}: mixtures of vector families ({brief(self.name)}) are not supported yet; "
+                "mix a scalar family"
+            )
+        if self.is_regression:
+            raise SpecError(f"{origin}: a mixture of regressions is not supported: drop the link")
+        if self.prior:
+            raise SpecError(f"{origin}: a mixture cannot take a prior (MAP) yet: drop --prior")
+        moving = [q.name for q in self.parameters if self.depends_on_support(q.symbol)]
+        if moving and k > 1:
+            raise SpecError(
+                f"{origin}: the support of '{brief(self.name)}' depends on {moving[0]}; "
+                "mixtures need a support that does not move with the parameters"
+            )
+        return replace(self, mixture=0 if k == 1 else k)
 
     def with_prior(
         self,
@@ -245,6 +284,8 @@ class Model:
 
         if self.is_vector or self.is_regression:
             raise SpecError(f"{origin}: a prior applies to a scalar model without a link")
+        if self.mixture:
+            raise SpecError(f"{origin}: a mixture cannot take a prior (MAP) yet")
         new = list(parse_priors(priors, self.parameters, origin)) if priors else []
         for text in [pdf] if isinstance(pdf, str) else list(pdf or ()):
             new.append(prior_pdf(text, self.parameters))
@@ -277,6 +318,8 @@ class Model:
 
         if self.is_vector:
             raise SpecError(f"{origin}: a vector model cannot take a link (its parameters are vectors)")
+        if self.mixture:
+            raise SpecError(f"{origin}: a mixture of regressions is not supported: drop the mixture")
         merged = {**dict(self.link), **links}
         check_links(merged, self.parameters, self.depends_on_support, origin)
         return replace(self, link=tuple(merged.items()))
@@ -414,6 +457,8 @@ class Model:
             **({"link": dict(self.link)} if self.link else {}),
             # MAP models only
             **({"prior": [p.to_dict() for p in self.prior]} if self.prior else {}),
+            # mixtures only: the number of components
+            **({"mixture": self.mixture} if self.mixture else {}),
         }
 
 

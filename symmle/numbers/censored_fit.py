@@ -509,6 +509,8 @@ def fit_censored(
 
     if ci not in CI_METHODS:
         raise SpecError(f"unknown interval method {ci!r}: choose one of {', '.join(CI_METHODS)}")
+    if ci not in ("transformed", "wald"):
+        raise SpecError(f"censored fits make Wald intervals: --ci transformed or wald (not {ci})")
     m = model.model if isinstance(model, CensoredDerivation) else load_model(model)
     given = {k: v for k, v in (constants or {}).items()}
     if given:

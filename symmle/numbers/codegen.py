@@ -210,6 +210,11 @@ def module_source(d: Derivation, *, timeout: float | None = None) -> str:
     >>> "def estimate(x, **constants):" in src
     True
     """
+    if getattr(d, "mixture", None) is not None:
+        raise SpecError(
+            f"compile: '{d.model.name}' is a mixture of {d.mixture.K} components; "
+            "compile does not support mixtures yet"
+        )
     if d.regression is not None:  # a response and a design: see symmle.numbers.regression_codegen
         from symmle.numbers.regression_codegen import regression_module_source
 

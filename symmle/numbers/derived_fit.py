@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["fit_derived", "derived_lines", "derived_doc"]
 
+#: The interval methods a derived quantity's delta-method interval can follow (any other falls back to
+#: the first: the Wald interval on the scale where g's range is the real line).
+_DELTA_METHODS = ("transformed", "wald")
+
 
 def fit_derived(
     d: Derivation,
@@ -33,7 +37,7 @@ def fit_derived(
     ci: str = "transformed",
     timeout: float | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """``({NAME: {"expr", "estimate", "stderr", "ci95", "ci_method"}}, warnings)`` of a fit.
+    """``({NAME: {"expr", "estimate", "stderr", "ci95", "ci_method", "estimator_kind"}}, warnings)`` of a fit.
 
     ``None`` marks what does not exist: an estimate where ``g`` is undefined at the estimates, a
     standard error where ``g`` uses a parameter without one (an order statistic) or the covariance
@@ -51,6 +55,12 @@ def fit_derived(
     regular = compiled.regular
     out: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
+    method = ci if ci in _DELTA_METHODS else "transformed"
+    if method != ci:  # a profile interval of g would need the likelihood maximised under g = c
+        warnings.append(
+            f"the derived quantities' intervals are delta-method ones on the scale of their range "
+            f"(--ci {ci} is for the model's parameters)"
+        )
     for q in dd.derived:
         entry: dict[str, Any] = {
             "expr": sp.sstr(q.expr),
@@ -58,6 +68,8 @@ def fit_derived(
             "stderr": None,
             "ci95": None,
             "ci_method": None,
+            # "mle": g at the MLE (the MLE of g, by invariance); "map_plug_in": g at the MAP (not g's MAP)
+            "estimator_kind": "map_plug_in" if getattr(d, "prior", None) is not None else "mle",
         }
         out[q.name] = entry
         used = [p.name for p in d.model.parameters if p.symbol in q.expr.free_symbols]
@@ -89,7 +101,7 @@ def fit_derived(
             continue
         se = math.sqrt(var)
         entry["stderr"] = se
-        entry["ci95"], entry["ci_method"] = interval(value, se, "positive" if q.positive else "real", ci)
+        entry["ci95"], entry["ci_method"] = interval(value, se, "positive" if q.positive else "real", method)
     return out, warnings
 
 
@@ -106,6 +118,7 @@ def derived_doc(derived: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "stderr": plain(e["stderr"]),
             "ci95": None if e["ci95"] is None else [plain(v) for v in e["ci95"]],
             "ci_method": e["ci_method"],
+            "estimator_kind": e.get("estimator_kind", "mle"),
         }
         for name, e in derived.items()
     }
@@ -123,6 +136,7 @@ def derived_lines(derived: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The text section "derived quantities" of a fit's table (empty if there is none)."""
     if not derived:
         return []
+    plug_in = any(e.get("estimator_kind") == "map_plug_in" for e in derived.values())
     rows = [("quantity", "estimate", "std. error", "95% interval", "definition")]
     for name, e in derived.items():
         est, se, ci = e["estimate"], e["stderr"], e["ci95"]
@@ -136,7 +150,15 @@ def derived_lines(derived: Mapping[str, Mapping[str, Any]]) -> list[str]:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["", "  derived quantities (by invariance; standard errors by the delta method)", ""]
+    if plug_in:
+        lines = [
+            "",
+            "  derived quantities g at the MAP estimate (standard errors by the delta method)",
+            "  g(theta_MAP) is a plug-in, not the MAP of g: a MAP is not invariant under reparametrisation",
+            "",
+        ]
+    else:
+        lines = ["", "  derived quantities (by invariance; standard errors by the delta method)", ""]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     methods: dict[str, list[str]] = {}
     for name, e in derived.items():

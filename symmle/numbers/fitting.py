@@ -40,7 +40,7 @@ INTERVAL_SCALE: dict[str, tuple[float, float]] = {
 }
 
 #: The choices of ``fit(..., ci=...)`` and ``symmle fit --ci``.
-CI_METHODS = ("transformed", "wald")
+CI_METHODS = ("transformed", "wald", "profile")
 
 #: How each interval was made, for the line under the table.
 _CI_TEXT = {
@@ -48,6 +48,9 @@ _CI_TEXT = {
     "wald-log": "on the log scale, mapped back (delta method)",
     "wald-logit": "on the logit scale, mapped back (delta method)",
 }
+
+#: Interval methods that :func:`interval` makes from an estimate and its standard error alone.
+_WALD_METHODS = ("transformed", "wald")
 
 
 def interval(
@@ -81,6 +84,8 @@ def interval(
     """
     if method not in CI_METHODS:
         raise SpecError(f"unknown interval method {method!r}: choose one of {', '.join(CI_METHODS)}")
+    if method not in _WALD_METHODS:  # profile intervals need the likelihood: symmle.numbers.profile_ci
+        raise SpecError(f"{method} intervals need the likelihood: use fit(..., ci={method!r})")
     lo, hi = INTERVAL_SCALE[domain]
     if method == "wald" or not (lo < value < hi) or (math.isinf(lo) and math.isinf(hi)):
         return (value - Z95 * se, value + Z95 * se), "wald"
@@ -124,7 +129,8 @@ class FitResult:
         Asymptotic standard errors; for a boundary kind, the standard
         deviation of the order statistic's exact distribution.
     ci95 : dict of str to (float, float) or None
-        95% intervals (none for boundary kinds): see :func:`interval`.
+        95% intervals (none for boundary kinds): see :func:`interval`, or
+        :mod:`symmle.numbers.profile_ci` for ``ci="profile"``.
     log_likelihood : float
         The log-likelihood at the estimates.
     information : str
@@ -135,7 +141,8 @@ class FitResult:
     ci_method : dict of str to str or None
         How each interval was made: ``"wald"`` (estimate +/- 1.96 se),
         ``"wald-log"`` or ``"wald-logit"`` (Wald on the log or logit
-        scale, mapped back); ``None`` where there is no interval.
+        scale, mapped back), ``"profile"`` (profile likelihood, see
+        :mod:`symmle.numbers.profile_ci`); ``None`` where there is no interval.
 
     Examples
     --------
@@ -319,6 +326,11 @@ class FitResult:
                     methods.setdefault(per_entry[index], []).append(label)
         head = "  95% Wald intervals: "
         for how, names in methods.items():
+            if how == "profile":
+                from symmle.numbers.profile_ci import PROFILE_TEXT
+
+                lines.append(f"  95% CI: profile likelihood for {', '.join(names)} ({PROFILE_TEXT})")
+                continue
             lines.append(f"{head}{', '.join(names)} {_CI_TEXT[how]}")
             head = " " * len(head)
         if self.derived:
@@ -375,6 +387,9 @@ def fit(
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
     derived: Any = None,
+    mixture: int | None = None,
+    seed: int = 0,
+    components: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -392,11 +407,14 @@ def fit(
         vector model, an (N, D) array of rows.
     constants : mapping, optional
         Values of the model's constants, by name.
-    ci : {"transformed", "wald"}, optional
+    ci : {"transformed", "wald", "profile"}, optional
         How the 95% intervals are made (:func:`interval`): by default on the
         log scale for a positive parameter and the logit scale for one in
         (0, 1), so they stay inside the domain; ``"wald"`` for
-        estimate +/- 1.96 se for every parameter.
+        estimate +/- 1.96 se for every parameter; ``"profile"`` for the
+        profile-likelihood interval, ``2 (l_hat - l_p) <= 3.841``
+        (:mod:`symmle.numbers.profile_ci`; not for vector, regression or MAP
+        fits; derived quantities keep their delta-method interval).
     derived : mapping of NAME to EXPR, or iterable of "NAME=EXPR", optional
         Derived quantities ``g(theta)`` of a scalar-parameter model: ``g`` at the estimates
         (invariance) with its delta-method standard error and 95% interval, in ``.derived``
@@ -414,6 +432,15 @@ def fit(
         Priors (``{PARAM: "FAMILY(NAME=VALUE, ...)"}``) and inline prior densities: the estimates
         are then maximum a posteriori (MAP), with standard errors from the curvature of the
         log-posterior (see :meth:`symmle.Model.with_prior`).
+    mixture : int, optional
+        K: fit a K-component mixture of the family by EM
+        (:mod:`symmle.numbers.mixture_em`; K = 1 is the plain fit); ``seed``
+        makes its random starts reproducible.  The result is a
+        :class:`~symmle.numbers.mixture_em.MixtureResult`.
+    components : iterable of int or str, optional
+        Numbers of components to try (``range(1, 6)``, ``"1..5"``): the mixture of
+        least BIC is returned, its ``selection`` listing every K tried
+        (:func:`~symmle.numbers.mixture_em.fit_components`).
 
     Examples
     --------
@@ -437,10 +464,18 @@ def fit(
         model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if ci == "profile":
+        from symmle.numbers.profile_ci import check_profile_supported
+
+        check_profile_supported(d)
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
     if derived:
         from symmle.model.derived import parse_derived
 
         parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
+    if (mixture is not None or components is not None) and m.is_regression:
+        raise SpecError("a mixture of regressions is not supported: drop --mixture or the link")
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
         from symmle.numbers.regression_fit import fit_regression
@@ -454,6 +489,19 @@ def fit(
         raise SpecError(
             f"formula, y, x and offset make a regression: give '{m.name}' a link (--link PARAM=LINK)"
         )
+    if components is not None:
+        from symmle.numbers.mixture_em import fit_components
+
+        if mixture is not None:
+            raise SpecError(
+                "give the number of components (mixture) or a range to choose from (components), not both"
+            )
+        return fit_components(d, data, components, constants, seed=seed, ci=ci)
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components, fit_mixture
+
+        if check_components(mixture, "mixture") > 1:
+            return fit_mixture(d, data, int(mixture), constants, seed=seed, ci=ci)
     if m.is_vector:
         from symmle.numbers.vector_fit import fit_vector
 
@@ -533,8 +581,15 @@ def fit(
         # an order statistic's distribution is not normal: no interval of this kind
         if se is None or compiled.kinds[k] == "boundary":
             ci95[k], ci_method[k] = None, None
-        else:
+        elif ci != "profile":
             ci95[k], ci_method[k] = interval(estimates[k], se, domains[k], ci)
+    if ci == "profile":  # every regular parameter: see symmle.numbers.profile_ci
+        from symmle.numbers.profile_ci import profile_intervals
+
+        profiled, cautions = profile_intervals(d, compiled, x, estimates, stderr, constants)
+        for k, v in profiled.items():
+            ci95[k], ci_method[k] = v, "profile"
+        warnings += cautions
     loglik = compiled.log_likelihood(x, **{**constants, **estimates})
     extra: dict[str, Any] = {}
     if d.prior is not None:  # MAP: the priors and the log-posterior at the estimate
@@ -545,7 +600,8 @@ def fit(
     if derived:  # g(theta_hat) and its delta-method standard error: see symmle.numbers.derived_fit
         from symmle.numbers.derived_fit import fit_derived
 
-        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=ci, timeout=timeout)
+        how = "transformed" if ci == "profile" else ci  # a derived quantity's interval: delta method
+        found, notes = fit_derived(d, compiled, x, estimates, constants, derived, ci=how, timeout=timeout)
         warnings += notes
     return FitResult(
         model=m.name,

@@ -24,12 +24,19 @@ __all__ = ["DERIVED", "derived_dict", "derived_steps", "derived_text"]
 DERIVED = "Derived quantities"
 
 
-def _hat(q: DerivedQuantity) -> sp.Symbol:
-    return sp.Symbol(f"hat_{q.name}", **({"positive": True} if q.positive else {"real": True}))
+def _map(d: Derivation) -> bool:
+    """Whether ``d`` is a MAP derivation: its derived quantities are then plug-ins, not MAPs of ``g``."""
+    return getattr(d, "prior", None) is not None
+
+
+def _hat(d: Derivation, q: DerivedQuantity) -> sp.Symbol:
+    tail = "_MAP" if _map(d) else ""
+    return sp.Symbol(f"hat_{q.name}{tail}", **({"positive": True} if q.positive else {"real": True}))
 
 
 def _hats(d: Derivation) -> dict[sp.Symbol, sp.Symbol]:
-    return {p.symbol: sp.Symbol(f"hat_{p.name}", **p.symbol.assumptions0) for p in d.model.parameters}
+    tail = "_MAP" if _map(d) else ""
+    return {p.symbol: sp.Symbol(f"hat_{p.name}{tail}", **p.symbol.assumptions0) for p in d.model.parameters}
 
 
 def derived_steps(d: Derivation) -> tuple[Step, ...]:
@@ -45,7 +52,7 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
     params = list(d.model.parameter_symbols)
     names = ", ".join(tex(p) for p in params)
     for q in getattr(d, "derived", ()):
-        sym, hat = q.symbol, _hat(q)
+        sym, hat = q.symbol, _hat(d, q)
         at_hats = q.expr.xreplace(_hats(d))
         same = tex(sym) == tex(q.expr)  # the notation may print g as its name (sqrt(sigma2): sigma)
         lines: list[tuple[Any, Any]] = [] if same else [(hat, at_hats)]
@@ -53,12 +60,17 @@ def derived_steps(d: Derivation) -> tuple[Step, ...]:
             lines.append((None if lines else hat, d.likelihood.explicit(q.estimator)))
         defined = f"${tex(sym)}$" if same else f"${tex(sym)} = {tex(q.expr)}$"
         at = "" if tex(hat) == tex(at_hats) else f" = {tex(at_hats)}"
+        lead = (
+            f"At the MAP estimate, {defined} is ${tex(hat)}{at}$ (a plug-in estimate, not the MAP of "
+            f"${tex(sym)}$: a MAP is not invariant under reparametrisation)"
+            if _map(d)
+            else f"The MLE of {defined} is, by invariance of the maximum-likelihood estimator, the "
+            f"quantity at the estimates: ${tex(hat)}{at}$"
+        )
         out.append(
             Step(
                 f"Estimator of {q.name}",
-                f"By invariance of the maximum-likelihood estimator, the MLE of {defined} is "
-                f"${tex(hat)}{at}$, the quantity at the estimates"
-                + (", in closed form:" if q.estimator is not None else "."),
+                lead + (", in closed form:" if q.estimator is not None else "."),
                 tuple(lines),
                 kind="derived",
                 parameter=q.name,
@@ -121,16 +133,19 @@ def derived_text(d: Derivation) -> list[str]:
         return []
     s = sp.sstr
     params = ", ".join(p.name for p in d.model.parameters)
+    tail, how = ("_hat", "by invariance")
+    if _map(d):
+        tail, how = "_MAP", "at the MAP estimate (a plug-in, not the MAP of {0})"
     lines = ["", "Derived quantities"]
     for q in qs:
-        at = s(q.expr.xreplace({p.symbol: sp.Symbol(f"{p.name}_hat") for p in d.model.parameters}))
+        at = s(q.expr.xreplace({p.symbol: sp.Symbol(f"{p.name}{tail}") for p in d.model.parameters}))
         est = f" = {s(q.estimator)}" if q.estimator is not None else ""
         lines.append(f"  {q.name} = {s(q.expr)}")
-        lines.append(f"    by invariance, {q.name}_hat = {at}{est}")
+        lines.append(f"    {how.format(q.name)}, {q.name}{tail} = {at}{est}")
         if q.gradient:
             lines.append(f"    gradient in ({params}) = ({', '.join(s(e) for e in q.gradient)})")
         if q.variance is not None:
-            lines.append(f"    Var({q.name}_hat) ~ {s(q.variance)}    [delta method, verified]")
+            lines.append(f"    Var({q.name}{tail}) ~ {s(q.variance)}    [delta method, verified]")
         r = q.reparametrisation
         if r is not None:
             new = ", ".join(p.name for p in r.parameters)
@@ -150,6 +165,8 @@ def derived_dict(d: Derivation) -> dict[str, Any] | None:
         r = q.reparametrisation
         out[q.name] = {
             "expr": sp.sstr(q.expr),
+            # "mle": g at the MLE, the MLE of g by invariance; "map_plug_in": g at the MAP (not the MAP of g)
+            "estimator_kind": "map_plug_in" if _map(d) else "mle",
             "estimator": None if q.estimator is None else sp.sstr(q.estimator),
             "gradient": [sp.sstr(e) for e in q.gradient],
             "variance": None if q.variance is None else sp.sstr(q.variance),

@@ -236,6 +236,10 @@ def to_dict(d: Derivation) -> dict[str, Any]:
         from symmle.report.derived import derived_dict
 
         doc["derived"] = derived_dict(d)
+    if getattr(d, "mixture", None) is not None:  # --mixture K: see symmle.report.lecture.mixture
+        from symmle.report.lecture.mixture import mixture_json
+
+        doc["mixture"] = mixture_json(d)
     return doc
 
 

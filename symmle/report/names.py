@@ -136,12 +136,12 @@ def _symbol_parts(name: str, names: frozenset[str] = frozenset()) -> tuple[str, 
     ``sigma2`` -> ``(\\sigma, 2)``, ``hat_sigma2`` -> ``(\\hat{\\sigma}, 2)``,
     but ``sigma2`` beside ``sigma1`` -> ``(\\sigma_{2}, 1)``.
     """
-    if not name.isascii():
-        return _unicode_latex(name), 1
-    for prefix, accent in _ACCENTS:
+    for prefix, accent in _ACCENTS:  # before the non-ASCII case: hat_σ is \hat{\sigma}
         if name.startswith(prefix) and len(name) > len(prefix):
             base, power = _symbol_parts(name[len(prefix) :], names)
             return accented(accent, base), power
+    if not name.isascii():
+        return _unicode_latex(name), 1
     m = re.fullmatch(r"([A-Za-z]+?)(\d+)", name)
     if m:
         head, digits = m.groups()

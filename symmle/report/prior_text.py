@@ -66,6 +66,10 @@ def prior_text(d: Derivation) -> str:
             + ", ".join(f"{k}={_fmt(v)}" for k, v in pf.parameters)
             + ")"
         )
+    if getattr(d, "derived", ()):  # --derived: g at the MAP (a plug-in), see symmle.report.derived
+        from symmle.report.derived import derived_text
+
+        lines += derived_text(d)
     extra = [w for w in d.warnings if w not in r.mle.warnings]
     if extra:
         lines += ["", "Warnings (MAP)"] + [f"  - {w}" for w in extra]

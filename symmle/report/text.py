@@ -57,6 +57,10 @@ def to_text(d: Derivation) -> str:
         from symmle.report.prior_text import prior_text
 
         return prior_text(d)
+    if getattr(d, "mixture", None) is not None:  # the component's summary, then EM (lecture/mixture)
+        from symmle.report.lecture.mixture import mixture_text
+
+        return mixture_text(d)
     if getattr(d, "regression", None) is not None:  # one observation in (eta, phi): see regression_text
         from symmle.report.regression_text import regression_text
 

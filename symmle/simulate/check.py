@@ -188,6 +188,7 @@ def check(
     timeout: float | None = DEFAULT_TIMEOUT,
     link: Mapping[str, str] | None = None,
     design: Any = "normal",
+    mixture: int | None = None,
 ) -> CheckResult:
     """Check a model's estimators by simulation at known parameter values.
 
@@ -229,6 +230,11 @@ def check(
     design : {"normal", "uniform"} or path
         A regression's covariates: random (an intercept and standard normal or
         uniform covariates), or the columns of a file (a fixed design).
+    mixture : int, optional
+        K >= 2: check the EM fit of a K-component mixture of the model
+        (:func:`symmle.simulate.mixture_check.check_mixture`; ``true`` then
+        gives ``w`` and every parameter as lists of K values; ``sizes`` and
+        ``agree`` do not apply).  K = 1 is the plain check.
 
     Returns
     -------
@@ -256,9 +262,39 @@ def check(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
+    if mixture is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        if check_components(mixture, "mixture") > 1:
+            from symmle.simulate.mixture_check import check_mixture
+
+            if link or m.is_regression or m.is_vector:
+                raise SpecError(
+                    "--mixture: only scalar families can be mixed for now (no link, no vector model)"
+                )
+            if sizes is not None or design != "normal":
+                raise SpecError("--sizes and --design are not available with --mixture")
+            return check_mixture(  # type: ignore[return-value]
+                d if d is not None else m,
+                true,
+                int(mixture),
+                n=n,
+                reps=reps,
+                seed=seed,
+                constants=constants,
+                generic_sampler=generic_sampler,
+                progress=progress,
+                timeout=timeout,
+            )
     if link:
         m = m.with_link(link)
         d = None
+    if getattr(m, "mixture", 0):
+        raise SpecError(
+            f"check: '{m.name}' is a mixture of {m.mixture} components; check does not support mixtures yet"
+        )
     if m.is_regression:
         from symmle.simulate.regression_check import check_regression
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sympy as sp
 
 from symmle.base.budget import DEFAULT_TIMEOUT, check_timeout, enforced, watch_timeouts
+from symmle.base.errors import SpecError
 from symmle.model.build import load_model
 from symmle.model.spec import Model
 from symmle.symbolic import cache as _cache
@@ -27,6 +28,7 @@ from symmle.symbolic.stationarity import Estimator, Stationarity, solve_stationa
 if TYPE_CHECKING:
     from symmle.report.lecture.core import Step
     from symmle.symbolic.invariance import DerivedQuantity
+    from symmle.symbolic.mixture import MixtureDerivation
     from symmle.symbolic.prior import PriorResult
     from symmle.symbolic.regression import Regression
 
@@ -89,6 +91,10 @@ class Derivation:
     prior: PriorResult | None = None
     #: derived quantities g(theta) (``derive(..., derived=...)``): see :mod:`symmle.symbolic.invariance`
     derived: tuple[DerivedQuantity, ...] = ()
+    #: a mixture of K components (``derive(..., mixture=K)``): the EM derived from this family's
+    #: derivation (:class:`~symmle.symbolic.mixture.MixtureDerivation`); ``likelihood``,
+    #: ``stationarity`` and ``information`` are then those of one component
+    mixture: MixtureDerivation | None = None
 
     @cached_property
     def steps(self) -> tuple[Step, ...]:
@@ -102,6 +108,10 @@ class Derivation:
             from symmle.report.lecture.prior import prior_steps
 
             steps = prior_steps(self)
+        elif self.mixture is not None:  # the component's lecture, then the mixture and its EM
+            from symmle.report.lecture.mixture import mixture_steps
+
+            steps = mixture_steps(self)
         else:
             steps = lecture_steps(
                 self.model, self.likelihood, self.stationarity, self.information, self.regression
@@ -282,6 +292,11 @@ class Derivation:
         >>> est(x)["lam"], round(est.stderr(x)["lam"], 6)
         (2.0, 0.707107)
         """
+        if self.mixture is not None:
+            raise SpecError(
+                f"compile: '{self.model.name}' is a mixture of {self.mixture.K} components; "
+                "compile does not support mixtures yet"
+            )
         if self.regression is not None:  # a response and a design: see symmle.numbers.regression_compiled
             from symmle.numbers.regression_compiled import CompiledRegression
 
@@ -295,6 +310,11 @@ class Derivation:
         return CompiledModel(self, timeout=timeout)
 
     def __repr__(self) -> str:
+        if self.mixture is not None:
+            mix = self.mixture
+            parts = ", ".join(f"{s.symbol}={s.kind if s.expr is None else s.expr}" for s in mix.m_step)
+            weights = f"{mix.symbols.weight}={mix.weights}"
+            return f"<Derivation {self.model.name} (mixture of {mix.K}, EM): {parts}, {weights}>"
         if self.regression is not None:
             return f"<Derivation {self.model.name}: {self.regression.kind} regression>"
         if self.prior is not None:
@@ -321,6 +341,7 @@ def derive(
     prior: Mapping[str, str] | Any = None,
     prior_pdf: Any = None,
     derived: Mapping[str, str] | Any = None,
+    mixture: int | str | None = None,
 ) -> Derivation:
     """Derive the maximum-likelihood estimators of a model.
 
@@ -347,6 +368,10 @@ def derive(
         Derived quantities ``{NAME: EXPR}`` (or ``["NAME=EXPR", ...]``) in the parameters and
         constants: their MLE by invariance, delta-method variance and, for a one-to-one
         reparametrisation, the Fisher information in them (see :func:`with_derived`).
+    mixture : int, optional
+        K: the EM of a K-component mixture of the family (see :meth:`Model.with_mixture` and
+        :mod:`symmle.symbolic.mixture`): responsibilities, Q, the M-step as the component's
+        weighted MLE, the weights by the Lagrangian, each checked numerically.  K = 1 is the family.
 
     Returns
     -------
@@ -373,6 +398,17 @@ def derive(
         m = m.with_constants(constants)
     if prior or prior_pdf:
         m = m.with_prior(prior or (), prior_pdf or ())
+    if mixture is not None:
+        m = m.with_mixture(mixture, "mixture")
+    if m.mixture:  # the family's derivation (cached), then the EM of the mixture from it
+        from dataclasses import replace
+
+        from symmle.symbolic.mixture import derive_mixture
+
+        if derived:
+            raise SpecError("--derived does not combine with --mixture yet")
+        component = derive(replace(m, mixture=0), timeout=timeout, cache=cache)
+        return derive_mixture(m, component, timeout)
     if derived:
         from symmle.model.derived import parse_derived
 

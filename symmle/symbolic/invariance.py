@@ -38,6 +38,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DerivedQuantity", "Reparametrisation", "derive_quantities"]
 
+#: What a derived quantity of a MAP derivation is, and is not.
+MAP_NOTE = (
+    "{name} is shown at the MAP estimate, g(theta_MAP): a plug-in, not the MAP of {name} (a MAP is not "
+    "invariant under reparametrisation: the prior's density changes with a Jacobian) and not its MLE "
+    "(g(theta_MLE), by invariance); its delta-method variance uses the likelihood's information, to "
+    "which the MAP's asymptotic variance is equal to first order"
+)
+
 #: Relative tolerance of the numerical checks (finite differences are good to ~1e-8).
 TOLERANCE = 1e-6
 
@@ -128,8 +136,27 @@ class DerivedQuantity:
         return v.real if abs(v.imag) <= 1e-12 * max(1.0, abs(v.real)) else math.nan
 
 
-def _range(g: sp.Expr) -> str:
-    return "positive" if g.is_positive else "real"
+def _on_domains(d: Derivation, e: sp.Expr) -> sp.Expr:
+    """``e`` with each parameter written through its domain, so SymPy's sign rules see the bounds.
+
+    A parameter in (0, 1) is ``t/(1 + t)`` with ``t`` positive (an increasing bijection onto
+    (0, 1)): ``p/(1 - p)`` is then ``t``, known positive.  Other parameters keep their symbols
+    (their assumptions already state their domain).
+    """
+    sub = {}
+    for q in d.model.parameters:
+        if q.domain == "unit":
+            t = sp.Dummy(f"{q.name}_odds", positive=True)
+            sub[q.symbol] = t / (1 + t)
+    return e.xreplace(sub) if sub else e
+
+
+def _range(d: Derivation, g: sp.Expr, timeout: float | None) -> str:
+    """``"positive"`` where ``g`` is positive on the parameters' domains, else ``"real"``."""
+    if g.is_positive:
+        return "positive"
+    on, _ = try_step("the sign of a derived quantity", timeout, lambda: sp.simplify(_on_domains(d, g)))
+    return "positive" if on is not None and on.is_positive else "real"
 
 
 def _points(d: Derivation) -> list[dict[sp.Symbol, float]]:
@@ -195,9 +222,15 @@ def _derive_one(d: Derivation, spec: DerivedSpec, timeout: float | None) -> Deri
     params = list(m.parameter_symbols)
     regular = list(d.stationarity.parameters)
     notes: list[str] = []
-    domain = _range(g)
+    if getattr(d, "prior", None) is not None:
+        notes.append(MAP_NOTE.format(name=spec.name))
+    domain = _range(d, g, timeout)
+    if domain == "positive" and not all(_num(g, at) > 0 for at in _points(d)):  # checked, never assumed
+        domain = "real"
     phi = sp.Symbol(spec.name, **({"positive": True} if domain == "positive" else {"real": True}))
     grad, _ = try_step(f"gradient of {spec.name}", timeout, lambda: tuple(sp.diff(g, p) for p in params))
+    if grad is not None:  # each entry tidied (within the budget); the check below is on the tidy form
+        grad = tuple(_tidy(e, f"gradient of {spec.name}", timeout) for e in grad)
     points = _points(d)
     if grad is None or not _gradient_checks(g, grad, params, points):
         notes.append(f"the gradient of {spec.name} was not found or failed its numerical check: no variance")
@@ -301,9 +334,12 @@ def _variance(d, name, g, grad, regular, points, timeout, notes) -> sp.Expr | No
     return variance
 
 
-def _one_to_one(dg: sp.Expr) -> bool:
+def _one_to_one(d: Derivation, dg: sp.Expr, timeout: float | None) -> bool:
     """``g`` is strictly monotone on the parameter's domain (its derivative has one sign there)."""
-    return bool(dg.is_positive) or bool(dg.is_negative)
+    if dg.is_positive or dg.is_negative:
+        return True
+    on, _ = try_step("the sign of a derivative", timeout, lambda: sp.simplify(_on_domains(d, dg)))
+    return on is not None and (bool(on.is_positive) or bool(on.is_negative))
 
 
 def _reparametrisation(d, name, g, grad, phi, used, regular, points, timeout, notes) -> tuple:
@@ -316,7 +352,7 @@ def _reparametrisation(d, name, g, grad, phi, used, regular, points, timeout, no
     k = params.index(p)
     if p not in regular or len(regular) != len(params):
         return none
-    if not _one_to_one(grad[k]):
+    if not _one_to_one(d, grad[k], timeout):
         notes.append(
             f"{name} is not shown to be one-to-one in {p.name}: no reparametrised information "
             "(its delta-method variance stands)"

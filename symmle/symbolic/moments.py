@@ -46,7 +46,7 @@ from symmle.base.errors import DerivationTimeout
 from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support
 from symmle.model.density import density_function
-from symmle.symbolic.expectation import SYMPY_FAILURES, Expectations, numeric_expectation
+from symmle.symbolic.expectation import SYMPY_FAILURES, Expectations, as_real, numeric_expectation
 
 if TYPE_CHECKING:
     from symmle.symbolic.derivation import Derivation
@@ -216,7 +216,7 @@ class _Engine:
             raise _NoExact(f"no closed form for the Laplace transform of {g}")
         for sv in (0.5, 2.0):
             num = numeric_expectation(self.model, sp.exp(-sv * g), self.point)
-            if num is None or not _close(_num(value.subs({s: sv, **self.point})), num[0]):
+            if num is None or not _close(as_real(value.subs({s: sv, **self.point})), num[0]):
                 raise _NoExact(f"the Laplace transform of {g} failed its numerical check")
         return value
 
@@ -230,7 +230,7 @@ class _Engine:
         f = to_function([s], (L**CHECK_N * s ** (r - 1)).subs(self.point))
         num, _ = _quad.quad(lambda u: float(np.real(f(u))), 0, np.inf, limit=200)
         num /= math.gamma(r)
-        if not _close(_num(value.subs({self.N: CHECK_N, **self.point})), num):
+        if not _close(as_real(value.subs({self.N: CHECK_N, **self.point})), num):
             raise _NoExact("the negative moment failed its numerical check")
         return value
 
@@ -247,7 +247,7 @@ class _Engine:
         lo, hi = self.model.support_at(self.point)
         mid = _interior(lo, hi)
         Fn, _ = integrate_support(lambda t: np.asarray(f_num(np.asarray(t, float)), float), lo, mid)
-        if not _close(_num(F.subs({m: mid, **self.point})), Fn):
+        if not _close(as_real(F.subs({m: mid, **self.point})), Fn):
             raise _NoExact("the CDF failed its numerical check")
         weight = (F if which is self.hi else 1 - F) ** (self.N - 1)
         dens = self.N * weight * f.subs(self.x, m)
@@ -260,7 +260,7 @@ class _Engine:
                 raise _NoExact("no closed form for the expectation over the order statistic")
             fn = to_function([m], (integrand.subs({self.N: CHECK_N, **self.point})))
             num, _ = integrate_support(_vectorised(fn), lo, hi)
-            if not _close(_num(value.subs({self.N: CHECK_N, **self.point})), num):
+            if not _close(as_real(value.subs({self.N: CHECK_N, **self.point})), num):
                 raise _NoExact("the order-statistic expectation failed its numerical check")
             out.append(value)
         return out
@@ -285,7 +285,7 @@ class _Engine:
         coeff, t, c, r = form
         term = self.stats[t] + c
         inside = _interior(*self.model.support_at(self.point))
-        if _num(term.subs({self.x: inside, **self.point})) < 0:  # a sum of negative terms: -S is positive
+        if as_real(term.subs({self.x: inside, **self.point})) < 0:  # a sum of negative terms: -S is positive
             term, coeff = -term, coeff * (-1) ** r
         s = sp.Symbol("s", positive=True)
         L = self.laplace(term, s)
@@ -326,14 +326,6 @@ def _interior(lo: float, hi: float) -> float:
     if math.isfinite(hi):
         return hi - 0.8
     return 0.3
-
-
-def _num(e: sp.Expr) -> float:
-    try:
-        z = complex(sp.N(e, 20))
-    except (TypeError, ValueError):
-        return math.nan
-    return z.real if abs(z.imag) <= 1e-12 * max(1.0, abs(z.real)) else math.nan
 
 
 def _close(a: float, b: float) -> bool:
