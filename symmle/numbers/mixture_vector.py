@@ -1,0 +1,1035 @@
+r"""Finite mixtures of a vector family (mvnormal and kin), fitted by EM with the M-step derived.
+
+The scalar case is :mod:`symmle.numbers.mixture_em`; this module is its vector
+counterpart.  A K-component mixture of a vector family :math:`f(x; \theta)`
+(``dimension = "D"``: vector means, symmetric positive definite matrices) has the
+density :math:`p(x) = \sum_k w_k f(x; \theta_k)`.  EM alternates:
+
+* **E-step.**  The responsibilities :math:`r_{ik} = w_k f(x_i; \theta_k) / p(x_i)`
+  in log space: the family's log-density (the model's density, logged, with
+  ``x_i - mu`` kept whole) is evaluated on blocks of rows, each symmetric
+  positive definite parameter through its Cholesky factor (its inverse by a
+  triangular solve, ``log det`` as twice the sum of the logs of the factor's
+  diagonal), and the rows are normalised by ``logsumexp``.
+* **M-step.**  The component's *weighted* MLE.  The vector derivation gives each
+  estimator as an expression in N and the sufficient statistics (``T1 = sum x_i``,
+  ``T2 = sum x_i x_i^T``, entrywise sums such as ``sum log x_i``), and the
+  log-likelihood is linear in them, so :math:`Q_k = \sum_i r_{ik} \log f(x_i;
+  \theta_k)` is the same expression with :math:`N_k = \sum_i r_{ik}`,
+  :math:`S_{k1} = \sum_i r_{ik} x_i`, :math:`S_{k2} = \sum_i r_{ik} x_i x_i^T`
+  (and the weighted entrywise sums) in their place.  The derived closed forms are
+  evaluated as they are, through the weighted mean and scatter (``T1 = N m``,
+  ``T2 = S + N m m^T``, the rewrite :func:`symmle.numbers.vector_plan.vector_formulas`
+  makes and checks, so that ``Sigma_hat`` becomes ``S_k / N_k`` without
+  cancellation); a parameter without one is found by maximising the weighted
+  log-likelihood with its exact score (a generalised EM step: it is kept only if
+  Q does not go down).  The weights are :math:`w_k = N_k / N` (the simplex's
+  Lagrangian).  Nothing here knows which family it mixes.
+
+The log-likelihood must not decrease from one iteration to the next (a decrease
+beyond rounding is a :class:`VerificationError`).  EM stops when the relative
+change of the log-likelihood is at most 1e-10 and that of the parameters at
+most 1e-8.  Several starts (k-means++ seeds drawn with ``seed`` on the
+standardised rows, refined by a few Lloyd steps) are run and the best kept; the
+number of distinct optima is reported.  A covariance becoming singular (a
+component on collinear points, or on fewer than D + 1 points) or a weight
+vanishing ends a start; when every start ends so, the fit is a
+:class:`DataError`.
+
+Standard errors come from the observed information of the mixture
+log-likelihood in the free coordinates (``w_1..w_{K-1}``, then each
+component's parameters: a vector's entries, a symmetric matrix's ``D(D+1)/2``
+distinct entries): with :math:`g_{ik}` the gradient of :math:`\log w_k f(x_i;
+\theta_k)` and :math:`a_i = \sum_k r_{ik} g_{ik}`,
+
+.. math:: -H = \sum_i a_i a_i^T - \sum_i \sum_k r_{ik} g_{ik} g_{ik}^T - \sum_k \nabla^2 Q_k .
+
+The per-observation gradients are the derivation's score (matrix calculus) at
+``N = 1`` and the statistics of one row; :math:`\nabla^2 Q_k` is the second
+differential of the derived log-likelihood by the rules of
+:mod:`symmle.symbolic.matrix_information`, read in vec/vech coordinates and
+evaluated at the weighted statistics (exact, no expectation taken).  Both are
+cross-checked numerically before they are reported: the gradient against
+central differences of the log-likelihood at a point off the optimum, the
+information against central differences of that gradient at the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from scipy import optimize
+from scipy.special import logsumexp
+
+from symmle.base import _runtime
+from symmle.base.errors import DataError, DerivationError, SpecError, VerificationError
+from symmle.base.terminal import printable
+from symmle.numbers.fitting import interval
+from symmle.numbers.matrix_eval import evaluate
+from symmle.numbers.mixture_em import (
+    MAX_ITER,
+    MIN_COUNT,
+    MIN_WEIGHT,
+    MONOTONE_SLACK,
+    TOL_LOGLIK,
+    TOL_PARAMS,
+    MixtureResult,
+    check_components,
+)
+from symmle.numbers.vector_data import validate_rows
+from symmle.numbers.vector_plan import vector_formulas
+
+__all__ = ["VectorMixtureResult", "fit_vector_mixture", "COLLAPSE"]
+
+#: a covariance whose smallest eigenvalue, relative to the one-component fit's, falls below this has
+#: become singular (the component sits on a lower-dimensional set: the likelihood is unbounded there)
+COLLAPSE = 1e-10
+#: rows per block of the E-step and of the sums
+CHUNK_ROWS = 8192
+#: rows on which the exact observed information is cross-checked by finite differences
+CHECK_ROWS = 400
+#: Lloyd steps refining each k-means++ seed
+LLOYD_STEPS = 10
+
+
+@dataclass(frozen=True)
+class VectorMixtureResult(MixtureResult):
+    """A mixture of a vector family: :class:`~symmle.numbers.mixture_em.MixtureResult` whose
+    component parameters are stacks (``mu``: K vectors, ``Sigma``: K matrices), with a table
+    that shows them component by component."""
+
+    def to_text(self) -> str:
+        rows = [("component", "parameter", "estimate", "std. error", "95% interval", "kind")]
+        K = self.components
+        labels: dict[str, list[str]] = {}
+        for k in range(K):
+            for name, value in self.estimates.items():
+                v = np.asarray(value)[k]
+                se = None if self.stderr.get(name) is None else np.asarray(self.stderr[name])[k]
+                ci = self.ci95.get(name)
+                how = self.ci_method.get(name)
+                for label, index in _entries(name, v):
+                    at = lambda a, index=index: a if index is None else np.asarray(a)[index]  # noqa: E731
+                    rows.append(
+                        (
+                            str(k + 1),
+                            label,
+                            f"{at(v):.10g}",
+                            "n/a" if se is None else f"{at(se):.4g}",
+                            "n/a"
+                            if ci is None
+                            else f"[{at(np.asarray(ci[0])[k]):.6g}, {at(np.asarray(ci[1])[k]):.6g}]",
+                            self.kind[name],
+                        )
+                    )
+                    if how is not None and k == 0:
+                        m = how if isinstance(how, str) else np.asarray(how, dtype=object)[k][index or ()]
+                        labels.setdefault(str(m), []).append(label)
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        lines = [
+            f"{self.model} mixture of {K}: maximum-likelihood fit (EM) to n = {self.n} observations",
+            "",
+        ]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        if self.columns is not None:
+            lines += ["", "  coordinates: " + ", ".join(f"{k} = {c}" for k, c in enumerate(self.columns, 1))]
+        lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
+        if self.aic is not None:
+            lines.append(f"  AIC = {self.aic:.10g}, BIC = {self.bic:.10g} (k = {self.n_parameters})")
+        lines.append(
+            f"  EM: {self.iterations} iterations, {'converged' if self.converged else 'NOT converged'}; "
+            f"{self.starts} starts, {self.distinct_optima} distinct "
+            f"optim{'um' if self.distinct_optima == 1 else 'a'}"
+        )
+        if self.information:
+            lines.append(f"  standard errors from the {self.information} information of the mixture")
+        text = {
+            "wald": "as estimate +/- 1.96 se",
+            "wald-log": "on the log scale, mapped back (delta method)",
+            "wald-logit": "on the logit scale, mapped back (delta method)",
+        }
+        head = "  95% Wald intervals: "
+        for how, names in labels.items():
+            lines.append(f"{head}{', '.join(names)} {text.get(how, how)}")
+            head = " " * len(head)
+        if self.warnings:
+            lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
+        return printable("\n".join(lines) + "\n")
+
+
+def _entries(name: str, value: Any) -> list[tuple[str, tuple | None]]:
+    v = np.asarray(value)
+    if v.ndim == 0:
+        return [(name, None)]
+    if v.ndim == 1:
+        return [(f"{name}[{i + 1}]", (i,)) for i in range(v.shape[0])]
+    return [(f"{name}[{i + 1},{j + 1}]", (i, j)) for j in range(v.shape[1]) for i in range(j, v.shape[0])]
+
+
+# ---------------------------------------------------------------- the family's pieces
+
+
+class _Prepared:
+    """A scalar expression over matrices, split once into its matrix leaves (traces, determinants)
+    and a compiled scalar body, so that the E-step does not walk SymPy's tree at every iteration
+    (what :func:`symmle.numbers.matrix_eval.evaluate` does for each call)."""
+
+    def __init__(self, expr: sp.Basic) -> None:
+        from symmle.base.numeric import to_function
+        from symmle.numbers.matrix_eval import _matrix_leaf, _outermost
+
+        self.expr = expr
+        self.f = None
+        if getattr(expr, "is_Matrix", False) or not isinstance(expr, sp.Expr):
+            return
+        atoms = [a for a in sp.preorder_traversal(expr) if _matrix_leaf(a)]
+        outer = sorted(_outermost(atoms), key=sp.default_sort_key)
+        self.stand = [(a, sp.Symbol(f"_leaf_{k}")) for k, a in enumerate(outer)]
+        body = expr.xreplace(dict(self.stand))
+        self.names = sorted(body.free_symbols, key=str)
+        self.f = to_function(self.names, body)
+
+    def __call__(self, env: Mapping) -> Any:
+        if self.f is None:
+            return evaluate(self.expr, env)
+        values = {s: evaluate(a, env) for a, s in self.stand}
+        return self.f(*[values[s] if s in values else env[s] for s in self.names])
+
+
+class _Collapse(Exception):
+    """A start that ran into a degenerate component (the message says how)."""
+
+    def __init__(self, message: str, singular: bool) -> None:
+        super().__init__(message)
+        self.singular = singular
+
+
+def _vech_pairs(n: int) -> list[tuple[int, int]]:
+    return [(i, j) for j in range(n) for i in range(j, n)]
+
+
+def _duplication(n: int) -> np.ndarray:
+    from symmle.numbers.matrix_eval import duplication
+
+    return duplication(n)
+
+
+class _Family:
+    """What EM needs from a vector Derivation, prepared once at the data's dimension."""
+
+    def __init__(self, d, dim: int, timeout: float | None) -> None:
+        m, lik = d.model, d.likelihood
+        self.d, self.dim = d, dim
+        self.params = list(m.parameters)
+        for q in self.params:
+            if q.domain == "simplex":
+                raise SpecError(
+                    f"--mixture: '{m.name}' has a simplex parameter ({q.name}); "
+                    "mixtures of it are not supported"
+                )
+        f = vector_formulas(d, timeout=timeout)
+        self.f = f
+        self.N = lik.N
+        self.D = m.dimension
+        self.variable = m.variable
+        self.base: dict = {m.dimension: dim}
+        for q in m.constants:
+            if q.value is None:
+                raise DataError(f"the model's constant {q.name} needs a value (--const {q.name}=...)")
+            self.base[q.symbol] = (
+                np.asarray(np.array(q.value.tolist(), dtype=float)) if q.is_matrix else float(q.value)
+            )
+        # the log-density, x - mu kept whole; each spd parameter's inverse and log-determinant from its
+        # Cholesky factor
+        logf = sp.expand_log(sp.log(m.density), force=True)
+        self.chol: list[tuple[Any, sp.MatrixSymbol, sp.Symbol]] = []
+        for q in self.params:
+            if q.domain != "spd":
+                continue
+            inv = sp.MatrixSymbol(f"_inverse_{q.name}", self.D, self.D)
+            logdet = sp.Symbol(f"_logdet_{q.name}")
+            logf = logf.xreplace(
+                {
+                    sp.Inverse(q.symbol): inv,
+                    sp.MatPow(q.symbol, -1): inv,
+                    sp.log(sp.Determinant(q.symbol)): logdet,
+                }
+            )
+            self.chol.append((q, inv, logdet))
+        self.logf = logf
+        self.logf_fast = _Prepared(logf)
+        # the statistics a row contributes, for the weighted sums and the per-row score
+        self.stat_exprs = {s.symbol: s.expr for s, _ in lik.coefficients if s.informative}
+        self.entrywise = []
+        for t, e in f.entrywise:
+            body = e.function
+            from symmle.base.numeric import to_function
+
+            (var,) = body.variables
+            fn = to_function([var], body.expr)
+            self.entrywise.append((t, lambda a, fn=fn: np.asarray(fn(a), dtype=float)))
+        self.closed = f.closed
+        self.numeric = [q for q in self.params if q.name in f.numeric]
+        for q in self.numeric:
+            if q.domain == "spd":
+                raise DerivationError(f"--mixture: {q.name} has no closed form, and no numeric M-step")
+        self.kinds = {q.name: ("closed_form" if q.name not in f.numeric else "numeric") for q in self.params}
+        self.sizes = [self._size(q) for q in self.params]
+        self.P = sum(self.sizes)
+
+    def _size(self, q) -> int:
+        if q.domain == "spd":
+            return self.dim * (self.dim + 1) // 2
+        return self.dim if q.is_matrix else 1
+
+    # ------------------------------------------------ values of one component
+
+    def prepare(self, theta: dict) -> dict:
+        """``theta`` (by symbol) with each spd parameter's Cholesky pieces (_Collapse if one is not PD)."""
+        env = {**self.base, **theta}
+        for q, inv, logdet in self.chol:
+            s = np.asarray(theta[q.symbol], dtype=float)
+            try:
+                if not np.all(np.isfinite(s)):
+                    raise np.linalg.LinAlgError
+                c = np.linalg.cholesky(s)
+            except np.linalg.LinAlgError:
+                raise _Collapse(f"{q.name} is not positive definite", True) from None
+            c_inv = np.linalg.inv(c)  # triangular: S^-1 = L^-T L^-1
+            env[inv] = c_inv.T @ c_inv
+            env[logdet] = 2.0 * float(np.sum(np.log(np.diag(c))))
+        return env
+
+    def log_density(self, block: np.ndarray, env: dict) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            v = self.logf_fast({**env, self.variable: block[:, :, None]})
+        return np.broadcast_to(np.asarray(v, dtype=float), (block.shape[0],))
+
+    def m_step(self, n: float, mean: np.ndarray, scatter: np.ndarray, sums: dict, previous: dict | None):
+        """The weighted MLE of one component from N_k, its weighted mean, scatter and entrywise sums."""
+        f = self.f
+        env = {**self.base, self.N: float(n), f.mean: mean.reshape(-1, 1), f.scatter: scatter}
+        if "x" in f.moments:
+            env[f.moments["x"]] = n * mean.reshape(-1, 1)
+        if "xx" in f.moments:
+            env[f.moments["xx"]] = scatter + n * np.outer(mean, mean)
+        env.update(sums)
+        theta: dict = {}
+        if self.numeric:
+            if previous is not None:
+                env.update(previous)
+            else:
+                for q in self.numeric:
+                    env[q.symbol] = np.ones((self.dim, 1)) if q.is_matrix else 1.0
+        with np.errstate(all="ignore"):
+            for name, expr in self.closed:
+                q = next(p for p in self.params if p.name == name)
+                env[q.symbol] = np.asarray(evaluate(expr, env), dtype=float)
+                if not q.is_matrix:
+                    env[q.symbol] = float(env[q.symbol])
+            if self.numeric:
+                self._maximise(env, previous)
+        for q in self.params:
+            theta[q.symbol] = env[q.symbol]
+        return theta, env
+
+    def _maximise(self, env: dict, previous: dict | None) -> None:
+        """The numeric parameters: maximise the weighted log-likelihood with the exact score (GEM)."""
+        f = self.f
+        numeric = self.numeric
+        sizes = [self.dim if q.is_matrix else 1 for q in numeric]
+        positive = [q.domain in ("positive", "positive_vector") for q in numeric]
+        n = env[self.N]
+
+        def unpack(z):
+            out, k = {}, 0
+            for q, size, pos in zip(numeric, sizes, positive):
+                v = z[k : k + size]
+                k += size
+                v = np.exp(np.minimum(v, 700.0)) if pos else v
+                out[q.symbol] = v.reshape(-1, 1) if q.is_matrix else float(v[0])
+            return out
+
+        def pack(values):
+            parts = []
+            for q, pos in zip(numeric, positive):
+                v = np.asarray(values[q.symbol], dtype=float).reshape(-1)
+                parts.append(np.log(v) if pos else v)
+            return np.concatenate(parts)
+
+        def objective(z):
+            local = {**env, **unpack(z)}
+            try:
+                value = -float(evaluate(f.informative, local)) / n
+                grad = []
+                for q, pos in zip(numeric, positive):
+                    g = np.asarray(evaluate(f.score[q.name], local), dtype=float).reshape(-1)
+                    v = np.asarray(local[q.symbol], dtype=float).reshape(-1)
+                    grad.append(-(g * v if pos else g) / n)
+            except (ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
+                return np.inf, np.zeros(sum(sizes))
+            if not np.isfinite(value):
+                return np.inf, np.zeros(sum(sizes))
+            return value, np.where(np.isfinite(np.concatenate(grad)), np.concatenate(grad), 0.0)
+
+        z0 = pack(env)
+        start_value = objective(z0)[0]
+        res = optimize.minimize(
+            objective, z0, jac=True, method="BFGS", options={"gtol": 1e-11, "maxiter": 500}
+        )
+        if np.all(np.isfinite(res.x)) and res.fun <= start_value:
+            env.update(unpack(res.x))
+        elif previous is None:
+            raise _Collapse("the numeric M-step found no maximum", False)
+
+    # ------------------------------------------------ coordinates
+
+    def flatten(self, theta: dict) -> np.ndarray:
+        parts = []
+        for q in self.params:
+            v = np.asarray(theta[q.symbol], dtype=float)
+            if q.domain == "spd":
+                parts.append(np.array([v[i, j] for i, j in _vech_pairs(self.dim)]))
+            else:
+                parts.append(v.reshape(-1))
+        return np.concatenate(parts)
+
+    def unflatten(self, phi: np.ndarray) -> dict:
+        out, k = {}, 0
+        for q, size in zip(self.params, self.sizes):
+            v = phi[k : k + size]
+            k += size
+            if q.domain == "spd":
+                s = np.zeros((self.dim, self.dim))
+                for (i, j), e in zip(_vech_pairs(self.dim), v):
+                    s[i, j] = s[j, i] = e
+                out[q.symbol] = s
+            elif q.is_matrix:
+                out[q.symbol] = v.reshape(-1, 1).copy()
+            else:
+                out[q.symbol] = float(v[0])
+        return out
+
+
+# ---------------------------------------------------------------- one EM run
+
+
+@dataclass
+class _Run:
+    loglik: float
+    weights: np.ndarray
+    thetas: list[dict]
+    iterations: int
+    converged: bool
+    trace: list[float]
+
+
+def _chunks(n: int):
+    for start in range(0, n, CHUNK_ROWS):
+        yield start, min(start + CHUNK_ROWS, n)
+
+
+class _EM:
+    def __init__(self, fam: _Family, x: np.ndarray, reference: dict) -> None:
+        self.fam, self.x = fam, x
+        self.n = x.shape[0]
+        self.centre = np.asarray(x[: min(self.n, 1000)], dtype=float).mean(axis=0)
+        self.G = [(t, fn(np.asarray(x, dtype=float))) for t, fn in fam.entrywise]
+        # the one-component fit's spd parameters: the scale a singular covariance is measured against
+        self.ref_chol = {}
+        for q, _, _ in fam.chol:
+            s = np.asarray(reference[q.symbol], dtype=float)
+            self.ref_chol[q.name] = np.linalg.inv(np.linalg.cholesky(s))
+
+    def e_step(self, w: np.ndarray, envs: list[dict]) -> tuple[np.ndarray, float]:
+        K = w.shape[0]
+        r = np.empty((self.n, K))
+        total = 0.0
+        with np.errstate(divide="ignore"):
+            lw = np.log(w)
+        for a, b in _chunks(self.n):
+            block = np.asarray(self.x[a:b], dtype=float)
+            lp = np.column_stack([lw[k] + self.fam.log_density(block, envs[k]) for k in range(K)])
+            ll = logsumexp(lp, axis=1)
+            r[a:b] = np.exp(lp - ll[:, None])
+            total += float(np.sum(ll))
+        return r, total
+
+    def weighted(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """N_k, the weighted means (K, D) and scatters (K, D, D), from rows centred at a pilot."""
+        K, D = r.shape[1], self.x.shape[1]
+        nk = r.sum(axis=0)
+        s1 = np.zeros((K, D))
+        for a, b in _chunks(self.n):
+            s1 += r[a:b].T @ (np.asarray(self.x[a:b], dtype=float) - self.centre)
+        delta = s1 / nk[:, None]
+        scatter = np.zeros((K, D, D))
+        for a, b in _chunks(self.n):
+            z = np.asarray(self.x[a:b], dtype=float) - self.centre
+            for k in range(K):
+                zk = z - delta[k]
+                scatter[k] += (zk * r[a:b, k : k + 1]).T @ zk
+        scatter = (scatter + np.swapaxes(scatter, 1, 2)) / 2
+        return nk, self.centre + delta, scatter
+
+    def m_step(self, r: np.ndarray, previous: list[dict] | None):
+        fam = self.fam
+        nk, means, scatters = self.weighted(r)
+        K = r.shape[1]
+        if np.any(nk / self.n < MIN_WEIGHT) or np.any(nk < MIN_COUNT):
+            k = int(np.argmin(nk))
+            raise _Collapse(
+                f"the weight of component {k + 1} vanishes (it holds {nk[k]:.3g} observations' worth)", False
+            )
+        thetas, envs = [], []
+        for k in range(K):
+            sums = {t: (r[:, k] @ g).reshape(-1, 1) for t, g in self.G}
+            theta, _ = fam.m_step(
+                nk[k], means[k], scatters[k], sums, None if previous is None else previous[k]
+            )
+            self._check(theta, k)
+            thetas.append(theta)
+            envs.append(fam.prepare(theta))
+        return nk / self.n, thetas, envs
+
+    def _check(self, theta: dict, k: int) -> None:
+        for q in self.fam.params:
+            v = np.asarray(theta[q.symbol], dtype=float)
+            if not np.all(np.isfinite(v)):
+                raise _Collapse(f"component {k + 1}'s {q.name} is not finite", True)
+            if q.domain in ("positive", "positive_vector") and np.any(v <= 0):
+                raise _Collapse(f"component {k + 1}'s {q.name} leaves its domain ({q.domain})", True)
+            if q.domain == "spd":
+                lref = self.ref_chol[q.name]  # L^-1 of the one-component fit's matrix
+                rel = lref @ v @ lref.T
+                low = float(np.min(np.linalg.eigvalsh((rel + rel.T) / 2)))
+                if not low > COLLAPSE:
+                    raise _Collapse(
+                        f"the covariance {q.name} of component {k + 1} becomes singular (the component sits "
+                        "on collinear points, or on fewer than D + 1 of them)",
+                        True,
+                    )
+
+    def run(self, r0: np.ndarray) -> _Run:
+        fam = self.fam
+        w, thetas, envs = self.m_step(r0, None)
+        r, ll = self.e_step(w, envs)
+        trace = [ll]
+        converged = False
+        it = 0
+        for it in range(1, MAX_ITER + 1):
+            w_new, thetas_new, envs_new = self.m_step(r, thetas)
+            r, ll_new = self.e_step(w_new, envs_new)
+            if not np.isfinite(ll_new):
+                raise _Collapse("the log-likelihood is not finite", True)
+            if ll_new < ll - MONOTONE_SLACK * max(1.0, abs(ll)):
+                raise VerificationError(
+                    f"internal error: the EM log-likelihood decreased from {ll!r} to {ll_new!r} "
+                    f"at iteration {it}"
+                )
+            trace.append(ll_new)
+            dl = abs(ll_new - ll) / max(1.0, abs(ll_new))
+            old = np.concatenate([fam.flatten(t) for t in thetas])
+            new = np.concatenate([fam.flatten(t) for t in thetas_new])
+            scale = np.maximum(np.abs(old), 1e-8 * max(1.0, float(np.max(np.abs(old)))))
+            dp = max(float(np.max(np.abs(new - old) / scale)), float(np.max(np.abs(w_new - w) / w)))
+            w, thetas, ll = w_new, thetas_new, ll_new
+            if dl <= TOL_LOGLIK and dp <= TOL_PARAMS:
+                converged = True
+                break
+        return _Run(ll, w, thetas, it, converged, trace)
+
+
+# ---------------------------------------------------------------- starts
+
+
+def _starts(x: np.ndarray, K: int, n_starts: int, rng: np.random.Generator):
+    """Hard responsibilities from k-means++ seeds on the standardised rows, refined by Lloyd steps."""
+    sample = np.asarray(x, dtype=float)
+    sd = sample.std(axis=0)
+    z = (sample - sample.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    n = z.shape[0]
+    for _ in range(n_starts):
+        centres = [z[rng.integers(n)]]
+        for _k in range(1, K):
+            d2 = np.min(((z[:, None, :] - np.array(centres)[None, :, :]) ** 2).sum(-1), axis=1)
+            total = d2.sum()
+            centres.append(z[rng.choice(n, p=d2 / total)] if total > 0 else z[rng.integers(n)])
+        c = np.array(centres)
+        labels = np.argmin(((z[:, None, :] - c[None, :, :]) ** 2).sum(-1), axis=1)
+        for _step in range(LLOYD_STEPS):
+            new_c = np.array([z[labels == k].mean(axis=0) if np.any(labels == k) else c[k] for k in range(K)])
+            new_labels = np.argmin(((z[:, None, :] - new_c[None, :, :]) ** 2).sum(-1), axis=1)
+            c = new_c
+            if np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+        r = np.zeros((n, K))
+        r[np.arange(n), labels] = 1.0
+        yield r
+
+
+# ---------------------------------------------------------------- observed information
+
+
+class _Information:
+    """The exact observed information of the mixture log-likelihood, and its numerical cross-checks."""
+
+    def __init__(self, fam: _Family, timeout: float | None) -> None:
+        from symmle.symbolic.matrix_calculus import as_scalar, context
+        from symmle.symbolic.matrix_information import _block, _second
+        from symmle.symbolic.vector_stationarity import verification_kwargs
+
+        self.fam = fam
+        d = fam.d
+        st = d.stationarity
+        self.score = dict(zip(st.parameters, st.score))
+        missing = [q.name for q in fam.params if q.symbol not in self.score]
+        if missing:
+            raise DerivationError(f"no score of {missing[0]} was derived")
+        kw = verification_kwargs(d.likelihood)
+        ctx = context(kw["symmetric"], kw["invertible"])
+        ell = as_scalar(d.likelihood.log_likelihood)
+        self.blocks = {}
+        symbols = [q.symbol for q in fam.params]
+        for i, a in enumerate(symbols):
+            for b in symbols[i:]:
+                second, du, dv, c2 = _second(ell, a, b, ctx)
+                self.blocks[(a, b)] = _block(second, du, dv, c2).expr()
+        self.timeout = timeout
+
+    def _row_stats(self, block: np.ndarray) -> dict:
+        """The statistics of each row (a batch): ``T1 = x_i``, ``T2 = x_i x_i^T``, entrywise values."""
+        fam = self.fam
+        x = block[:, :, None]
+        out = {}
+        outer = sp.MatMul(fam.variable, fam.variable.T)
+        for t, e in fam.stat_exprs.items():
+            if e == fam.variable:
+                out[t] = x
+            elif e == outer:
+                out[t] = x @ np.swapaxes(x, 1, 2)
+            else:
+                out[t] = np.asarray(evaluate(e, {**fam.base, fam.variable: x}), dtype=float)
+        return out
+
+    def row_gradients(self, block: np.ndarray, env: dict) -> np.ndarray:
+        """(B, P): the gradient of log f(x_i; theta) in the component's free coordinates."""
+        fam = self.fam
+        local = {**env, **self._row_stats(block), fam.N: 1.0}
+        B = block.shape[0]
+        parts = []
+        for q in fam.params:
+            g = np.asarray(evaluate(self.score[q.symbol], local), dtype=float)
+            if q.domain == "spd":
+                g = np.broadcast_to(g, (B, fam.dim, fam.dim))
+                parts.append(
+                    np.stack(
+                        [g[:, i, j] if i == j else g[:, i, j] + g[:, j, i] for i, j in _vech_pairs(fam.dim)],
+                        -1,
+                    )
+                )
+            elif q.is_matrix:
+                parts.append(np.broadcast_to(g, (B, fam.dim, 1)).reshape(B, fam.dim))
+            else:
+                parts.append(np.broadcast_to(g, (B,)).reshape(B, 1))
+        return np.concatenate(parts, axis=1)
+
+    def component_hessian(self, env: dict) -> np.ndarray:
+        """The Hessian of the weighted log-likelihood Q_k (statistics in ``env``) in free coordinates."""
+        fam = self.fam
+        P = fam.P
+        out = np.zeros((P, P))
+        offsets = np.cumsum([0, *fam.sizes])
+        dup = _duplication(fam.dim)
+        for i, a in enumerate(fam.params):
+            for j, b in enumerate(fam.params):
+                if j < i:
+                    continue
+                k = np.asarray(evaluate(self.blocks[(a.symbol, b.symbol)], env), dtype=float)
+                k = k.reshape(self._vec(a), self._vec(b))
+                if a.domain == "spd":
+                    k = dup.T @ k
+                if b.domain == "spd":
+                    k = k @ dup
+                out[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = k
+                if j > i:
+                    out[offsets[j] : offsets[j + 1], offsets[i] : offsets[i + 1]] = k.T
+        return (out + out.T) / 2
+
+    def _vec(self, q) -> int:
+        if q.domain == "spd":
+            return self.fam.dim**2
+        return self.fam.dim if q.is_matrix else 1
+
+    def _stats_env(self, x: np.ndarray, r: np.ndarray, env: dict) -> dict:
+        """``env`` with N and the statistics weighted by ``r`` (one component's responsibilities)."""
+        fam = self.fam
+        local = {**env, fam.N: float(r.sum())}
+        outer = sp.MatMul(fam.variable, fam.variable.T)
+        for t, e in fam.stat_exprs.items():
+            if e == fam.variable:
+                local[t] = (r @ x).reshape(-1, 1)
+            elif e == outer:
+                local[t] = (x * r[:, None]).T @ x
+            else:
+                vals = np.asarray(evaluate(e, {**fam.base, fam.variable: x[:, :, None]}), dtype=float)
+                local[t] = np.tensordot(r, vals, axes=1)
+        return local
+
+    def gradient_and_hessian(self, x: np.ndarray, w: np.ndarray, thetas: list[dict], hessian: bool = True):
+        """The gradient and Hessian of the mixture log-likelihood in (w_1..w_{K-1}, theta_1, ..., theta_K)."""
+        fam = self.fam
+        K, P = w.shape[0], fam.P
+        dim = K - 1 + K * P
+        envs = [fam.prepare(t) for t in thetas]
+        grad = np.zeros(dim)
+        hess = np.zeros((dim, dim))
+        nk = np.zeros(K)
+        with np.errstate(divide="ignore"):
+            lw = np.log(w)
+        for a, b in _chunks(x.shape[0]):
+            block = np.asarray(x[a:b], dtype=float)
+            lp = np.column_stack([lw[k] + fam.log_density(block, envs[k]) for k in range(K)])
+            r = np.exp(lp - logsumexp(lp, axis=1)[:, None])
+            nk += r.sum(axis=0)
+            B = block.shape[0]
+            g = np.zeros((B, K, dim))
+            for k in range(K):
+                if k < K - 1:
+                    g[:, k, k] = 1.0 / w[k]
+                else:
+                    g[:, k, : K - 1] = -1.0 / w[K - 1]
+                g[:, k, K - 1 + k * P : K - 1 + (k + 1) * P] = self.row_gradients(block, envs[k])
+            ai = np.einsum("ik,ikd->id", r, g)
+            grad += ai.sum(axis=0)
+            if hessian:
+                hess += -ai.T @ ai + np.einsum("ik,ikd,ike->de", r, g, g)
+        if hessian:
+            for k in range(K):
+                # sum_i r_ik d^2 log f(x_i; theta_k): the second differential at the weighted statistics
+                r = self._responsibilities(x, w, envs, k)
+                local = self._stats_env(np.asarray(x, dtype=float), r, envs[k])
+                block = slice(K - 1 + k * P, K - 1 + (k + 1) * P)
+                hess[block, block] += self.component_hessian(local)
+                if k < K - 1:
+                    hess[k, k] += -nk[k] / w[k] ** 2
+                else:
+                    hess[: K - 1, : K - 1] += -nk[K - 1] / w[K - 1] ** 2
+        return grad, (hess + hess.T) / 2
+
+    def _responsibilities(self, x, w, envs, k) -> np.ndarray:
+        fam = self.fam
+        out = np.empty(x.shape[0])
+        with np.errstate(divide="ignore"):
+            lw = np.log(w)
+        for a, b in _chunks(x.shape[0]):
+            block = np.asarray(x[a:b], dtype=float)
+            lp = np.column_stack([lw[j] + fam.log_density(block, envs[j]) for j in range(len(envs))])
+            out[a:b] = np.exp(lp[:, k] - logsumexp(lp, axis=1))
+        return out
+
+
+def _pack(fam: _Family, w: np.ndarray, thetas: list[dict]) -> np.ndarray:
+    return np.concatenate([w[:-1], *[fam.flatten(t) for t in thetas]])
+
+
+def _unpack(fam: _Family, phi: np.ndarray, K: int) -> tuple[np.ndarray, list[dict]]:
+    w = np.r_[phi[: K - 1], 1.0 - np.sum(phi[: K - 1])]
+    P = fam.P
+    return w, [fam.unflatten(phi[K - 1 + k * P : K - 1 + (k + 1) * P]) for k in range(K)]
+
+
+def mixture_loglik(fam: _Family, x: np.ndarray, w: np.ndarray, thetas: list[dict]) -> float:
+    """``sum_i log sum_k w_k f(x_i; theta_k)``."""
+    envs = [fam.prepare(t) for t in thetas]
+    total = 0.0
+    with np.errstate(divide="ignore"):
+        lw = np.log(w)
+    for a, b in _chunks(x.shape[0]):
+        block = np.asarray(x[a:b], dtype=float)
+        lp = np.column_stack([lw[k] + fam.log_density(block, envs[k]) for k in range(len(envs))])
+        total += float(np.sum(logsumexp(lp, axis=1)))
+    return total
+
+
+def numerical_hessian(fam: _Family, x: np.ndarray, w: np.ndarray, thetas: list[dict]) -> np.ndarray:
+    """Central-difference Hessian of the mixture log-likelihood in the free coordinates (for tests)."""
+    K = w.shape[0]
+    phi0 = _pack(fam, w, thetas)
+    n = phi0.size
+    h = 1e-4 * np.maximum(np.abs(phi0), 1e-2)
+
+    def ll(phi):
+        ww, tt = _unpack(fam, phi, K)
+        return mixture_loglik(fam, x, ww, tt)
+
+    out = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            ei, ej = np.zeros(n), np.zeros(n)
+            ei[i], ej[j] = h[i], h[j]
+            v = (ll(phi0 + ei + ej) - ll(phi0 + ei - ej) - ll(phi0 - ei + ej) + ll(phi0 - ei - ej)) / (
+                4 * h[i] * h[j]
+            )
+            out[i, j] = out[j, i] = v
+    return out
+
+
+def _cross_check(
+    info: _Information, x: np.ndarray, w: np.ndarray, thetas: list[dict], hess: np.ndarray
+) -> str:
+    """'' if the exact gradient and Hessian agree with central differences on (a subset of) the rows.
+
+    Along random directions in coordinates scaled by ``1/sqrt|H_ii|``: the exact gradient's
+    directional derivative against central differences of the log-likelihood at a point off the
+    optimum (where the gradient is not zero), and the exact Hessian times each direction against
+    central differences of the exact gradient at the estimate.  A wrong entry anywhere changes
+    the product along a random direction (almost surely), at a fraction of the cost of every entry.
+    """
+    fam = info.fam
+    K = w.shape[0]
+    sub = np.asarray(x[:CHECK_ROWS], dtype=float)
+    phi0 = _pack(fam, w, thetas)
+    n = phi0.size
+    _, h_sub = info.gradient_and_hessian(sub, w, thetas)
+    diag = np.abs(np.diag(h_sub))
+    scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
+    rng = np.random.default_rng(7)
+    eps = 1e-4
+
+    def ll(phi):
+        ww, tt = _unpack(fam, phi, K)
+        return mixture_loglik(fam, sub, ww, tt)
+
+    def grad(phi):
+        ww, tt = _unpack(fam, phi, K)
+        return info.gradient_and_hessian(sub, ww, tt, hessian=False)[0]
+
+    # 1. the gradient, away from the optimum
+    phi1 = phi0 + 0.3 * scale * rng.standard_normal(n)
+    g1 = grad(phi1)
+    for _ in range(3):
+        u = scale * rng.standard_normal(n)
+        exact = float(g1 @ u)
+        fd = (ll(phi1 + eps * u) - ll(phi1 - eps * u)) / (2 * eps)
+        if not abs(exact - fd) <= 1e-5 * max(1.0, abs(exact), float(np.abs(g1 * u).sum())):
+            return f"the exact gradient disagrees with central differences ({exact:.8g} vs {fd:.8g})"
+    # 2. the Hessian at the estimate, against differences of the exact gradient
+    for _ in range(3):
+        u = scale * rng.standard_normal(n)
+        exact = scale * (h_sub @ u)
+        fd = scale * (grad(phi0 + eps * u) - grad(phi0 - eps * u)) / (2 * eps)
+        worst = float(np.max(np.abs(exact - fd))) / max(1.0, float(np.max(np.abs(exact))))
+        if not worst <= 1e-5:
+            return (
+                "the exact observed information disagrees with differences of the exact gradient "
+                f"({worst:.2g})"
+            )
+    return ""
+
+
+# ---------------------------------------------------------------- the fit
+
+
+def _entry_domain(q, index: tuple) -> str:
+    if q.domain == "positive_vector":
+        return "positive"
+    if q.domain == "spd":
+        return "positive" if index[0] == index[1] else "real"
+    return q.domain if not q.is_matrix else "real"
+
+
+def fit_vector_mixture(
+    d,
+    data: Any,
+    components: int,
+    constants: Mapping[str, Any] | None = None,
+    *,
+    columns: list[str] | None = None,
+    seed: int = 0,
+    starts: int = 10,
+    ci: str = "transformed",
+    timeout: float | None = None,
+) -> VectorMixtureResult:
+    """Fit a K-component mixture of the vector model of ``d`` to the rows of ``data`` by EM.
+
+    Returns a :class:`VectorMixtureResult`: ``estimates["w"]`` the K weights, each component
+    parameter a stack of K values (``mu``: shape (K, D), ``Sigma``: (K, D, D)), components in
+    canonical order (sorted by the first coordinate of the first parameter), standard errors of
+    the same shapes from the observed information.
+
+    Examples
+    --------
+    >>> import numpy as np, symmle
+    >>> rng = np.random.default_rng(3)
+    >>> x = np.r_[rng.normal(0, 1, (200, 2)), rng.normal(6, 1, (200, 2))]
+    >>> r = fit_vector_mixture(symmle.derive("mvnormal"), x, 2, seed=0, starts=3)
+    >>> r.converged, np.round(r.estimates["w"], 2).tolist(), np.asarray(r.estimates["mu"]).shape
+    (True, [0.5, 0.5], (2, 2))
+    """
+    K = check_components(components, "mixture")
+    m = d.model
+    if not m.is_vector:
+        raise SpecError(
+            f"'{m.name}' is not a vector model: its mixtures are fitted by symmle.numbers.mixture_em"
+        )
+    if m.is_regression:
+        raise SpecError("a mixture of regressions is not supported: drop --mixture or the link")
+    if m.support_set != "real":
+        raise SpecError(
+            f"--mixture: '{m.name}' has rows on a {m.support_set} support; "
+            "only families on R^D can be mixed for now"
+        )
+    x = data if isinstance(data, np.memmap) else np.asarray(data, dtype=float)
+    if x.ndim != 2:
+        raise DataError(
+            f"a vector model needs rows of observations (an (N, D) table); the data have shape {x.shape}"
+        )
+    n, dim = x.shape
+    validate_rows(x, columns, support="real")
+    if n < K * (dim + 1):
+        raise DataError(
+            f"a mixture of {K} components in {dim} dimensions needs at least "
+            f"K (D + 1) = {K * (dim + 1)} rows, "
+            f"not {n}"
+        )
+    missing = {k: e for k, e in d.solutions.items() if e.kind == "none"}
+    if missing:
+        name, e = next(iter(missing.items()))
+        raise DerivationError(f"symmle derived no estimator of {name}, so it cannot fit this model: {e.note}")
+    fam = _Family(d, dim, timeout)
+    # the one-component fit: the scale a collapsing covariance is measured against
+    try:
+        nn, mean, scatter = _runtime.vector_moments(x)
+    except _runtime.BadData as exc:
+        raise DataError(str(exc)) from None
+    if any(q.domain == "spd" for q in fam.params):
+        try:
+            _runtime.check_scatter(nn, scatter, mean, columns)
+        except _runtime.NoMLE as exc:
+            raise DataError(str(exc)) from None
+    sums = {
+        t: g.sum(axis=0).reshape(-1, 1)
+        for t, g in ((t, fn(np.asarray(x, dtype=float))) for t, fn in fam.entrywise)
+    }
+    reference, _ = fam.m_step(float(n), mean, scatter, sums, None)
+    em = _EM(fam, x, reference)
+    rng = np.random.default_rng(seed)
+    n_starts = max(1, int(starts))
+    runs: list[_Run] = []
+    failures: list[_Collapse] = []
+    for r0 in _starts(x, K, n_starts, rng):
+        try:
+            runs.append(em.run(r0))
+        except _Collapse as exc:
+            failures.append(exc)
+    if not runs:
+        first = next((f for f in failures if f.singular), failures[0])
+        raise DataError(
+            f"the {K}-component mixture degenerates on these data in every start: {first}; "
+            "the likelihood is unbounded there and the MLE does not exist"
+        )
+    best = max(runs, key=lambda r: r.loglik)
+    optima: list[float] = []
+    for run in sorted(runs, key=lambda r: -r.loglik):
+        if not any(abs(run.loglik - o) <= 1e-7 * max(1.0, abs(o)) for o in optima):
+            optima.append(run.loglik)
+    first = fam.params[0]
+    keys = [float(np.asarray(t[first.symbol], dtype=float).reshape(-1)[0]) for t in best.thetas]
+    order = np.lexsort((best.weights, np.array(keys)))
+    w = best.weights[order]
+    thetas = [best.thetas[i] for i in order]
+    warnings: list[str] = []
+    if not best.converged:
+        warnings.append(f"EM did not converge in {MAX_ITER} iterations")
+    if failures:
+        singular = sum(1 for f in failures if f.singular)
+        what = (
+            "a singular covariance (the likelihood is unbounded there)" if singular else "a vanishing weight"
+        )
+        warnings.append(
+            f"{len(failures)} of {n_starts} starts ran into {what} and were dropped; "
+            "the estimate is the best of the others"
+        )
+    P = fam.P
+    stderr: dict[str, Any] = {"w": None, **{q.name: None for q in fam.params}}
+    information = ""
+    try:
+        info = _Information(fam, timeout)
+        _, hess = info.gradient_and_hessian(x, w, thetas)
+        problem = _cross_check(info, x, w, thetas, hess)
+    except (DerivationError, ValueError, TypeError, np.linalg.LinAlgError, _Collapse) as exc:
+        hess, problem = None, f"the observed information could not be formed ({exc})"
+    if problem:
+        warnings.append(f"no standard errors: {problem}")
+    else:
+        cov = None
+        try:
+            cov = np.linalg.inv(-hess)
+        except np.linalg.LinAlgError:
+            warnings.append("the observed information is singular: no standard errors")
+        if cov is not None and not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
+            warnings.append("the observed information is not positive definite: no standard errors")
+        elif cov is not None:
+            se = np.sqrt(np.diag(cov))
+            se_w = np.r_[se[: K - 1], math.sqrt(max(float(np.sum(cov[: K - 1, : K - 1])), 0.0))]
+            per = [fam.unflatten(se[K - 1 + k * P : K - 1 + (k + 1) * P]) for k in range(K)]
+            stderr = {"w": se_w, **{q.name: _stack([p[q.symbol] for p in per], q) for q in fam.params}}
+            information = "observed"
+    estimates: dict[str, Any] = {
+        "w": w,
+        **{q.name: _stack([t[q.symbol] for t in thetas], q) for q in fam.params},
+    }
+    ci95: dict[str, Any] = {}
+    ci_method: dict[str, Any] = {}
+    for name, est in estimates.items():
+        se = stderr[name]
+        if se is None:
+            ci95[name], ci_method[name] = None, None
+            continue
+        q = next((p for p in fam.params if p.name == name), None)
+        est_a, se_a = np.asarray(est, dtype=float), np.asarray(se, dtype=float)
+        lo, hi = np.empty_like(est_a), np.empty_like(est_a)
+        how = np.empty(est_a.shape, dtype=object)
+        for index in np.ndindex(est_a.shape):
+            dom = "unit" if q is None else _entry_domain(q, index[1:] or (0, 0))
+            (a, b), hw = interval(float(est_a[index]), float(se_a[index]), dom, ci)
+            lo[index], hi[index], how[index] = a, b, hw
+        ci95[name] = (lo, hi)
+        unique = set(how.reshape(-1).tolist())
+        ci_method[name] = unique.pop() if len(unique) == 1 else how.tolist()
+    return VectorMixtureResult(
+        model=m.name,
+        n=int(n),
+        estimates=estimates,
+        kind={name: "em" for name in estimates},
+        stderr=stderr,
+        ci95=ci95,
+        log_likelihood=best.loglik,
+        information=information,
+        warnings=warnings,
+        ci_method=ci_method,
+        columns=list(columns) if columns is not None else None,
+        n_parameters=K - 1 + K * P,
+        components=K,
+        iterations=best.iterations,
+        converged=best.converged,
+        starts=n_starts,
+        distinct_optima=len(optima),
+        trace=tuple(best.trace),
+    )
+
+
+def _stack(values: list, q) -> np.ndarray:
+    arrs = [np.asarray(v, dtype=float) for v in values]
+    if q.domain == "spd":
+        return np.stack(arrs)
+    if q.is_matrix:
+        return np.stack([a.reshape(-1) for a in arrs])
+    return np.array([float(a) for a in arrs])
