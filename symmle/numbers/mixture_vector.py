@@ -603,42 +603,75 @@ class _Information:
                 self.blocks[(a, b)] = _block(second, du, dv, c2).expr()
         self.timeout = timeout
 
-    def _row_stats(self, block: np.ndarray) -> dict:
-        """The statistics of each row (a batch): ``T1 = x_i``, ``T2 = x_i x_i^T``, entrywise values."""
+    def _stat_shapes(self) -> list[tuple[sp.Basic, tuple[int, int]]]:
+        fam = self.fam
+        outer = sp.MatMul(fam.variable, fam.variable.T)
+        return [
+            (
+                t,
+                (fam.dim, fam.dim)
+                if e == outer
+                else (fam.dim, 1)
+                if getattr(e, "is_Matrix", False)
+                else (1, 1),
+            )
+            for t, e in fam.stat_exprs.items()
+        ]
+
+    def row_stats(self, block: np.ndarray) -> np.ndarray:
+        """(B, S): the statistics of each row, flattened (``x_i``, ``x_i x_i^T``, entrywise values)."""
         fam = self.fam
         x = block[:, :, None]
-        out = {}
-        outer = sp.MatMul(fam.variable, fam.variable.T)
-        for t, e in fam.stat_exprs.items():
-            if e == fam.variable:
-                out[t] = x
-            elif e == outer:
-                out[t] = x @ np.swapaxes(x, 1, 2)
-            else:
-                out[t] = np.asarray(evaluate(e, {**fam.base, fam.variable: x}), dtype=float)
-        return out
-
-    def row_gradients(self, block: np.ndarray, env: dict) -> np.ndarray:
-        """(B, P): the gradient of log f(x_i; theta) in the component's free coordinates."""
-        fam = self.fam
-        local = {**env, **self._row_stats(block), fam.N: 1.0}
         B = block.shape[0]
+        outer = sp.MatMul(fam.variable, fam.variable.T)
+        parts = []
+        for e in fam.stat_exprs.values():
+            if e == fam.variable:
+                parts.append(block)
+            elif e == outer:
+                parts.append((x @ np.swapaxes(x, 1, 2)).reshape(B, -1))
+            else:
+                v = np.asarray(evaluate(e, {**fam.base, fam.variable: x}), dtype=float)
+                parts.append(v.reshape(B, -1))
+        return np.concatenate(parts, axis=1)
+
+    def _coordinates(self, values: dict) -> np.ndarray:
+        """A gradient (by parameter, as the score gives it) in the free coordinates (vech: G_jj, 2 G_jk)."""
+        fam = self.fam
         parts = []
         for q in fam.params:
-            g = np.asarray(evaluate(self.score[q.symbol], local), dtype=float)
+            g = np.asarray(values[q.symbol], dtype=float)
             if q.domain == "spd":
-                g = np.broadcast_to(g, (B, fam.dim, fam.dim))
+                g = np.broadcast_to(g, (fam.dim, fam.dim))
                 parts.append(
-                    np.stack(
-                        [g[:, i, j] if i == j else g[:, i, j] + g[:, j, i] for i, j in _vech_pairs(fam.dim)],
-                        -1,
-                    )
+                    np.array([g[i, j] if i == j else g[i, j] + g[j, i] for i, j in _vech_pairs(fam.dim)])
                 )
             elif q.is_matrix:
-                parts.append(np.broadcast_to(g, (B, fam.dim, 1)).reshape(B, fam.dim))
+                parts.append(np.broadcast_to(g, (fam.dim, 1)).reshape(-1))
             else:
-                parts.append(np.broadcast_to(g, (B,)).reshape(B, 1))
-        return np.concatenate(parts, axis=1)
+                parts.append(np.broadcast_to(g, ()).reshape(1))
+        return np.concatenate(parts)
+
+    def score_map(self, env: dict) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, M)``: the score of one component is ``N a + M vec(T)``, linear in N and the statistics
+        (the log-likelihood is), so the gradient of ``log f(x_i)`` is ``a + M s_i`` for the statistics
+        ``s_i`` of row i: the map is read off the derived score at N = 1, T = 0 and at each unit T."""
+        fam = self.fam
+        shapes = self._stat_shapes()
+        zero = {t: np.zeros(shape) for t, shape in shapes}
+
+        def at(n: float, stats: dict) -> np.ndarray:
+            local = {**env, **stats, fam.N: n}
+            return self._coordinates({q.symbol: evaluate(self.score[q.symbol], local) for q in fam.params})
+
+        a = at(1.0, zero)
+        columns = []
+        for t, shape in shapes:
+            for m in range(shape[0] * shape[1]):
+                unit = np.zeros(shape[0] * shape[1])
+                unit[m] = 1.0
+                columns.append(at(0.0, {**zero, t: unit.reshape(shape)}))
+        return a, np.column_stack(columns)
 
     def component_hessian(self, env: dict) -> np.ndarray:
         """The Hessian of the weighted log-likelihood Q_k (statistics in ``env``) in free coordinates."""
@@ -693,11 +726,13 @@ class _Information:
         nk = np.zeros(K)
         with np.errstate(divide="ignore"):
             lw = np.log(w)
+        maps = [self.score_map(envs[k]) for k in range(K)]
         for a, b in _chunks(x.shape[0]):
             block = np.asarray(x[a:b], dtype=float)
             lp = np.column_stack([lw[k] + fam.log_density(block, envs[k]) for k in range(K)])
             r = np.exp(lp - logsumexp(lp, axis=1)[:, None])
             nk += r.sum(axis=0)
+            stats = self.row_stats(block)
             B = block.shape[0]
             g = np.zeros((B, K, dim))
             for k in range(K):
@@ -705,7 +740,7 @@ class _Information:
                     g[:, k, k] = 1.0 / w[k]
                 else:
                     g[:, k, : K - 1] = -1.0 / w[K - 1]
-                g[:, k, K - 1 + k * P : K - 1 + (k + 1) * P] = self.row_gradients(block, envs[k])
+                g[:, k, K - 1 + k * P : K - 1 + (k + 1) * P] = maps[k][0] + stats @ maps[k][1].T
             ai = np.einsum("ik,ikd->id", r, g)
             grad += ai.sum(axis=0)
             if hessian:
