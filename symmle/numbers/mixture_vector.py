@@ -64,7 +64,6 @@ from typing import Any
 import numpy as np
 import sympy as sp
 from scipy import optimize
-from scipy.special import logsumexp
 
 from symmle.base import _runtime
 from symmle.base.errors import DataError, DerivationError, SpecError, VerificationError
@@ -90,7 +89,7 @@ __all__ = ["VectorMixtureResult", "fit_vector_mixture", "COLLAPSE"]
 #: become singular (the component sits on a lower-dimensional set: the likelihood is unbounded there)
 COLLAPSE = 1e-10
 #: rows per block of the E-step and of the sums
-CHUNK_ROWS = 8192
+CHUNK_ROWS = 65536
 #: rows on which the exact observed information is cross-checked by finite differences
 CHECK_ROWS = 400
 #: Lloyd steps refining each k-means++ seed
@@ -263,8 +262,6 @@ class _Family:
             self.chol.append((q, inv, logdet))
         self.logf = logf
         self.logf_fast = _Prepared(logf)
-        # the statistics a row contributes, for the weighted sums and the per-row score
-        self.stat_exprs = {s.symbol: s.expr for s, _ in lik.coefficients if s.informative}
         self.entrywise = []
         for t, e in f.entrywise:
             body = e.function
@@ -429,6 +426,14 @@ class _Run:
     trace: list[float]
 
 
+def logsumexp(a: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``log sum exp`` along ``axis`` (rows of finite maxima; a row of -inf gives -inf)."""
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
+
+
 def _chunks(n: int):
     for start in range(0, n, CHUNK_ROWS):
         yield start, min(start + CHUNK_ROWS, n)
@@ -577,62 +582,153 @@ def _starts(x: np.ndarray, K: int, n_starts: int, rng: np.random.Generator):
 # ---------------------------------------------------------------- observed information
 
 
+def _centred(fam: _Family, ell: sp.Expr, symmetric: list, invertible: list, kinds: dict, timeout):
+    """``(ell_c, Z1, Z2, shifts, centre)``: the log-likelihood in sums centred at a point, or None.
+
+    See :class:`_Information`; ``None`` where the centre does not cancel (not a location family),
+    where no statistic is ``sum x_i``, or where the rewrite fails or runs out of time.
+    """
+    from symmle.base.budget import attempt
+    from symmle.symbolic.matrix_calculus import context
+    from symmle.symbolic.matrix_forms import NoRule, scalar
+
+    D = fam.D
+    t1 = next((t for t, k in kinds.items() if k == "x"), None)
+    t2 = next((t for t, k in kinds.items() if k == "xx"), None)
+    vectors = [q for q in fam.params if q.is_matrix and q.domain == "vector"]
+    if t1 is None or not vectors:
+        return None
+    c = sp.MatrixSymbol("_centre", D, 1)
+    z1 = sp.MatrixSymbol("_Z1", D, 1)
+    z2 = sp.MatrixSymbol("_Z2", D, D) if t2 is not None else None
+    N = fam.N
+    rules = {t1: N * c + z1}
+    if t2 is not None:
+        rules[t2] = z2 + c * z1.T + z1 * c.T + N * c * c.T
+    shifts = {q.symbol: sp.MatrixSymbol(f"_shift_{q.name}", D, 1) for q in vectors}
+    rules.update({v: c + s for v, s in shifts.items()})
+    ctx = context([*symmetric, *([z2] if z2 is not None else [])], invertible)
+
+    def run():
+        e = ell.xreplace(rules)
+        for _ in range(2):
+            e = sp.expand(scalar(e, ctx))
+        return e
+
+    try:
+        out, timed_out = attempt("the log-likelihood in centred sums", timeout or 5.0, run)
+    except (NoRule, TypeError, ValueError):
+        return None
+    if out is None or timed_out or out.has(c):
+        return None
+    return out, z1, z2, shifts, vectors[0]
+
+
 class _Information:
-    """The exact observed information of the mixture log-likelihood, and its numerical cross-checks."""
+    """The exact observed information of the mixture log-likelihood (see the module docstring).
+
+    The derivatives are taken of the derived log-likelihood *centred* at a point ``c``: with
+    ``T1 = N c + Z1``, ``T2 = Z2 + c Z1^T + Z1 c^T + N c c^T`` and each vector parameter of the
+    observation's shape written ``c + shift``, the matrix rules simplify it, and where ``c``
+    cancels (a location family) the log-likelihood is a function of the centred sums ``Z`` and the
+    shifts, still linear in N and the statistics.  Evaluated at ``c`` = the component's mean, every
+    sum is of ``x_i - mu_k``: no digits are lost to data far from the origin (``sum x x^T - ...``
+    would lose them all at a mean of 1e8).  Where ``c`` does not cancel, the log-likelihood is
+    used as derived.  The derivatives with respect to a shift are those with respect to its
+    parameter (``c`` is held fixed).
+    """
 
     def __init__(self, fam: _Family, timeout: float | None) -> None:
-        from symmle.symbolic.matrix_calculus import as_scalar, context
+        from symmle.symbolic.matrix_calculus import as_scalar, context, gradient
         from symmle.symbolic.matrix_information import _block, _second
         from symmle.symbolic.vector_stationarity import verification_kwargs
 
         self.fam = fam
         d = fam.d
-        st = d.stationarity
-        self.score = dict(zip(st.parameters, st.score))
-        missing = [q.name for q in fam.params if q.symbol not in self.score]
-        if missing:
-            raise DerivationError(f"no score of {missing[0]} was derived")
-        kw = verification_kwargs(d.likelihood)
-        ctx = context(kw["symmetric"], kw["invertible"])
-        ell = as_scalar(d.likelihood.log_likelihood)
+        lik = d.likelihood
+        free = [s.symbol for s, _ in lik.coefficients if not s.informative]
+        ell = as_scalar(lik.log_likelihood).subs({t: 0 for t in free})
+        kw = verification_kwargs(lik)
+        symmetric, invertible = list(kw["symmetric"]), list(kw["invertible"])
+        outer = sp.MatMul(fam.variable, fam.variable.T)
+        kinds = {
+            s.symbol: ("x" if s.expr == fam.variable else "xx" if s.expr == outer else "entry")
+            for s, _ in lik.coefficients
+            if s.informative
+        }
+        self.exprs = {s.symbol: s.expr for s, _ in lik.coefficients if s.informative}
+        self.diff = {q.name: q.symbol for q in fam.params}
+        self.centre = None
+        centred = _centred(fam, ell, symmetric, invertible, kinds, timeout)
+        if centred is not None:
+            ell, z1, z2, shifts, centre = centred
+            kinds = {t: k for t, k in kinds.items() if k == "entry"}
+            if ell.has(z1):
+                kinds[z1] = "x"
+            if z2 is not None and ell.has(z2):
+                kinds[z2] = "xx"
+                symmetric.append(z2)
+            self.diff.update({q.name: shifts[q.symbol] for q in fam.params if q.symbol in shifts})
+            self.centre = centre
+        self.kinds = kinds
+        ctx = context(symmetric, invertible)
+        self.score = {}
+        for q in fam.params:
+            out = gradient(
+                ell, self.diff[q.name], symmetric=symmetric, invertible=invertible, timeout=timeout
+            )
+            if not out.ok:
+                raise DerivationError(f"no score of {q.name}: {out.reason}")
+            self.score[q.name] = out.value
         self.blocks = {}
-        symbols = [q.symbol for q in fam.params]
-        for i, a in enumerate(symbols):
-            for b in symbols[i:]:
-                second, du, dv, c2 = _second(ell, a, b, ctx)
-                self.blocks[(a, b)] = _block(second, du, dv, c2).expr()
-        self.timeout = timeout
+        for i, a in enumerate(fam.params):
+            for b in fam.params[i:]:
+                second, du, dv, c2 = _second(ell, self.diff[a.name], self.diff[b.name], ctx)
+                self.blocks[(a.name, b.name)] = _block(second, du, dv, c2).expr()
+
+    def _centre_of(self, env: dict) -> np.ndarray:
+        if self.centre is None:
+            return np.zeros(self.fam.dim)
+        return np.asarray(env[self.centre.symbol], dtype=float).reshape(-1)
+
+    def _local(self, env: dict) -> dict:
+        """The component's values with each shifted parameter's shift from the centre."""
+        c = self._centre_of(env).reshape(-1, 1)
+        local = dict(env)
+        for q in self.fam.params:
+            if self.diff[q.name] is not q.symbol:
+                local[self.diff[q.name]] = np.asarray(env[q.symbol], dtype=float).reshape(-1, 1) - c
+        return local
 
     def _stat_shapes(self) -> list[tuple[sp.Basic, tuple[int, int]]]:
-        fam = self.fam
-        outer = sp.MatMul(fam.variable, fam.variable.T)
-        return [
-            (
-                t,
-                (fam.dim, fam.dim)
-                if e == outer
-                else (fam.dim, 1)
-                if getattr(e, "is_Matrix", False)
-                else (1, 1),
-            )
-            for t, e in fam.stat_exprs.items()
-        ]
-
-    def row_stats(self, block: np.ndarray) -> np.ndarray:
-        """(B, S): the statistics of each row, flattened (``x_i``, ``x_i x_i^T``, entrywise values)."""
-        fam = self.fam
-        x = block[:, :, None]
-        B = block.shape[0]
-        outer = sp.MatMul(fam.variable, fam.variable.T)
-        parts = []
-        for e in fam.stat_exprs.values():
-            if e == fam.variable:
-                parts.append(block)
-            elif e == outer:
-                parts.append((x @ np.swapaxes(x, 1, 2)).reshape(B, -1))
+        dim = self.fam.dim
+        out = []
+        for t, kind in self.kinds.items():
+            if kind == "xx":
+                out.append((t, (dim, dim)))
+            elif kind == "x" or getattr(self.exprs.get(t), "is_Matrix", False):
+                out.append((t, (dim, 1)))
             else:
-                v = np.asarray(evaluate(e, {**fam.base, fam.variable: x}), dtype=float)
-                parts.append(v.reshape(B, -1))
+                out.append((t, (1, 1)))
+        return out
+
+    def _entry_values(self, block: np.ndarray, t) -> np.ndarray:
+        fam = self.fam
+        v = np.asarray(evaluate(self.exprs[t], {**fam.base, fam.variable: block[:, :, None]}), dtype=float)
+        return v.reshape(block.shape[0], -1)
+
+    def row_stats(self, block: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """(B, S): each row's statistics, flattened (``x_i - c``, its outer product, entrywise values)."""
+        z = block - centre
+        B = block.shape[0]
+        parts = []
+        for t, kind in self.kinds.items():
+            if kind == "x":
+                parts.append(z)
+            elif kind == "xx":
+                parts.append((z[:, :, None] * z[:, None, :]).reshape(B, -1))
+            else:
+                parts.append(self._entry_values(block, t))
         return np.concatenate(parts, axis=1)
 
     def _coordinates(self, values: dict) -> np.ndarray:
@@ -640,7 +736,7 @@ class _Information:
         fam = self.fam
         parts = []
         for q in fam.params:
-            g = np.asarray(values[q.symbol], dtype=float)
+            g = np.asarray(values[q.name], dtype=float)
             if q.domain == "spd":
                 g = np.broadcast_to(g, (fam.dim, fam.dim))
                 parts.append(
@@ -652,7 +748,7 @@ class _Information:
                 parts.append(np.broadcast_to(g, ()).reshape(1))
         return np.concatenate(parts)
 
-    def score_map(self, env: dict) -> tuple[np.ndarray, np.ndarray]:
+    def score_map(self, local: dict) -> tuple[np.ndarray, np.ndarray]:
         """``(a, M)``: the score of one component is ``N a + M vec(T)``, linear in N and the statistics
         (the log-likelihood is), so the gradient of ``log f(x_i)`` is ``a + M s_i`` for the statistics
         ``s_i`` of row i: the map is read off the derived score at N = 1, T = 0 and at each unit T."""
@@ -661,8 +757,8 @@ class _Information:
         zero = {t: np.zeros(shape) for t, shape in shapes}
 
         def at(n: float, stats: dict) -> np.ndarray:
-            local = {**env, **stats, fam.N: n}
-            return self._coordinates({q.symbol: evaluate(self.score[q.symbol], local) for q in fam.params})
+            env = {**local, **stats, fam.N: n}
+            return self._coordinates({q.name: evaluate(self.score[q.name], env) for q in fam.params})
 
         a = at(1.0, zero)
         columns = []
@@ -684,7 +780,7 @@ class _Information:
             for j, b in enumerate(fam.params):
                 if j < i:
                     continue
-                k = np.asarray(evaluate(self.blocks[(a.symbol, b.symbol)], env), dtype=float)
+                k = np.asarray(evaluate(self.blocks[(a.name, b.name)], env), dtype=float)
                 k = k.reshape(self._vec(a), self._vec(b))
                 if a.domain == "spd":
                     k = dup.T @ k
@@ -700,20 +796,24 @@ class _Information:
             return self.fam.dim**2
         return self.fam.dim if q.is_matrix else 1
 
-    def _stats_env(self, x: np.ndarray, r: np.ndarray, env: dict) -> dict:
-        """``env`` with N and the statistics weighted by ``r`` (one component's responsibilities)."""
-        fam = self.fam
-        local = {**env, fam.N: float(r.sum())}
-        outer = sp.MatMul(fam.variable, fam.variable.T)
-        for t, e in fam.stat_exprs.items():
-            if e == fam.variable:
-                local[t] = (r @ x).reshape(-1, 1)
-            elif e == outer:
-                local[t] = (x * r[:, None]).T @ x
-            else:
-                vals = np.asarray(evaluate(e, {**fam.base, fam.variable: x[:, :, None]}), dtype=float)
-                local[t] = np.tensordot(r, vals, axes=1)
-        return local
+    def _stats_env(self, x: np.ndarray, r: np.ndarray, local: dict, centre: np.ndarray) -> dict:
+        """``local`` with N and the statistics weighted by ``r`` (one component's responsibilities)."""
+        out = {**local, self.fam.N: float(r.sum())}
+        shapes = dict(self._stat_shapes())
+        for t in self.kinds:
+            out[t] = np.zeros(shapes[t])
+        for a, b in _chunks(x.shape[0]):
+            block = np.asarray(x[a:b], dtype=float)
+            z = block - centre
+            rb = r[a:b]
+            for t, kind in self.kinds.items():
+                if kind == "x":
+                    out[t] = out[t] + (rb @ z).reshape(-1, 1)
+                elif kind == "xx":
+                    out[t] = out[t] + (z * rb[:, None]).T @ z
+                else:
+                    out[t] = out[t] + (rb @ self._entry_values(block, t)).reshape(shapes[t])
+        return out
 
     def gradient_and_hessian(self, x: np.ndarray, w: np.ndarray, thetas: list[dict], hessian: bool = True):
         """The gradient and Hessian of the mixture log-likelihood in (w_1..w_{K-1}, theta_1, ..., theta_K)."""
@@ -721,18 +821,19 @@ class _Information:
         K, P = w.shape[0], fam.P
         dim = K - 1 + K * P
         envs = [fam.prepare(t) for t in thetas]
+        locals_ = [self._local(e) for e in envs]
+        centres = [self._centre_of(e) for e in envs]
         grad = np.zeros(dim)
         hess = np.zeros((dim, dim))
         nk = np.zeros(K)
         with np.errstate(divide="ignore"):
             lw = np.log(w)
-        maps = [self.score_map(envs[k]) for k in range(K)]
+        maps = [self.score_map(locals_[k]) for k in range(K)]
         for a, b in _chunks(x.shape[0]):
             block = np.asarray(x[a:b], dtype=float)
             lp = np.column_stack([lw[k] + fam.log_density(block, envs[k]) for k in range(K)])
             r = np.exp(lp - logsumexp(lp, axis=1)[:, None])
             nk += r.sum(axis=0)
-            stats = self.row_stats(block)
             B = block.shape[0]
             g = np.zeros((B, K, dim))
             for k in range(K):
@@ -740,6 +841,7 @@ class _Information:
                     g[:, k, k] = 1.0 / w[k]
                 else:
                     g[:, k, : K - 1] = -1.0 / w[K - 1]
+                stats = self.row_stats(block, centres[k])
                 g[:, k, K - 1 + k * P : K - 1 + (k + 1) * P] = maps[k][0] + stats @ maps[k][1].T
             ai = np.einsum("ik,ikd->id", r, g)
             grad += ai.sum(axis=0)
@@ -749,7 +851,7 @@ class _Information:
             for k in range(K):
                 # sum_i r_ik d^2 log f(x_i; theta_k): the second differential at the weighted statistics
                 r = self._responsibilities(x, w, envs, k)
-                local = self._stats_env(np.asarray(x, dtype=float), r, envs[k])
+                local = self._stats_env(x, r, locals_[k], centres[k])
                 block = slice(K - 1 + k * P, K - 1 + (k + 1) * P)
                 hess[block, block] += self.component_hessian(local)
                 if k < K - 1:
@@ -850,16 +952,21 @@ def _cross_check(
     phi1 = phi0 + 0.3 * scale * rng.standard_normal(n)
     g1 = grad(phi1)
     for _ in range(3):
-        u = scale * rng.standard_normal(n)
+        # the steps as represented (a coordinate far from 0 rounds a small step)
+        plus = phi1 + eps * scale * rng.standard_normal(n)
+        minus = 2 * phi1 - plus
+        u = (plus - minus) / (2 * eps)
         exact = float(g1 @ u)
-        fd = (ll(phi1 + eps * u) - ll(phi1 - eps * u)) / (2 * eps)
+        fd = (ll(plus) - ll(minus)) / (2 * eps)
         if not abs(exact - fd) <= 1e-5 * max(1.0, abs(exact), float(np.abs(g1 * u).sum())):
             return f"the exact gradient disagrees with central differences ({exact:.8g} vs {fd:.8g})"
     # 2. the Hessian at the estimate, against differences of the exact gradient
     for _ in range(3):
-        u = scale * rng.standard_normal(n)
+        plus = phi0 + eps * scale * rng.standard_normal(n)
+        minus = 2 * phi0 - plus
+        u = (plus - minus) / (2 * eps)
         exact = scale * (h_sub @ u)
-        fd = scale * (grad(phi0 + eps * u) - grad(phi0 - eps * u)) / (2 * eps)
+        fd = scale * (grad(plus) - grad(minus)) / (2 * eps)
         worst = float(np.max(np.abs(exact - fd))) / max(1.0, float(np.max(np.abs(exact))))
         if not worst <= 1e-5:
             return (
