@@ -126,9 +126,11 @@ class VectorMixtureResult(MixtureResult):
                             self.kind[name],
                         )
                     )
-                    if how is not None and k == 0:
-                        m = how if isinstance(how, str) else np.asarray(how, dtype=object)[k][index or ()]
+                    if how is not None and k == 0 and not isinstance(how, str):
+                        m = np.asarray(how, dtype=object)[k][index or ()]
                         labels.setdefault(str(m), []).append(label)
+                if how is not None and k == 0 and isinstance(how, str):
+                    labels.setdefault(how, []).append(name)
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         lines = [
             f"{self.model} mixture of {K}: maximum-likelihood fit (EM) to n = {self.n} observations",
