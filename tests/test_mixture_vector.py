@@ -252,3 +252,28 @@ def test_cli_degenerate_and_refused(tmp_path):
     labels.write_text("c\nred\nblue\nred\n")
     res = CliRunner().invoke(cli, ["fit", "categorical", "--mixture", "2", str(labels), "--column", "c"])
     assert res.exit_code != 0 and "--mixture" in res.output
+
+
+def test_far_from_the_origin_keeps_its_digits(mvn, iris):
+    """Shifting the data by 1e6 shifts the means and leaves the rest, standard errors included."""
+    r0 = mv.fit_vector_mixture(mvn, iris, 2, seed=0, starts=2)
+    r1 = mv.fit_vector_mixture(mvn, iris + 1e6, 2, seed=0, starts=2)
+    assert r1.information == "observed"
+    assert np.allclose(np.asarray(r1.estimates["mu"]) - 1e6, r0.estimates["mu"], rtol=0, atol=1e-8)
+    assert np.allclose(r1.estimates["Sigma"], r0.estimates["Sigma"], rtol=1e-7)
+    for name in ("w", "mu", "Sigma"):
+        assert np.allclose(r1.stderr[name], r0.stderr[name], rtol=1e-6)
+
+
+def test_acceleration_reaches_the_plain_em_optimum(mvn, monkeypatch):
+    rng = np.random.default_rng(0)  # two overlapping clusters: plain EM crawls (about 1000 steps)
+    x = np.r_[rng.normal([0, 0], 1, (600, 2)), rng.normal([1.5, 0.5], 0.7, (400, 2))]
+    fast = mv.fit_vector_mixture(mvn, x, 2, seed=0, starts=2)
+    monkeypatch.setattr(mv, "ACCELERATE", False)
+    plain = mv.fit_vector_mixture(mvn, x, 2, seed=0, starts=2)
+    assert fast.converged and plain.converged
+    assert fast.log_likelihood == pytest.approx(plain.log_likelihood, rel=1e-12)
+    for name in ("w", "mu", "Sigma"):
+        assert np.allclose(fast.estimates[name], plain.estimates[name], atol=1e-6)
+    assert 3 * len(fast.trace) < len(plain.trace)
+    assert np.all(np.diff(fast.trace) >= -1e-11 * np.abs(fast.trace[1:]))

@@ -94,6 +94,8 @@ CHUNK_ROWS = 65536
 CHECK_ROWS = 400
 #: Lloyd steps refining each k-means++ seed
 LLOYD_STEPS = 10
+#: SQUAREM steps between EM steps (kept only where they raise the log-likelihood)
+ACCELERATE = True
 
 
 @dataclass(frozen=True)
@@ -522,34 +524,89 @@ class _EM:
                         True,
                     )
 
+    def _em_step(self, r: np.ndarray, thetas: list[dict], ll: float, it: int):
+        """One EM step from the responsibilities ``r`` of the state ``thetas`` (log-likelihood ``ll``)."""
+        w1, t1, e1 = self.m_step(r, thetas)
+        r1, ll1 = self.e_step(w1, e1)
+        if not np.isfinite(ll1):
+            raise _Collapse("the log-likelihood is not finite", True)
+        if ll1 < ll - MONOTONE_SLACK * max(1.0, abs(ll)):
+            raise VerificationError(
+                f"internal error: the EM log-likelihood decreased from {ll!r} to {ll1!r} at iteration {it}"
+            )
+        return w1, t1, r1, ll1
+
+    def _extrapolate(self, states: list, it: int, longest: float):
+        """SQUAREM (Varadhan and Roland, 2008): from three EM iterates, a step along the squared
+        extrapolation (its length capped at ``longest``), then one EM step from there.
+
+        Returns ``(state or None, binding)``: ``None`` where the step leaves the parameter space or
+        does not beat the plain steps; ``binding`` when the cap shortened the step."""
+        fam = self.fam
+        (w0, t0, _, _), (w1, t1, _, _), (w2, t2, _, ll2) = states
+        p0, p1, p2 = (
+            np.concatenate([w, *[fam.flatten(t) for t in th]]) for w, th in ((w0, t0), (w1, t1), (w2, t2))
+        )
+        step, curve = p1 - p0, p2 - 2 * p1 + p0
+        norm = float(np.linalg.norm(curve))
+        if not norm > 0:
+            return None, False
+        alpha = -float(np.linalg.norm(step)) / norm
+        binding = alpha <= -longest
+        alpha = max(alpha, -longest)
+        if not alpha < -1.0:  # -1 is the plain double step
+            return None, binding
+        p3 = p0 - 2 * alpha * step + alpha**2 * curve
+        K = w0.shape[0]
+        w3 = p3[:K]
+        if not np.all(w3 > 0):
+            return None, binding
+        t3 = [fam.unflatten(p3[K + k * fam.P : K + (k + 1) * fam.P]) for k in range(K)]
+        try:
+            for k, t in enumerate(t3):
+                self._check(t, k)
+            r3, ll3 = self.e_step(w3, [fam.prepare(t) for t in t3])
+            if not np.isfinite(ll3):
+                return None, binding
+            out = self._em_step(r3, t3, ll3, it)
+        except _Collapse:
+            return None, binding
+        return (out if out[3] > ll2 else None), binding
+
     def run(self, r0: np.ndarray) -> _Run:
+        """EM from the responsibilities ``r0``, accelerated by SQUAREM where that keeps monotonicity:
+        each iteration is two EM steps, and an extrapolated point (followed by one EM step) replaces
+        their result only where its log-likelihood is higher."""
         fam = self.fam
         w, thetas, envs = self.m_step(r0, None)
         r, ll = self.e_step(w, envs)
         trace = [ll]
         converged = False
         it = 0
+        longest = 1.0  # the cap on the extrapolation's length: grows by 4 each time it binds
         for it in range(1, MAX_ITER + 1):
-            w_new, thetas_new, envs_new = self.m_step(r, thetas)
-            r, ll_new = self.e_step(w_new, envs_new)
-            if not np.isfinite(ll_new):
-                raise _Collapse("the log-likelihood is not finite", True)
-            if ll_new < ll - MONOTONE_SLACK * max(1.0, abs(ll)):
-                raise VerificationError(
-                    f"internal error: the EM log-likelihood decreased from {ll!r} to {ll_new!r} "
-                    f"at iteration {it}"
-                )
-            trace.append(ll_new)
+            first = self._em_step(r, thetas, ll, it)
+            second = self._em_step(first[2], first[1], first[3], it)
+            trace += [first[3], second[3]]
+            new = second
+            if ACCELERATE:
+                jump, binding = self._extrapolate([(w, thetas, r, ll), first, second], it, longest)
+                if binding:
+                    longest *= 4.0
+                if jump is not None:
+                    new = jump
+                    trace.append(new[3])
+            w_new, thetas_new, r_new, ll_new = new
             dl = abs(ll_new - ll) / max(1.0, abs(ll_new))
             old = np.concatenate([fam.flatten(t) for t in thetas])
-            new = np.concatenate([fam.flatten(t) for t in thetas_new])
+            cur = np.concatenate([fam.flatten(t) for t in thetas_new])
             scale = np.maximum(np.abs(old), 1e-8 * max(1.0, float(np.max(np.abs(old)))))
-            dp = max(float(np.max(np.abs(new - old) / scale)), float(np.max(np.abs(w_new - w) / w)))
-            w, thetas, ll = w_new, thetas_new, ll_new
+            dp = max(float(np.max(np.abs(cur - old) / scale)), float(np.max(np.abs(w_new - w) / w)))
+            w, thetas, r, ll = w_new, thetas_new, r_new, ll_new
             if dl <= TOL_LOGLIK and dp <= TOL_PARAMS:
                 converged = True
                 break
-        return _Run(ll, w, thetas, it, converged, trace)
+        return _Run(ll, w, thetas, len(trace) - 1, converged, trace)
 
 
 # ---------------------------------------------------------------- starts
