@@ -94,6 +94,8 @@ CHUNK_ROWS = 65536
 CHECK_ROWS = 400
 #: Lloyd steps refining each k-means++ seed
 LLOYD_STEPS = 10
+#: at most this many rows (a random subset) seed the starts
+SEED_ROWS = 20000
 #: SQUAREM steps between EM steps (kept only where they raise the log-likelihood)
 ACCELERATE = True
 
@@ -448,7 +450,10 @@ class _EM:
         self.fam, self.x = fam, x
         self.n = x.shape[0]
         self.centre = np.asarray(x[: min(self.n, 1000)], dtype=float).mean(axis=0)
-        self.G = [(t, fn(np.asarray(x, dtype=float))) for t, fn in fam.entrywise]
+        self.G = [
+            (t, np.concatenate([fn(np.asarray(x[a:b], dtype=float)) for a, b in _chunks(self.n)]))
+            for t, fn in fam.entrywise
+        ]
         # the one-component fit's spd parameters: the scale a singular covariance is measured against
         self.ref_chol = {}
         for q, _, _ in fam.chol:
@@ -613,26 +618,44 @@ class _EM:
 
 
 def _starts(x: np.ndarray, K: int, n_starts: int, rng: np.random.Generator):
-    """Hard responsibilities from k-means++ seeds on the standardised rows, refined by Lloyd steps."""
-    sample = np.asarray(x, dtype=float)
-    sd = sample.std(axis=0)
-    z = (sample - sample.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    n = z.shape[0]
+    """Hard responsibilities from k-means++ seeds on the standardised rows, refined by Lloyd steps.
+
+    On more than :data:`SEED_ROWS` rows the seeds and Lloyd steps use a random subset of that
+    many, and every row then goes to its nearest centre, block by block.
+    """
+    n = x.shape[0]
+    if n > SEED_ROWS:
+        pick = np.sort(rng.choice(n, SEED_ROWS, replace=False))
+        sample = np.asarray(x[pick], dtype=float)
+    else:
+        sample = np.asarray(x, dtype=float)
+    centre, sd = sample.mean(axis=0), sample.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = (sample - centre) / sd
+    m = z.shape[0]
+
+    def nearest(rows, c):
+        return np.argmin(((rows[:, None, :] - c[None, :, :]) ** 2).sum(-1), axis=1)
+
     for _ in range(n_starts):
-        centres = [z[rng.integers(n)]]
+        centres = [z[rng.integers(m)]]
         for _k in range(1, K):
             d2 = np.min(((z[:, None, :] - np.array(centres)[None, :, :]) ** 2).sum(-1), axis=1)
             total = d2.sum()
-            centres.append(z[rng.choice(n, p=d2 / total)] if total > 0 else z[rng.integers(n)])
+            centres.append(z[rng.choice(m, p=d2 / total)] if total > 0 else z[rng.integers(m)])
         c = np.array(centres)
-        labels = np.argmin(((z[:, None, :] - c[None, :, :]) ** 2).sum(-1), axis=1)
+        labels = nearest(z, c)
         for _step in range(LLOYD_STEPS):
             new_c = np.array([z[labels == k].mean(axis=0) if np.any(labels == k) else c[k] for k in range(K)])
-            new_labels = np.argmin(((z[:, None, :] - new_c[None, :, :]) ** 2).sum(-1), axis=1)
+            new_labels = nearest(z, new_c)
             c = new_c
             if np.array_equal(new_labels, labels):
                 break
             labels = new_labels
+        if n > SEED_ROWS:
+            labels = np.concatenate(
+                [nearest((np.asarray(x[a:b], dtype=float) - centre) / sd, c) for a, b in _chunks(n)]
+            )
         r = np.zeros((n, K))
         r[np.arange(n), labels] = 1.0
         yield r
@@ -1116,8 +1139,8 @@ def fit_vector_mixture(
         except _runtime.NoMLE as exc:
             raise DataError(str(exc)) from None
     sums = {
-        t: g.sum(axis=0).reshape(-1, 1)
-        for t, g in ((t, fn(np.asarray(x, dtype=float))) for t, fn in fam.entrywise)
+        t: sum(fn(np.asarray(x[a:b], dtype=float)).sum(axis=0) for a, b in _chunks(n)).reshape(-1, 1)
+        for t, fn in fam.entrywise
     }
     reference, _ = fam.m_step(float(n), mean, scatter, sums, None)
     em = _EM(fam, x, reference)
