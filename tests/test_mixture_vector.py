@@ -98,16 +98,19 @@ def test_trace_is_monotone_and_converged(mvn, iris):
 
 
 def test_a_decreasing_log_likelihood_is_an_internal_error(mvn, iris, monkeypatch):
-    real = mv._Family.m_step
+    real = mv._EM.m_step
+    calls = []
 
-    def spoiled(self, n, mean, scatter, sums, previous):
-        theta, env = real(self, n, mean, scatter, sums, previous)
-        if previous is not None:  # a bad M-step: the mean moved off the weighted mean
-            mu = self.params[0].symbol
-            theta = {**theta, mu: theta[mu] + 0.05}
-        return theta, env
+    def spoiled(self, r):
+        w, thetas, envs = real(self, r)
+        calls.append(1)
+        if len(calls) > 2:  # a bad M-step: the means moved off the weighted means
+            mu = self.fam.params[0].symbol
+            thetas = [{**t, mu: t[mu] + 0.05} for t in thetas]
+            envs = [self.fam.prepare(t) for t in thetas]
+        return w, thetas, envs
 
-    monkeypatch.setattr(mv._Family, "m_step", spoiled)
+    monkeypatch.setattr(mv._EM, "m_step", spoiled)
     with pytest.raises(VerificationError, match="decreased"):
         mv.fit_vector_mixture(mvn, iris, 2, seed=0, starts=1)
 

@@ -8,9 +8,9 @@ density :math:`p(x) = \sum_k w_k f(x; \theta_k)`.  EM alternates:
 * **E-step.**  The responsibilities :math:`r_{ik} = w_k f(x_i; \theta_k) / p(x_i)`
   in log space: the family's log-density (the model's density, logged, with
   ``x_i - mu`` kept whole) is evaluated on blocks of rows, each symmetric
-  positive definite parameter through its Cholesky factor (its inverse by a
-  triangular solve, ``log det`` as twice the sum of the logs of the factor's
-  diagonal), and the rows are normalised by ``logsumexp``.
+  positive definite parameter through its Cholesky factor (its inverse from the
+  inverse of the triangular factor, ``log det`` as twice the sum of the logs of the
+  factor's diagonal), and the rows are normalised by a log-sum-exp.
 * **M-step.**  The component's *weighted* MLE.  The vector derivation gives each
   estimator as an expression in N and the sufficient statistics (``T1 = sum x_i``,
   ``T2 = sum x_i x_i^T``, entrywise sums such as ``sum log x_i``), and the
@@ -21,15 +21,18 @@ density :math:`p(x) = \sum_k w_k f(x; \theta_k)`.  EM alternates:
   evaluated as they are, through the weighted mean and scatter (``T1 = N m``,
   ``T2 = S + N m m^T``, the rewrite :func:`symmle.numbers.vector_plan.vector_formulas`
   makes and checks, so that ``Sigma_hat`` becomes ``S_k / N_k`` without
-  cancellation); a parameter without one is found by maximising the weighted
-  log-likelihood with its exact score (a generalised EM step: it is kept only if
-  Q does not go down).  The weights are :math:`w_k = N_k / N` (the simplex's
+  cancellation).  A family with a parameter without a closed form is refused
+  (a numeric weighted M-step is :mod:`symmle.numbers.mixture_em`'s, for scalar
+  families only).  The weights are :math:`w_k = N_k / N` (the simplex's
   Lagrangian).  Nothing here knows which family it mixes.
 
 The log-likelihood must not decrease from one iteration to the next (a decrease
 beyond rounding is a :class:`VerificationError`).  EM stops when the relative
 change of the log-likelihood is at most 1e-10 and that of the parameters at
-most 1e-8.  Several starts (k-means++ seeds drawn with ``seed`` on the
+most 1e-8.  Each iteration is two EM steps followed by a SQUAREM extrapolation
+(Varadhan and Roland, 2008; its length capped, the cap growing by 4 each time it
+binds) and one EM step from there, kept only where its log-likelihood beats the
+two plain steps, so the trace stays monotone.  Several starts (k-means++ seeds drawn with ``seed`` on the
 standardised rows, refined by a few Lloyd steps) are run and the best kept; the
 number of distinct optima is reported.  A covariance becoming singular (a
 component on collinear points, or on fewer than D + 1 points) or a weight
@@ -44,14 +47,19 @@ distinct entries): with :math:`g_{ik}` the gradient of :math:`\log w_k f(x_i;
 
 .. math:: -H = \sum_i a_i a_i^T - \sum_i \sum_k r_{ik} g_{ik} g_{ik}^T - \sum_k \nabla^2 Q_k .
 
-The per-observation gradients are the derivation's score (matrix calculus) at
-``N = 1`` and the statistics of one row; :math:`\nabla^2 Q_k` is the second
-differential of the derived log-likelihood by the rules of
-:mod:`symmle.symbolic.matrix_information`, read in vec/vech coordinates and
-evaluated at the weighted statistics (exact, no expectation taken).  Both are
-cross-checked numerically before they are reported: the gradient against
-central differences of the log-likelihood at a point off the optimum, the
-information against central differences of that gradient at the estimate.
+The per-observation gradients come from the score of the derived log-likelihood
+(matrix calculus), which is linear in N and the statistics: read off once per
+component as ``a + M s_i``; :math:`\nabla^2 Q_k` is the second differential of
+the derived log-likelihood by the rules of :mod:`symmle.symbolic.matrix_information`,
+read in vec/vech coordinates and evaluated at the weighted statistics (exact, no
+expectation taken).  Both use the log-likelihood rewritten in sums centred at the
+component's mean where the centre cancels (see :class:`_Information`), so that data
+far from the origin keep their digits.  Both are cross-checked numerically before
+they are reported, along random directions: the gradient against central
+differences of the log-likelihood at a point off the optimum, the information
+against central differences of that gradient at the estimate (on the first
+:data:`CHECK_ROWS` rows); a failed check withholds the standard errors, with a
+warning.
 """
 
 from __future__ import annotations
@@ -63,7 +71,6 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
-from scipy import optimize
 
 from symmle.base import _runtime
 from symmle.base.errors import DataError, DerivationError, SpecError, VerificationError
@@ -277,11 +284,11 @@ class _Family:
             fn = to_function([var], body.expr)
             self.entrywise.append((t, lambda a, fn=fn: np.asarray(fn(a), dtype=float)))
         self.closed = f.closed
-        self.numeric = [q for q in self.params if q.name in f.numeric]
-        for q in self.numeric:
-            if q.domain == "spd":
-                raise DerivationError(f"--mixture: {q.name} has no closed form, and no numeric M-step")
-        self.kinds = {q.name: ("closed_form" if q.name not in f.numeric else "numeric") for q in self.params}
+        if f.numeric:
+            raise DerivationError(
+                f"--mixture: {f.numeric[0]} of '{m.name}' has no closed form; a numeric weighted M-step "
+                "is not implemented for vector families yet"
+            )
         self.sizes = [self._size(q) for q in self.params]
         self.P = sum(self.sizes)
 
@@ -313,7 +320,7 @@ class _Family:
             v = self.logf_fast({**env, self.variable: block[:, :, None]})
         return np.broadcast_to(np.asarray(v, dtype=float), (block.shape[0],))
 
-    def m_step(self, n: float, mean: np.ndarray, scatter: np.ndarray, sums: dict, previous: dict | None):
+    def m_step(self, n: float, mean: np.ndarray, scatter: np.ndarray, sums: dict):
         """The weighted MLE of one component from N_k, its weighted mean, scatter and entrywise sums."""
         f = self.f
         env = {**self.base, self.N: float(n), f.mean: mean.reshape(-1, 1), f.scatter: scatter}
@@ -322,73 +329,13 @@ class _Family:
         if "xx" in f.moments:
             env[f.moments["xx"]] = scatter + n * np.outer(mean, mean)
         env.update(sums)
-        theta: dict = {}
-        if self.numeric:
-            if previous is not None:
-                env.update(previous)
-            else:
-                for q in self.numeric:
-                    env[q.symbol] = np.ones((self.dim, 1)) if q.is_matrix else 1.0
         with np.errstate(all="ignore"):
             for name, expr in self.closed:
                 q = next(p for p in self.params if p.name == name)
                 env[q.symbol] = np.asarray(evaluate(expr, env), dtype=float)
                 if not q.is_matrix:
                     env[q.symbol] = float(env[q.symbol])
-            if self.numeric:
-                self._maximise(env, previous)
-        for q in self.params:
-            theta[q.symbol] = env[q.symbol]
-        return theta, env
-
-    def _maximise(self, env: dict, previous: dict | None) -> None:
-        """The numeric parameters: maximise the weighted log-likelihood with the exact score (GEM)."""
-        f = self.f
-        numeric = self.numeric
-        sizes = [self.dim if q.is_matrix else 1 for q in numeric]
-        positive = [q.domain in ("positive", "positive_vector") for q in numeric]
-        n = env[self.N]
-
-        def unpack(z):
-            out, k = {}, 0
-            for q, size, pos in zip(numeric, sizes, positive):
-                v = z[k : k + size]
-                k += size
-                v = np.exp(np.minimum(v, 700.0)) if pos else v
-                out[q.symbol] = v.reshape(-1, 1) if q.is_matrix else float(v[0])
-            return out
-
-        def pack(values):
-            parts = []
-            for q, pos in zip(numeric, positive):
-                v = np.asarray(values[q.symbol], dtype=float).reshape(-1)
-                parts.append(np.log(v) if pos else v)
-            return np.concatenate(parts)
-
-        def objective(z):
-            local = {**env, **unpack(z)}
-            try:
-                value = -float(evaluate(f.informative, local)) / n
-                grad = []
-                for q, pos in zip(numeric, positive):
-                    g = np.asarray(evaluate(f.score[q.name], local), dtype=float).reshape(-1)
-                    v = np.asarray(local[q.symbol], dtype=float).reshape(-1)
-                    grad.append(-(g * v if pos else g) / n)
-            except (ValueError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
-                return np.inf, np.zeros(sum(sizes))
-            if not np.isfinite(value):
-                return np.inf, np.zeros(sum(sizes))
-            return value, np.where(np.isfinite(np.concatenate(grad)), np.concatenate(grad), 0.0)
-
-        z0 = pack(env)
-        start_value = objective(z0)[0]
-        res = optimize.minimize(
-            objective, z0, jac=True, method="BFGS", options={"gtol": 1e-11, "maxiter": 500}
-        )
-        if np.all(np.isfinite(res.x)) and res.fun <= start_value:
-            env.update(unpack(res.x))
-        elif previous is None:
-            raise _Collapse("the numeric M-step found no maximum", False)
+        return {q.symbol: env[q.symbol] for q in self.params}, env
 
     # ------------------------------------------------ coordinates
 
@@ -455,10 +402,10 @@ class _EM:
             for t, fn in fam.entrywise
         ]
         # the one-component fit's spd parameters: the scale a singular covariance is measured against
-        self.ref_chol = {}
+        self.ref_inverse_factor = {}
         for q, _, _ in fam.chol:
             s = np.asarray(reference[q.symbol], dtype=float)
-            self.ref_chol[q.name] = np.linalg.inv(np.linalg.cholesky(s))
+            self.ref_inverse_factor[q.name] = np.linalg.inv(np.linalg.cholesky(s))
 
     def e_step(self, w: np.ndarray, envs: list[dict]) -> tuple[np.ndarray, float]:
         K = w.shape[0]
@@ -491,7 +438,7 @@ class _EM:
         scatter = (scatter + np.swapaxes(scatter, 1, 2)) / 2
         return nk, self.centre + delta, scatter
 
-    def m_step(self, r: np.ndarray, previous: list[dict] | None):
+    def m_step(self, r: np.ndarray):
         fam = self.fam
         nk, means, scatters = self.weighted(r)
         K = r.shape[1]
@@ -503,9 +450,7 @@ class _EM:
         thetas, envs = [], []
         for k in range(K):
             sums = {t: (r[:, k] @ g).reshape(-1, 1) for t, g in self.G}
-            theta, _ = fam.m_step(
-                nk[k], means[k], scatters[k], sums, None if previous is None else previous[k]
-            )
+            theta, _ = fam.m_step(nk[k], means[k], scatters[k], sums)
             self._check(theta, k)
             thetas.append(theta)
             envs.append(fam.prepare(theta))
@@ -519,7 +464,7 @@ class _EM:
             if q.domain in ("positive", "positive_vector") and np.any(v <= 0):
                 raise _Collapse(f"component {k + 1}'s {q.name} leaves its domain ({q.domain})", True)
             if q.domain == "spd":
-                lref = self.ref_chol[q.name]  # L^-1 of the one-component fit's matrix
+                lref = self.ref_inverse_factor[q.name]  # L^-1 of the one-component fit's matrix
                 rel = lref @ v @ lref.T
                 low = float(np.min(np.linalg.eigvalsh((rel + rel.T) / 2)))
                 if not low > COLLAPSE:
@@ -529,9 +474,9 @@ class _EM:
                         True,
                     )
 
-    def _em_step(self, r: np.ndarray, thetas: list[dict], ll: float, it: int):
-        """One EM step from the responsibilities ``r`` of the state ``thetas`` (log-likelihood ``ll``)."""
-        w1, t1, e1 = self.m_step(r, thetas)
+    def _em_step(self, r: np.ndarray, ll: float, it: int):
+        """One EM step from the responsibilities ``r`` of a state of log-likelihood ``ll``."""
+        w1, t1, e1 = self.m_step(r)
         r1, ll1 = self.e_step(w1, e1)
         if not np.isfinite(ll1):
             raise _Collapse("the log-likelihood is not finite", True)
@@ -573,7 +518,7 @@ class _EM:
             r3, ll3 = self.e_step(w3, [fam.prepare(t) for t in t3])
             if not np.isfinite(ll3):
                 return None, binding
-            out = self._em_step(r3, t3, ll3, it)
+            out = self._em_step(r3, ll3, it)
         except _Collapse:
             return None, binding
         return (out if out[3] > ll2 else None), binding
@@ -583,15 +528,15 @@ class _EM:
         each iteration is two EM steps, and an extrapolated point (followed by one EM step) replaces
         their result only where its log-likelihood is higher."""
         fam = self.fam
-        w, thetas, envs = self.m_step(r0, None)
+        w, thetas, envs = self.m_step(r0)
         r, ll = self.e_step(w, envs)
         trace = [ll]
         converged = False
         it = 0
         longest = 1.0  # the cap on the extrapolation's length: grows by 4 each time it binds
         for it in range(1, MAX_ITER + 1):
-            first = self._em_step(r, thetas, ll, it)
-            second = self._em_step(first[2], first[1], first[3], it)
+            first = self._em_step(r, ll, it)
+            second = self._em_step(first[2], first[3], it)
             trace += [first[3], second[3]]
             new = second
             if ACCELERATE:
@@ -1142,7 +1087,7 @@ def fit_vector_mixture(
         t: sum(fn(np.asarray(x[a:b], dtype=float)).sum(axis=0) for a, b in _chunks(n)).reshape(-1, 1)
         for t, fn in fam.entrywise
     }
-    reference, _ = fam.m_step(float(n), mean, scatter, sums, None)
+    reference, _ = fam.m_step(float(n), mean, scatter, sums)
     em = _EM(fam, x, reference)
     rng = np.random.default_rng(seed)
     n_starts = max(1, int(starts))
