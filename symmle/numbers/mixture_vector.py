@@ -666,7 +666,9 @@ class _Information:
     """
 
     def __init__(self, fam: _Family, timeout: float | None) -> None:
+        from symmle.base.budget import attempt
         from symmle.symbolic.matrix_calculus import as_scalar, context, gradient
+        from symmle.symbolic.matrix_forms import NoRule
         from symmle.symbolic.matrix_information import _block, _second
         from symmle.symbolic.vector_stationarity import verification_kwargs
 
@@ -707,11 +709,24 @@ class _Information:
             if not out.ok:
                 raise DerivationError(f"no score of {q.name}: {out.reason}")
             self.score[q.name] = out.value
-        self.blocks = {}
-        for i, a in enumerate(fam.params):
-            for b in fam.params[i:]:
-                second, du, dv, c2 = _second(ell, self.diff[a.name], self.diff[b.name], ctx)
-                self.blocks[(a.name, b.name)] = _block(second, du, dv, c2).expr()
+
+        def second_differentials() -> dict:
+            blocks = {}
+            for i, a in enumerate(fam.params):
+                for b in fam.params[i:]:
+                    second, du, dv, c2 = _second(ell, self.diff[a.name], self.diff[b.name], ctx)
+                    blocks[(a.name, b.name)] = _block(second, du, dv, c2).expr()
+            return blocks
+
+        try:
+            blocks, timed_out = attempt(
+                "the second differentials of the mixture", timeout, second_differentials
+            )
+        except NoRule as exc:
+            raise DerivationError(f"no second differential of the log-likelihood: {exc}") from None
+        if blocks is None or timed_out:
+            raise DerivationError("the second differentials of the log-likelihood ran out of time")
+        self.blocks = blocks
 
     def _centre_of(self, env: dict) -> np.ndarray:
         if self.centre is None:
