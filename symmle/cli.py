@@ -462,6 +462,11 @@ def derive(
     "--mixture", metavar="K", help="Fit a K-component mixture of MODEL by EM (K = 1: the plain fit)."
 )
 @click.option(
+    "--components",
+    metavar="LOW..HIGH",
+    help="Fit mixtures of LOW..HIGH (or K1,K2,...) components and keep the one of least BIC.",
+)
+@click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of the mixture's random EM starts."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
@@ -493,6 +498,7 @@ def fit(
     offset,
     derived,
     mixture,
+    components,
     seed,
     as_json,
     ci,
@@ -533,6 +539,14 @@ def fit(
                 "--mixture: only scalar families and vector families on R^D can be mixed for now "
                 "(no regression, count, one-hot or simplex models)"
             )
+    if components is not None:
+        from symmle.numbers.mixture_em import parse_components
+
+        if mixture is not None:
+            raise SpecError("give --mixture K or --components LOW..HIGH, not both")
+        components = parse_components(components)
+        if m.is_regression or m.is_vector:
+            raise SpecError("--components: only scalar families can be mixed for now")
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -596,6 +610,7 @@ def fit(
                 derived=list(derived) or None,
                 mixture=mixture,
                 seed=seed,
+                components=components,
             )
         dropped_rows = None if dropped is None else dropped.count
     doc = result.to_dict()

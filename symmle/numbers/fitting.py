@@ -370,6 +370,7 @@ def fit(
     derived: Any = None,
     mixture: int | None = None,
     seed: int = 0,
+    components: Any = None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
@@ -415,6 +416,10 @@ def fit(
         :mod:`symmle.numbers.mixture_vector`; K = 1 is the plain fit); ``seed``
         makes its random starts reproducible.  The result is a
         :class:`~symmle.numbers.mixture_em.MixtureResult`.
+    components : iterable of int or str, optional
+        Numbers of components to try (``range(1, 6)``, ``"1..5"``): the mixture of
+        least BIC is returned, its ``selection`` listing every K tried
+        (:func:`~symmle.numbers.mixture_em.fit_components`).
 
     Examples
     --------
@@ -442,7 +447,7 @@ def fit(
         from symmle.model.derived import parse_derived
 
         parse_derived(derived, m)  # refused before the data are read (scalar-parameter models only)
-    if mixture is not None and m.is_regression:
+    if (mixture is not None or components is not None) and m.is_regression:
         raise SpecError("a mixture of regressions is not supported: drop --mixture or the link")
     if m.is_regression:
         from symmle.numbers.design import Design, load_design
@@ -457,6 +462,14 @@ def fit(
         raise SpecError(
             f"formula, y, x and offset make a regression: give '{m.name}' a link (--link PARAM=LINK)"
         )
+    if components is not None:
+        from symmle.numbers.mixture_em import fit_components
+
+        if mixture is not None:
+            raise SpecError(
+                "give the number of components (mixture) or a range to choose from (components), not both"
+            )
+        return fit_components(d, data, components, constants, seed=seed, ci=ci)
     if mixture is not None:
         from symmle.numbers.mixture_em import check_components, fit_mixture
 
