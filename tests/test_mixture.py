@@ -505,3 +505,25 @@ def test_components_on_the_command_line(tmp_path, normal2):
     out = CliRunner().invoke(cli, ["fit", "normal", "--components", "1,2", "--json", str(path)])
     doc = json.loads(out.stdout)
     assert doc["mixture"] == 2 and len(doc["components_bic"]) == 2
+
+
+# --------------------------------------------------------------------------
+# data far from 0: the same fit shifted, or a clear refusal
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shift", [1e3, 1e5])
+def test_shifted_data_give_the_shifted_fit(derivation, normal2, shift):
+    a = symmle.fit(derivation("normal"), normal2, mixture=2, seed=0)
+    b = symmle.fit(derivation("normal"), normal2 + shift, mixture=2, seed=0)
+    np.testing.assert_allclose(b.estimates["w"], a.estimates["w"], rtol=1e-6)
+    np.testing.assert_allclose(b.estimates["mu"] - shift, a.estimates["mu"], atol=1e-6)
+    np.testing.assert_allclose(b.estimates["sigma2"], a.estimates["sigma2"], rtol=1e-5)
+    # the standard errors too (the finite-difference check takes steps on each parameter's scale)
+    assert b.information == "observed"
+    np.testing.assert_allclose(b.stderr["mu"], a.stderr["mu"], rtol=1e-4)
+
+
+def test_data_too_far_from_zero_are_refused(derivation, normal2):
+    with pytest.raises(DataError, match="loses its precision"):
+        symmle.fit(derivation("normal"), normal2 + 1e7, mixture=2, seed=0)

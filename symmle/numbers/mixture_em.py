@@ -100,6 +100,8 @@ SCREEN_ROWS = 20_000
 #: the screening runs stop at these tolerances (then one run per distinct optimum is converged)
 SCREEN_TOL_LOGLIK = 1e-8
 SCREEN_TOL_PARAMS = 1e-3
+#: the score of the one-component fit from the sums may be this many standard errors from 0 (rounding)
+PRECISION_Z = 1e-3
 #: a run whose iterate comes this close (relative) to an optimum already found is stopped there
 MERGE_TOL = 1e-3
 #: rows of the subsample the finite-difference cross-check of the information uses
@@ -319,7 +321,8 @@ class _Component:
                 fast = G @ eta + base
             slow = self.log_density(x, theta)
             ok = np.isfinite(slow)
-            if not np.all(ok) or not np.all(np.abs(fast - slow) <= 1e-9 * (1.0 + np.abs(slow))):
+            # as close as rounding allows: the sums of the log-likelihood feed the monotonicity check
+            if not np.all(ok) or not np.all(np.abs(fast - slow) <= 1e-12 * (1.0 + np.abs(slow))):
                 self.linear = False
                 return False
         return True
@@ -880,12 +883,15 @@ def _newton_polish(comp, data, w, theta, ll, tol_p, steps: int = 3):
     return w, theta, ll, info, False, passes, lls + 1
 
 
-def numerical_hessian(comp, x, w, theta) -> np.ndarray:
-    """Central-difference Hessian of the mixture log-likelihood (the cross-check)."""
+def numerical_hessian(comp, x, w, theta, h=None) -> np.ndarray:
+    """Central-difference Hessian of the mixture log-likelihood (the cross-check).
+
+    ``h``: the steps, one per coordinate (default ``1e-4`` of each value's size).
+    """
     K, P = theta.shape[1], theta.shape[0]
     phi0 = _pack(w, theta)
     D = phi0.size
-    h = 1e-4 * np.maximum(np.abs(phi0), 1e-2)
+    h = 1e-4 * np.maximum(np.abs(phi0), 1e-2) if h is None else np.asarray(h, dtype=float)
 
     def ll(phi):
         ww, tt = _unpack(phi, K, P)
@@ -901,6 +907,37 @@ def numerical_hessian(comp, x, w, theta) -> np.ndarray:
             ) / (4 * h[i] * h[j])
             out[i, j] = out[j, i] = v
     return out
+
+
+def _check_precision(comp: _Component, data: _Data, reference: np.ndarray) -> None:
+    """Refuse data on which the derived M-step (weighted sums) cannot keep its digits.
+
+    The one-component fit from the sums must be a stationary point of the
+    log-likelihood summed row by row: its score, in units of its standard
+    error, is rounding-small.  Far from it (values far from 0 relative to their
+    spread, say: a variance from sum x^2 - (sum x)^2 / N), EM's M-steps would be
+    noise.
+    """
+    if not np.all(np.isfinite(reference)):
+        return
+    theta = reference[:, None]
+    args = [theta[p][:, None] for p in range(theta.shape[0])]
+    P = len(comp.names)
+    score, curv = np.zeros(P), np.zeros(P)
+    with np.errstate(all="ignore"):
+        for xc, _ in data.chunks():
+            xr = xc[None, :]
+            score += [float(np.sum(np.broadcast_to(g(xr, *args), xr.shape))) for g in comp.grad]
+            curv += [float(np.sum(np.broadcast_to(comp.hess[p][p](xr, *args), xr.shape))) for p in range(P)]
+    z = np.abs(score) / np.sqrt(np.abs(curv))
+    bad = [name for name, v in zip(comp.names, z) if np.isfinite(v) and v > PRECISION_Z]
+    if bad:
+        zb = z[comp.names.index(bad[0])]
+        raise DataError(
+            "the derived M-step loses its precision on these data (the score of "
+            f"{bad[0]} at the one-component fit from the sums is {zb:.2g} standard errors from 0): "
+            "the values are too far from 0 for their spread; shift or rescale them"
+        )
 
 
 def _same_optimum(a: _Run, b: _Run, tol: float) -> bool:
@@ -968,6 +1005,7 @@ def fit_mixture(
     n = data.n
     # the one-component fit: the scale against which a collapse is measured
     reference = comp.m_step(float(n), data.totals(), None)
+    _check_precision(comp, data, reference)
     rng = np.random.default_rng(seed)
     sample = np.asarray(x[:: max(1, n // CHECK_ROWS)][:CHECK_ROWS], dtype=float)
     if np.all(np.isfinite(reference)):
@@ -1063,7 +1101,12 @@ def fit_mixture(
         # the exact derivatives checked against finite differences on a subsample (the identity
         # holds at any point, so a subsample checks the formulas as well as all the data would)
         sub_info = observed_information(comp, sample, w, theta)
-        fd = -numerical_hessian(comp, sample, w, theta)
+        # steps on each coordinate's own scale, a hundredth of its standard error on the subsample
+        # (a step sized by the value itself is far too long for, say, a mean of 1e5 with sd 1)
+        diag = np.abs(np.diag(sub_info))
+        steps = np.where(diag > 0, 1e-2 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1e-6)
+        steps = np.minimum(steps, 1e-4 * np.maximum(np.abs(_pack(w, theta)), 1e-2))
+        fd = -numerical_hessian(comp, sample, w, theta, h=steps)
         scale = np.sqrt(np.outer(np.abs(np.diag(sub_info)), np.abs(np.diag(sub_info))))
         if not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
             warnings.append("the observed information is not positive definite: no standard errors")
