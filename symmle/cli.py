@@ -589,9 +589,10 @@ def fit(
         from symmle.numbers.mixture_em import check_components
 
         mixture = check_components(mixture)
-        if mixture > 1 and (m.is_regression or m.is_vector):
+        if mixture > 1 and (m.is_regression or (m.is_vector and m.support_set != "real")):
             raise SpecError(
-                "--mixture: only scalar families can be mixed for now (no vector or regression models)"
+                "--mixture: only scalar families and vector families on R^D can be mixed for now "
+                "(no regression, count, one-hot or simplex models)"
             )
     if components is not None:
         from symmle.numbers.mixture_em import parse_components
@@ -666,7 +667,16 @@ def fit(
         table = load_matrix(data_path, chosen, dropna=dropna)
         x, dropped = table.values, table.dropped
         with source_rows(dropped):
-            result = run_fit(run(m, timeout=budget), x, values, timeout=budget, ci=ci, columns=table.columns)
+            result = run_fit(
+                run(m, timeout=budget),
+                x,
+                values,
+                timeout=budget,
+                ci=ci,
+                columns=table.columns,
+                mixture=mixture,
+                seed=seed,
+            )
         dropped_rows = None if dropped is None else dropped.count
     else:
         if columns is not None:

@@ -434,7 +434,8 @@ def fit(
         log-posterior (see :meth:`symmle.Model.with_prior`).
     mixture : int, optional
         K: fit a K-component mixture of the family by EM
-        (:mod:`symmle.numbers.mixture_em`; K = 1 is the plain fit); ``seed``
+        (:mod:`symmle.numbers.mixture_em`, for a vector family
+        :mod:`symmle.numbers.mixture_vector`; K = 1 is the plain fit); ``seed``
         makes its random starts reproducible.  The result is a
         :class:`~symmle.numbers.mixture_em.MixtureResult`.
     components : iterable of int or str, optional
@@ -500,6 +501,12 @@ def fit(
     if mixture is not None:
         from symmle.numbers.mixture_em import check_components, fit_mixture
 
+        if check_components(mixture, "mixture") > 1 and m.is_vector:
+            from symmle.numbers.mixture_vector import fit_vector_mixture
+
+            return fit_vector_mixture(
+                d, data, int(mixture), constants, columns=columns, seed=seed, ci=ci, timeout=timeout
+            )
         if check_components(mixture, "mixture") > 1:
             return fit_mixture(d, data, int(mixture), constants, seed=seed, ci=ci)
     if m.is_vector:
