@@ -83,8 +83,10 @@ def statsmodels_source(d: Derivation) -> str:
     True
     """
     m = d.model
-    if d.regression is not None or m.is_vector or d.prior is not None:
-        raise SpecError("export writes a scalar model without a link, a prior or vector observations")
+    if d.regression is not None or m.is_vector or d.prior is not None or getattr(m, "mixture", 0):
+        raise SpecError(
+            "export writes a scalar model without a link, a prior, a mixture or vector observations"
+        )
     for q in m.parameters:
         if m.depends_on_support(q.symbol):
             raise SpecError(

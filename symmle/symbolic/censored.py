@@ -144,8 +144,8 @@ def distribution_functions(model: Model, timeout: float | None) -> Distribution:
     >>> distribution_functions(load_model("exponential"), 10).survival
     exp(-lam*x)
     """
-    if model.discrete or model.is_vector or model.is_regression:
-        raise SpecError("censoring applies to a scalar continuous model without a link")
+    if model.discrete or model.is_vector or model.is_regression or getattr(model, "mixture", 0):
+        raise SpecError("censoring applies to a scalar continuous model without a link or a mixture")
     x = model.variable
     u = sp.Dummy("u", **x.assumptions0)
     f = model.density.subs(x, u)
