@@ -370,6 +370,13 @@ def _with_bias(d, fmt: str, standalone: bool, timeout: float) -> str:
     "--bias", is_flag=True, help="Add the exact finite-sample bias, variance, MSE and unbiased correction."
 )
 @click.option(
+    "--censored",
+    "censored",
+    is_flag=True,
+    help="Right-censored data: the likelihood with log S(t) terms, the survival function and its MLE.",
+    default=False,
+)
+@click.option(
     "--mixture",
     metavar="K",
     help="A K-component mixture of MODEL: responsibilities, Q, the M-step and the weights of EM.",
@@ -392,6 +399,7 @@ def derive(
     output,
     timeout,
     bias,
+    censored,
     mixture,
 ) -> None:
     """Derive the MLE, Fisher information and CRLB of MODEL.
@@ -413,7 +421,16 @@ def derive(
         m = m.with_mixture(mixture)
     if bias and m.mixture:
         raise SpecError("--bias does not combine with --mixture")
-    d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
+    if censored:  # see symmle.symbolic.censored
+        from symmle.symbolic.censored import derive_censored
+
+        if m.is_regression or m.prior or m.mixture or derived or bias:
+            raise SpecError(
+                "--censored derives a scalar model (no --link, --prior, --mixture, --derived, --bias)"
+            )
+        d = derive_censored(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    else:
+        d = run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, derived=list(derived) or None)
     if bias:
         text = _with_bias(d, fmt, standalone, timeout if timeout is not None else DEFAULT_TIMEOUT)
     elif fmt == "json":
@@ -452,6 +469,18 @@ def derive(
     multiple=True,
     metavar="PARAM=LINK",
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
+)
+@click.option(
+    "--censored",
+    "status_column",
+    metavar="COL",
+    help="Right-censored data: COL is the status (1 = event observed at the --column time, 0 = censored).",
+)
+@click.option(
+    "--interval",
+    "interval_columns",
+    metavar="LO,HI",
+    help="Interval-censored data in two columns (LO empty: left-censored, HI empty: right-censored).",
 )
 @click.option("--formula", help='Regression design as a Wilkinson formula, e.g. "y ~ a + C(b) + np.log(c)".')
 @click.option("--y", "response", metavar="COL", help="Regression: the response column (with --x).")
@@ -509,6 +538,8 @@ def fit(
     columns,
     dropna,
     links,
+    status_column,
+    interval_columns,
     formula,
     response,
     covariates,
@@ -573,6 +604,34 @@ def fit(
             raise SpecError("--components: only scalar families can be mixed for now")
     if plot and ((mixture is not None and mixture > 1) or components is not None):
         raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
+    if status_column is not None or interval_columns is not None:  # see symmle.numbers.censored_fit
+        from symmle.numbers.censored_fit import fit_censored, load_censored, load_interval
+
+        if status_column is not None and interval_columns is not None:
+            raise SpecError("give either --censored or --interval, not both")
+        if (
+            m.is_regression
+            or m.is_vector
+            or m.prior
+            or m.mixture
+            or derived
+            or dropna
+            or plot
+            or columns is not None
+            or mixture is not None
+            or components is not None
+        ):
+            raise SpecError(
+                "--censored and --interval fit a scalar model "
+                "(no --link, --prior, --mixture, --components, --derived, --dropna, --plot)"
+            )
+        if interval_columns is not None:
+            data = load_interval(data_path, interval_columns)
+        else:
+            data = load_censored(data_path, column, status_column)
+        result = fit_censored(m, data, values, timeout=budget, ci=ci)
+        _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=not not as_json)
+        return
     regression_flags = (formula, response, covariates, offset)
     if not m.is_regression and any(v is not None for v in regression_flags):
         raise SpecError("--formula, --y, --x and --offset make a regression: add --link PARAM=LINK")
@@ -735,6 +794,13 @@ def _plot_ready(plot: str, model: str | None, m: Any) -> None:
     metavar="FILE.png",
     help="Histogram of the estimates and error against n (needs matplotlib).",
 )
+@click.option(
+    "--censor-rate",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    metavar="R",
+    help="Right-censor a fraction R of each replicate (exponential censoring times): bias, SE, coverage.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_cache_option
@@ -757,6 +823,7 @@ def check(
     design,
     mixture,
     plot,
+    censor_rate,
     as_json,
     timeout,
 ) -> None:
@@ -792,6 +859,19 @@ def check(
         _refuse_overwriting(plot, model)
     m = _resolve_model(model, pdf, var, discrete, support, params, consts)
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
+    if censor_rate is not None:  # see symmle.simulate.censored_check
+        from symmle.simulate.censored_check import check_censored
+
+        if links or plot or sizes or generic_sampler or mixture is not None or m.mixture:
+            raise SpecError(
+                "--censor-rate checks a scalar model: "
+                "no --link, --mixture, --plot, --sizes or --generic-sampler"
+            )
+        result = check_censored(m, true, censor_rate=censor_rate, n=n, reps=reps, seed=seed, timeout=budget)
+        _echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text(), nl=as_json)
+        if not result.passed:
+            _fail("check failed: " + "; ".join(result.failures()), VerificationError.exit_code)
+        return
     if mixture is not None and mixture > 1:
         ctx = click.get_current_context()
         agree_given = ctx.get_parameter_source("agree")
@@ -1062,6 +1142,13 @@ def _scalar_data(data_path: str, column: str | None, dropna: bool) -> Any:
     help="Regression: PARAM = g^-1(x^T beta), LINK one of identity log logit probit cloglog inverse sqrt.",
 )
 @click.option(
+    "--censored",
+    "censored",
+    is_flag=True,
+    help="A module that fits right-censored data: estimate(t, status), status 1 = event, 0 = censored.",
+    default=False,
+)
+@click.option(
     "--mixture",
     metavar="K",
     help="A module that fits K-component mixtures of MODEL by EM: fit(x, k=K, seed=0).",
@@ -1069,7 +1156,9 @@ def _scalar_data(data_path: str, column: str | None, dropna: bool) -> Any:
 @click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
 @_prior_options
 @_cache_option
-def compile_cmd(model, pdf, var, discrete, support, params, consts, output, links, mixture, timeout) -> None:
+def compile_cmd(
+    model, pdf, var, discrete, support, params, consts, output, links, censored, mixture, timeout
+) -> None:
     """Write MODEL's estimators as a standalone Python module (NumPy, and SciPy where needed).
 
     A regression's module (a MODEL with a [link], or --link PARAM=LINK) fits it:
@@ -1087,7 +1176,14 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
     budget = timeout if timeout is not None else DEFAULT_TIMEOUT
     if mixture is None and m.mixture:  # a spec's [mixture] table
         mixture = m.mixture
-    if mixture is not None:
+    if censored:  # see symmle.numbers.censored_codegen
+        from symmle.numbers.censored_codegen import censored_module_source
+        from symmle.symbolic.censored import derive_censored
+
+        if m.is_regression or m.prior or mixture is not None or m.mixture:
+            raise SpecError("--censored compiles a scalar model (no --link, --prior, --mixture)")
+        source = censored_module_source(derive_censored(m, timeout=budget))
+    elif mixture is not None:
         from symmle.numbers.mixture_codegen import mixture_module_source
         from symmle.numbers.mixture_em import check_components
 
@@ -1100,6 +1196,40 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
     from symmle.base.files import write_output
 
     write_output(output, source)
+    _echo(f"wrote {output}")
+
+
+@cli.command("export")
+@click.argument("model", required=False)
+@_inline_options
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["statsmodels"]),
+    required=True,
+    help="The library to write a model for.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The module to write, e.g. gamma_model.py.",
+)
+@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
+@_cache_option
+def export_cmd(model, pdf, var, discrete, support, params, consts, target, output, timeout) -> None:
+    """Write MODEL as a statsmodels GenericLikelihoodModel with the derived score and Hessian."""
+    from symmle.base.budget import DEFAULT_TIMEOUT
+    from symmle.base.files import write_output
+    from symmle.numbers.export_statsmodels import statsmodels_source
+    from symmle.symbolic.derivation import derive as run
+
+    _refuse_overwriting(output, model)
+    m = _resolve_model(model, pdf, var, discrete, support, params, consts)
+    write_output(
+        output, statsmodels_source(run(m, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT))
+    )
     _echo(f"wrote {output}")
 
 

@@ -181,6 +181,8 @@ class FitResult:
     #: derived quantities (``derived=``, ``--derived NAME=EXPR``): ``{NAME: {"expr", "estimate", "stderr",
     #: "ci95", "ci_method"}}`` (:mod:`symmle.numbers.derived_fit`)
     derived: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: censored data (``--censored``, ``--interval``): ``{"n_events", "n_censored", ...}``, else ``None``
+    censored: dict[str, int] | None = None
 
     @property
     def aic(self) -> float | None:
@@ -238,6 +240,8 @@ class FitResult:
             doc["columns"] = list(self.columns)
         if self.categories is not None:
             doc["categories"] = list(self.categories)
+        if self.censored is not None:
+            doc["censored"] = dict(self.censored)
         if self.derived:
             from symmle.numbers.derived_fit import derived_doc
 
@@ -294,6 +298,9 @@ class FitResult:
         for what, names in (("coordinates", self.columns), ("categories", self.categories)):
             if names is not None:
                 lines += ["", f"  {what}: " + ", ".join(f"{k} = {c}" for k, c in enumerate(names, 1))]
+        if self.censored is not None:
+            c = self.censored
+            lines += ["", f"  censored: {c['n_censored']} of {self.n} observations ({c['n_events']} exact)"]
         lines += ["", f"  log-likelihood = {self.log_likelihood:.10g}"]
         if self.aic is not None:
             lines.append(f"  AIC = {self.aic:.10g}, BIC = {self.bic:.10g} (k = {self.n_parameters})")

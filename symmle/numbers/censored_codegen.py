@@ -1,0 +1,278 @@
+"""``symmle compile MODEL --censored``: a standalone module that fits right-censored data.
+
+The module holds the derived per-observation :math:`\\log f(t)` and :math:`\\log S(t)` with their first
+and second derivatives in the parameters, printed as NumPy/SciPy code by the printer of ``symmle
+compile`` (:class:`symmle.numbers.codegen._Writer`), and, where
+:func:`~symmle.symbolic.censored.derive_censored` found closed forms, those estimators in ``N``, the
+number of events ``d`` and the sums ``T_j`` (every time), ``E_j`` (the events) and ``C_j`` (the
+censored times).  Otherwise ``estimate`` maximises the censored log-likelihood with its exact gradient
+and Hessian (SciPy's ``trust-exact`` on the log or logit scale of a positive or (0, 1) parameter).
+Standard errors come from the observed information.  It needs a closed-form survival function whose
+derivatives NumPy can evaluate; a model without one is refused.
+
+Every name reaches the source through the doors of :mod:`symmle.numbers.codegen` (``_local``,
+``_literal``, ``_docstring``); each printed function is read back with :mod:`ast` and may read only
+its arguments, its locals, NumPy and SciPy (:func:`symmle.numbers.export_statsmodels._vet`).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+import sympy as sp
+
+from symmle.base.errors import SpecError
+from symmle.numbers.codegen import _docstring, _literal, _locals, _renamed, _Writer
+from symmle.numbers.export_statsmodels import _vet
+
+if TYPE_CHECKING:
+    from symmle.symbolic.censored import CensoredDerivation
+
+__all__ = ["censored_module_source"]
+
+_UNPRINTABLE = (sp.meijerg, sp.hyper, sp.Integral, sp.Derivative, sp.Subs)
+
+
+def _closed(w: _Writer, name: str, e: sp.Expr) -> str:
+    """A function ``fn(v)`` of the statistics (``v`` maps ``N``, ``d``, ``T1``... and constants)."""
+    fn = f"_closed_{len(w.functions) + 1}"
+    body = _locals(e, exclude=set())
+    w.functions.append(f"def {fn}(v):\n{body}    return {w.expr(e.subs(_renamed(e)))}\n")
+    return fn
+
+
+def censored_module_source(d: CensoredDerivation) -> str:
+    """The source of the module (see the module docstring).
+
+    Examples
+    --------
+    >>> from symmle.model.build import load_model
+    >>> from symmle.symbolic.censored import derive_censored
+    >>> src = censored_module_source(derive_censored(load_model("exponential")))
+    >>> "def estimate(t, status, **constants):" in src
+    True
+    """
+    m = d.model
+    x = m.variable
+    if d.distribution.survival is None:
+        raise SpecError(
+            f"compile --censored needs a closed-form survival function; {m.name} has none "
+            "(symmle fit --censored uses quadrature instead)"
+        )
+    for q in m.parameters:
+        if q.domain not in ("real", "positive", "nonnegative", "unit"):
+            raise SpecError(
+                f"censored fits estimate real, positive or (0, 1) parameters; '{q.name}' is {q.domain}"
+            )
+    params = list(m.parameter_symbols)
+    logf = sp.expand_log(sp.log(m.density), force=True)
+    logs = sp.expand_log(sp.log(d.distribution.survival), force=True)
+    w = _Writer()
+    parts = {}
+    for label, e in (("f", logf), ("S", logs)):
+        grad = [sp.diff(e, p) for p in params]
+        hess = [[sp.diff(g, p) for p in params] for g in grad]
+        if any(t.has(*_UNPRINTABLE) for t in [e, *grad, *sum(hess, [])]):
+            raise SpecError(
+                f"compile --censored: the derivatives of log {label} of {m.name} have no NumPy form "
+                "(symmle fit --censored uses quadrature instead)"
+            )
+        parts[label] = (
+            w.pointwise(e, x, f"log{label}"),
+            [w.pointwise(g, x, f"dlog{label}") for g in grad],
+            [[w.pointwise(h, x, f"d2log{label}") for h in row] for row in hess],
+        )
+    closed = {}
+    statistics = []
+    c = d.likelihood
+    if (
+        d.closed_form
+        and c is not None
+        and not any(d.estimators[q.name].expr.has(sp.Sum) for q in m.parameters)
+    ):
+        for kind, table in (("all", c.totals), ("events", c.event_sums), ("censored", c.censored_sums)):
+            for sym, g in table:
+                statistics.append(f"({_literal(sym.name)}, {_literal(kind)}, {w.pointwise(g, x, 'stat')})")
+        closed = {q.name: _closed(w, q.name, d.estimators[q.name].expr) for q in m.parameters}
+    for source in w.functions:
+        _vet(source)
+    imports = sorted(mod for mod in w.imports if mod not in ("numpy", "math"))
+    names = [q.name for q in m.parameters]
+    point = m.point()
+    lo, hi = (sp.sstr(e) for e in m.support)
+    formulas = "\n".join(
+        f"    {q.name}_hat = {sp.sstr(d.estimators[q.name].expr)}"
+        if q.name in closed
+        else f"    {q.name}: numeric (maximise the censored log-likelihood)"
+        for q in m.parameters
+    )
+    doc = _docstring(
+        f"{m.title}: maximum-likelihood estimators from right-censored data, generated by symmle "
+        "(symmle compile --censored).\n\n"
+        f"Model ({m.name}): f({x}) = {sp.sstr(m.density)} for {x} in [{lo}, {hi}];\n"
+        f"S({x}) = {sp.sstr(d.distribution.survival)}.\n\n"
+        "Log-likelihood: sum_i [status_i log f(t_i) + (1 - status_i) log S(t_i)], status 1 = event, "
+        "0 = right-censored.\n\n"
+        + (
+            f"In N, d = sum(status) and the sums of the derivation:\n\n{formulas}\n\n"
+            if closed
+            else formulas + "\n\n"
+        )
+        + "Use::\n\n"
+        "    estimate(t, status, **constants)     # dict of estimates\n"
+        "    stderr(t, status, **constants)       # from the observed information\n"
+        "    log_likelihood(t, status, **values)\n"
+    )
+    table = lambda rows: "[" + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"  # noqa: E731
+    source = (
+        doc
+        + "\n\nimport math\n\nimport numpy\n"
+        + "".join(f"import {mod}\n" for mod in imports)
+        + "import scipy.optimize\n\n"
+        + f"PARAMETERS = {_literal(tuple(names))}\n"
+        + f"CONSTANTS = {_literal(tuple(q.name for q in m.constants))}\n"
+        + f"KNOWN = {_literal({q.name: float(q.value) for q in m.constants if q.value is not None})}\n"
+        + f"DOMAINS = {_literal({q.name: q.domain for q in m.parameters})}\n"
+        + f"START = {_literal({q.name: float(point[q.symbol]) for q in m.parameters})}\n\n\n"
+        + "\n\n".join(w.functions)
+        + f"""
+
+_LOGF, _DLOGF, _D2LOGF = {parts["f"][0]}, [{", ".join(parts["f"][1])}], {table(parts["f"][2])}
+_LOGS, _DLOGS, _D2LOGS = {parts["S"][0]}, [{", ".join(parts["S"][1])}], {table(parts["S"][2])}
+_STATISTICS = [{", ".join(statistics)}]
+_CLOSED = {{{", ".join(f"{_literal(k)}: {v}" for k, v in closed.items())}}}
+"""
+        + _RUNTIME
+    )
+    ast.parse(source)
+    return source
+
+
+_RUNTIME = '''
+
+def _data(t, status):
+    t = numpy.asarray(t, dtype=float).reshape(-1)
+    s = numpy.asarray(status, dtype=float).reshape(-1)
+    if t.size == 0 or t.size != s.size:
+        raise ValueError("t and status must be non-empty and of the same length")
+    bad = numpy.flatnonzero(~((s == 0) | (s == 1)))
+    if bad.size:
+        raise ValueError("status[%d] must be 1 (event) or 0 (censored), got %r" % (bad[0], s[bad[0]]))
+    bad = numpy.flatnonzero(~numpy.isfinite(t))
+    if bad.size:
+        raise ValueError("t[%d] is not a finite number" % bad[0])
+    if not numpy.any(s == 1):
+        raise ValueError("no event is observed (every status is 0): the likelihood has no maximum")
+    return t, s
+
+
+def _constants(given):
+    v = dict(KNOWN)
+    v.update({k: float(val) for k, val in given.items()})
+    unknown = sorted(set(v) - set(CONSTANTS) - set(PARAMETERS))
+    if unknown:
+        raise ValueError("unknown name " + unknown[0])
+    missing = [c for c in CONSTANTS if c not in v]
+    if missing:
+        raise ValueError("give the value of the constant " + missing[0])
+    return v
+
+
+def _sum(fn, v, t, weight):
+    with numpy.errstate(all="ignore"):
+        return float(numpy.sum(weight * (numpy.zeros(t.shape) + fn(v, t))))
+
+
+def _parts(t, s, v):
+    """The log-likelihood, its gradient and Hessian at the values ``v``."""
+    k = len(PARAMETERS)
+    value = _sum(_LOGF, v, t, s) + _sum(_LOGS, v, t, 1 - s)
+    grad = numpy.array([_sum(_DLOGF[a], v, t, s) + _sum(_DLOGS[a], v, t, 1 - s) for a in range(k)])
+    hess = numpy.array(
+        [
+            [_sum(_D2LOGF[a][b], v, t, s) + _sum(_D2LOGS[a][b], v, t, 1 - s) for b in range(k)]
+            for a in range(k)
+        ]
+    )
+    return value, grad, hess
+
+
+def _to_theta(z):
+    theta, d1, d2 = [], [], []
+    for value, name in zip(z, PARAMETERS):
+        if DOMAINS[name] in ("positive", "nonnegative"):
+            e = math.exp(min(value, 700.0))
+            theta.append(e), d1.append(e), d2.append(e)
+        elif DOMAINS[name] == "unit":
+            p = 1 / (1 + math.exp(-max(min(value, 700.0), -700.0)))
+            theta.append(p), d1.append(p * (1 - p)), d2.append(p * (1 - p) * (1 - 2 * p))
+        else:
+            theta.append(float(value)), d1.append(1.0), d2.append(0.0)
+    return theta, numpy.array(d1), numpy.array(d2)
+
+
+def _to_z(value, name):
+    if DOMAINS[name] in ("positive", "nonnegative"):
+        return math.log(value)
+    if DOMAINS[name] == "unit":
+        return math.log(value / (1 - value))
+    return value
+
+
+def _numeric(t, s, consts, start):
+    def objective(z):
+        theta, d1, d2 = _to_theta(z)
+        value, grad, hess = _parts(t, s, dict(consts, **dict(zip(PARAMETERS, theta))))
+        if not numpy.isfinite(value):
+            return 1e300, numpy.zeros(len(z)), numpy.eye(len(z))
+        return -value, -grad * d1, -(hess * numpy.outer(d1, d1) + numpy.diag(grad * d2))
+
+    z0 = numpy.array([_to_z(start[name], name) for name in PARAMETERS])
+    r = scipy.optimize.minimize(
+        lambda z: objective(z)[0], z0, jac=lambda z: objective(z)[1], hess=lambda z: objective(z)[2],
+        method="trust-exact", options={"gtol": 1e-9, "maxiter": 500},
+    )
+    theta, _, _ = _to_theta(r.x)
+    _, grad, _ = _parts(t, s, dict(consts, **dict(zip(PARAMETERS, theta))))
+    flat = numpy.all(numpy.abs(grad) * (numpy.abs(theta) + 1e-12) < 1e-5 * max(1.0, abs(r.fun)))
+    if not (r.success or flat):
+        raise ValueError("the censored log-likelihood's maximisation did not converge: " + str(r.message))
+    return dict(zip(PARAMETERS, theta))
+
+
+def estimate(t, status, **constants):
+    """Maximum-likelihood estimates from right-censored times ``t`` (``status`` 1 = event, 0 = censored)."""
+    t, s = _data(t, status)
+    consts = _constants(constants)
+    if _CLOSED:
+        v = dict(consts, N=float(t.size), d=float(s.sum()))
+        weights = {"all": 1.0, "events": s, "censored": 1 - s}
+        for name, kind, fn in _STATISTICS:
+            v[name] = _sum(fn, consts, t, weights[kind])
+        return {name: float(_CLOSED[name](v)) for name in PARAMETERS}
+    return _numeric(t, s, consts, START)
+
+
+def stderr(t, status, **constants):
+    """Standard errors at the estimate, from the observed information (None where it is singular)."""
+    t, s = _data(t, status)
+    consts = _constants(constants)
+    theta = estimate(t, s, **constants)
+    _, _, hess = _parts(t, s, dict(consts, **theta))
+    try:
+        cov = numpy.linalg.inv(-hess)
+    except numpy.linalg.LinAlgError:
+        return {name: None for name in PARAMETERS}
+    return {
+        name: (float(math.sqrt(cov[a, a])) if cov[a, a] > 0 else None) for a, name in enumerate(PARAMETERS)
+    }
+
+
+def log_likelihood(t, status, **values):
+    """The censored log-likelihood at the given parameters and constants."""
+    t, s = _data(t, status)
+    v = _constants({k: val for k, val in values.items() if k not in PARAMETERS})
+    v.update({k: float(values[k]) for k in PARAMETERS})
+    return _parts(t, s, v)[0]
+'''

@@ -1,0 +1,233 @@
+"""``symmle export MODEL --to statsmodels``: a ``GenericLikelihoodModel`` with the derived derivatives.
+
+The module written holds a subclass of statsmodels' ``GenericLikelihoodModel`` whose ``loglikeobs``,
+``score_obs``, ``score`` and ``hessian`` are the model's log-density and its first and second
+derivatives in the parameters, derived by SymPy and printed as NumPy/SciPy code by the printer of
+``symmle compile`` (:class:`symmle.numbers.codegen._Writer`).  statsmodels' ``summary``, Wald tests
+and robust covariances (``cov_type="HC0"`` reads ``score_obs``) then use exact derivatives.
+
+Every name of the model reaches the source through the vetting doors of :mod:`symmle.numbers.codegen`
+(``_local`` for identifiers, ``_literal`` and ``_docstring`` for text); every printed function is
+then read back with :mod:`ast` and may read only its arguments, its own locals, ``numpy`` and
+``scipy``; and the whole module must parse.  tests/test_export.py fits the written module with
+statsmodels and compares it with ``symmle fit``.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+from typing import TYPE_CHECKING
+
+import sympy as sp
+
+from symmle.base.errors import DerivationError, SpecError
+from symmle.numbers.codegen import _docstring, _literal, _Writer
+
+if TYPE_CHECKING:
+    from symmle.symbolic.derivation import Derivation
+
+__all__ = ["statsmodels_source", "class_name"]
+
+TARGETS = ("statsmodels",)
+
+
+def class_name(model_name: str) -> str:
+    """``gamma`` -> ``GammaModel``, ``weibull_scale`` -> ``WeibullScaleModel``; else ``SymmleModel``.
+
+    Examples
+    --------
+    >>> class_name("weibull_scale"), class_name("a) or os.system(1")
+    ('WeibullScaleModel', 'SymmleModel')
+    """
+    name = "".join(part[:1].upper() + part[1:] for part in str(model_name).split("_")) + "Model"
+    if not (name.isascii() and name.isidentifier()) or keyword.iskeyword(name):
+        return "SymmleModel"
+    return name
+
+
+def _vet(source: str) -> None:
+    """Each printed function reads only ``v``, its chunk, its own locals, NumPy and SciPy."""
+    tree = ast.parse(source)
+    (fn,) = tree.body
+    if not isinstance(fn, ast.FunctionDef):
+        raise DerivationError("the printed code is not one function")
+    args = {a.arg for a in fn.args.args}
+    assigned = {
+        t.id
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    allowed = args | assigned | {"numpy", "scipy"}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and node.id not in allowed:
+            raise DerivationError(
+                f"the printed code reads {node.id!r}, which is not an argument or NumPy/SciPy"
+            )
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Lambda, ast.FunctionDef)) and node is not fn:
+            raise DerivationError("the printed code defines or imports something")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise DerivationError(f"the printed code reads the attribute {node.attr!r}")
+
+
+def statsmodels_source(d: Derivation) -> str:
+    """The source of a module with a ``GenericLikelihoodModel`` subclass for ``d``'s model.
+
+    Examples
+    --------
+    >>> import symmle
+    >>> src = statsmodels_source(symmle.derive("poisson"))
+    >>> "class PoissonModel(GenericLikelihoodModel):" in src
+    True
+    """
+    m = d.model
+    if d.regression is not None or m.is_vector or d.prior is not None or getattr(m, "mixture", 0):
+        raise SpecError(
+            "export writes a scalar model without a link, a prior, a mixture or vector observations"
+        )
+    for q in m.parameters:
+        if m.depends_on_support(q.symbol):
+            raise SpecError(
+                f"'{q.name}' sets the support of {m.name}: the model is not regular in it, "
+                "so statsmodels' score and Hessian do not apply"
+            )
+    x = m.variable
+    params = list(m.parameter_symbols)
+    logf = d.likelihood.log_density
+    score = [sp.diff(logf, p) for p in params]
+    hessian = [[sp.diff(s, p) for p in params] for s in score]
+    w = _Writer()
+    f_logf = w.pointwise(logf, x, "logf")
+    f_score = [w.pointwise(s, x, "score") for s in score]
+    f_hess = [[w.pointwise(h, x, "hess") for h in row] for row in hessian]
+    for source in w.functions:
+        _vet(source)
+    imports = sorted(mod for mod in w.imports if mod not in ("numpy", "math"))
+    names = [q.name for q in m.parameters]
+    constants = [q.name for q in m.constants]
+    known = {q.name: float(q.value) for q in m.constants if q.value is not None}
+    point = m.point()
+    start = {q.name: float(point[q.symbol]) for q in m.parameters}
+    lo, hi = (sp.sstr(e) for e in m.support)
+    cls = class_name(m.name)
+    score_text = "\n".join(f"    d/d{q.name} log f = {sp.sstr(s)}" for q, s in zip(m.parameters, score))
+    doc = _docstring(
+        f"{m.title}: a statsmodels GenericLikelihoodModel generated by symmle (symmle export).\n\n"
+        f"Model ({m.name}): f({x}) = {sp.sstr(m.density)} for {x} in [{lo}, {hi}]"
+        f"{' (integers)' if m.discrete else ''}.\n\n"
+        f"Per observation:\n\n    log f = {sp.sstr(logf)}\n{score_text}\n\n"
+        "loglikeobs, score_obs, score and hessian are these expressions and their second derivatives, "
+        "derived by SymPy.\n\n"
+        "Use::\n\n"
+        f"    from this_module import {cls}\n"
+        f"    res = {cls}(x{''.join(f', {c}=...' for c in constants)}).fit()   "
+        "# Newton's method with the exact Hessian\n"
+        "    print(res.summary())\n"
+    )
+    class_doc = _docstring(
+        f"statsmodels model of {m.title}; parameters in the order of PARAMETERS.\n\n"
+        "    endog: the observations (one column); exog must be None.  The model's constants are keyword\n"
+        "    arguments.  fit() uses method='newton'; without start_params it starts from START and\n"
+        "    takes damped Newton steps (halved until the log-likelihood is finite and larger) first.\n    "
+    )
+    hess_table = "[" + ", ".join("[" + ", ".join(row) + "]" for row in f_hess) + "]"
+    source = (
+        doc
+        + "\n\nimport numpy\n"
+        + "".join(f"import {mod}\n" for mod in imports)
+        + "from statsmodels.base.model import GenericLikelihoodModel\n\n"
+        + f"PARAMETERS = {_literal(tuple(names))}\n"
+        + f"CONSTANTS = {_literal(tuple(constants))}\n"
+        + f"KNOWN = {_literal(known)}\n"
+        + f"START = {_literal(start)}\n\n\n"
+        + "\n\n".join(w.functions)
+        + f"""
+
+_SCORE = [{", ".join(f_score)}]
+_HESSIAN = {hess_table}
+
+
+def _per_observation(value, x):
+    return numpy.zeros(numpy.shape(x)) + value
+
+
+class {cls}(GenericLikelihoodModel):
+    {class_doc}
+
+    def __init__(self, endog, exog=None, **kwds):
+        if exog is not None:
+            raise ValueError("this model has no covariates: exog must be None")
+        constants = dict(KNOWN)
+        for name in CONSTANTS:
+            if name in kwds:
+                constants[name] = float(kwds.pop(name))
+        missing = [name for name in CONSTANTS if name not in constants]
+        if missing:
+            raise ValueError("give the value of the constant " + missing[0])
+        kwds.setdefault("extra_params_names", list(PARAMETERS))
+        endog = numpy.asarray(endog, dtype=float).reshape(-1)
+        super().__init__(endog, None, **kwds)
+        self.constants = constants
+        self.nparams = len(PARAMETERS)
+        self.start_params = numpy.array([START[name] for name in PARAMETERS])
+
+    def _values(self, params):
+        values = dict(zip(PARAMETERS, (float(p) for p in numpy.asarray(params, dtype=float).reshape(-1))))
+        values.update(self.constants)
+        return values
+
+    def loglikeobs(self, params):
+        x = self.endog
+        return _per_observation({f_logf}(self._values(params), x), x)
+
+    def loglike(self, params):
+        return float(numpy.sum(self.loglikeobs(params)))
+
+    def score_obs(self, params):
+        x, v = self.endog, self._values(params)
+        return numpy.column_stack([_per_observation(f(v, x), x) for f in _SCORE])
+
+    def score(self, params):
+        return self.score_obs(params).sum(axis=0)
+
+    def hessian(self, params):
+        x, v = self.endog, self._values(params)
+        return numpy.array([[numpy.sum(_per_observation(f(v, x), x)) for f in row] for row in _HESSIAN])
+
+    def damped_newton(self, start, iterations=200):
+        # Newton steps from start, each halved until the log-likelihood is finite and larger
+        theta = numpy.asarray(start, dtype=float)
+        value = self.loglike(theta)
+        for _ in range(iterations):
+            g, h = self.score(theta), self.hessian(theta)
+            try:
+                step = -numpy.linalg.solve(h, g)
+                if not numpy.dot(step, g) > 0:  # not an ascent direction: the gradient, scaled
+                    step = g / (numpy.abs(numpy.diag(h)) + 1.0)
+            except numpy.linalg.LinAlgError:
+                step = g / (numpy.abs(numpy.diag(h)) + 1.0)
+            for _ in range(60):
+                trial = theta + step
+                new = self.loglike(trial)
+                if numpy.isfinite(new) and new >= value:
+                    break
+                step = step / 2
+            else:
+                break
+            theta, value = trial, new
+            if numpy.all(numpy.abs(step) <= 1e-12 * (1 + numpy.abs(theta))):
+                break
+        return theta
+
+    def fit(self, start_params=None, method="newton", maxiter=100, **kwargs):
+        if start_params is None:
+            # from START by damped Newton steps that stay where the log-likelihood is finite
+            with numpy.errstate(all="ignore"):
+                start_params = self.damped_newton(self.start_params)
+        return super().fit(start_params=start_params, method=method, maxiter=maxiter, **kwargs)
+"""
+    )
+    ast.parse(source)  # the whole module parses
+    return source
