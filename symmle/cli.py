@@ -569,8 +569,11 @@ def fit(
         if mixture is not None:
             raise SpecError("give --mixture K or --components LOW..HIGH, not both")
         components = parse_components(components)
-        if m.is_regression or m.is_vector:
-            raise SpecError("--components: only scalar families can be mixed for now")
+        if m.is_regression or (m.is_vector and m.support_set != "real"):
+            raise SpecError(
+                "--components: only scalar families and vector families on R^D can be mixed for now "
+                "(no regression, count, one-hot or simplex models)"
+            )
     if plot and ((mixture is not None and mixture > 1) or components is not None):
         raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
     regression_flags = (formula, response, covariates, offset)
@@ -617,6 +620,7 @@ def fit(
                 columns=table.columns,
                 mixture=mixture,
                 seed=seed,
+                components=components,
             )
         dropped_rows = None if dropped is None else dropped.count
     else:
