@@ -1096,6 +1096,11 @@ def compile_cmd(model, pdf, var, discrete, support, params, consts, output, link
         from symmle.numbers.mixture_em import check_components
 
         mixture = check_components(mixture)
+        if m.is_vector and mixture > 1:
+            raise SpecError(
+                f"compile --mixture: a module for mixtures of the vector family '{m.name}' is not "
+                f"generated yet; fit them with symmle fit {m.name} --mixture {mixture} DATA --columns ..."
+            )
         if m.is_regression or m.is_vector or m.prior:
             raise SpecError("--mixture: only scalar families without a link or prior can be mixed for now")
         source = mixture_module_source(run(m, timeout=budget), mixture, timeout=budget)

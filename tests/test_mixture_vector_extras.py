@@ -115,3 +115,93 @@ def test_cli_components_refusals(tmp_path):
     np.savetxt(counts, [[1, 2, 3], [2, 2, 2]], delimiter=",", header="a,b,c", comments="", fmt="%d")
     multi = runner.invoke(cli, ["fit", "multinomial", "--components", "1..2", str(counts)])
     assert multi.exit_code != 0 and "--components" in multi.output and "Traceback" not in multi.output
+
+
+# ---------------------------------------------------------------- check --mixture of a vector family
+
+TRUE = "w=[0.4,0.6],mu=[[0,0],[3,3]],Sigma=[[[1,0],[0,1]],[[1,0.5],[0.5,2]]]"
+
+
+def test_check_vector_mixture_statistics(mvn):
+    from symmle.simulate.mixture_vector_check import VectorMixtureCheckResult
+
+    true = {"w": "[0.6, 0.4]", "mu": "[[4, 4], [0, 0]]", "Sigma": "[[[1, 0.5], [0.5, 2]], [[1, 0], [0, 1]]]"}
+    r = symmle.check(mvn, true, n=300, reps=6, seed=3, mixture=2)
+    assert isinstance(r, VectorMixtureCheckResult) and r.failed == 0
+    # canonical order: the true components sorted by the first coordinate of mu
+    assert r.true["w"] == [0.4, 0.6] and r.true["mu"] == [[0.0, 0.0], [4.0, 4.0]]
+    assert sorted(r.entries) == sorted(["w", "mu[1]", "mu[2]", "Sigma[1,1]", "Sigma[2,1]", "Sigma[2,2]"])
+    sigma21 = r.entries["Sigma[2,1]"]
+    assert [e.true for e in sigma21] == [0.0, 0.5]
+    # the statistics are those of the replicates' estimates, and near the truth
+    for label, row in r.entries.items():
+        est = r.estimates[label]
+        for k, e in enumerate(row):
+            assert e.mean == pytest.approx(float(np.mean(est[:, k])), rel=1e-12, abs=1e-12)
+            assert e.sd == pytest.approx(float(np.std(est[:, k], ddof=1)), rel=1e-12)
+            assert abs(e.bias) < 4 * e.sd / np.sqrt(6) + 0.05
+            assert e.mean_se is not None and 0.3 < e.mean_se / e.sd < 3
+    # the weights of the two components are complementary in every replicate
+    assert np.allclose(r.estimates["w"].sum(axis=1), 1.0)
+    doc = r.to_dict()
+    assert doc["schema"] == 1 and doc["mixture"] == 2
+    assert np.asarray(doc["true"]["Sigma"]).shape == (2, 2, 2)
+    assert len(doc["parameters"]["mu[1]"]["coverage"]) == 2
+
+
+def test_check_vector_mixture_cli(tmp_path):
+    res = CliRunner().invoke(
+        cli,
+        ["check", "mvnormal", "--mixture", "2", "--true", TRUE, "--n", "300", "--reps", "4", "--seed", "0"],
+    )
+    assert res.exit_code in (0, 6), res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("mvnormal mixture of 2: simulation check, n = 300, 4 replicates, seed 0")
+    assert lines[2].split()[:2] == ["component", "parameter"]
+    rows = [line.split() for line in lines[3:15]]
+    assert [(r[0], r[1]) for r in rows[:6]] == [
+        ("1", "w"),
+        ("1", "mu[1]"),
+        ("1", "mu[2]"),
+        ("1", "Sigma[1,1]"),
+        ("1", "Sigma[2,1]"),
+        ("1", "Sigma[2,2]"),
+    ]
+    assert rows[10][:3] == ["2", "Sigma[2,1]", "0.5"]
+    res = CliRunner().invoke(
+        cli,
+        ["check", "mvnormal", "--mixture", "2", "--true", TRUE, "--n", "200", "--reps", "2", "--json"],
+    )
+    doc = json.loads(res.stdout)
+    assert doc["true"]["mu"] == [[0.0, 0.0], [3.0, 3.0]] and doc["replicates_failed"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "true, message",
+    [
+        (TRUE.replace("[[0,0],[3,3]]", "[[0,0],[3,3],[1,1]]"), "a mixture of 2 needs 2"),
+        (TRUE.replace("[[0,0],[3,3]]", "[[0,0,0],[3,3,3]]"), "different dimensions"),
+        (TRUE.replace("[[1,0],[0,1]]", "[[1,2],[2,1]]"), "not positive definite"),
+        (TRUE.replace("[0.5,2]]]", "[0.4,2]]]"), "not symmetric"),
+        (TRUE.replace("w=[0.4,0.6]", "w=[0.5,0.6]"), "must sum to 1"),
+        (TRUE.replace("w=[0.4,0.6]", "w=[-0.4,1.4]"), "strictly between 0 and 1"),
+        (TRUE[:-1], "unbalanced brackets"),
+        (TRUE.replace("[[0,0],[3,3]]", "[0,3]"), "component 1"),
+        (TRUE.replace("[3,3]", "[3,__import__('os')]"), "unknown function"),
+        ("w=[0.4,0.6],mu=[[0,0],[3,3]]", "missing true value of 'Sigma'"),
+        (TRUE.replace("[3,3]", "[0,0]").replace("[[1,0.5],[0.5,2]]", "[[1,0],[0,1]]"), "not identifiable"),
+    ],
+)
+def test_check_vector_mixture_bad_truth_is_one_line(true, message):
+    res = CliRunner().invoke(cli, ["check", "mvnormal", "--mixture", "2", "--true", true, "--n", "50"])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("symmle: error:") and message in lines[0], res.output
+
+
+def test_compile_vector_mixture_refused_clearly(tmp_path):
+    out = tmp_path / "m.py"
+    res = CliRunner().invoke(cli, ["compile", "mvnormal", "--mixture", "2", "-o", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "vector family 'mvnormal' is not generated yet" in lines[0]
