@@ -205,3 +205,13 @@ def test_compile_vector_mixture_refused_clearly(tmp_path):
     assert res.exit_code == 2 and not out.exists()
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "vector family 'mvnormal' is not generated yet" in lines[0]
+
+
+def test_check_mixture_hands_a_vector_family_on(mvn):
+    from symmle.simulate.mixture_check import check_mixture
+    from symmle.simulate.mixture_vector_check import VectorMixtureCheckResult
+
+    true = {"w": [0.5, 0.5], "mu": [[0, 0], [5, 5]], "Sigma": [np.eye(2), 2 * np.eye(2)]}
+    r = check_mixture(mvn, true, 2, n=200, reps=3, seed=2, starts=2)
+    assert isinstance(r, VectorMixtureCheckResult) and r.failed == 0
+    assert [e.true for e in r.entries["Sigma[2,2]"]] == [1.0, 2.0]

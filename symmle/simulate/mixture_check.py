@@ -508,6 +508,23 @@ def check_mixture(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if m.is_vector and not m.is_regression:
+        from symmle.simulate.mixture_vector_check import check_vector_mixture
+
+        return check_vector_mixture(
+            d if d is not None else m,
+            true,
+            K,
+            n=n,
+            reps=reps,
+            seed=seed,
+            constants=constants,
+            generic_sampler=generic_sampler,
+            starts=starts,
+            ci=ci,
+            progress=progress,
+            timeout=timeout,
+        )
     if m.is_vector or m.is_regression:
         raise SpecError(
             "--mixture: only scalar families can be mixed for now (no vector or regression models)"
