@@ -600,8 +600,11 @@ def fit(
         if mixture is not None:
             raise SpecError("give --mixture K or --components LOW..HIGH, not both")
         components = parse_components(components)
-        if m.is_regression or m.is_vector:
-            raise SpecError("--components: only scalar families can be mixed for now")
+        if m.is_regression or (m.is_vector and m.support_set != "real"):
+            raise SpecError(
+                "--components: only scalar families and vector families on R^D can be mixed for now "
+                "(no regression, count, one-hot or simplex models)"
+            )
     if plot and ((mixture is not None and mixture > 1) or components is not None):
         raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
     if status_column is not None or interval_columns is not None:  # see symmle.numbers.censored_fit
@@ -676,6 +679,7 @@ def fit(
                 columns=table.columns,
                 mixture=mixture,
                 seed=seed,
+                components=components,
             )
         dropped_rows = None if dropped is None else dropped.count
     else:
@@ -1188,6 +1192,11 @@ def compile_cmd(
         from symmle.numbers.mixture_em import check_components
 
         mixture = check_components(mixture)
+        if m.is_vector and mixture > 1:
+            raise SpecError(
+                f"compile --mixture: a module for mixtures of the vector family '{m.name}' is not "
+                f"generated yet; fit them with symmle fit {m.name} --mixture {mixture} DATA --columns ..."
+            )
         if m.is_regression or m.is_vector or m.prior:
             raise SpecError("--mixture: only scalar families without a link or prior can be mixed for now")
         source = mixture_module_source(run(m, timeout=budget), mixture, timeout=budget)

@@ -497,6 +497,12 @@ def fit(
             raise SpecError(
                 "give the number of components (mixture) or a range to choose from (components), not both"
             )
+        if m.is_vector:
+            from symmle.numbers.mixture_vector import fit_vector_components
+
+            return fit_vector_components(
+                d, data, components, constants, columns=columns, seed=seed, ci=ci, timeout=timeout
+            )
         return fit_components(d, data, components, constants, seed=seed, ci=ci)
     if mixture is not None:
         from symmle.numbers.mixture_em import check_components, fit_mixture

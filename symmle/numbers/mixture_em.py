@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -1183,12 +1183,24 @@ def fit_components(
     >>> r.components, [row["k"] for row in r.selection]
     (2, [1, 2, 3])
     """
-    ks = parse_components(components, "components")
+    return choose_by_bic(
+        parse_components(components, "components"),
+        lambda k: fit_mixture(d, data, k, constants, seed=seed, starts=starts, ci=ci),
+    )
+
+
+def choose_by_bic(ks: list[int], fit_one: Callable[[int], MixtureResult]) -> MixtureResult:
+    """The fit ``fit_one(k)`` of least BIC over ``ks`` (ties to the smaller K), with ``selection``.
+
+    A K whose fit raises :class:`DataError` (a degenerate mixture) is listed with its error.
+    Shared by the scalar (:func:`fit_components`) and vector
+    (:func:`symmle.numbers.mixture_vector.fit_vector_components`) selections.
+    """
     rows: list[dict[str, Any]] = []
     fits: dict[int, MixtureResult] = {}
     for k in ks:
         try:
-            r = fit_mixture(d, data, k, constants, seed=seed, starts=starts, ci=ci)
+            r = fit_one(k)
         except DataError as exc:
             rows.append({"k": k, "log_likelihood": None, "aic": None, "bic": None, "error": str(exc)})
             continue

@@ -86,11 +86,13 @@ from symmle.numbers.mixture_em import (
     TOL_PARAMS,
     MixtureResult,
     check_components,
+    choose_by_bic,
+    parse_components,
 )
 from symmle.numbers.vector_data import validate_rows
 from symmle.numbers.vector_plan import vector_formulas
 
-__all__ = ["VectorMixtureResult", "fit_vector_mixture", "COLLAPSE"]
+__all__ = ["VectorMixtureResult", "fit_vector_mixture", "fit_vector_components", "COLLAPSE"]
 
 #: a covariance whose smallest eigenvalue, relative to the one-component fit's, falls below this has
 #: become singular (the component sits on a lower-dimensional set: the likelihood is unbounded there)
@@ -171,7 +173,10 @@ class VectorMixtureResult(MixtureResult):
             head = " " * len(head)
         if self.warnings:
             lines += ["", "Warnings"] + [f"  - {w}" for w in self.warnings]
-        return printable("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        if self.selection:
+            text = self._selection_text() + text
+        return printable(text)
 
 
 def _entries(name: str, value: Any) -> list[tuple[str, tuple | None]]:
@@ -1105,7 +1110,7 @@ def fit_vector_mixture(
     reference, _ = fam.m_step(float(n), mean, scatter, sums)
     em = _EM(fam, x, reference)
     rng = np.random.default_rng(seed)
-    n_starts = max(1, int(starts))
+    n_starts = max(1, int(starts)) if K > 1 else 1  # one component: EM has one answer
     runs: list[_Run] = []
     failures: list[_Collapse] = []
     for r0 in _starts(x, K, n_starts, rng):
@@ -1217,3 +1222,38 @@ def _stack(values: list, q) -> np.ndarray:
     if q.is_matrix:
         return np.stack([a.reshape(-1) for a in arrs])
     return np.array([float(a) for a in arrs])
+
+
+def fit_vector_components(
+    d,
+    data: Any,
+    components: Any,
+    constants: Mapping[str, Any] | None = None,
+    *,
+    columns: list[str] | None = None,
+    seed: int = 0,
+    starts: int = 10,
+    ci: str = "transformed",
+    timeout: float | None = None,
+) -> VectorMixtureResult:
+    """Fit mixtures of the vector model of ``d`` with each number of components in ``components``
+    and keep the one of least BIC (:func:`symmle.numbers.mixture_em.choose_by_bic`).
+
+    K = 1 is the plain fit (one component, weight 1).  A K whose mixture degenerates on the data
+    is listed in ``selection`` with its error and skipped.
+
+    Examples
+    --------
+    >>> import numpy as np, symmle
+    >>> rng = np.random.default_rng(3)
+    >>> x = np.r_[rng.normal(0, 1, (200, 2)), rng.normal(6, 1, (200, 2))]
+    >>> r = fit_vector_components(symmle.derive("mvnormal"), x, "1..3", seed=0, starts=3)
+    >>> r.components, [row["k"] for row in r.selection]
+    (2, [1, 2, 3])
+    """
+    return choose_by_bic(
+        parse_components(components, "components"),
+        lambda k: fit_vector_mixture(
+            d, data, k, constants, columns=columns, seed=seed, starts=starts, ci=ci, timeout=timeout
+        ),
+    )

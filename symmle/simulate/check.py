@@ -270,12 +270,14 @@ def check(
         if check_components(mixture, "mixture") > 1:
             from symmle.simulate.mixture_check import check_mixture
 
-            if link or m.is_regression or m.is_vector:
-                raise SpecError(
-                    "--mixture: only scalar families can be mixed for now (no link, no vector model)"
-                )
+            if link or m.is_regression:
+                raise SpecError("--mixture: a mixture of regressions is not supported (no link)")
             if sizes is not None or design != "normal":
                 raise SpecError("--sizes and --design are not available with --mixture")
+            if m.is_vector:
+                from symmle.simulate.mixture_vector_check import check_vector_mixture
+
+                check_mixture = check_vector_mixture  # type: ignore[assignment]
             return check_mixture(  # type: ignore[return-value]
                 d if d is not None else m,
                 true,

@@ -100,6 +100,17 @@ def _vector(raw: Any, name: str, K: int) -> np.ndarray:
     return values
 
 
+def true_weights(raw: Any, K: int) -> np.ndarray:
+    """The K true weights from text or a sequence, checked to lie on the simplex (interior)."""
+    w = _vector(raw, WEIGHTS, K)
+    if np.any(w <= 0) or np.any(w >= 1):
+        raise SpecError(f"--true {WEIGHTS}: every weight must lie strictly between 0 and 1")
+    total = float(np.sum(w))
+    if abs(total - 1.0) > SIMPLEX_TOL:
+        raise SpecError(f"--true {WEIGHTS} must sum to 1 (the weights lie on the simplex), not {total:.10g}")
+    return w / total
+
+
 def mixture_truth(model: Model, true: Mapping[str, Any], K: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The true weights (K) and component parameters (P x K), checked, in canonical order.
 
@@ -133,13 +144,7 @@ def mixture_truth(model: Model, true: Mapping[str, Any], K: int) -> tuple[np.nda
     if missing:
         example = ",".join(f"{k}=[...]" for k in allowed)
         raise SpecError(f"missing true value of '{missing[0]}' (give every one as a list of {K}: {example})")
-    w = _vector(true[WEIGHTS], WEIGHTS, K)
-    if np.any(w <= 0) or np.any(w >= 1):
-        raise SpecError(f"--true {WEIGHTS}: every weight must lie strictly between 0 and 1")
-    total = float(np.sum(w))
-    if abs(total - 1.0) > SIMPLEX_TOL:
-        raise SpecError(f"--true {WEIGHTS} must sum to 1 (the weights lie on the simplex), not {total:.10g}")
-    w = w / total
+    w = true_weights(true[WEIGHTS], K)
     theta = np.empty((len(names), K))
     for p, q in enumerate(model.parameters):
         values = _vector(true[q.name], q.name, K)
@@ -306,31 +311,43 @@ class MixtureCheckResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def _row_titles(self) -> tuple[str, ...]:
+        return ("parameter",)
+
+    def _row_head(self, e: EntryCheck) -> tuple[str, ...]:
+        return (e.label,)
+
+    def _ordered_entries(self) -> list[EntryCheck]:
+        return [e for row in self.entries.values() for e in row]
+
     def to_text(self) -> str:
         """The check as a table for the terminal, one row per parameter and component."""
-        consts = ", ".join(f"{k} = {v:g}" for k, v in self.constants.items())
+        consts = ", ".join(
+            f"{k} = {v:g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in self.constants.items()
+        )
         head = (
             f"{self.model} mixture of {self.components}: simulation check, n = {self.n}, "
             f"{self.reps} replicates, seed {self.seed}, {self.sampler} sampler"
             + (f"; {consts}" if consts else "")
         )
-        rows = [("parameter", "true", "mean", "bias ± MC error", "SD", "mean SE", "coverage", "verdict")]
-        for row in self.entries.values():
-            for e in row:
-                rows.append(
-                    (
-                        e.label,
-                        f"{e.true:.6g}",
-                        _fmt(e.mean, ".6g"),
-                        "n/a"
-                        if e.bias is None
-                        else f"{e.bias:.3g} ± {e.bias_mc_error:.2g}" + _mark(e.checks["bias"]),
-                        _fmt(e.sd, ".4g"),
-                        _fmt(e.mean_se, ".4g"),
-                        _fmt(e.coverage, ".3f") + _mark(e.checks["coverage"]),
-                        "pass" if e.passed else "FAIL",
-                    )
+        rows = [
+            (*self._row_titles(), "true", "mean", "bias ± MC error", "SD", "mean SE", "coverage", "verdict")
+        ]
+        for e in self._ordered_entries():
+            rows.append(
+                (
+                    *self._row_head(e),
+                    f"{e.true:.6g}",
+                    _fmt(e.mean, ".6g"),
+                    "n/a"
+                    if e.bias is None
+                    else f"{e.bias:.3g} ± {e.bias_mc_error:.2g}" + _mark(e.checks["bias"]),
+                    _fmt(e.sd, ".4g"),
+                    _fmt(e.mean_se, ".4g"),
+                    _fmt(e.coverage, ".3f") + _mark(e.checks["coverage"]),
+                    "pass" if e.passed else "FAIL",
                 )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [head, ""] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines += [
@@ -491,6 +508,23 @@ def check_mixture(
         m = model.model
     else:
         d, m = None, load_model(model)
+    if m.is_vector and not m.is_regression:
+        from symmle.simulate.mixture_vector_check import check_vector_mixture
+
+        return check_vector_mixture(
+            d if d is not None else m,
+            true,
+            K,
+            n=n,
+            reps=reps,
+            seed=seed,
+            constants=constants,
+            generic_sampler=generic_sampler,
+            starts=starts,
+            ci=ci,
+            progress=progress,
+            timeout=timeout,
+        )
     if m.is_vector or m.is_regression:
         raise SpecError(
             "--mixture: only scalar families can be mixed for now (no vector or regression models)"
