@@ -86,7 +86,8 @@ def test_a_decreasing_solution_is_refused(monkeypatch):
     monkeypatch.setattr(cdf_cache, "load_quantile", lambda *a: ([decreasing, right], ""))
     cdf._MEMO.clear()
     q, _ = quantile_function(distribution_function(m))
-    assert q is not None and sp.simplify(q.expr - right) == 0
+    u = np.array([0.1, 0.5, 0.9])
+    assert q is not None and np.allclose(q(u, {"lam": 2.0}, ["lam"]), -np.log1p(-u) / 2.0, rtol=1e-14)
     cdf._MEMO.clear()
 
 

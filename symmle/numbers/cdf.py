@@ -155,7 +155,12 @@ class DistributionFunction:
 
     # ------------------------------------------------------------------ continuous
     def __call__(
-        self, xs: np.ndarray, values: Mapping[str, Any], out: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        xs: np.ndarray,
+        values: Mapping[str, Any],
+        out: tuple[np.ndarray, np.ndarray] | None = None,
+        *,
+        sorted_rows: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(F, S)`` at ``xs`` (a row of sorted data per parameter value), each clipped to [0, 1].
 
@@ -168,6 +173,9 @@ class DistributionFunction:
         out : (ndarray, ndarray), optional
             Buffers of the shape of ``xs`` for ``F`` and ``S`` (a closed form is then evaluated
             into them by :class:`symmle.numbers.kernel.Kernel`, without temporaries).
+        sorted_rows : bool
+            With ``out``: the rows are sorted, so that ``F`` need be evaluated on the lower half of
+            each row only and ``S`` on the upper (each complement by subtraction where exact enough).
         """
         xs = np.atleast_2d(np.asarray(xs, dtype=float))
         if self.model.discrete:
@@ -181,11 +189,32 @@ class DistributionFunction:
                 self._fns["sf_kernel"] = Kernel(syms, self.sf_expr)
             args = self._args(values, xs.shape[0])
             F, S = out
-            self._fns["cdf_kernel"](F, xs, *args)
-            self._fns["sf_kernel"](S, xs, *args)
-            for a in (F, S):  # the clip of np.clip, as two plain ufuncs (faster)
-                np.maximum(a, 0.0, out=a)
-                np.minimum(a, 1.0, out=a)
+            kf, ks = self._fns["cdf_kernel"], self._fns["sf_kernel"]
+            n = xs.shape[1]
+            c = n // 2
+            whole = True
+            if sorted_rows and n >= 2:
+                # F on the lower half of each row, S on the upper, each complement by subtraction
+                # where it keeps its digits (S = 1 - F while F <= 0.9, F = 1 - S while S <= 0.9):
+                # one evaluation of a closed form per value.  F increases along a sorted row.
+                kf(F[:, :c], xs[:, :c], *args)
+                ks(S[:, c:], xs[:, c:], *args)
+                if np.all(F[:, c - 1] <= 0.9) and np.all(S[:, c] <= 0.9):
+                    np.subtract(1.0, F[:, :c], out=S[:, :c])
+                    np.subtract(1.0, S[:, c:], out=F[:, c:])
+                    whole = False
+                else:
+                    kf(F[:, c:], xs[:, c:], *args)
+                    ks(S[:, :c], xs[:, :c], *args)
+            else:
+                kf(F, xs, *args)
+                ks(S, xs, *args)
+            ends = (F[:, 0], F[:, -1], S[:, 0], S[:, -1])
+            if whole or not all(np.all((e >= 0.0) & (e <= 1.0)) for e in ends):
+                for a in (F, S):  # the clip of np.clip, as two plain ufuncs (faster)
+                    np.maximum(a, 0.0, out=a)
+                    np.minimum(a, 1.0, out=a)
+            # else: a sorted row's F and S are monotone, so their ends bound them: nothing to clip
             return F, S
         if self.method == "closed_form":
             if "cdf" not in self._fns:
@@ -579,7 +608,7 @@ def quantile_function(
         else:
             candidates, note = stored
         compiled = []
-        for expr in candidates:
+        for expr in _variants(candidates):
             try:
                 from symmle.numbers.kernel import Kernel
 
@@ -642,3 +671,23 @@ def _quantile_checks(dist: DistributionFunction, q: QuantileFunction, point: Map
     ok_f = np.abs(F[low] - u[low]) <= QUANTILE_RTOL * u[low]
     ok_s = np.abs(S[~low] - (1 - u[~low])) <= QUANTILE_RTOL * (1 - u[~low])
     return bool(np.all(ok_f) and np.all(ok_s))
+
+
+def _variants(solutions: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """Each solution, preceded by a cheaper form with ``log(1/a)`` written ``-log(a)`` (e.g.
+    ``log(-1/(u - 1))`` as ``-log(1 - u)``, evaluated as ``-log1p(-u)``).  The identity holds for
+    ``a > 0``; every form is checked numerically before use, so one that does not hold is not used.
+    """
+    out: list[sp.Expr] = []
+    for e in solutions:
+        try:
+            alt = e.replace(
+                lambda a: isinstance(a, sp.log) and sp.count_ops(1 / a.args[0]) < sp.count_ops(a.args[0]),
+                lambda a: -sp.log(sp.expand(1 / a.args[0])),
+            )
+        except (TypeError, ValueError, RecursionError):
+            alt = e
+        if alt != e and _usable(alt) and sp.count_ops(alt) < sp.count_ops(e):
+            out.append(alt)
+        out.append(e)
+    return out

@@ -254,7 +254,7 @@ def gof(
                     stats_b, _ = statistics(dist, rows, sub, cells=cells)
                 else:
                     k = rows.shape[0]
-                    F, S = dist(rows, sub, out=(bufs[0][:k], bufs[1][:k]))
+                    F, S = dist(rows, sub, out=(bufs[0][:k], bufs[1][:k]), sorted_rows=True)
                     stats_b = continuous_statistics(F, S, bufs[2][:k], overwrite=True)
             hits = {k: int(np.sum(stats_b[k] >= t - TIE_RTOL * abs(t))) for k, t in observed.items()}
             return int(ok.sum()), hits
