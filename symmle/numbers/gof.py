@@ -74,33 +74,39 @@ def continuous_statistics(
     F = np.atleast_2d(F)
     S = np.atleast_2d(S)
     n = F.shape[1]
-    steps, w_low, w_high = _weights(n)
-    # d_i = u_i - i/n: KS is max(-min d, max d + 1/n); CvM sums (d_i + 1/(2n))^2; one buffer throughout
-    t = np.subtract(F, steps, out=work)
-    ks = np.maximum(-np.min(t, axis=1), np.max(t, axis=1) + 1.0 / n)
-    t += 0.5 / n
+    mids, w_low, w_high = _weights(n)
+    # t_i = u_i - (2i - 1)/(2n): KS is max(1/(2n) - min t, max t + 1/(2n)), CvM 1/(12n) + sum t^2
+    t = np.subtract(F, mids, out=work)
+    half = 0.5 / n
+    ks = np.maximum(half - np.min(t, axis=1), np.max(t, axis=1) + half)
     cvm = 1.0 / (12 * n) + np.einsum("ij,ij->i", t, t)
-    # AD: sum_i (2i - 1) log u_i + (2n + 1 - 2i) log S_i, the same sum as over log S_(n+1-i)
-    with np.errstate(divide="ignore"):
-        a = np.maximum(F, _TINY, out=F if overwrite else t)
-        np.log(a, out=a)
-        total = a @ w_low
-        b = np.maximum(S, _TINY, out=S if overwrite else t)
-        np.log(b, out=b)
-        total += b @ w_high
+    # AD: sum_i (2i - 1) log u_i + (2n + 1 - 2i) log S_i, the same sum as over log S_(n+1-i); a value
+    # of 0 takes log(tiny) (rows where one does are summed again, so the others need no clamp)
+    total = np.zeros(F.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for src, w in ((F, w_low), (S, w_high)):
+            a = np.log(src, out=src if overwrite else t)
+            part = a @ w
+            bad = np.isneginf(part)
+            if bad.any():
+                part[bad] = np.maximum(a[bad], _LOG_TINY) @ w
+            total += part
     ad = -n - total / n
     return {"ks": ks, "cvm": cvm, "ad": ad}
+
+
+_LOG_TINY = float(np.log(np.finfo(float).tiny))
 
 
 _WEIGHTS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _weights(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``i/n``, ``2i - 1`` and ``2n + 1 - 2i`` for ``i = 1..n`` (made once per ``n``)."""
+    """``(2i - 1)/(2n)``, ``2i - 1`` and ``2n + 1 - 2i`` for ``i = 1..n`` (made once per ``n``)."""
     w = _WEIGHTS.get(n)
     if w is None:
         i = np.arange(1, n + 1, dtype=float)
-        w = (i / n, 2 * i - 1, 2 * n + 1 - 2 * i)
+        w = ((2 * i - 1) / (2 * n), 2 * i - 1, 2 * n + 1 - 2 * i)
         if len(_WEIGHTS) > 16:
             _WEIGHTS.clear()
         _WEIGHTS[n] = w
