@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_gof.py [--n N] [--boot B] [--runs R] [--family NAME] [--json OUT]
+    python benchmarks/bench_gof.py [--n N] [--boot B] [--runs R] [--family NAME] [--workers T] [--json OUT]
 
 The target (issue 18): ``gof`` of a closed-form family with 1,000 bootstrap replicates at
 N = 10^4 at least **20x** faster than ``scipy.stats.goodness_of_fit`` with the same number of
@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # the checkout's symmle, installed or not
 from scipy import stats  # noqa: E402
 
 import symmle  # noqa: E402
+from symmle.simulate import bootstrap  # noqa: E402
 from symmle.simulate.bootstrap import gof  # noqa: E402
 
 TARGET = 20.0
@@ -73,8 +74,11 @@ def main() -> int:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--family", action="append", choices=sorted(CASES))
+    ap.add_argument("--workers", type=int, default=None, help="bootstrap threads (default: symmle's own)")
     add_json_option(ap)
     args = ap.parse_args()
+    if args.workers:
+        bootstrap.WORKERS = args.workers
     env = environment(git_revision())
     print(environment_line(env["revision"]))
     rows, ok = [], True
@@ -122,6 +126,7 @@ def main() -> int:
                 "scipy_cpu_s": statistics.median(theirs_cpu),
                 "cpu_speedup": cpu_speedup,
                 "draw": r.draw,
+                "workers": bootstrap.WORKERS,
                 "target": TARGET,
                 "met": met,
                 "p_values": {k: s.p_value for k, s in r.statistics.items()},

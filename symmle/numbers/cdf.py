@@ -400,7 +400,8 @@ def distribution_function(
     return out
 
 
-#: Closed-form distribution functions made in this process (with their compiled functions).
+#: Closed-form distribution functions made in this process (with their compiled functions), checked
+#: again at each new ``at``; not kept when the cache of derivations is switched off.
 MEMO_SIZE = 32
 _MEMO: dict[str, DistributionFunction] = {}
 
@@ -408,6 +409,8 @@ _MEMO: dict[str, DistributionFunction] = {}
 def _memo_key(model: Model, consts: Mapping[str, float], timeout: float | None) -> str | None:
     from symmle.symbolic import cache
 
+    if not cache.enabled():  # --no-cache, SYMMLE_NO_CACHE: every closed form derived afresh
+        return None
     try:
         return repr((cache._canonical(cache.model_key(model)), sorted(consts.items()), timeout))
     except Exception:  # a model the cache cannot key: not kept
@@ -489,14 +492,39 @@ def _integrals(
     return cdf, sf, ""
 
 
+_COMPILED: dict[Any, Any] = {}
+
+
+def _compiled(args: list[sp.Symbol], expr: sp.Expr) -> Any:
+    """``to_function(args, expr)``, made once per expression (a few are kept)."""
+    key = (tuple(args), expr)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        if len(_COMPILED) >= 64:
+            _COMPILED.clear()
+        fn = _COMPILED[key] = to_function(args, expr)
+    return fn
+
+
+def _at(fn: Any, vals: list[Any]) -> Any:
+    """``fn`` of the variable alone, the parameters fixed at ``vals``."""
+    return lambda t: fn(t, *vals)
+
+
 def _verify(model: Model, f: sp.Expr, cdf: sp.Expr, sf: sp.Expr, point: Mapping[sp.Symbol, float]) -> str:
     """Empty if ``cdf`` and ``sf`` agree with quadrature of ``f`` at ``point``; else why not."""
     x = model.variable
     try:
         lo, hi = (float(sp.sympify(e).subs(point)) for e in model.support)
-        dens = to_function([x], f.subs(point))
-        F = to_function([x], cdf.subs(point))
-        S = to_function([x], sf.subs(point))
+        params = list(model.parameter_symbols)
+        if all(e.free_symbols <= {x, *params} for e in (f, cdf, sf)) and all(p in point for p in params):
+            # compiled once with the parameters as arguments (gof checks every new estimate)
+            vals = [np.float64(point[p]) for p in params]
+            dens, F, S = (_at(_compiled([x, *params], e), vals) for e in (f, cdf, sf))
+        else:
+            dens = to_function([x], f.subs(point))
+            F = to_function([x], cdf.subs(point))
+            S = to_function([x], sf.subs(point))
     except (TypeError, ValueError) as exc:
         return f"the closed form could not be evaluated ({exc})"
 
