@@ -230,3 +230,15 @@ def test_the_seed_gives_one_result_whatever_the_threads(monkeypatch):
     assert {k: s.p_value for k, s in one.statistics.items()} == {
         k: s.p_value for k, s in two.statistics.items()
     }
+
+
+@pytest.mark.parametrize("lam", [0.5, 50.0])  # 50: F passes 0.9 before mid-row, both computed whole
+def test_half_row_evaluation_keeps_the_digits_of_f_and_s(lam):
+    dist = distribution_function(load_model("exponential"))
+    xs = np.sort(np.random.default_rng(12).exponential(2.0, (3, 1001)), axis=1)
+    values = {"lam": np.array([lam, lam * 1.1, lam * 0.9])}
+    F0, S0 = dist(xs, values)
+    F, S = dist(xs, values, out=(np.empty_like(xs), np.empty_like(xs)), sorted_rows=True)
+    assert np.allclose(F, F0, rtol=1e-14, atol=1e-16)
+    assert np.allclose(S, S0, rtol=1e-13, atol=0)  # relative, in the upper tail too
+    assert np.all((F >= 0) & (F <= 1) & (S >= 0) & (S <= 1))
