@@ -280,6 +280,7 @@ def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatc
     m = load_model("exponential")
     first = distribution_function(m)
     assert first.method == "closed_form"
+    cdf._MEMO.clear()  # the disk cache is under test, not the process's memo
 
     def no_sympy(*args, **kwargs):
         raise AssertionError("the closed form should come from the cache")
@@ -291,10 +292,14 @@ def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatc
     x, lam = m.variable, m.parameters[0].symbol
     wrong = 1 - sp.exp(-2 * lam * x)
     store_cdf(m, {}, cdf.CDF_TIMEOUT, wrong, 1 - wrong, "")
+    cdf._MEMO.clear()
     refused = distribution_function(m)
     assert refused.method == "quadrature" and "failed its check" in refused.note
     F, S = refused(np.array([[0.5, 1.0]]), {"lam": 2.0})
     assert np.allclose(F[0], 1 - np.exp(-2.0 * np.array([0.5, 1.0])), rtol=1e-12)
+    # the right entry back, for the tests that follow in this session
+    store_cdf(m, {}, cdf.CDF_TIMEOUT, first.cdf_expr, first.sf_expr, "")
+    cdf._MEMO.clear()
 
 
 def test_gof_with_a_constant_and_an_inline_model():

@@ -43,10 +43,38 @@ from symmle.base.numeric import to_function
 from symmle.base.quadrature import integrate_support, interior_points, mass_cuts
 from symmle.model.spec import Model
 
-__all__ = ["CDF_TIMEOUT", "DistributionFunction", "distribution_function"]
+__all__ = [
+    "CDF_TIMEOUT",
+    "DistributionFunction",
+    "QuantileFunction",
+    "distribution_function",
+    "quantile_function",
+]
 
 #: Budget in seconds of each symbolic integral (F, then S).
 CDF_TIMEOUT = 8.0
+#: Budget in seconds of solving ``F(x) = u`` for ``x``.
+QUANTILE_TIMEOUT = 8.0
+#: Probabilities at which a quantile function is checked: ``F(Q(u)) = u`` (``S(Q(u)) = 1 - u`` above 1/2).
+QUANTILE_CHECK_U = (
+    1e-8,
+    1e-5,
+    1e-3,
+    0.02,
+    0.1,
+    0.25,
+    0.4,
+    0.5,
+    0.6,
+    0.75,
+    0.9,
+    0.98,
+    1 - 1e-3,
+    1 - 1e-5,
+    1 - 1e-8,
+)
+#: Relative agreement a quantile function must reach there.
+QUANTILE_RTOL = 1e-7
 #: Relative agreement a closed form must reach with quadrature of the density.
 CHECK_RTOL = 1e-7
 #: Values of the mass function tabulated at once (rows x values), for a discrete model.
@@ -126,7 +154,14 @@ class DistributionFunction:
         return ends[0], ends[1]
 
     # ------------------------------------------------------------------ continuous
-    def __call__(self, xs: np.ndarray, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self,
+        xs: np.ndarray,
+        values: Mapping[str, Any],
+        out: tuple[np.ndarray, np.ndarray] | None = None,
+        *,
+        sorted_rows: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(F, S)`` at ``xs`` (a row of sorted data per parameter value), each clipped to [0, 1].
 
         Parameters
@@ -135,10 +170,52 @@ class DistributionFunction:
             Each row sorted in increasing order.
         values : mapping of str to array (rows,) or float
             The parameter values of each row.
+        out : (ndarray, ndarray), optional
+            Buffers of the shape of ``xs`` for ``F`` and ``S`` (a closed form is then evaluated
+            into them by :class:`symmle.numbers.kernel.Kernel`, without temporaries).
+        sorted_rows : bool
+            With ``out``: the rows are sorted, so that ``F`` need be evaluated on the lower half of
+            each row only and ``S`` on the upper (each complement by subtraction where exact enough).
         """
         xs = np.atleast_2d(np.asarray(xs, dtype=float))
         if self.model.discrete:
             raise DerivationError("a discrete model's distribution function is a table: use .table()")
+        if self.method == "closed_form" and out is not None:
+            if "cdf_kernel" not in self._fns:
+                from symmle.numbers.kernel import Kernel
+
+                syms = [self.model.variable, *self.model.parameter_symbols]
+                self._fns["cdf_kernel"] = Kernel(syms, self.cdf_expr)
+                self._fns["sf_kernel"] = Kernel(syms, self.sf_expr)
+            args = self._args(values, xs.shape[0])
+            F, S = out
+            kf, ks = self._fns["cdf_kernel"], self._fns["sf_kernel"]
+            n = xs.shape[1]
+            c = n // 2
+            whole = True
+            if sorted_rows and n >= 2:
+                # F on the lower half of each row, S on the upper, each complement by subtraction
+                # where it keeps its digits (S = 1 - F while F <= 0.9, F = 1 - S while S <= 0.9):
+                # one evaluation of a closed form per value.  F increases along a sorted row.
+                kf(F[:, :c], xs[:, :c], *args)
+                ks(S[:, c:], xs[:, c:], *args)
+                if np.all(F[:, c - 1] <= 0.9) and np.all(S[:, c] <= 0.9):
+                    np.subtract(1.0, F[:, :c], out=S[:, :c])
+                    np.subtract(1.0, S[:, c:], out=F[:, c:])
+                    whole = False
+                else:
+                    kf(F[:, c:], xs[:, c:], *args)
+                    ks(S[:, :c], xs[:, :c], *args)
+            else:
+                kf(F, xs, *args)
+                ks(S, xs, *args)
+            ends = (F[:, 0], F[:, -1], S[:, 0], S[:, -1])
+            if whole or not all(np.all((e >= 0.0) & (e <= 1.0)) for e in ends):
+                for a in (F, S):  # the clip of np.clip, as two plain ufuncs (faster)
+                    np.maximum(a, 0.0, out=a)
+                    np.minimum(a, 1.0, out=a)
+            # else: a sorted row's F and S are monotone, so their ends bound them: nothing to clip
+            return F, S
         if self.method == "closed_form":
             if "cdf" not in self._fns:
                 syms = [self.model.variable, *self.model.parameter_symbols]
@@ -301,10 +378,43 @@ def distribution_function(
         consts[q.name] = float(v)
     if model.discrete:
         return DistributionFunction(model, consts, "summation")
+    key = _memo_key(model, consts, timeout)
+    known = _MEMO.get(key) if key is not None else None
+    if known is not None:
+        # the same closed form, already checked at the model's point: checked again at ``at``
+        if at and known.method == "closed_form":
+            fixed = known._fixed()
+            point = {**model.point(), **{q.symbol: float(at[q.name]) for q in model.parameters}, **fixed}
+            why = _verify(model, model.density.subs(fixed), known.cdf_expr, known.sf_expr, point)
+            if why:
+                return DistributionFunction(model, consts, "quadrature", note=why)
+        return known
     cdf, sf, note = _closed_form(model, consts, at, timeout)
     if cdf is None:
         return DistributionFunction(model, consts, "quadrature", note=note)
-    return DistributionFunction(model, consts, "closed_form", cdf_expr=cdf, sf_expr=sf)
+    out = DistributionFunction(model, consts, "closed_form", cdf_expr=cdf, sf_expr=sf)
+    if key is not None:
+        if len(_MEMO) >= MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = out
+    return out
+
+
+#: Closed-form distribution functions made in this process (with their compiled functions), checked
+#: again at each new ``at``; not kept when the cache of derivations is switched off.
+MEMO_SIZE = 32
+_MEMO: dict[str, DistributionFunction] = {}
+
+
+def _memo_key(model: Model, consts: Mapping[str, float], timeout: float | None) -> str | None:
+    from symmle.symbolic import cache
+
+    if not cache.enabled():  # --no-cache, SYMMLE_NO_CACHE: every closed form derived afresh
+        return None
+    try:
+        return repr((cache._canonical(cache.model_key(model)), sorted(consts.items()), timeout))
+    except Exception:  # a model the cache cannot key: not kept
+        return None
 
 
 _BAD = (sp.Integral, sp.Piecewise, sp.hyper, sp.meijerg, sp.exp_polar, sp.nan, sp.zoo, sp.I)
@@ -382,14 +492,39 @@ def _integrals(
     return cdf, sf, ""
 
 
+_COMPILED: dict[Any, Any] = {}
+
+
+def _compiled(args: list[sp.Symbol], expr: sp.Expr) -> Any:
+    """``to_function(args, expr)``, made once per expression (a few are kept)."""
+    key = (tuple(args), expr)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        if len(_COMPILED) >= 64:
+            _COMPILED.clear()
+        fn = _COMPILED[key] = to_function(args, expr)
+    return fn
+
+
+def _at(fn: Any, vals: list[Any]) -> Any:
+    """``fn`` of the variable alone, the parameters fixed at ``vals``."""
+    return lambda t: fn(t, *vals)
+
+
 def _verify(model: Model, f: sp.Expr, cdf: sp.Expr, sf: sp.Expr, point: Mapping[sp.Symbol, float]) -> str:
     """Empty if ``cdf`` and ``sf`` agree with quadrature of ``f`` at ``point``; else why not."""
     x = model.variable
     try:
         lo, hi = (float(sp.sympify(e).subs(point)) for e in model.support)
-        dens = to_function([x], f.subs(point))
-        F = to_function([x], cdf.subs(point))
-        S = to_function([x], sf.subs(point))
+        params = list(model.parameter_symbols)
+        if all(e.free_symbols <= {x, *params} for e in (f, cdf, sf)) and all(p in point for p in params):
+            # compiled once with the parameters as arguments (gof checks every new estimate)
+            vals = [np.float64(point[p]) for p in params]
+            dens, F, S = (_at(_compiled([x, *params], e), vals) for e in (f, cdf, sf))
+        else:
+            dens = to_function([x], f.subs(point))
+            F = to_function([x], cdf.subs(point))
+            S = to_function([x], sf.subs(point))
     except (TypeError, ValueError) as exc:
         return f"the closed form could not be evaluated ({exc})"
 
@@ -428,3 +563,159 @@ def _check_points(g: Any, lo: float, hi: float) -> Sequence[float]:
         return [*cuts, *interior_points(lo, hi, 3)]
     pick = np.linspace(0, len(cuts) - 1, 7).round().astype(int)
     return [cuts[i] for i in sorted(set(pick.tolist()))]
+
+
+# ---------------------------------------------------------------------- the quantile function
+
+
+@dataclass(frozen=True)
+class QuantileFunction:
+    """``Q(u; theta)``, the inverse of a closed-form distribution function, checked numerically.
+
+    ``expr`` is written in the model's variable standing for ``u`` (so that it is stored and read
+    back with the model's own symbols); ``fn(u, *parameters)`` evaluates it on arrays.
+    """
+
+    expr: sp.Expr
+    fn: Any = field(repr=False, compare=False)
+    kernel: Any = field(default=None, repr=False, compare=False)
+
+    def __call__(
+        self,
+        u: np.ndarray,
+        values: Mapping[str, float],
+        parameters: Sequence[str],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``Q`` at ``u`` (any shape) with scalar parameter ``values`` (into ``out`` if given)."""
+        args = [np.float64(values[k]) for k in parameters]
+        if out is not None and self.kernel is not None:
+            return self.kernel(out, u, *args)
+        with np.errstate(all="ignore"):
+            v = _full(self.fn(u, *args), np.shape(u))
+        if out is not None:
+            np.copyto(out, v)
+            return out
+        return v
+
+
+def quantile_function(
+    dist: DistributionFunction,
+    *,
+    at: Sequence[Mapping[str, float]] = (),
+    timeout: float | None = QUANTILE_TIMEOUT,
+) -> tuple[QuantileFunction | None, str]:
+    """The closed-form inverse of ``dist``'s ``F``, checked at the model's point and at each of ``at``.
+
+    ``F(x) = u`` is solved for ``x`` by SymPy under ``timeout`` (the answer kept on disk like the
+    distribution function's); each real solution is checked at probabilities from 1e-8 to
+    1 - 1e-8 (:data:`QUANTILE_CHECK_U`): finite, strictly increasing in ``u``, inside the support,
+    and ``F(Q(u)) = u`` (``S(Q(u)) = 1 - u`` above 1/2) to a relative :data:`QUANTILE_RTOL`.  The
+    first solution that passes at every point is used; ``(None, why)`` if none does.
+
+    Examples
+    --------
+    >>> from symmle.model.build import load_model
+    >>> q, why = quantile_function(distribution_function(load_model("exponential")), at=[{"lam": 2.0}])
+    >>> round(float(q(np.array(0.5), {"lam": 2.0}, ["lam"])), 12)   # log(2) / 2
+    0.34657359028
+    """
+    if dist.method != "closed_form" or dist.model.discrete:
+        return None, "no closed-form distribution function to invert"
+    m = dist.model
+    found = dist._fns.get("quantile")  # (compiled candidates, note): solved once per function
+    if found is None:
+        from symmle.numbers.cdf_cache import load_quantile, store_quantile
+
+        seconds = timeout if timeout is not None else QUANTILE_TIMEOUT
+        stored = load_quantile(m, dist.constants, seconds)
+        if stored is None:
+            candidates, note = _solve_quantile(dist, seconds)
+            if note != _timed_out(seconds):
+                store_quantile(m, dist.constants, seconds, candidates, note)
+        else:
+            candidates, note = stored
+        compiled = []
+        for expr in _variants(candidates):
+            try:
+                from symmle.numbers.kernel import Kernel
+
+                syms = [m.variable, *m.parameter_symbols]
+                e = expr.subs(dist._fixed())
+                compiled.append(QuantileFunction(expr, to_function(syms, e), Kernel(syms, e)))
+            except (TypeError, ValueError):
+                continue
+        found = (compiled, note)
+        dist._fns["quantile"] = found
+    compiled, note = found
+    if not compiled:
+        return None, note or "SymPy found no inverse of the distribution function"
+    points = [{q.name: float(m.point()[q.symbol]) for q in m.parameters}, *[dict(p) for p in at]]
+    for q in compiled:
+        if all(_quantile_checks(dist, q, point) for point in points):
+            return q, ""
+    return None, "no inverse of the distribution function passed its numerical check"
+
+
+def _solve_quantile(dist: DistributionFunction, seconds: float) -> tuple[list[sp.Expr], str]:
+    """The solutions of ``F(x) = u`` (written in ``x`` for ``u``), or ``([], why)``."""
+    x = dist.model.variable
+    u = sp.Dummy("u", positive=True)
+    try:
+        sols, timed_out = attempt(
+            "the quantile function", seconds, lambda: sp.solve(sp.Eq(dist.cdf_expr, u), x, dict=False)
+        )
+    except (DerivationTimeout, RecursionError):
+        raise
+    except Exception as exc:  # SymPy's solver fails in many ways
+        return [], f"SymPy could not solve F(x) = u ({type(exc).__name__})"
+    if timed_out:
+        return [], _timed_out(seconds)
+    out = []
+    for s in sols or []:
+        if not isinstance(s, sp.Expr) or not _usable(s):
+            continue
+        e = s.xreplace({u: x})
+        if e.free_symbols <= {x, *dist.model.parameter_symbols}:
+            out.append(e)
+    return out, "" if out else "SymPy found no closed-form solution of F(x) = u"
+
+
+def _quantile_checks(dist: DistributionFunction, q: QuantileFunction, point: Mapping[str, float]) -> bool:
+    """``Q`` is finite, increasing, inside the support and inverts ``F`` at ``point`` (see above)."""
+    u = np.array(QUANTILE_CHECK_U)
+    try:
+        xs = q(u, point, dist.parameters)
+        if not (np.all(np.isfinite(xs)) and np.all(np.diff(xs) > 0)):
+            return False
+        lo, hi = dist.support(point, 1)
+        if not (np.all(xs >= lo[0]) and np.all(xs <= hi[0])):
+            return False
+        F, S = dist(xs[None, :], point)
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    F, S = F[0], S[0]
+    low = u <= 0.5
+    ok_f = np.abs(F[low] - u[low]) <= QUANTILE_RTOL * u[low]
+    ok_s = np.abs(S[~low] - (1 - u[~low])) <= QUANTILE_RTOL * (1 - u[~low])
+    return bool(np.all(ok_f) and np.all(ok_s))
+
+
+def _variants(solutions: Sequence[sp.Expr]) -> list[sp.Expr]:
+    """Each solution, preceded by a cheaper form with ``log(1/a)`` written ``-log(a)`` (e.g.
+    ``log(-1/(u - 1))`` as ``-log(1 - u)``, evaluated as ``-log1p(-u)``).  The identity holds for
+    ``a > 0``; every form is checked numerically before use, so one that does not hold is not used.
+    """
+    out: list[sp.Expr] = []
+    for e in solutions:
+        try:
+            alt = e.replace(
+                lambda a: isinstance(a, sp.log) and sp.count_ops(1 / a.args[0]) < sp.count_ops(a.args[0]),
+                lambda a: -sp.log(sp.expand(1 / a.args[0])),
+            )
+        except (TypeError, ValueError, RecursionError):
+            alt = e
+        if alt != e and _usable(alt) and sp.count_ops(alt) < sp.count_ops(e):
+            out.append(alt)
+        out.append(e)
+    return out

@@ -25,7 +25,7 @@ from symmle.base.files import read_bounded
 from symmle.model.spec import Model
 from symmle.symbolic import cache, codec
 
-__all__ = ["load_cdf", "store_cdf"]
+__all__ = ["load_cdf", "load_quantile", "store_cdf", "store_quantile"]
 
 #: Version of the entry format; part of the key.
 FORMAT = 1
@@ -96,6 +96,57 @@ def store_cdf(
                 or codec.decode_expr(payload["sf"], table) != sf
             ):
                 return
+        doc = {
+            "key": key,
+            "payload": payload,
+            "sha256": hashlib.sha256(cache._canonical(payload)).hexdigest(),
+        }
+        path = _path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            cache._write_atomically(path, cache._canonical(doc))
+    except (OSError, SymmleError, ValueError, TypeError, RecursionError, codec.Unstorable, codec.Unreadable):
+        return
+
+
+def _quantile_key(model: Model, constants: Mapping[str, float], timeout: float | None) -> dict[str, Any]:
+    return {**_key(model, constants, timeout), "what": "quantile function"}
+
+
+def load_quantile(
+    model: Model, constants: Mapping[str, float], timeout: float | None
+) -> tuple[list[sp.Expr], str] | None:
+    """``(solutions of F(x) = u, note)`` as stored (``u`` written as the variable), or ``None``."""
+    if not cache.enabled():
+        return None
+    try:
+        key = _quantile_key(model, constants, timeout)
+        doc = json.loads(read_bounded(_path(key), MAX_BYTES, SpecError, "cache entry"))
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            return None
+        payload = doc["payload"]
+        if hashlib.sha256(cache._canonical(payload)).hexdigest() != doc.get("sha256"):
+            return None
+        table = codec.SymbolTable.of(model)
+        return [codec.decode_expr(e, table) for e in payload["solutions"]], str(payload.get("note", ""))
+    except (OSError, SymmleError, ValueError, TypeError, KeyError, RecursionError, codec.Unstorable):
+        return None
+    except codec.Unreadable:
+        return None
+
+
+def store_quantile(
+    model: Model, constants: Mapping[str, float], timeout: float | None, solutions: list[sp.Expr], note: str
+) -> None:
+    """Keep the solutions of ``F(x) = u`` (checked by the caller each time they are used); never raises."""
+    if not cache.enabled():
+        return
+    try:
+        key = _quantile_key(model, constants, timeout)
+        payload = {"solutions": [codec.encode_expr(e) for e in solutions], "note": note}
+        table = codec.SymbolTable.of(model)
+        if [codec.decode_expr(e, table) for e in payload["solutions"]] != list(solutions):
+            return
         doc = {
             "key": key,
             "payload": payload,

@@ -57,8 +57,13 @@ NAMES = {
 _TINY = np.finfo(float).tiny
 
 
-def continuous_statistics(F: np.ndarray, S: np.ndarray) -> dict[str, np.ndarray]:
+def continuous_statistics(
+    F: np.ndarray, S: np.ndarray, work: np.ndarray | None = None, *, overwrite: bool = False
+) -> dict[str, np.ndarray]:
     """KS, CvM and AD of rows of ``u = F(x_(i))`` (and ``S = 1 - F``), each row sorted.
+
+    ``work`` (the shape of ``F``) is a buffer to compute in; with ``overwrite``, ``F`` and ``S``
+    may be overwritten (no other memory is then needed).
 
     Examples
     --------
@@ -69,22 +74,43 @@ def continuous_statistics(F: np.ndarray, S: np.ndarray) -> dict[str, np.ndarray]
     F = np.atleast_2d(F)
     S = np.atleast_2d(S)
     n = F.shape[1]
-    i = np.arange(1, n + 1, dtype=float)
-    t = i / n - F  # one temporary, reused
-    d_plus = np.max(t, axis=1)
-    np.subtract(F, (i - 1) / n, out=t)
-    d_minus = np.max(t, axis=1)
-    ks = np.maximum(d_plus, d_minus)
-    np.subtract(F, (2 * i - 1) / (2 * n), out=t)
+    mids, w_low, w_high = _weights(n)
+    # t_i = u_i - (2i - 1)/(2n): KS is max(1/(2n) - min t, max t + 1/(2n)), CvM 1/(12n) + sum t^2
+    t = np.subtract(F, mids, out=work)
+    half = 0.5 / n
+    ks = np.maximum(half - np.min(t, axis=1), np.max(t, axis=1) + half)
     cvm = 1.0 / (12 * n) + np.einsum("ij,ij->i", t, t)
-    with np.errstate(divide="ignore"):
-        np.maximum(F, _TINY, out=t)
-        np.log(t, out=t)
-        u = np.maximum(S[:, ::-1], _TINY)
-        np.log(u, out=u)
-        t += u
-    ad = -n - (t @ (2 * i - 1)) / n
+    # AD: sum_i (2i - 1) log u_i + (2n + 1 - 2i) log S_i, the same sum as over log S_(n+1-i); a value
+    # of 0 takes log(tiny) (rows where one does are summed again, so the others need no clamp)
+    total = np.zeros(F.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for src, w in ((F, w_low), (S, w_high)):
+            a = np.log(src, out=src if overwrite else t)
+            part = a @ w
+            bad = np.isneginf(part)
+            if bad.any():
+                part[bad] = np.maximum(a[bad], _LOG_TINY) @ w
+            total += part
+    ad = -n - total / n
     return {"ks": ks, "cvm": cvm, "ad": ad}
+
+
+_LOG_TINY = float(np.log(np.finfo(float).tiny))
+
+
+_WEIGHTS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _weights(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(2i - 1)/(2n)``, ``2i - 1`` and ``2n + 1 - 2i`` for ``i = 1..n`` (made once per ``n``)."""
+    w = _WEIGHTS.get(n)
+    if w is None:
+        i = np.arange(1, n + 1, dtype=float)
+        w = ((2 * i - 1) / (2 * n), 2 * i - 1, 2 * n + 1 - 2 * i)
+        if len(_WEIGHTS) > 16:
+            _WEIGHTS.clear()
+        _WEIGHTS[n] = w
+    return w
 
 
 def counts_table(rows: np.ndarray, start: int, k: int) -> np.ndarray:
@@ -171,6 +197,7 @@ def statistics(
     values: Mapping[str, Any],
     *,
     cells: list[tuple[int, int]] | None = None,
+    presorted: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[tuple[int, int]] | None]:
     """The statistics of each row of data at its own parameter values.
 
@@ -185,6 +212,8 @@ def statistics(
     cells : list, optional
         Chi-square cells (discrete models); made from the first row by :func:`pool_cells` if
         not given.
+    presorted : bool
+        The rows of a continuous model are already sorted (no sort is made).
 
     Returns
     -------
@@ -194,7 +223,7 @@ def statistics(
     """
     rows = np.atleast_2d(np.asarray(rows, dtype=float))
     if not dist.model.discrete:
-        xs = np.sort(rows, axis=1)
+        xs = rows if presorted else np.sort(rows, axis=1)
         F, S = dist(xs, values)
         return continuous_statistics(F, S), None
     top = int(np.max(rows))
@@ -271,6 +300,8 @@ class GofResult:
     #: the distribution function at work and the data (for plots; not part of the JSON)
     distribution: DistributionFunction | None = field(default=None, repr=False, compare=False)
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: how the replicates were drawn: "order_statistics" (the quantile function), "sampler" or ""
+    draw: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``symmle gof --json`` (schema 1)."""

@@ -17,6 +17,7 @@ parameters are not those of the known-parameter tables.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings as _warnings
 from collections import deque
@@ -28,12 +29,12 @@ import numpy as np
 
 from symmle.base.budget import DEFAULT_TIMEOUT
 from symmle.base.errors import SpecError
-from symmle.numbers.cdf import CDF_TIMEOUT, distribution_function
-from symmle.numbers.gof import GofResult, GofStatistic, p_value, statistics
+from symmle.numbers.cdf import CDF_TIMEOUT, QuantileFunction, distribution_function, quantile_function
+from symmle.numbers.gof import GofResult, GofStatistic, continuous_statistics, p_value, statistics
 from symmle.simulate.progress import ProgressBar
 from symmle.simulate.simulation import NUMERIC_BLOCK, valid
 
-__all__ = ["BLOCK_BYTES", "MAX_BOOT_DRAWS", "gof"]
+__all__ = ["BLOCK_BYTES", "MAX_BOOT_DRAWS", "gof", "order_statistics"]
 
 #: Memory of one block of replicates: small, so that the passes over it stay in the cache.
 BLOCK_BYTES = 1 << 21
@@ -52,6 +53,55 @@ def _number(name: str, value: Any) -> float:
 
         return float(parse_number(value, what=f"constant {name}"))
     return float(value)
+
+
+def order_statistics(
+    rng: np.random.Generator,
+    rows: int,
+    n: int,
+    quantile: QuantileFunction,
+    values: Mapping[str, float],
+    parameters: list[str],
+    *,
+    out: np.ndarray | None = None,
+    work: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""``rows`` sorted samples of size ``n`` from the model at ``values``, drawn without a sort.
+
+    The order statistics of ``n`` uniforms are :math:`U_{(i)} = G_i / G_{n+1}` with
+    :math:`G_i = E_1 + \dots + E_i` the partial sums of ``n + 1`` standard exponentials (the
+    spacings of uniform order statistics are exchangeable Dirichlet(1, ..., 1)); the model's
+    increasing quantile function maps them to :math:`x_{(i)} = Q(U_{(i)})`, a sorted sample of
+    ``F``.  O(n) per row where drawing and sorting is O(n log n).  The exponentials are
+    :math:`-\log(1 - V)` of uniforms ``V`` (the sign cancels in the ratio, so it is not applied).
+    ``out`` (rows, n) and ``work`` (rows, n + 1) are buffers to use.
+
+    Examples
+    --------
+    >>> from symmle.model.build import load_model
+    >>> from symmle.numbers.cdf import distribution_function, quantile_function
+    >>> q, _ = quantile_function(distribution_function(load_model("exponential")))
+    >>> x = order_statistics(np.random.default_rng(0), 2, 5, q, {"lam": 1.0}, ["lam"])
+    >>> x.shape, bool(np.all(np.diff(x, axis=1) >= 0))
+    ((2, 5), True)
+    """
+    g = work if work is not None else np.empty((rows, n + 1))
+    rng.random(out=g)
+    np.negative(g, out=g)
+    np.log1p(g, out=g)  # log(1 - V) = -E, in (-37, 0]
+    np.cumsum(g, axis=1, out=g)
+    u = g[:, :n]
+    np.multiply(u, 1.0 / g[:, n:], out=u)  # a product is cheaper than a quotient
+    # G_n / G_{n+1} rounds to 1 (and E_1 is 0) with probability about 1e-13: keep u inside (0, 1).  The
+    # rows increase, so only their ends can reach 0 or 1 (two values doing so has probability ~1e-26:
+    # Q is then infinite, the row has no MLE and is counted as such)
+    np.maximum(u[:, 0], _TINY, out=u[:, 0])
+    np.minimum(u[:, -1], _BELOW_ONE, out=u[:, -1])
+    return quantile(u, values, parameters, out=out if out is not None else np.empty((rows, n)))
+
+
+_TINY = float(np.finfo(float).tiny)
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
 class _Done:
@@ -76,6 +126,7 @@ def gof(
     generic_sampler: bool = False,
     fitted: Any = None,
     cdf_timeout: float | None = CDF_TIMEOUT,
+    order_stats: bool = True,
 ) -> GofResult:
     """Goodness of fit of ``model`` to ``data`` at the maximum-likelihood estimates.
 
@@ -102,6 +153,11 @@ def gof(
     cdf_timeout : float, optional
         Budget in seconds of each symbolic integral of the distribution function (at most
         ``timeout``); without a closed form in time, ``F`` comes from quadrature of the density.
+    order_stats : bool
+        Draw each replicate's order statistics directly through the model's quantile function
+        (:func:`order_statistics`) where ``F`` has a closed-form inverse that passes its check at
+        the estimates (:func:`symmle.numbers.cdf.quantile_function`); ``False``, or no such
+        inverse: the model's sampler, then a sort.
 
     Returns
     -------
@@ -161,31 +217,77 @@ def gof(
     ok_total = 0
     given = isinstance(seed, np.random.SeedSequence)  # a child stream (compare): no seed of its own
     seq = seed if given else np.random.SeedSequence(seed)
+    draw_method = ""
     if boot:
-        draw = make_sampler(m, {**estimates, **consts}, generic=generic_sampler)
+        quantile = None
+        if order_stats and not generic_sampler and not m.discrete and dist.method == "closed_form":
+            quantile, _why = quantile_function(dist, at=[estimates], timeout=cdf_budget)
+        draw = (
+            None
+            if quantile is not None
+            else make_sampler(m, {**estimates, **consts}, generic=generic_sampler)
+        )
+        draw_method = "order_statistics" if quantile is not None else "sampler"
         rng = np.random.default_rng(seq)
         rowwise = bool(compiled.plan.get("rowwise"))
         per_block = max(1, BLOCK_BYTES // (8 * n))
         if not rowwise:
             per_block = min(per_block, NUMERIC_BLOCK)
+        names = [q.name for q in m.parameters]
 
-        def replicate(rows: np.ndarray) -> tuple[int, dict[str, int]]:
-            """Refit a block of replicates and count the statistics at least as large as observed."""
+        def replicate(rows: np.ndarray, bufs: list[np.ndarray] | None = None) -> tuple[int, dict[str, int]]:
+            """Refit a block of replicates and count the statistics at least as large as observed.
+
+            With ``bufs`` (order statistics: the rows are sorted), ``F``, ``S`` and the statistics
+            are computed in those buffers, without temporaries.
+            """
             with np.errstate(all="ignore"):
                 found = compiled.estimate_rows(rows, **consts)
                 est = {k: np.asarray(v, dtype=float) for k, v in found.items()}
                 ok = valid(est, m)
                 if not ok.any():
                     return 0, {k: 0 for k in observed}
-                sub = {q.name: est[q.name][ok] for q in m.parameters}
-                stats_b, _ = statistics(dist, rows[ok], sub, cells=cells)
+                if not ok.all():
+                    rows = rows[ok]
+                sub = {q: est[q][ok] for q in names}
+                if bufs is None:
+                    stats_b, _ = statistics(dist, rows, sub, cells=cells)
+                else:
+                    k = rows.shape[0]
+                    F, S = dist(rows, sub, out=(bufs[0][:k], bufs[1][:k]), sorted_rows=True)
+                    stats_b = continuous_statistics(F, S, bufs[2][:k], overwrite=True)
             hits = {k: int(np.sum(stats_b[k] >= t - TIE_RTOL * abs(t))) for k, t in observed.items()}
             return int(ok.sum()), hits
 
-        # Blocks are drawn in order from the one stream (a seed gives one result), then refitted in
-        # worker threads where the work is NumPy's alone (vectorised estimators, a closed-form or
-        # tabulated distribution function): NumPy releases the GIL, so the blocks run on all cores.
+        local = threading.local()
+
+        def ordered(child: np.random.SeedSequence, b: int) -> tuple[int, dict[str, int]]:
+            """A block drawn as order statistics from its own stream, then refitted (in a worker)."""
+            bufs = getattr(local, "bufs", None)
+            if bufs is None:  # one set of buffers per thread, reused by all its blocks
+                bufs = local.bufs = [np.empty((per_block, n)) for _ in range(4)] + [
+                    np.empty((per_block, n + 1))
+                ]
+            x_b = order_statistics(
+                np.random.default_rng(child),
+                b,
+                n,
+                quantile,
+                estimates,
+                names,
+                out=bufs[3][:b],
+                work=bufs[4][:b],
+            )
+            return replicate(x_b, bufs)
+
+        # Blocks are refitted in worker threads where the work is NumPy's alone (vectorised
+        # estimators, a closed-form or tabulated distribution function): NumPy releases the GIL, so
+        # the blocks run on all cores.  The sampler's blocks are drawn in order from the one stream;
+        # the order statistics' blocks each from a child of the seed (drawn in the workers): either
+        # way a seed gives one result whatever the threads.
         threads = WORKERS if rowwise and dist.method != "quadrature" else 1
+        sizes = [min(per_block, boot - s0) for s0 in range(0, boot, per_block)]
+        children = seq.spawn(len(sizes)) if quantile is not None else [None] * len(sizes)
         with (
             ProgressBar(progress, boot, f"gof {m.name}: bootstrap") as bar,
             _warnings.catch_warnings(),  # the solver's per-replicate warnings: counted, not shown
@@ -193,7 +295,6 @@ def gof(
         ):
             _warnings.simplefilter("ignore")
             pending: deque = deque()
-            done = 0
 
             def collect() -> None:
                 nonlocal ok_total
@@ -204,11 +305,12 @@ def gof(
                     exceed[k] += v
                 bar.advance(size)
 
-            while done < boot:
-                b = min(per_block, boot - done)
-                rows = np.asarray(draw((b, n), rng), dtype=float)
-                pending.append((b, pool.submit(replicate, rows) if threads > 1 else _Done(replicate(rows))))
-                done += b
+            for b, child in zip(sizes, children):
+                if quantile is not None:
+                    job = (ordered, child, b)
+                else:
+                    job = (replicate, np.asarray(draw((b, n), rng), dtype=float))
+                pending.append((b, pool.submit(*job) if threads > 1 else _Done(job[0](*job[1:]))))
                 while len(pending) > 2 * threads:
                     collect()
             while pending:
@@ -252,4 +354,5 @@ def gof(
         seconds=time.perf_counter() - started,
         distribution=dist,
         data=x,
+        draw=draw_method,
     )

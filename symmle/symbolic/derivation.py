@@ -307,7 +307,11 @@ class Derivation:
             return CompiledVectorModel(self, timeout=timeout)
         from symmle.numbers.compiled import CompiledModel
 
-        return CompiledModel(self, timeout=timeout)
+        # made once per budget (its state is set in __init__ alone): fit, gof and check share it
+        memo = self.__dict__.setdefault("_compiled", {})
+        if timeout not in memo:
+            memo[timeout] = CompiledModel(self, timeout=timeout)
+        return memo[timeout]
 
     def __repr__(self) -> str:
         if self.mixture is not None:
