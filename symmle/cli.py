@@ -971,37 +971,51 @@ def hypothesis_cmd(
     _echo(json.dumps(doc, indent=2) if as_json else result.to_text(), nl=not not as_json)
 
 
+def _bootstrap_options(replicated: str, plots: str):
+    """The options ``gof`` and ``compare`` share: the data column, the bootstrap, the plot and the output."""
+    options = [
+        click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index."),
+        click.option(
+            "--dropna",
+            is_flag=True,
+            help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
+        ),
+        click.option(
+            "--boot",
+            type=click.IntRange(min=0),
+            default=1000,
+            show_default=True,
+            help=f"Parametric-bootstrap replicates of {replicated} (0: the statistics only).",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Seed of the bootstrap [default: fresh entropy].",
+        ),
+        click.option(
+            "--plot",
+            type=click.Path(dir_okay=False, writable=True),
+            metavar="FILE.png",
+            help=f"{plots} (needs matplotlib).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1)."),
+        click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP),
+        _cache_option,
+    ]
+
+    def apply(fn):
+        for option in reversed(options):  # the first listed comes first in --help
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
 @cli.command("gof")
 @click.argument("args", nargs=-1, metavar="[MODEL] DATA")
 @_inline_options
-@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
-@click.option(
-    "--dropna",
-    is_flag=True,
-    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
-)
-@click.option(
-    "--boot",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Parametric-bootstrap replicates of the p-values (0: the statistics only).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Seed of the bootstrap [default: fresh entropy].",
-)
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False, writable=True),
-    metavar="FILE.png",
-    help="Diagnostic plots: histogram and density, CDF, Q-Q, P-P (needs matplotlib).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
-@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-@_cache_option
+@_bootstrap_options("the p-values", "Diagnostic plots: histogram and density, CDF, Q-Q, P-P")
 def gof_cmd(
     args, pdf, var, discrete, support, params, consts, column, dropna, boot, seed, plot, as_json, timeout
 ) -> None:
@@ -1045,34 +1059,7 @@ def gof_cmd(
 
 @cli.command("compare")
 @click.argument("args", nargs=-1, metavar="DATA MODEL...")
-@click.option("--column", help="Column of DATA: a header or Parquet column name, or a 1-based index.")
-@click.option(
-    "--dropna",
-    is_flag=True,
-    help="Drop the rows whose value is missing (an empty cell, NA, NaN) and say how many.",
-)
-@click.option(
-    "--boot",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Parametric-bootstrap replicates of each model's p-values (0: the statistics only).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Seed of the bootstrap [default: fresh entropy].",
-)
-@click.option(
-    "--plot",
-    type=click.Path(dir_okay=False, writable=True),
-    metavar="FILE.png",
-    help="The fits overlaid: histogram and densities, CDFs, Q-Q, P-P (needs matplotlib).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema 1).")
-@click.option("--timeout", type=_Seconds(), default=None, help=_TIMEOUT_HELP)
-@_cache_option
+@_bootstrap_options("each model's p-values", "The fits overlaid: histogram and densities, CDFs, Q-Q, P-P")
 def compare_cmd(args, column, dropna, boot, seed, plot, as_json, timeout) -> None:
     """Fit several MODELs to DATA: one table ranked by AIC, with BIC and the GOF statistics.
 
