@@ -271,12 +271,15 @@ def test_threads_do_not_change_the_result(monkeypatch):
     assert many == one
 
 
-def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatch):
+def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatch, tmp_path):
     import sympy as sp
 
     import symmle.numbers.cdf as cdf
     from symmle.numbers.cdf_cache import store_cdf
 
+    # a cache of its own: the wrong entry written below never reaches another test
+    monkeypatch.setenv("SYMMLE_CACHE_DIR", str(tmp_path))
+    cdf._MEMO.clear()
     m = load_model("exponential")
     first = distribution_function(m)
     assert first.method == "closed_form"
@@ -297,8 +300,6 @@ def test_closed_form_read_back_from_the_cache_and_a_wrong_one_refused(monkeypatc
     assert refused.method == "quadrature" and "failed its check" in refused.note
     F, S = refused(np.array([[0.5, 1.0]]), {"lam": 2.0})
     assert np.allclose(F[0], 1 - np.exp(-2.0 * np.array([0.5, 1.0])), rtol=1e-12)
-    # the right entry back, for the tests that follow in this session
-    store_cdf(m, {}, cdf.CDF_TIMEOUT, first.cdf_expr, first.sf_expr, "")
     cdf._MEMO.clear()
 
 

@@ -28,7 +28,6 @@ Nothing depends on the family's name.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ import numpy as np
 import sympy as sp
 
 from symmle.base._runtime import in_domain
-from symmle.base.budget import attempt
+from symmle.base.budget import attempt, watch_timeouts
 from symmle.base.errors import SpecError
 from symmle.base.numeric import to_function
 from symmle.model.spec import Model
@@ -491,16 +490,25 @@ def derive_censored(model: Model, *, timeout: float | None = 10.0) -> CensoredDe
     >>> d.likelihood.log_likelihood, d.estimators["lam"].expr
     (-T1*lam + d*log(lam), d/T1)
     """
+    key = (model, timeout)
     try:
-        return _derived(model, timeout)
+        found = _REMEMBERED.get(key)
     except TypeError:  # a model that cannot be hashed is derived afresh
         return _derive(model, timeout)
+    if found is not None:
+        return found
+    with watch_timeouts() as timed_out:
+        d = _derive(model, timeout)
+    if not timed_out and not any("timed out" in w for w in d.warnings):  # a time-out depends on the load
+        if len(_REMEMBERED) >= _REMEMBER:
+            _REMEMBERED.pop(next(iter(_REMEMBERED)))
+        _REMEMBERED[key] = d
+    return d
 
 
-@functools.lru_cache(maxsize=32)
-def _derived(model: Model, timeout: float | None) -> CensoredDerivation:
-    """:func:`_derive`, remembered in this process (the derivation is immutable)."""
-    return _derive(model, timeout)
+#: derivations remembered in this process (they are immutable), those cut short by a time-out excepted
+_REMEMBERED: dict[tuple[Model, float | None], CensoredDerivation] = {}
+_REMEMBER = 32
 
 
 def _derive(model: Model, timeout: float | None) -> CensoredDerivation:
