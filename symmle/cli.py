@@ -607,6 +607,13 @@ def fit(
             )
     if plot and ((mixture is not None and mixture > 1) or components is not None):
         raise SpecError("--plot draws a single-component fit: drop --plot or --mixture/--components")
+    if ((mixture is not None and mixture > 1) or components is not None) and (
+        m.prior or derived or ci == "profile"
+    ):
+        raise SpecError(
+            "a mixture is fitted by maximum likelihood with Wald intervals: "
+            "no --prior, --derived or --ci profile"
+        )
     if status_column is not None or interval_columns is not None:  # see symmle.numbers.censored_fit
         from symmle.numbers.censored_fit import fit_censored, load_censored, load_interval
 

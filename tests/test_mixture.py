@@ -527,3 +527,19 @@ def test_shifted_data_give_the_shifted_fit(derivation, normal2, shift):
 def test_data_too_far_from_zero_are_refused(derivation, normal2):
     with pytest.raises(DataError, match="loses its precision"):
         symmle.fit(derivation("normal"), normal2 + 1e7, mixture=2, seed=0)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--ci", "profile"], ["--derived", "s=sqrt(sigma2)"], ["--prior", "mu ~ normal(mu=0, sigma2=1)"]],
+)
+def test_mixture_refuses_what_it_does_not_support_in_one_line(tmp_path, extra):
+    path = tmp_path / "x.npy"
+    np.save(
+        path, np.r_[np.random.default_rng(0).normal(-2, 1, 100), np.random.default_rng(1).normal(2, 1, 100)]
+    )
+    result = CliRunner().invoke(cli, ["fit", "normal", str(path), "--mixture", "2", *extra])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "no --prior, --derived or --ci profile" in result.output
+    with pytest.raises(SpecError, match="no prior, derived or ci='profile'"):
+        symmle.fit("normal", np.load(path), components="1..2", ci="profile")

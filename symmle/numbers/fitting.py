@@ -465,12 +465,21 @@ def fit(
         model = base.with_prior(prior or (), prior_pdf or ())
     d = model if isinstance(model, Derivation) else derive(model, timeout=timeout, constants=constants)
     m = d.model
+    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
+        mixture = m.mixture
+    if mixture is not None or components is not None:
+        from symmle.numbers.mixture_em import check_components
+
+        mixing = components is not None or check_components(mixture, "mixture") > 1
+        if mixing and (m.prior or derived or ci == "profile"):
+            raise SpecError(
+                "a mixture is fitted by maximum likelihood with Wald intervals: "
+                "no prior, derived or ci='profile'"
+            )
     if ci == "profile":
         from symmle.numbers.profile_ci import check_profile_supported
 
         check_profile_supported(d)
-    if mixture is None and getattr(m, "mixture", 0):  # a spec's [mixture] table
-        mixture = m.mixture
     if derived:
         from symmle.model.derived import parse_derived
 
