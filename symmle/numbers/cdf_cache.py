@@ -48,6 +48,26 @@ def _path(key: dict[str, Any]):
     return cache.cache_dir() / "distribution_functions" / f"{digest}.json"
 
 
+def _read(key: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload stored under ``key``, ``None`` if the entry is another key's or fails its SHA-256."""
+    doc = json.loads(read_bounded(_path(key), MAX_BYTES, SpecError, "cache entry"))
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    payload = doc["payload"]
+    if hashlib.sha256(cache._canonical(payload)).hexdigest() != doc.get("sha256"):
+        return None
+    return payload
+
+
+def _write(key: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Store ``payload`` under ``key`` with its SHA-256, atomically (a failed write is let go)."""
+    doc = {"key": key, "payload": payload, "sha256": hashlib.sha256(cache._canonical(payload)).hexdigest()}
+    path = _path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        cache._write_atomically(path, cache._canonical(doc))
+
+
 def load_cdf(
     model: Model, constants: Mapping[str, float], timeout: float | None
 ) -> tuple[sp.Expr | None, sp.Expr | None, str] | None:
@@ -55,13 +75,8 @@ def load_cdf(
     if not cache.enabled():
         return None
     try:
-        key = _key(model, constants, timeout)
-        path = _path(key)
-        doc = json.loads(read_bounded(path, MAX_BYTES, SpecError, "cache entry"))
-        if not isinstance(doc, dict) or doc.get("key") != key:
-            return None
-        payload = doc["payload"]
-        if hashlib.sha256(cache._canonical(payload)).hexdigest() != doc.get("sha256"):
+        payload = _read(_key(model, constants, timeout))
+        if payload is None:
             return None
         if payload.get("cdf") is None:
             return None, None, str(payload.get("note", ""))
@@ -96,15 +111,7 @@ def store_cdf(
                 or codec.decode_expr(payload["sf"], table) != sf
             ):
                 return
-        doc = {
-            "key": key,
-            "payload": payload,
-            "sha256": hashlib.sha256(cache._canonical(payload)).hexdigest(),
-        }
-        path = _path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            cache._write_atomically(path, cache._canonical(doc))
+        _write(key, payload)
     except (OSError, SymmleError, ValueError, TypeError, RecursionError, codec.Unstorable, codec.Unreadable):
         return
 
@@ -120,12 +127,8 @@ def load_quantile(
     if not cache.enabled():
         return None
     try:
-        key = _quantile_key(model, constants, timeout)
-        doc = json.loads(read_bounded(_path(key), MAX_BYTES, SpecError, "cache entry"))
-        if not isinstance(doc, dict) or doc.get("key") != key:
-            return None
-        payload = doc["payload"]
-        if hashlib.sha256(cache._canonical(payload)).hexdigest() != doc.get("sha256"):
+        payload = _read(_quantile_key(model, constants, timeout))
+        if payload is None:
             return None
         table = codec.SymbolTable.of(model)
         return [codec.decode_expr(e, table) for e in payload["solutions"]], str(payload.get("note", ""))
@@ -147,14 +150,6 @@ def store_quantile(
         table = codec.SymbolTable.of(model)
         if [codec.decode_expr(e, table) for e in payload["solutions"]] != list(solutions):
             return
-        doc = {
-            "key": key,
-            "payload": payload,
-            "sha256": hashlib.sha256(cache._canonical(payload)).hexdigest(),
-        }
-        path = _path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            cache._write_atomically(path, cache._canonical(doc))
+        _write(key, payload)
     except (OSError, SymmleError, ValueError, TypeError, RecursionError, codec.Unstorable, codec.Unreadable):
         return
