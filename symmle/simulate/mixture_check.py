@@ -111,6 +111,27 @@ def true_weights(raw: Any, K: int) -> np.ndarray:
     return w / total
 
 
+def true_names(model: Model, true: Mapping[str, Any], K: int) -> list[str]:
+    """The component parameters' names, once ``true`` gives ``w`` and each of them and nothing else."""
+    names = [q.name for q in model.parameters]
+    if WEIGHTS in names:
+        raise SpecError(
+            f"the model has a parameter named '{WEIGHTS}', the name of a mixture's weights: rename it"
+        )
+    allowed = [WEIGHTS, *names]
+    unknown = [k for k in true if k not in allowed]
+    if unknown:
+        raise SpecError(
+            f"unknown parameter {str(unknown[0])[:40]!r} in --true; a mixture of {model.name} has "
+            f"{', '.join(allowed)}"
+        )
+    missing = [k for k in allowed if k not in true]
+    if missing:
+        example = ",".join(f"{k}=[...]" for k in allowed)
+        raise SpecError(f"missing true value of '{missing[0]}' (give every one as a list of {K}: {example})")
+    return names
+
+
 def mixture_truth(model: Model, true: Mapping[str, Any], K: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The true weights (K) and component parameters (P x K), checked, in canonical order.
 
@@ -128,22 +149,7 @@ def mixture_truth(model: Model, true: Mapping[str, Any], K: int) -> tuple[np.nda
     >>> w.tolist(), theta.tolist(), warn
     ([0.4, 0.6], [[0.5, 5.0]], [])
     """
-    names = [q.name for q in model.parameters]
-    if WEIGHTS in names:
-        raise SpecError(
-            f"the model has a parameter named '{WEIGHTS}', the name of a mixture's weights: rename it"
-        )
-    allowed = [WEIGHTS, *names]
-    unknown = [k for k in true if k not in allowed]
-    if unknown:
-        raise SpecError(
-            f"unknown parameter {str(unknown[0])[:40]!r} in --true; a mixture of {model.name} has "
-            f"{', '.join(allowed)}"
-        )
-    missing = [k for k in allowed if k not in true]
-    if missing:
-        example = ",".join(f"{k}=[...]" for k in allowed)
-        raise SpecError(f"missing true value of '{missing[0]}' (give every one as a list of {K}: {example})")
+    names = true_names(model, true, K)
     w = true_weights(true[WEIGHTS], K)
     theta = np.empty((len(names), K))
     for p, q in enumerate(model.parameters):

@@ -38,6 +38,7 @@ from symmle.simulate.mixture_check import (
     EntryCheck,
     MixtureCheckResult,
     _entry,
+    true_names,
     true_weights,
 )
 from symmle.simulate.progress import ProgressBar
@@ -111,22 +112,7 @@ def vector_mixture_truth(
     """
     from symmle.simulate.vector_check import vector_true_values
 
-    names = [q.name for q in model.parameters]
-    if WEIGHTS in names:
-        raise SpecError(
-            f"the model has a parameter named '{WEIGHTS}', the name of a mixture's weights: rename it"
-        )
-    allowed = [WEIGHTS, *names]
-    unknown = [k for k in true if k not in allowed]
-    if unknown:
-        raise SpecError(
-            f"unknown parameter {str(unknown[0])[:40]!r} in --true; a mixture of {model.name} has "
-            f"{', '.join(allowed)}"
-        )
-    missing = [k for k in allowed if k not in true]
-    if missing:
-        example = ",".join(f"{k}=[...]" for k in allowed)
-        raise SpecError(f"missing true value of '{missing[0]}' (give every one as a list of {K}: {example})")
+    names = true_names(model, true, K)
     w = true_weights(true[WEIGHTS], K)
     split = {name: split_components(true[name], name, K) for name in names}
     values: list[dict] = []
